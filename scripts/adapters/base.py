@@ -1,0 +1,176 @@
+"""What every source adapter shares: the per-file sink that counts every record once.
+
+An adapter turns one source file (or database) into events. It never writes anything;
+it hands each record to a ``FileSink`` as exactly one of: an event, a duplicate of an
+event already seen, not-a-call (user lines, metadata), or a rejection with a reason. So
+``events + duplicates + not_a_call + rejected == records`` holds by construction.
+
+Two adapter shapes exist:
+- line adapters (``resumable = True``) read JSONL and can resume at a byte offset:
+  ``parse_lines(ctx, lines, sink)`` where ``lines`` yields ``(lineno, raw_bytes)``;
+  ``ctx.state`` is a JSON-able dict kept between runs (e.g. Codex's running totals).
+- whole-file adapters (``resumable = False``) re-read the whole file when it changed:
+  ``parse_content(ctx, content_bytes, sink)``, or ``parse_file(ctx, sink)`` for inputs
+  that must be opened by path (SQLite databases).
+
+Every adapter module also defines ``NAME``, ``ADAPTER_VERSION``, ``FORMAT_VERSIONS``
+(the source format versions it was written against), ``ENV_VAR``,
+``roots_from_env(value)``, ``search_locations(roots)`` and ``discover(roots)``; and
+optionally ``side_paths(path)`` (files whose change changes the input, e.g. a -wal).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import orjson
+
+from scripts.core.event import check_usage, total_tokens
+
+
+@dataclass
+class ParseContext:
+    path: str
+    device: str = ""
+    state: dict = field(default_factory=dict)
+    # file modification time (epoch ms) for sources that date a record by it
+    mtime_ms: int = 0
+
+
+class FileSink:
+    """Collects one file's events, deduplicated within the file, and its record counts.
+
+    Deduplication rule (all sources): one event per id; a later record with the same id
+    replaces the kept one only when its usage total is larger (Claude streaming
+    snapshots, Droid session snapshots). Everything else with a known id is a duplicate.
+    """
+
+    __slots__ = ("events", "records", "duplicates", "not_a_call", "rejected", "versions", "_on_bad", "path")
+
+    def __init__(self, path: str, prior_events: Iterable[dict] = (), on_bad: Callable[[str, int | str, str], None] | None = None):
+        self.path = path
+        self.events: dict[str, dict] = {ev["id"]: ev for ev in prior_events}
+        self.records = 0
+        self.duplicates = 0
+        self.not_a_call = 0
+        self.rejected: dict[str, int] = {}
+        self.versions: dict[str, int] = {}
+        self._on_bad = on_bad
+
+    # -- one of these per record ------------------------------------------------
+    def event(self, ev: dict) -> None:
+        self.records += 1
+        reason = check_usage(ev["usage"])
+        if reason is not None:
+            self._reject(ev.get("source_line") or ev.get("source_key") or "?", reason)
+            return
+        kept = self.events.get(ev["id"])
+        if kept is None:
+            self.events[ev["id"]] = ev
+        else:
+            self.duplicates += 1
+            if ev["total_tokens"] > kept["total_tokens"]:
+                self.events[ev["id"]] = ev
+
+    def duplicate(self) -> None:
+        """A record repeating a call already counted (re-emit, replay, copy)."""
+        self.records += 1
+        self.duplicates += 1
+
+    def not_call(self) -> None:
+        self.records += 1
+        self.not_a_call += 1
+
+    def reject(self, where: int | str, reason: str) -> None:
+        self.records += 1
+        self._reject(where, reason)
+
+    def _reject(self, where: int | str, reason: str) -> None:
+        key = reason.split(" (", 1)[0]
+        self.rejected[key] = self.rejected.get(key, 0) + 1
+        if self._on_bad is not None:
+            self._on_bad(self.path, where, reason)
+
+    def saw_version(self, version: str | None) -> None:
+        if version:
+            self.versions[version] = self.versions.get(version, 0) + 1
+
+    # -- results -----------------------------------------------------------------
+    def counts(self) -> dict:
+        return {
+            "records": self.records,
+            "duplicates": self.duplicates,
+            "not_a_call": self.not_a_call,
+            "rejected": dict(sorted(self.rejected.items())),
+        }
+
+
+def iter_complete_lines(data: bytes, first_lineno: int) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(lineno, line)`` for each newline-terminated line of ``data``."""
+    lineno = first_lineno
+    start = 0
+    find = data.find
+    while True:
+        end = find(b"\n", start)
+        if end < 0:
+            return
+        yield lineno, data[start:end]
+        lineno += 1
+        start = end + 1
+
+
+def split_complete(data: bytes) -> tuple[bytes, bytes]:
+    """Split ``data`` into its complete lines and a trailing partial line.
+
+    A log that is being written ends mid-line; that tail is left for a later run. A
+    final line without its newline that is already complete JSON is taken now.
+    """
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    if tail.strip():
+        try:
+            orjson.loads(tail)
+        except orjson.JSONDecodeError:
+            return data[:cut], tail
+        return data + b"\n", b""
+    return data[:cut], tail
+
+
+def looks_like_object(line: bytes) -> bool:
+    """Cheap structural check before a substring pre-filter decides a line is not a call:
+    a line that is not a ``{...}`` object is parsed, so its error gets reported."""
+    stripped = line.strip()
+    return stripped[:1] == b"{" and stripped[-1:] == b"}"
+
+
+def parse_json_line(line: bytes):
+    """``orjson.loads`` with invalid UTF-8 reported as such (a reason, not a crash)."""
+    return orjson.loads(line)
+
+
+def bad_json_reason(exc: Exception) -> str:
+    msg = str(exc)
+    if "utf-8" in msg.lower() or "surrogate" in msg.lower():
+        return "invalid UTF-8"
+    return "malformed JSON"
+
+
+def file_mtime_ms(path: str) -> int:
+    try:
+        return int(os.stat(path).st_mtime_ns // 1_000_000)
+    except OSError:
+        return 0
+
+
+__all__ = [
+    "FileSink",
+    "ParseContext",
+    "bad_json_reason",
+    "file_mtime_ms",
+    "iter_complete_lines",
+    "looks_like_object",
+    "parse_json_line",
+    "split_complete",
+    "total_tokens",
+]

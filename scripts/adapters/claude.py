@@ -1,0 +1,147 @@
+"""Claude Code: ``<config dir>/projects/<cwd slug>/<sessionId>.jsonl`` (+ subagent files).
+
+One call = all lines sharing ``message.id`` + ``requestId``; Claude Code writes one line
+per content block, the earlier ones with a streaming snapshot of ``output_tokens``. The
+line with the largest usage total is kept. ``input_tokens`` excludes the cache.
+"""
+from __future__ import annotations
+
+import os
+
+import orjson
+
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, looks_like_object
+from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
+
+NAME = "claude"
+ADAPTER_VERSION = "1"
+resumable = True
+# Claude Code versions the fixtures and this mapper were checked against.
+FORMAT_VERSIONS = ("1.0.9", "1.0.128", "2.0.14", "2.0.37", "2.1.12", "2.1.97")
+ENV_VAR = "CLAUDE_CONFIG_DIR"
+
+
+def default_roots() -> list[str]:
+    home = os.path.expanduser("~")
+    return [os.path.join(home, ".config", "claude"), os.path.join(home, ".claude")]
+
+
+def roots_from_env(value: str | None) -> list[str]:
+    if value:
+        return [os.path.expanduser(p.strip()) for p in value.split(",") if p.strip()]
+    return default_roots()
+
+
+def search_locations(roots: list[str]) -> list[str]:
+    return [os.path.join(root, "projects") for root in roots]
+
+
+def discover(roots: list[str]) -> list[str]:
+    """Every ``*.jsonl`` under each root's ``projects/`` (subagent files included)."""
+    found: list[str] = []
+    for projects in search_locations(roots):
+        for dirpath, dirnames, filenames in os.walk(projects):
+            dirnames.sort()
+            for fn in filenames:
+                if fn.endswith(".jsonl"):
+                    found.append(os.path.join(dirpath, fn))
+    return found
+
+
+_USAGE = b'"usage"'
+
+
+def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
+    path = ctx.path
+    fallback_session = os.path.basename(path)[: -len(".jsonl")]
+    for lineno, line in lines:
+        if _USAGE not in line:
+            if looks_like_object(line) or not line.strip():
+                if line.strip():
+                    sink.not_call()
+                continue
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            sink.reject(lineno, bad_json_reason(exc))
+            continue
+        if type(obj) is not dict:
+            sink.reject(lineno, "not a JSON object")
+            continue
+        message = obj.get("message")
+        u = message.get("usage") if type(message) is dict else None
+        if type(u) is not dict:
+            sink.not_call()
+            continue
+        raw_model = message.get("model")
+        if raw_model == "<synthetic>" or obj.get("isApiErrorMessage") is True:
+            sink.not_call()
+            continue
+        try:
+            creation = u.get("cache_creation")
+            one_hour = five_min = 0
+            if type(creation) is dict:
+                one_hour = as_count(creation.get("ephemeral_1h_input_tokens"))
+                five_min = as_count(creation.get("ephemeral_5m_input_tokens"))
+            cache_write = u.get("cache_creation_input_tokens")
+            cache_write = as_count(cache_write) if cache_write is not None else five_min + one_hour
+            counts = usage(
+                input_tokens=as_count(u.get("input_tokens")),
+                output_tokens=as_count(u.get("output_tokens")),
+                cache_write_tokens=cache_write,
+                cache_read_tokens=as_count(u.get("cache_read_input_tokens")),
+                cache_write_1h_tokens=min(one_hour, cache_write),
+            )
+        except TypeError as exc:
+            sink.reject(lineno, f"wrong type ({exc})")
+            continue
+        if not any(counts.values()):
+            sink.not_call()  # an empty usage block bills nothing
+            continue
+        if raw_model is not None and type(raw_model) is not str:
+            sink.reject(lineno, "wrong type (message.model is not a string)")
+            continue
+        try:
+            timestamp = normalize_timestamp(obj.get("timestamp"))
+        except ValueError as exc:
+            sink.reject(lineno, f"bad timestamp ({exc})")
+            continue
+        message_id = message.get("id")
+        request_id = obj.get("requestId")
+        if type(message_id) is str and message_id:
+            event_id = f"claude:{message_id}:{request_id}" if type(request_id) is str and request_id else f"claude:{message_id}"
+        else:
+            line_uuid = obj.get("uuid")
+            event_id = f"claude:line:{line_uuid}" if type(line_uuid) is str and line_uuid else f"claude:{path}:{lineno}"
+        session_id = obj.get("sessionId")
+        version = obj.get("version")
+        version = version if type(version) is str else None
+        sink.saw_version(version)
+        sink.event(
+            make_event(
+                provider=NAME,
+                event_id=event_id,
+                raw_model=raw_model,
+                session_id=session_id if type(session_id) is str and session_id else fallback_session,
+                timestamp=timestamp,
+                usage_counts=counts,
+                project=project_name(obj.get("cwd")) or _project_from_path(path),
+                source_file=path,
+                source_line=lineno,
+                adapter_version=ADAPTER_VERSION,
+                source_version=version,
+                device=ctx.device,
+            )
+        )
+
+
+def _project_from_path(path: str) -> str | None:
+    # projects/<slug>/<session>.jsonl or projects/<slug>/<session>/subagents/<agent>.jsonl
+    parts = path.replace("\\", "/").split("/")
+    if "projects" in parts:
+        i = len(parts) - 1 - parts[::-1].index("projects")
+        if i + 1 < len(parts) - 1:
+            return parts[i + 1].rsplit("-", 1)[-1] or None
+    return None

@@ -1,0 +1,213 @@
+"""Codex CLI: ``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*.jsonl`` and ``archived_sessions/*.jsonl``.
+
+``event_msg``/``token_count`` lines carry cumulative ``total_token_usage``; one call is
+one increase of it. OpenAI semantics: ``input_tokens`` includes ``cached_input_tokens``
+and ``output_tokens`` includes ``reasoning_output_tokens``. A count whose total did not
+change is a re-emit (rate-limit refresh) and is a duplicate, not a call. The model is the
+latest ``turn_context.payload.model``.
+
+The running totals live in ``ctx.state`` so an appended file resumes where it stopped.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import orjson
+
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, looks_like_object
+from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
+
+NAME = "codex"
+ADAPTER_VERSION = "1"
+resumable = True
+FORMAT_VERSIONS = ("0.46.0", "0.63.0", "0.98.0")
+ENV_VAR = "CODEX_HOME"
+# Sessions from before turn_context existed (early Sept 2025) ran gpt-5.
+FALLBACK_MODEL = "gpt-5"
+
+_TOTAL_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
+_UUID_IN_NAME = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jsonl$")
+
+
+def default_roots() -> list[str]:
+    return [os.path.join(os.path.expanduser("~"), ".codex")]
+
+
+def roots_from_env(value: str | None) -> list[str]:
+    if value:
+        return [os.path.expanduser(p.strip()) for p in value.split(",") if p.strip()]
+    return default_roots()
+
+
+def search_locations(roots: list[str]) -> list[str]:
+    out = []
+    for root in roots:
+        out += [os.path.join(root, "sessions"), os.path.join(root, "archived_sessions")]
+    return out
+
+
+def discover(roots: list[str]) -> list[str]:
+    found: list[str] = []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, "sessions")):
+            dirnames.sort()
+            found += [os.path.join(dirpath, fn) for fn in filenames if fn.startswith("rollout-") and fn.endswith(".jsonl")]
+        archived = os.path.join(root, "archived_sessions")
+        try:
+            names = os.listdir(archived)
+        except OSError:
+            names = []
+        found += [os.path.join(archived, fn) for fn in names if fn.endswith(".jsonl")]
+    return found
+
+
+_WANTED = (b'"token_count"', b'"turn_context"', b'"session_meta"')
+
+
+def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
+    st = ctx.state
+    if not st:
+        match = _UUID_IN_NAME.search(ctx.path)
+        st.update(session_id=match.group(1) if match else os.path.basename(ctx.path), model=None, cwd=None,
+                  version=None, totals=None, fork_ts=None)
+    for lineno, line in lines:
+        if not (_WANTED[0] in line or _WANTED[1] in line or _WANTED[2] in line):
+            if line.strip():
+                if looks_like_object(line):
+                    sink.not_call()
+                    continue
+            else:
+                continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            sink.reject(lineno, bad_json_reason(exc))
+            continue
+        if type(obj) is not dict:
+            sink.reject(lineno, "not a JSON object")
+            continue
+        payload = obj.get("payload")
+        kind = obj.get("type")
+        if type(payload) is not dict:
+            sink.not_call()
+            continue
+        if kind == "session_meta":
+            _session_meta(st, payload, obj)
+            sink.saw_version(st.get("version"))
+            sink.not_call()
+        elif kind == "turn_context":
+            model = payload.get("model")
+            if type(model) is str and model:
+                st["model"] = model
+            cwd = payload.get("cwd")
+            if type(cwd) is str and cwd:
+                st["cwd"] = cwd
+            sink.not_call()
+        elif kind == "event_msg" and payload.get("type") == "token_count":
+            _token_count(ctx, st, payload, obj, lineno, sink)
+        else:
+            sink.not_call()
+
+
+def _session_meta(st: dict, payload: dict, obj: dict) -> None:
+    sid = payload.get("id")
+    if type(sid) is str and sid:
+        st["session_id"] = sid
+    cwd = payload.get("cwd")
+    if type(cwd) is str and cwd:
+        st["cwd"] = cwd
+    version = payload.get("cli_version")
+    if type(version) is str:
+        st["version"] = version
+    source = payload.get("source")
+    forked = payload.get("forked_from_id") or (
+        type(source) is dict and type(source.get("subagent")) is dict and source["subagent"].get("thread_spawn")
+    )
+    if forked:
+        # A fork replays its parent's history as token_count rows stamped at spawn time;
+        # those rows only set the baseline (ccusage/ccusage#1349).
+        ts = obj.get("timestamp") or payload.get("timestamp")
+        st["fork_ts"] = ts[:19] if type(ts) is str else None
+
+
+def _token_count(ctx: ParseContext, st: dict, payload: dict, obj: dict, lineno: int, sink: FileSink) -> None:
+    info = payload.get("info")
+    if info is None:
+        sink.not_call()  # rate limits only
+        return
+    if type(info) is not dict:
+        sink.reject(lineno, "wrong type (info is not an object)")
+        return
+    total = info.get("total_token_usage")
+    last = info.get("last_token_usage")
+    try:
+        total_now = [as_count(total.get(k)) for k in _TOTAL_KEYS] if type(total) is dict else None
+        last_now = [as_count(last.get(k)) for k in _TOTAL_KEYS] if type(last) is dict else None
+    except TypeError as exc:
+        sink.reject(lineno, f"wrong type ({exc})")
+        return
+    if total_now is None and last_now is None:
+        sink.reject(lineno, "token_count without usage")
+        return
+    ts_raw = obj.get("timestamp")
+    fork_ts = st.get("fork_ts")
+    if fork_ts and type(ts_raw) is str and ts_raw[:19] == fork_ts and total_now is not None:
+        st["totals"] = total_now
+        sink.duplicate()  # replayed parent history: already counted in the parent's file
+        return
+    prev = st.get("totals")
+    if total_now is not None:
+        if prev is not None and total_now == prev:
+            sink.duplicate()  # re-emit with unchanged totals
+            return
+        if prev is None:
+            delta = total_now
+        elif all(a >= b for a, b in zip(total_now, prev)):
+            delta = [a - b for a, b in zip(total_now, prev)]
+        else:
+            delta = last_now if last_now is not None else total_now  # totals were reset
+        st["totals"] = total_now
+    else:
+        delta = last_now
+    inp, cached, out, reasoning = delta
+    if not any(delta):
+        sink.not_call()
+        return
+    try:
+        timestamp = normalize_timestamp(ts_raw)
+    except ValueError as exc:
+        sink.reject(lineno, f"bad timestamp ({exc})")
+        return
+    if cached > inp or reasoning > out:
+        sink.reject(lineno, "cached_input_tokens exceed input_tokens" if cached > inp else "reasoning exceeds output")
+        return
+    model = st.get("model")
+    inferred = model is None
+    session = st["session_id"]
+    cumulative = total_now if total_now is not None else None
+    event_id = (
+        f"codex:{session}:{cumulative[0]}:{cumulative[2]}" if cumulative is not None else f"codex:{session}:L{lineno}"
+    )
+    sink.event(
+        make_event(
+            provider=NAME,
+            event_id=event_id,
+            raw_model=model or FALLBACK_MODEL,
+            session_id=session,
+            timestamp=timestamp,
+            usage_counts=usage(
+                input_tokens=inp - cached,
+                cache_read_tokens=cached,
+                output_tokens=out,
+                reasoning_tokens=reasoning,
+            ),
+            project=project_name(st.get("cwd")),
+            source_file=ctx.path,
+            source_line=lineno,
+            adapter_version=ADAPTER_VERSION,
+            source_version=st.get("version"),
+            device=ctx.device,
+            extra={"model_inferred": True} if inferred else None,
+        )
+    )

@@ -1,0 +1,108 @@
+"""aggregate: normalized events (or slot rollups) -> token totals per period, provider and model.
+
+Pricing-independent: a price change never re-runs this stage.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import click
+
+from scripts.cli import artifacts_option, filter_options, split_multi, stage_command, strict_option, timezone_option
+from scripts.core.aggregation import REPORT_KINDS, Filters, aggregate_rollups
+from scripts.core.rollup import Rollup
+from scripts.core.runlog import StageTimer
+from scripts.shared_io import STDIO, AtomicFile, DataError, Diagnostics, display_name, dumps_doc, iter_jsonl, read_doc, strict_from_env
+
+REQUIRED = ("id", "provider", "model", "session_id", "timestamp", "usage")
+
+
+def rollup_from_events(path: str, diag: Diagnostics) -> list[list]:
+    """Slot rollup of an events JSONL stream; events repeated by id count once."""
+    roll = Rollup()
+    seen: set[str] = set()
+    name = display_name(path)
+    for lineno, ev in iter_jsonl(path, diag):
+        if not isinstance(ev, dict) or any(k not in ev for k in REQUIRED) or not isinstance(ev.get("usage"), dict):
+            diag.bad_line(name, lineno, "not a normalized event (needs " + ", ".join(REQUIRED) + ")")
+            continue
+        if ev["id"] in seen:
+            continue
+        seen.add(ev["id"])
+        try:
+            ev["usage"] = {k: int(ev["usage"].get(k, 0) or 0) for k in _usage_keys()}
+            roll.add_event(ev)
+        except (TypeError, ValueError, KeyError) as exc:
+            diag.bad_line(name, lineno, f"bad event ({exc})")
+    return roll.rows()
+
+
+def _usage_keys():
+    from scripts.core.event import USAGE_KEYS
+
+    return USAGE_KEYS
+
+
+def rollup_from_files(paths: list[str]) -> list[list]:
+    """Merge rollup artifacts (``rollups/<source>.json``)."""
+    roll = Rollup()
+    for path in sorted(paths):
+        doc = read_doc(path)
+        if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(doc.get("rows"), list):
+            raise DataError("not a version-1 rollup document", where=path)
+        roll.add_rows(doc["rows"])
+    return roll.rows()
+
+
+def transform(rollup_rows, *, timezone: str, filters: Filters, kinds=REPORT_KINDS, now_ms: int | None = None) -> dict:
+    """The aggregates document (pure; ``now_ms``, if given, marks the active block)."""
+    return aggregate_rollups(rollup_rows, timezone, filters, kinds, now_ms)
+
+
+@stage_command("aggregate")
+@click.argument("events", required=False, default=None)
+@click.option("--rollups", "rollup_dir", default=None, help="Read slot rollups from this directory (what `make` uses) instead of events.")
+@click.option("--report", "kinds", multiple=True, type=click.Choice(REPORT_KINDS), help="Only these report kinds (default all).")
+@click.option("-o", "--output", default=STDIO, show_default=True, help="Where to write the aggregates document.")
+@timezone_option
+@filter_options
+@artifacts_option
+@strict_option
+def cli(events, rollup_dir, kinds, output, timezone, since, until, providers, models, projects, artifacts, strict):
+    """Total the tokens of normalized events by day, ISO week, month, session, project
+    and 5-hour block, per provider and model, in the chosen time zone.
+
+    EVENTS is a JSONL file of normalized events (``-`` = stdin).
+
+    Example:
+
+    \b
+        normalize --source codex rollout.jsonl | aggregate - --timezone Europe/Berlin
+        aggregate --rollups artifacts/rollups -o artifacts/aggregates/aggregates.json
+    """
+    from scripts.core.periods import parse_day, resolve_zone_name
+
+    diag = Diagnostics(strict=strict_from_env(strict))
+    timer = StageTimer(artifacts if rollup_dir else None, "aggregate")
+    for value, what in ((since, "--since"), (until, "--until")):
+        if value:
+            parse_day(value, what)
+    zone_name = resolve_zone_name(timezone)
+    filters = Filters(since, until, split_multi(providers), split_multi(models), split_multi(projects))
+    if rollup_dir:
+        rows = rollup_from_files(glob.glob(os.path.join(rollup_dir, "*.json")))
+    else:
+        rows = rollup_from_events(events or STDIO, diag)
+    # no clock here: whether a block is active is decided by whoever reads the report
+    outcome = "invalidate" if output != STDIO and os.path.exists(output) else "miss"
+    doc = transform(rows, timezone=zone_name, filters=filters, kinds=kinds or REPORT_KINDS)
+    with AtomicFile(output) as fh:
+        fh.write(dumps_doc(doc))
+    timer.finish(rollup_rows=len(rows), bad_lines=diag.bad_lines, cache_outcome=outcome)
+
+
+main = cli
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,152 @@
+"""cache-check: fingerprint every source and setting; rewrite a stamp only when it changed.
+
+Make runs this first on every ``make all``. Each stamp file's modification time is what
+Make compares, so an unchanged source keeps an old stamp and everything downstream of
+it is skipped. Stamps, under ``$ARTIFACTS/stamps/``:
+
+\b
+  <source>.fp   the source's files (paths, sizes, mtimes, inodes)
+  params.fp     TIMEZONE, DEVICE and the report filters
+  pricing.fp    the pricing book's content hash (not its mtime: touching it is no change)
+  view.fp       today's date, MONTH and SNAPSHOT_MODE (the snapshot's "today" moves daily)
+  device.fp     DEVICE (stored on every event)
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+
+import click
+
+from scripts import adapters
+from scripts.cli import artifacts_option, filter_options, split_multi, stage_command, timezone_option
+from scripts.core.runlog import StageTimer, start_run
+from scripts.shared_io import AtomicFile, dumps_doc, dumps_line
+
+
+def transform(listing) -> dict:
+    """The stamp content for one source listing (pure)."""
+    return {
+        "schema_version": 1,
+        "source": listing.source,
+        "present": listing.present,
+        "files": len(listing.files),
+        "bytes": listing.total_bytes(),
+        "fingerprint": listing.fingerprint(),
+    }
+
+
+def write_if_changed(path: str, data: bytes, force: bool) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            if fh.read() == data and not force:
+                return False
+    except OSError:
+        pass
+    with AtomicFile(path) as fh:
+        fh.write(data)
+    return True
+
+
+def file_hash(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.blake2b(fh.read(), digest_size=16).hexdigest()
+    except OSError:
+        return "missing"
+
+
+@stage_command("cache-check")
+@click.option("--source", "sources", multiple=True, type=click.Choice(adapters.SOURCES), help="Sources to fingerprint (repeatable; default all).")
+@click.option("--pricing", envvar="PRICING", default="pricing.json", show_default=True, help="The pricing book whose hash is stamped.")
+@click.option("--month", envvar="MONTH", default="", help="The selected month, YYYY-MM (default: now in the time zone).")
+@click.option("--device", envvar="DEVICE", default="", help="Machine name stamped on events (default: the hostname).")
+@click.option("--snapshot-mode", envvar="SNAPSHOT_MODE", default="compact", show_default=True, help="Stamped so a mode change rewrites the snapshot.")
+@click.option("--force", is_flag=True, envvar="FORCE", help="Rewrite every stamp, so everything downstream rebuilds.")
+@click.option("--quiet", is_flag=True, help="Do not list the sources.")
+@timezone_option
+@filter_options
+@artifacts_option
+def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, since, until, providers, models, projects, artifacts):
+    """Fingerprint sources and settings; touch a stamp only when it changed.
+
+    Prints one line per source: what was found, or where it looked. A source that
+    is absent is a notice, never an error.
+
+    Example:
+
+    \b
+        cache-check --artifacts artifacts --pricing pricing.json
+        CLAUDE_CONFIG_DIR=/data/claude cache-check --source claude
+    """
+    from scripts.core import sources as src_mod
+    from scripts.core.periods import Periods, parse_month, resolve_zone_name
+
+    start_run(artifacts)
+    timer = StageTimer(artifacts, "cache_check")
+    stamps = os.path.join(artifacts, "stamps")
+    manifests = os.path.join(artifacts, "cache", "manifest")
+    changed: dict[str, bool] = {}
+    report = {}
+    have = set(adapters.available())
+    for source in sources or adapters.SOURCES:
+        if source not in have:
+            # no adapter in this checkout: stamp it absent so the pipeline stays whole
+            write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc({"schema_version": 1, "source": source, "present": False, "adapter": None}), force)
+            report[source] = {"changed": False, "files": 0, "bytes": 0, "adapter": None}
+            continue
+        listing = src_mod.list_source(source)
+        stamp = transform(listing)
+        manifest = {
+            "source": source,
+            "env_var": listing.env_var,
+            "locations": listing.locations,
+            "files": {p: list(v) for p, v in sorted(listing.files.items())},
+        }
+        did = write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc(stamp), force)
+        if did or not os.path.exists(os.path.join(manifests, f"{source}.json")):
+            with AtomicFile(os.path.join(manifests, f"{source}.json")) as fh:
+                fh.write(dumps_line(manifest))
+        changed[source] = did
+        report[source] = {"changed": did, "files": stamp["files"], "bytes": stamp["bytes"]}
+        if not quiet:
+            where = ", ".join(src_mod.short_path(p) for p in listing.locations)
+            if listing.present:
+                mb = stamp["bytes"] / 1e6
+                line = f"{source:9} {stamp['files']:6} files {mb:9.1f} MB  {'changed' if did else 'unchanged'}  ({where})"
+            else:
+                line = f"{source:9}   none found in {where} (set {listing.env_var} to point elsewhere)"
+            click.echo(line, err=True)
+
+    tz = resolve_zone_name(timezone)
+    periods = Periods(tz)
+    params = {
+        "schema_version": 1,
+        "timezone": tz,
+        "since": since or None,
+        "until": until or None,
+        "providers": list(split_multi(providers)),
+        "models": list(split_multi(models)),
+        "projects": list(split_multi(projects)),
+    }
+    changed["params"] = write_if_changed(os.path.join(stamps, "params.fp"), dumps_doc(params), force)
+    pricing_stamp = {"schema_version": 1, "path": pricing, "hash": file_hash(pricing)}
+    changed["pricing"] = write_if_changed(os.path.join(stamps, "pricing.fp"), dumps_doc(pricing_stamp), force)
+    view = {
+        "schema_version": 1,
+        "today": periods.today(),
+        "month": parse_month(month) if month else periods.month_now(),
+        "snapshot_mode": snapshot_mode,
+    }
+    changed["view"] = write_if_changed(os.path.join(stamps, "view.fp"), dumps_doc(view), force)
+    dev = {"schema_version": 1, "device": device or src_mod.default_device()}
+    changed["device"] = write_if_changed(os.path.join(stamps, "device.fp"), dumps_doc(dev), force)
+    timer.finish(sources=report, stamps_changed=sorted(k for k, v in changed.items() if v), timezone=tz)
+    sys.stderr.flush()
+
+
+main = cli
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,258 @@
+"""Normalize in a bundle: discover, parse only what changed (both cores), write
+``events/<source>.jsonl`` and ``rollups/<source>.json``, report counts that add up.
+
+The parse itself is ``event_cache.parse_task``; this module plans the work per source,
+fans it out to a process pool, folds the results into each source's cache and writes the
+artifacts. Events are written in source-file path order, each file's events in the
+order they first appear, so the output does not depend on discovery or worker order.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+
+import orjson
+
+from scripts import adapters
+from scripts.core import sources as src_mod
+from scripts.core.event_cache import EventCache, FileResult, cross_file_losers, parse_task
+from scripts.core.rollup import Rollup, document, rollup_events
+from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line
+
+SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more than it saves
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
+    """Sources whose fingerprint (or the device stamp) is newer than their last normalize,
+    or whose outputs are missing: what Make's grouped rule could not tell apart."""
+    out = []
+    device = _mtime(os.path.join(artifacts, "stamps", "device.fp"))
+    for s in sources:
+        done = _mtime(os.path.join(artifacts, "stamps", f"{s}.normalized"))
+        if (
+            done < 0
+            or done < _mtime(os.path.join(artifacts, "stamps", f"{s}.fp"))
+            or done < device
+            or _mtime(os.path.join(artifacts, "events", f"{s}.jsonl")) < 0
+            or _mtime(os.path.join(artifacts, "rollups", f"{s}.json")) < 0
+        ):
+            out.append(s)
+    return out
+
+
+def write_if_changed(path: str, data: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            if fh.read() == data:
+                return False
+    except OSError:
+        pass
+    with AtomicFile(path) as fh:
+        fh.write(data)
+    return True
+
+
+def write_empty_source(artifacts: str, source: str) -> None:
+    """A source with no adapter here still has its (empty) place in the bundle."""
+    write_if_changed(os.path.join(artifacts, "events", f"{source}.jsonl"), b"")
+    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, [])))
+
+
+def manifest_path(artifacts: str, source: str) -> str:
+    return os.path.join(artifacts, "cache", "manifest", f"{source}.json")
+
+
+def load_listing(artifacts: str, source: str) -> src_mod.SourceListing:
+    """The file listing cache-check took (so we do not walk the tree twice), else a fresh one."""
+    try:
+        with open(manifest_path(artifacts, source), "rb") as fh:
+            doc = orjson.loads(fh.read())
+        return src_mod.SourceListing(
+            source=source,
+            env_var=doc["env_var"],
+            locations=doc["locations"],
+            files={p: tuple(v) for p, v in doc["files"].items()},
+        )
+    except (OSError, orjson.JSONDecodeError, KeyError):
+        return src_mod.list_source(source)
+
+
+def _version_key(v: str):
+    return tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.\-+]", v)[:4])
+
+
+def _worker_init() -> None:
+    # Workers must not run the parent's atexit/cleanup, and Ctrl-C is the parent's job.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_tasks(all_tasks: list[tuple], jobs: int):
+    """Yield FileResults; big jobs use a pool (largest files first, for balance)."""
+    total = sum(t[-1] for t in all_tasks)
+    if jobs <= 1 or total < SMALL_JOB_BYTES or len(all_tasks) < 2:
+        for t in all_tasks:
+            yield parse_task(t[:-1])
+        return
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    ordered = sorted(all_tasks, key=lambda t: -t[-1])
+    with ctx.Pool(jobs, initializer=_worker_init) as pool:
+        yield from pool.imap_unordered(parse_task, [t[:-1] for t in ordered], chunksize=4)
+
+
+def normalize_bundle(
+    artifacts: str,
+    sources: list[str],
+    *,
+    force: bool = False,
+    forget: bool = False,
+    jobs: int = 0,
+    device: str = "",
+    diag: Diagnostics,
+) -> dict:
+    """Bring ``events/`` and ``rollups/`` up to date for ``sources``; return the fragment."""
+    jobs = jobs or (os.cpu_count() or 1)
+    caches: dict[str, EventCache] = {}
+    listings: dict[str, src_mod.SourceListing] = {}
+    plans: dict[str, dict] = {}
+    all_tasks: list[tuple] = []
+    for source in sources:
+        mod = adapters.load(source)
+        listing = load_listing(artifacts, source)
+        listings[source] = listing
+        cache = EventCache(os.path.join(artifacts, "cache", "normalize", source), source, mod.ADAPTER_VERSION, device)
+        cache.load(force=force)
+        caches[source] = cache
+        tasks, stats = cache.plan(listing.files, mod.resumable, force)
+        if cache.invalidated_all:
+            stats["invalidate"] += stats.pop("miss")
+            stats["miss"] = 0
+        if forget:
+            stats["forgotten"] = cache.forget_deleted()
+        plans[source] = stats
+        for path, mode, start, next_lineno, state, seg, counts in tasks:
+            prior = cache.read_segment(seg) if seg else None
+            size = listing.files[path][0] - start
+            all_tasks.append(((source, path, mode, start, next_lineno, state, prior, counts, device), size))
+    # tag tasks with their source so results can be routed; parse_task ignores the tag
+    packs = {s: None for s in sources}
+    parsed_bytes = 0
+    try:
+        for res in run_tasks([t[0] + (t[1],) for t in all_tasks], jobs):
+            res: FileResult
+            source = _source_of(res.path, listings)
+            for path, where, reason in res.bad:
+                diag.bad_line(path, where, reason)
+            if packs[source] is None:
+                packs[source] = caches[source].open_pack()
+            side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
+            caches[source].store(packs[source], res, side)
+            parsed_bytes += res.end_offset
+    finally:
+        for fh in packs.values():
+            if fh is not None:
+                fh.close()
+
+    out_sources = {}
+    for source in sources:
+        cache = caches[source]
+        cache.compact_if_needed()
+        summary = write_source_artifacts(artifacts, source, cache)
+        cache.save()
+        listing = listings[source]
+        mod = adapters.load(source)
+        summary.update(
+            present=listing.present or bool(cache.files),
+            env_var=listing.env_var,
+            locations=[src_mod.short_path(p) for p in listing.locations],
+            files_found=len(listing.files),
+            cache=plans[source],
+            adapter_version=mod.ADAPTER_VERSION,
+            format_versions=list(mod.FORMAT_VERSIONS),
+        )
+        known = max((_version_key(v) for v in mod.FORMAT_VERSIONS), default=())
+        summary["newer_than_fixtures"] = sorted(v for v in summary["source_versions"] if _version_key(v) > known)
+        out_sources[source] = summary
+    return {"sources": out_sources, "parsed_files": len(all_tasks), "parsed_bytes": parsed_bytes}
+
+
+def _source_of(path: str, listings: dict) -> str:
+    for source, listing in listings.items():
+        if path in listing.files:
+            return source
+    raise DataError(f"parsed a file no source listed: {path}")
+
+
+def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> dict:
+    """Write events/<source>.jsonl (path order, cross-file duplicates dropped) and
+    rollups/<source>.json; return the source's counts."""
+    files = cache.files
+    losers = cross_file_losers(files)
+    roll = Rollup()
+    totals = {"records": 0, "duplicates": 0, "not_a_call": 0, "rejected": 0}
+    rejected_by_reason: dict[str, int] = {}
+    versions: dict[str, int] = {}
+    events = 0
+    deleted_events = 0
+    deleted_files = 0
+    with AtomicFile(os.path.join(artifacts, "events", f"{source}.jsonl")) as out:
+        pack = open(cache.pack_path, "rb") if os.path.exists(cache.pack_path) else None
+        try:
+            for path in sorted(files):
+                e = files[path]
+                c = e["counts"]
+                totals["records"] += c["records"]
+                totals["duplicates"] += c["duplicates"]
+                totals["not_a_call"] += c["not_a_call"]
+                for reason, n in c["rejected"].items():
+                    totals["rejected"] += n
+                    rejected_by_reason[reason] = rejected_by_reason.get(reason, 0) + n
+                for v, n in e["versions"].items():
+                    versions[v] = versions.get(v, 0) + n
+                n_file = len(e["ids"])
+                if not n_file:
+                    continue
+                pack.seek(e["seg"][0])
+                data = pack.read(e["seg"][1])
+                dropped = losers.get(path)
+                if dropped:
+                    kept = [ev for ev in (orjson.loads(line) for line in data.splitlines()) if ev["id"] not in dropped]
+                    data = b"".join(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS) + b"\n" for ev in kept)
+                    roll.add_rows(rollup_events(kept))
+                    totals["duplicates"] += len(dropped)
+                    n_file -= len(dropped)
+                else:
+                    roll.add_rows(e["rollup"])
+                out.write(data)
+                events += n_file
+                if e.get("deleted"):
+                    deleted_events += n_file
+                    deleted_files += 1
+        finally:
+            if pack is not None:
+                pack.close()
+    # rewritten only when it changed: Make then skips aggregation (see the Makefile)
+    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, roll.rows())))
+    rejected = totals["rejected"]
+    return {
+        "records": totals["records"],
+        "events": events,
+        "duplicates": totals["duplicates"],
+        "not_a_call": totals["not_a_call"],
+        "rejected": rejected,
+        "rejected_by_reason": dict(sorted(rejected_by_reason.items())),
+        "balanced": events + totals["duplicates"] + totals["not_a_call"] + rejected == totals["records"],
+        "files": len(files),
+        "deleted_files": deleted_files,
+        "events_from_deleted_files": deleted_events,
+        "source_versions": dict(sorted(versions.items())),
+    }

@@ -1,0 +1,220 @@
+"""The normalized event: usage buckets, canonical model names, timestamps, ids.
+
+One event is one billable model call (see docs/contracts/event.md). The usage buckets
+never overlap: ``total_tokens = input + cache_write + cache_read + output + tool_input +
+tool_output``; ``reasoning_tokens`` is a subset of output, ``cache_write_1h_tokens`` a
+subset of cache_write.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+EVENT_SCHEMA_VERSION = 1
+
+PROVIDERS = ("claude", "codex", "cursor", "droid", "opencode", "gemini", "cliproxy")
+
+# Order matters: it is the column order of rollup rows and CSV reports.
+USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_write_tokens",
+    "cache_read_tokens",
+    "tool_input_tokens",
+    "tool_output_tokens",
+    "reasoning_tokens",
+    "cache_write_1h_tokens",
+)
+# The buckets that add up to total_tokens (the last two are subsets).
+ADDITIVE_KEYS = USAGE_KEYS[:6]
+
+# Long-context thresholds (prompt tokens) that a price book may tier on. Events are
+# classified against these at normalize time so pricing stays independent of parsing.
+LONG_CONTEXT_THRESHOLDS = (100_000, 200_000, 272_000)
+
+# An absurd count is a corrupt record, not a call: 2**40 tokens is ~1 trillion.
+MAX_TOKENS = 1 << 40
+
+_DATE_SUFFIX = re.compile(r"[-@](20\d{2})(0[1-9]|1[0-2])([0-2]\d|3[01])$")
+_VENDOR_PREFIX = re.compile(r"^(anthropic|openai|google|gemini|vertex_ai|models)/")
+
+
+def canonical_model(raw: str | None) -> str:
+    """The model name reports group by: lower-case, no vendor prefix, no snapshot date.
+
+    ``claude-sonnet-4-5-20250929`` and ``claude-sonnet-4-5`` are one model. Aliases from
+    the pricing book are applied later, by the price stage, so that parsing does not
+    depend on prices.
+    """
+    if not raw:
+        return "unknown"
+    name = raw.strip().lower()
+    name = _VENDOR_PREFIX.sub("", name)
+    return _DATE_SUFFIX.sub("", name) or "unknown"
+
+
+def usage(**counts: int) -> dict[str, int]:
+    return {key: int(counts.get(key, 0) or 0) for key in USAGE_KEYS}
+
+
+def total_tokens(u: dict[str, int]) -> int:
+    return (
+        u["input_tokens"]
+        + u["cache_write_tokens"]
+        + u["cache_read_tokens"]
+        + u["output_tokens"]
+        + u["tool_input_tokens"]
+        + u["tool_output_tokens"]
+    )
+
+
+def prompt_tokens(u: dict[str, int]) -> int:
+    return u["input_tokens"] + u["cache_write_tokens"] + u["cache_read_tokens"] + u["tool_input_tokens"]
+
+
+def context_class(u: dict[str, int]) -> int:
+    """The largest long-context threshold the prompt exceeds (0: none)."""
+    prompt = prompt_tokens(u)
+    cls = 0
+    for threshold in LONG_CONTEXT_THRESHOLDS:
+        if prompt > threshold:
+            cls = threshold
+    return cls
+
+
+def check_usage(u: dict[str, int]) -> str | None:
+    """Why these counts cannot be a call, or None when they are plausible."""
+    for key in USAGE_KEYS:
+        value = u[key]
+        if value < 0:
+            return f"negative {key}"
+        if value > MAX_TOKENS:
+            return f"absurd {key}"
+    if u["reasoning_tokens"] > u["output_tokens"]:
+        return "reasoning_tokens exceed output_tokens"
+    if u["cache_write_1h_tokens"] > u["cache_write_tokens"]:
+        return "cache_write_1h_tokens exceed cache_write_tokens"
+    return None
+
+
+def as_count(value) -> int:
+    """A token count from a log field: ints (or integral floats) only, absent is 0."""
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"token count is {type(value).__name__}, not a number")
+    raise TypeError("token count is not an integer")
+
+
+# ------------------------------------------------------------------ timestamps
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_minute_cache: dict[str, int] = {}
+
+
+def _is_canonical_ts(ts: str) -> bool:
+    return (
+        len(ts) == 24
+        and ts[23] == "Z"
+        and ts[4] == "-"
+        and ts[10] == "T"
+        and ts[19] == "."
+        and ts[13] == ":"
+        and ts[16] == ":"
+    )
+
+
+def normalize_timestamp(value) -> str:
+    """RFC 3339 UTC with milliseconds (``2026-08-06T17:49:45.767Z``) from an ISO string,
+    epoch milliseconds or epoch seconds. Raises ValueError when it is none of these."""
+    if isinstance(value, str):
+        if _is_canonical_ts(value) and value[:4].isdigit():
+            return value
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise ValueError(f"timestamp {value[:40]!r} is not ISO 8601") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return format_ms(int((parsed - _EPOCH) / dt.timedelta(milliseconds=1)))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("timestamp missing")
+    ms = float(value)
+    if ms < 1e11:  # seconds, not milliseconds (1e11 ms is 1973)
+        ms *= 1000.0
+    if not 0 < ms < 32503680000000:  # before year 3000
+        raise ValueError(f"timestamp {value!r} out of range")
+    return format_ms(int(ms))
+
+
+def format_ms(ms: int) -> str:
+    t = _EPOCH + dt.timedelta(milliseconds=ms)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def timestamp_ms(ts: str) -> int:
+    """Epoch milliseconds of a canonical timestamp (fast path, memoized by minute)."""
+    minute = ts[:16]
+    base = _minute_cache.get(minute)
+    if base is None:
+        base = int((dt.datetime.fromisoformat(minute + ":00+00:00") - _EPOCH) / dt.timedelta(milliseconds=1))
+        if len(_minute_cache) > 200_000:
+            _minute_cache.clear()
+        _minute_cache[minute] = base
+    return base + int(ts[17:19]) * 1000 + int(ts[20:23])
+
+
+def make_event(
+    *,
+    provider: str,
+    event_id: str,
+    raw_model: str | None,
+    session_id: str,
+    timestamp: str,
+    usage_counts: dict[str, int],
+    project: str | None,
+    source_file: str,
+    source_line: int | None,
+    adapter_version: str,
+    source_version: str | None = None,
+    source_key: str | None = None,
+    model_provider: str | None = None,
+    device: str = "",
+    extra: dict | None = None,
+) -> dict:
+    ev = {
+        "schema_version": EVENT_SCHEMA_VERSION,
+        "id": event_id,
+        "provider": provider,
+        "model": canonical_model(raw_model),
+        "raw_model": raw_model or "unknown",
+        "session_id": session_id,
+        "project": project,
+        "timestamp": timestamp,
+        "usage": usage_counts,
+        "total_tokens": total_tokens(usage_counts),
+        "source_file": source_file,
+        "source_line": source_line,
+        "adapter": provider,
+        "adapter_version": adapter_version,
+        "source_version": source_version,
+        "device": device,
+    }
+    if source_key is not None:
+        ev["source_key"] = source_key
+    if model_provider:
+        ev["model_provider"] = model_provider
+    if extra:
+        ev.update(extra)
+    return ev
+
+
+def project_name(cwd: str | None) -> str | None:
+    """The project a call belongs to: the last path component of its working directory."""
+    if not cwd or not isinstance(cwd, str):
+        return None
+    name = cwd.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return name or None

@@ -1,0 +1,123 @@
+"""normalize: each source's raw records -> normalized events (JSONL).
+
+Two ways to run it:
+
+\b
+  normalize --source claude FILE...      parse the given files (``-`` = stdin), print events
+  normalize --bundle --source claude ...  bring $ARTIFACTS/events/ and rollups/ up to date,
+                                          re-reading only what changed since the last run
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator
+
+import click
+
+from scripts import adapters
+from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines
+from scripts.cli import artifacts_option, stage_command, strict_option
+from scripts.core.runlog import StageTimer
+from scripts.core.sources import default_device
+from scripts.shared_io import STDIO, AtomicFile, DataError, Diagnostics, display_name, dumps_line, strict_from_env
+
+
+def transform(source: str, inputs: Iterable[tuple[str, bytes]], *, device: str = "", diag: Diagnostics | None = None) -> Iterator[dict]:
+    """Events from raw inputs ``(name, content)`` of one source, deduplicated across them.
+
+    Pure: no caching, no discovery. The same call seen in two inputs is one event (the
+    copy with the larger usage total; ties to the first).
+    """
+    mod = adapters.load(source)
+    diag = diag or Diagnostics()
+    kept: dict[str, dict] = {}
+    for name, content in inputs:
+        sink = FileSink(name, on_bad=lambda p, where, reason: diag.bad_line(p, where, reason))
+        ctx = ParseContext(path=name, device=device)
+        if mod.resumable:
+            # a finished input: its last line counts even without a newline
+            complete = content if content.endswith(b"\n") or not content else content + b"\n"
+            mod.parse_lines(ctx, iter_complete_lines(complete, 1), sink)
+        else:
+            mod.parse_content(ctx, content, sink)
+        for ev in sink.events.values():
+            prev = kept.get(ev["id"])
+            if prev is None or ev["total_tokens"] > prev["total_tokens"]:
+                kept[ev["id"]] = ev
+    yield from kept.values()
+
+
+@stage_command("normalize")
+@click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True))
+@click.option("--source", "sources", multiple=True, type=click.Choice(adapters.SOURCES), help="Source format of the inputs (with --bundle: repeatable, default all).")
+@click.option("-o", "--output", default=STDIO, show_default=True, help="Where to write events (file mode).")
+@click.option("--bundle", is_flag=True, help="Update $ARTIFACTS/events/<source>.jsonl and rollups/ incrementally.")
+@click.option("--force", is_flag=True, envvar="FORCE", help="Bundle mode: ignore the parse cache, re-read everything (env FORCE=1).")
+@click.option("--forget", is_flag=True, help="Bundle mode: drop events of files that no longer exist.")
+@click.option("--only-stale", is_flag=True, help="Bundle mode: skip sources whose stamp is older than their last normalize.")
+@click.option("--jobs", type=int, default=0, help="Worker processes for parsing (default: one per core).")
+@click.option("--device", default="", help="Machine name stored on each event (default: $DEVICE, else the hostname).")
+@artifacts_option
+@strict_option
+def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device, artifacts, strict):
+    """Turn raw usage records into normalized events (one JSON object per line).
+
+    Each event is one billable call: provider, model, session, project, UTC
+    timestamp, usage buckets that never overlap, a stable id, and the file and line it
+    came from. Bad lines are reported as FILE:LINE: REASON on stderr and skipped
+    (--strict or STRICT=1 makes the first one fatal).
+
+    Example:
+
+    \b
+        normalize --source claude ~/.claude/projects/*/*.jsonl | aggregate - | price -
+        normalize --bundle --source claude --source codex --artifacts artifacts
+    """
+    diag = Diagnostics(strict=strict_from_env(strict))
+    device = device or default_device()
+    if bundle:
+        from scripts.core.bundle_normalize import normalize_bundle, stale_sources, write_empty_source
+
+        timer = StageTimer(artifacts, "normalize")
+        wanted = list(sources) or list(adapters.SOURCES)
+        if only_stale and not force:
+            wanted = stale_sources(artifacts, wanted)
+        have = set(adapters.available())
+        frag = normalize_bundle(artifacts, [s for s in wanted if s in have], force=force, forget=forget, jobs=jobs, device=device, diag=diag)
+        for source in wanted:
+            if source not in have:
+                write_empty_source(artifacts, source)
+            _touch(os.path.join(artifacts, "stamps", f"{source}.normalized"))
+        timer.finish(bad_lines=diag.bad_lines, **frag)
+        return
+    if len(sources) != 1:
+        raise click.UsageError("give exactly one --source for the input files")
+    names = list(inputs) or [STDIO]
+
+    def read_all():
+        for name in names:
+            if name == STDIO:
+                yield display_name(name), click.get_binary_stream("stdin").read()
+            else:
+                try:
+                    with open(name, "rb") as fh:
+                        yield name, fh.read()
+                except OSError as exc:
+                    raise DataError(exc.strerror or str(exc), where=name) from None
+
+    with AtomicFile(output) as out:
+        for ev in transform(sources[0], read_all(), device=device, diag=diag):
+            out.write(dumps_line(ev))
+
+
+def _touch(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a"):
+        pass
+    os.utime(path)
+
+
+main = cli
+
+if __name__ == "__main__":
+    cli()

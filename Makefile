@@ -93,8 +93,13 @@ $(SOURCE_STAMPS) $(SETTING_STAMPS) &: $(VENV_STAMP) FORCE_CHECK
 	@$(PY) -m scripts.cache_check --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
 	  --snapshot-mode $(SNAPSHOT_MODE) $(TZ_ARGS) $(FILTER_ARGS)
 
+# Cursor keeps its usage in SQLite: extract-cursor turns the rows it uses into JSONL
+# (with its own telemetry), and normalize reads that file as the cursor source.
+$(A)/raw/cursor.jsonl: $(A)/stamps/cursor.fp
+	@$(PY) -m scripts.extract_cursor --artifacts $(A) -o $@
+
 # One normalize process for every stale source: both cores parse files of all sources.
-$(NORMALIZED) &: $(SOURCE_STAMPS) $(A)/stamps/device.fp
+$(NORMALIZED) &: $(SOURCE_STAMPS) $(A)/stamps/device.fp $(A)/raw/cursor.jsonl
 	@$(PY) -m scripts.normalize --bundle --only-stale --artifacts $(A)
 
 # Rollups are rewritten only when their content changes (restat): a touched log that

@@ -46,7 +46,7 @@ class FileSink:
     snapshots, Droid session snapshots). Everything else with a known id is a duplicate.
     """
 
-    __slots__ = ("events", "records", "duplicates", "not_a_call", "rejected", "versions", "_on_bad", "path")
+    __slots__ = ("events", "records", "duplicates", "not_a_call", "rejected", "versions", "notes", "_on_bad", "path")
 
     def __init__(self, path: str, prior_events: Iterable[dict] = (), on_bad: Callable[[str, int | str, str], None] | None = None):
         self.path = path
@@ -56,6 +56,7 @@ class FileSink:
         self.not_a_call = 0
         self.rejected: dict[str, int] = {}
         self.versions: dict[str, int] = {}
+        self.notes: dict[str, int] = {}
         self._on_bad = on_bad
 
     # -- one of these per record ------------------------------------------------
@@ -92,6 +93,11 @@ class FileSink:
         if self._on_bad is not None:
             self._on_bad(self.path, where, reason)
 
+    def note(self, key: str, n: int = 1) -> None:
+        """Telemetry beside the four outcomes (e.g. ``via_fallback`` for Cursor values that
+        needed the fallback JSON extraction); summed into the run summary."""
+        self.notes[key] = self.notes.get(key, 0) + n
+
     def saw_version(self, version: str | None) -> None:
         if version:
             self.versions[version] = self.versions.get(version, 0) + 1
@@ -103,6 +109,7 @@ class FileSink:
             "duplicates": self.duplicates,
             "not_a_call": self.not_a_call,
             "rejected": dict(sorted(self.rejected.items())),
+            "notes": dict(sorted(self.notes.items())),
         }
 
 

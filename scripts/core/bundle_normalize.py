@@ -37,9 +37,11 @@ def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
     device = _mtime(os.path.join(artifacts, "stamps", "device.fp"))
     for s in sources:
         done = _mtime(os.path.join(artifacts, "stamps", f"{s}.normalized"))
+        extracted = getattr(adapters.load(s), "EXTRACTED_INPUT", None) if s in adapters.available() else None
         if (
             done < 0
             or done < _mtime(os.path.join(artifacts, "stamps", f"{s}.fp"))
+            or (extracted and done < _mtime(os.path.join(artifacts, extracted)))
             or done < device
             or _mtime(os.path.join(artifacts, "events", f"{s}.jsonl")) < 0
             or _mtime(os.path.join(artifacts, "rollups", f"{s}.json")) < 0
@@ -71,7 +73,21 @@ def manifest_path(artifacts: str, source: str) -> str:
 
 
 def load_listing(artifacts: str, source: str) -> src_mod.SourceListing:
-    """The file listing cache-check took (so we do not walk the tree twice), else a fresh one."""
+    """The file listing cache-check took (so we do not walk the tree twice), else a fresh one.
+
+    A source with an extract step (``EXTRACTED_INPUT`` in its adapter, e.g. Cursor's
+    ``raw/cursor.jsonl`` written by extract-cursor) is normalized from that file."""
+    extracted = getattr(adapters.load(source), "EXTRACTED_INPUT", None)
+    if extracted:
+        path = os.path.join(artifacts, extracted)
+        listing = src_mod.SourceListing(source=source, env_var=adapters.load(source).ENV_VAR, locations=[path], files={})
+        try:
+            st = os.stat(path)
+            if st.st_size:
+                listing.files[os.path.abspath(path)] = (st.st_size, st.st_mtime_ns, st.st_ino, "")
+        except OSError:
+            pass
+        return listing
     try:
         with open(manifest_path(artifacts, source), "rb") as fh:
             doc = orjson.loads(fh.read())
@@ -200,6 +216,7 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
     roll = Rollup()
     totals = {"records": 0, "duplicates": 0, "not_a_call": 0, "rejected": 0}
     rejected_by_reason: dict[str, int] = {}
+    notes: dict[str, int] = {}
     versions: dict[str, int] = {}
     events = 0
     deleted_events = 0
@@ -218,6 +235,8 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
                     rejected_by_reason[reason] = rejected_by_reason.get(reason, 0) + n
                 for v, n in e["versions"].items():
                     versions[v] = versions.get(v, 0) + n
+                for k, n in c.get("notes", {}).items():
+                    notes[k] = notes.get(k, 0) + n
                 n_file = len(e["ids"])
                 if not n_file:
                     continue
@@ -255,4 +274,5 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
         "deleted_files": deleted_files,
         "events_from_deleted_files": deleted_events,
         "source_versions": dict(sorted(versions.items())),
+        "notes": dict(sorted(notes.items())),
     }

@@ -71,7 +71,11 @@ def _add_counts(a: dict, b: dict) -> dict:
     rejected = dict(a.get("rejected", {}))
     for k, v in b.get("rejected", {}).items():
         rejected[k] = rejected.get(k, 0) + v
+    notes = dict(a.get("notes", {}))
+    for k, v in b.get("notes", {}).items():
+        notes[k] = notes.get(k, 0) + v
     return {
+        "notes": dict(sorted(notes.items())),
         "records": a.get("records", 0) + b["records"],
         "duplicates": a.get("duplicates", 0) + b["duplicates"],
         "not_a_call": a.get("not_a_call", 0) + b["not_a_call"],

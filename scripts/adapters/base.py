@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
-from scripts.core.event import check_usage, total_tokens
+from scripts.core.event import MAX_TOKENS, check_usage, total_tokens
 
 
 @dataclass
@@ -62,9 +62,9 @@ class FileSink:
     # -- one of these per record ------------------------------------------------
     def event(self, ev: dict) -> None:
         self.records += 1
-        reason = check_usage(ev["usage"])
-        if reason is not None:
-            self._reject(ev.get("source_line") or ev.get("source_key") or "?", reason)
+        u = ev["usage"]
+        if min(u.values()) < 0 or max(u.values()) > MAX_TOKENS or u["reasoning_tokens"] > u["output_tokens"] or u["cache_write_1h_tokens"] > u["cache_write_tokens"]:
+            self._reject(ev.get("source_line") or ev.get("source_key") or "?", check_usage(u) or "implausible usage")
             return
         kept = self.events.get(ev["id"])
         if kept is None:
@@ -73,6 +73,12 @@ class FileSink:
             self.duplicates += 1
             if ev["total_tokens"] > kept["total_tokens"]:
                 self.events[ev["id"]] = ev
+
+    def kept_total(self, event_id: str) -> int | None:
+        """The usage total of the event kept under ``event_id`` (None if none yet): lets an
+        adapter skip building a record that cannot replace it."""
+        kept = self.events.get(event_id)
+        return None if kept is None else kept["total_tokens"]
 
     def duplicate(self) -> None:
         """A record repeating a call already counted (re-emit, replay, copy)."""

@@ -10,7 +10,7 @@ import os
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, looks_like_object
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "claude"
@@ -51,19 +51,29 @@ def discover(roots: list[str]) -> list[str]:
 _USAGE = b'"usage"'
 
 
+def _count(value) -> int:
+    # the common case (an int) without a call; anything else goes through as_count
+    return value if type(value) is int else as_count(value)
+
+
 def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
     path = ctx.path
+    device = ctx.device
     fallback_session = os.path.basename(path)[: -len(".jsonl")]
+    fallback_project = _project_from_path(path)
+    loads = orjson.loads
+    kept_total = sink.kept_total
     for lineno, line in lines:
         if _USAGE not in line:
-            if looks_like_object(line) or not line.strip():
-                if line.strip():
-                    sink.not_call()
+            # Pre-filter: only lines with a usage block can be calls. A line that is not
+            # even shaped like an object is parsed below so its error gets reported.
+            if line[:1] == b"{" and line[-1:] == b"}":
+                sink.not_call()
                 continue
-        if not line.strip():
-            continue
+            if not line.strip():
+                continue
         try:
-            obj = orjson.loads(line)
+            obj = loads(line)
         except orjson.JSONDecodeError as exc:
             sink.reject(lineno, bad_json_reason(exc))
             continue
@@ -83,22 +93,33 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
             creation = u.get("cache_creation")
             one_hour = five_min = 0
             if type(creation) is dict:
-                one_hour = as_count(creation.get("ephemeral_1h_input_tokens"))
-                five_min = as_count(creation.get("ephemeral_5m_input_tokens"))
+                one_hour = _count(creation.get("ephemeral_1h_input_tokens"))
+                five_min = _count(creation.get("ephemeral_5m_input_tokens"))
             cache_write = u.get("cache_creation_input_tokens")
-            cache_write = as_count(cache_write) if cache_write is not None else five_min + one_hour
-            counts = usage(
-                input_tokens=as_count(u.get("input_tokens")),
-                output_tokens=as_count(u.get("output_tokens")),
-                cache_write_tokens=cache_write,
-                cache_read_tokens=as_count(u.get("cache_read_input_tokens")),
-                cache_write_1h_tokens=min(one_hour, cache_write),
-            )
+            cache_write = _count(cache_write) if cache_write is not None else five_min + one_hour
+            input_tokens = _count(u.get("input_tokens"))
+            output_tokens = _count(u.get("output_tokens"))
+            cache_read = _count(u.get("cache_read_input_tokens"))
         except TypeError as exc:
             sink.reject(lineno, f"wrong type ({exc})")
             continue
-        if not any(counts.values()):
+        total = input_tokens + output_tokens + cache_write + cache_read
+        if not total:
             sink.not_call()  # an empty usage block bills nothing
+            continue
+        message_id = message.get("id")
+        request_id = obj.get("requestId")
+        if type(message_id) is str and message_id:
+            event_id = f"claude:{message_id}:{request_id}" if type(request_id) is str and request_id else f"claude:{message_id}"
+        else:
+            line_uuid = obj.get("uuid")
+            event_id = f"claude:line:{line_uuid}" if type(line_uuid) is str and line_uuid else f"claude:{path}:{lineno}"
+        version = obj.get("version")
+        version = version if type(version) is str else None
+        sink.saw_version(version)
+        seen = kept_total(event_id)
+        if seen is not None and total <= seen:
+            sink.duplicate()  # an earlier streaming snapshot of a call already kept
             continue
         if raw_model is not None and type(raw_model) is not str:
             sink.reject(lineno, "wrong type (message.model is not a string)")
@@ -108,17 +129,7 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
         except ValueError as exc:
             sink.reject(lineno, f"bad timestamp ({exc})")
             continue
-        message_id = message.get("id")
-        request_id = obj.get("requestId")
-        if type(message_id) is str and message_id:
-            event_id = f"claude:{message_id}:{request_id}" if type(request_id) is str and request_id else f"claude:{message_id}"
-        else:
-            line_uuid = obj.get("uuid")
-            event_id = f"claude:line:{line_uuid}" if type(line_uuid) is str and line_uuid else f"claude:{path}:{lineno}"
         session_id = obj.get("sessionId")
-        version = obj.get("version")
-        version = version if type(version) is str else None
-        sink.saw_version(version)
         sink.event(
             make_event(
                 provider=NAME,
@@ -126,13 +137,19 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
                 raw_model=raw_model,
                 session_id=session_id if type(session_id) is str and session_id else fallback_session,
                 timestamp=timestamp,
-                usage_counts=counts,
-                project=project_name(obj.get("cwd")) or _project_from_path(path),
+                usage_counts=usage(
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    cache_write_tokens=cache_write,
+                    cache_read_tokens=cache_read,
+                    cache_write_1h_tokens=min(one_hour, cache_write),
+                ),
+                project=project_name(obj.get("cwd")) or fallback_project,
                 source_file=path,
                 source_line=lineno,
                 adapter_version=ADAPTER_VERSION,
                 source_version=version,
-                device=ctx.device,
+                device=device,
             )
         )
 

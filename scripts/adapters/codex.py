@@ -26,7 +26,6 @@ ENV_VAR = "CODEX_HOME"
 # Sessions from before turn_context existed (early Sept 2025) ran gpt-5.
 FALLBACK_MODEL = "gpt-5"
 
-_TOTAL_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
 _UUID_IN_NAME = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jsonl$")
 
 
@@ -63,6 +62,8 @@ def discover(roots: list[str]) -> list[str]:
 
 
 _WANTED = (b'"token_count"', b'"turn_context"', b'"session_meta"')
+_KNOWN_HEAD = b'{"timestamp":"'
+_HEAD_LEN = 128
 
 
 def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
@@ -71,16 +72,21 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
         match = _UUID_IN_NAME.search(ctx.path)
         st.update(session_id=match.group(1) if match else os.path.basename(ctx.path), model=None, cwd=None,
                   version=None, totals=None, fork_ts=None)
+    loads = orjson.loads
+    w0, w1, w2 = _WANTED
     for lineno, line in lines:
-        if not (_WANTED[0] in line or _WANTED[1] in line or _WANTED[2] in line):
-            if line.strip():
-                if looks_like_object(line):
-                    sink.not_call()
-                    continue
-            else:
+        # Pre-filter: Codex writes the record type within the first ~80 bytes
+        # ({"timestamp":...,"type":...,"payload":{"type":...}), so only the head is
+        # searched; a line of another shape is searched whole.
+        head = line[:_HEAD_LEN] if line.startswith(_KNOWN_HEAD) else line
+        if not (w0 in head or w1 in head or w2 in head):
+            if line[:1] == b"{" and line[-1:] == b"}":
+                sink.not_call()
+                continue
+            if not line.strip():
                 continue
         try:
-            obj = orjson.loads(line)
+            obj = loads(line)
         except orjson.JSONDecodeError as exc:
             sink.reject(lineno, bad_json_reason(exc))
             continue
@@ -92,10 +98,8 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
         if type(payload) is not dict:
             sink.not_call()
             continue
-        if kind == "session_meta":
-            _session_meta(st, payload, obj)
-            sink.saw_version(st.get("version"))
-            sink.not_call()
+        if kind == "event_msg" and payload.get("type") == "token_count":
+            _token_count(ctx, st, payload, obj, lineno, sink)
         elif kind == "turn_context":
             model = payload.get("model")
             if type(model) is str and model:
@@ -104,8 +108,10 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
             if type(cwd) is str and cwd:
                 st["cwd"] = cwd
             sink.not_call()
-        elif kind == "event_msg" and payload.get("type") == "token_count":
-            _token_count(ctx, st, payload, obj, lineno, sink)
+        elif kind == "session_meta":
+            _session_meta(st, payload, obj)
+            sink.saw_version(st.get("version"))
+            sink.not_call()
         else:
             sink.not_call()
 
@@ -131,6 +137,19 @@ def _session_meta(st: dict, payload: dict, obj: dict) -> None:
         st["fork_ts"] = ts[:19] if type(ts) is str else None
 
 
+def _counts(block) -> tuple[int, int, int, int] | None:
+    """(input, cached, output, reasoning) of a usage block; None when absent."""
+    if type(block) is not dict:
+        return None
+    a = block.get("input_tokens")
+    b = block.get("cached_input_tokens")
+    c = block.get("output_tokens")
+    d = block.get("reasoning_output_tokens")
+    if type(a) is int and type(b) is int and type(c) is int and type(d) is int:
+        return a, b, c, d
+    return as_count(a), as_count(b), as_count(c), as_count(d)
+
+
 def _token_count(ctx: ParseContext, st: dict, payload: dict, obj: dict, lineno: int, sink: FileSink) -> None:
     info = payload.get("info")
     if info is None:
@@ -139,11 +158,9 @@ def _token_count(ctx: ParseContext, st: dict, payload: dict, obj: dict, lineno: 
     if type(info) is not dict:
         sink.reject(lineno, "wrong type (info is not an object)")
         return
-    total = info.get("total_token_usage")
-    last = info.get("last_token_usage")
     try:
-        total_now = [as_count(total.get(k)) for k in _TOTAL_KEYS] if type(total) is dict else None
-        last_now = [as_count(last.get(k)) for k in _TOTAL_KEYS] if type(last) is dict else None
+        total_now = _counts(info.get("total_token_usage"))
+        last_now = _counts(info.get("last_token_usage"))
     except TypeError as exc:
         sink.reject(lineno, f"wrong type ({exc})")
         return
@@ -153,25 +170,25 @@ def _token_count(ctx: ParseContext, st: dict, payload: dict, obj: dict, lineno: 
     ts_raw = obj.get("timestamp")
     fork_ts = st.get("fork_ts")
     if fork_ts and type(ts_raw) is str and ts_raw[:19] == fork_ts and total_now is not None:
-        st["totals"] = total_now
+        st["totals"] = list(total_now)
         sink.duplicate()  # replayed parent history: already counted in the parent's file
         return
     prev = st.get("totals")
     if total_now is not None:
-        if prev is not None and total_now == prev:
+        if prev is not None and total_now[0] == prev[0] and total_now[1] == prev[1] and total_now[2] == prev[2] and total_now[3] == prev[3]:
             sink.duplicate()  # re-emit with unchanged totals
             return
         if prev is None:
             delta = total_now
-        elif all(a >= b for a, b in zip(total_now, prev)):
-            delta = [a - b for a, b in zip(total_now, prev)]
+        elif total_now[0] >= prev[0] and total_now[1] >= prev[1] and total_now[2] >= prev[2] and total_now[3] >= prev[3]:
+            delta = (total_now[0] - prev[0], total_now[1] - prev[1], total_now[2] - prev[2], total_now[3] - prev[3])
         else:
             delta = last_now if last_now is not None else total_now  # totals were reset
-        st["totals"] = total_now
+        st["totals"] = list(total_now)
     else:
         delta = last_now
     inp, cached, out, reasoning = delta
-    if not any(delta):
+    if not (inp or out):
         sink.not_call()
         return
     try:
@@ -183,12 +200,8 @@ def _token_count(ctx: ParseContext, st: dict, payload: dict, obj: dict, lineno: 
         sink.reject(lineno, "cached_input_tokens exceed input_tokens" if cached > inp else "reasoning exceeds output")
         return
     model = st.get("model")
-    inferred = model is None
     session = st["session_id"]
-    cumulative = total_now if total_now is not None else None
-    event_id = (
-        f"codex:{session}:{cumulative[0]}:{cumulative[2]}" if cumulative is not None else f"codex:{session}:L{lineno}"
-    )
+    event_id = f"codex:{session}:{total_now[0]}:{total_now[2]}" if total_now is not None else f"codex:{session}:L{lineno}"
     sink.event(
         make_event(
             provider=NAME,
@@ -208,6 +221,9 @@ def _token_count(ctx: ParseContext, st: dict, payload: dict, obj: dict, lineno: 
             adapter_version=ADAPTER_VERSION,
             source_version=st.get("version"),
             device=ctx.device,
-            extra={"model_inferred": True} if inferred else None,
+            extra=_INFERRED if model is None else None,
         )
     )
+
+
+_INFERRED = {"model_inferred": True}

@@ -16,7 +16,7 @@ import orjson
 
 from scripts import adapters
 from scripts.core import sources as src_mod
-from scripts.core.event_cache import EventCache, FileResult, cross_file_losers, parse_task
+from scripts.core.event_cache import EventCache, FileResult, copy_range, cross_file_losers, parse_shard
 from scripts.core.rollup import Rollup, document, rollup_events
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line
 
@@ -106,23 +106,43 @@ def _version_key(v: str):
 
 
 def _worker_init() -> None:
-    # Workers must not run the parent's atexit/cleanup, and Ctrl-C is the parent's job.
+    # Ctrl-C is the parent's to handle.
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_tasks(all_tasks: list[tuple], jobs: int):
-    """Yield FileResults; big jobs use a pool (largest files first, for balance)."""
-    total = sum(t[-1] for t in all_tasks)
-    if jobs <= 1 or total < SMALL_JOB_BYTES or len(all_tasks) < 2:
-        for t in all_tasks:
-            yield parse_task(t[:-1])
+def make_shards(tasks: list[tuple], sizes: list[int], jobs: int) -> list[list[int]]:
+    """Split tasks (in path order) into contiguous runs of similar byte size: a few per
+    worker, so a busy core does not hold the others up, and each run fills one pack."""
+    total = sum(sizes)
+    if not tasks:
+        return []
+    n = max(1, min(len(tasks), jobs * 4 if total >= SMALL_JOB_BYTES else 1))
+    target = total / n
+    shards, current, acc = [], [], 0
+    for i, size in enumerate(sizes):
+        current.append(i)
+        acc += size
+        if acc >= target and len(shards) < n - 1:
+            shards.append(current)
+            current, acc = [], 0
+    if current:
+        shards.append(current)
+    return shards
+
+
+def run_jobs(jobs_list: list[tuple], workers: int):
+    """Yield each shard's results; a pool of ``workers`` processes when it pays."""
+    if workers <= 1 or len(jobs_list) < 2:
+        for job in jobs_list:
+            yield parse_shard(job)
         return
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    ordered = sorted(all_tasks, key=lambda t: -t[-1])
-    with ctx.Pool(jobs, initializer=_worker_init) as pool:
-        yield from pool.imap_unordered(parse_task, [t[:-1] for t in ordered], chunksize=4)
+    # biggest shards first: the last one to finish is then a small one
+    order = sorted(range(len(jobs_list)), key=lambda i: -jobs_list[i][-1].__len__())
+    with ctx.Pool(min(workers, len(jobs_list)), initializer=_worker_init) as pool:
+        yield from pool.imap_unordered(parse_shard, [jobs_list[i] for i in order])
 
 
 def normalize_bundle(
@@ -140,7 +160,8 @@ def normalize_bundle(
     caches: dict[str, EventCache] = {}
     listings: dict[str, src_mod.SourceListing] = {}
     plans: dict[str, dict] = {}
-    all_tasks: list[tuple] = []
+    shard_jobs: list[tuple] = []
+    parsed_files = 0
     for source in sources:
         mod = adapters.load(source)
         listing = load_listing(artifacts, source)
@@ -155,33 +176,26 @@ def normalize_bundle(
         if forget:
             stats["forgotten"] = cache.forget_deleted()
         plans[source] = stats
-        for path, mode, start, next_lineno, state, seg, counts in tasks:
-            prior = cache.read_segment(seg) if seg else None
-            size = listing.files[path][0] - start
-            all_tasks.append(((source, path, mode, start, next_lineno, state, prior, counts, device), size))
-    # tag tasks with their source so results can be routed; parse_task ignores the tag
-    packs = {s: None for s in sources}
+        parsed_files += len(tasks)
+        sizes = [max(0, listing.files[t[0]][0] - t[2]) for t in tasks]
+        os.makedirs(cache.dir, exist_ok=True)
+        for shard in make_shards(tasks, sizes, jobs):
+            plain = [tasks[i] + (device,) for i in shard]
+            shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain))
     parsed_bytes = 0
-    try:
-        for res in run_tasks([t[0] + (t[1],) for t in all_tasks], jobs):
+    for results in run_jobs(shard_jobs, jobs):
+        for res in results:
             res: FileResult
             source = _source_of(res.path, listings)
             for path, where, reason in res.bad:
                 diag.bad_line(path, where, reason)
-            if packs[source] is None:
-                packs[source] = caches[source].open_pack()
             side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
-            caches[source].store(packs[source], res, side)
+            caches[source].store(res, side)
             parsed_bytes += res.end_offset
-    finally:
-        for fh in packs.values():
-            if fh is not None:
-                fh.close()
-
     out_sources = {}
     for source in sources:
         cache = caches[source]
-        cache.compact_if_needed()
+        cache.collect()
         summary = write_source_artifacts(artifacts, source, cache)
         cache.save()
         listing = listings[source]
@@ -198,7 +212,7 @@ def normalize_bundle(
         known = max((_version_key(v) for v in mod.FORMAT_VERSIONS), default=())
         summary["newer_than_fixtures"] = sorted(v for v in summary["source_versions"] if _version_key(v) > known)
         out_sources[source] = summary
-    return {"sources": out_sources, "parsed_files": len(all_tasks), "parsed_bytes": parsed_bytes}
+    return {"sources": out_sources, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
 
 
 def _source_of(path: str, listings: dict) -> str:
@@ -221,9 +235,12 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
     events = 0
     deleted_events = 0
     deleted_files = 0
-    with AtomicFile(os.path.join(artifacts, "events", f"{source}.jsonl")) as out:
-        pack = open(cache.pack_path, "rb") if os.path.exists(cache.pack_path) else None
-        try:
+    fds: dict[str, int] = {}
+    try:
+        with AtomicFile(os.path.join(artifacts, "events", f"{source}.jsonl")) as out:
+            out.flush()
+            out_fd = out.fileno()
+            run = None  # a run of adjacent segments in one pack, copied in one call
             for path in sorted(files):
                 e = files[path]
                 c = e["counts"]
@@ -233,32 +250,40 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
                 for reason, n in c["rejected"].items():
                     totals["rejected"] += n
                     rejected_by_reason[reason] = rejected_by_reason.get(reason, 0) + n
-                for v, n in e["versions"].items():
-                    versions[v] = versions.get(v, 0) + n
                 for k, n in c.get("notes", {}).items():
                     notes[k] = notes.get(k, 0) + n
+                for v, n in e["versions"].items():
+                    versions[v] = versions.get(v, 0) + n
                 n_file = len(e["ids"])
                 if not n_file:
                     continue
-                pack.seek(e["seg"][0])
-                data = pack.read(e["seg"][1])
+                pack, offset, length = e["seg"]
+                if pack not in fds:
+                    fds[pack] = os.open(cache.pack_path(pack), os.O_RDONLY)
                 dropped = losers.get(path)
                 if dropped:
+                    run = _flush_run(run, fds, out_fd)
+                    data = os.pread(fds[pack], length, offset)
                     kept = [ev for ev in (orjson.loads(line) for line in data.splitlines()) if ev["id"] not in dropped]
-                    data = b"".join(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS) + b"\n" for ev in kept)
+                    os.write(out_fd, b"".join(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS) + b"\n" for ev in kept))
                     roll.add_rows(rollup_events(kept))
                     totals["duplicates"] += len(dropped)
                     n_file -= len(dropped)
                 else:
+                    if run is not None and run[0] == pack and run[1] + run[2] == offset:
+                        run[2] += length
+                    else:
+                        run = _flush_run(run, fds, out_fd)
+                        run = [pack, offset, length]
                     roll.add_rows(e["rollup"])
-                out.write(data)
                 events += n_file
                 if e.get("deleted"):
                     deleted_events += n_file
                     deleted_files += 1
-        finally:
-            if pack is not None:
-                pack.close()
+            _flush_run(run, fds, out_fd)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
     write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, roll.rows())))
     rejected = totals["rejected"]
@@ -276,3 +301,9 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
         "source_versions": dict(sorted(versions.items())),
         "notes": dict(sorted(notes.items())),
     }
+
+
+def _flush_run(run, fds: dict, out_fd: int):
+    if run is not None:
+        copy_range(fds[run[0]], out_fd, run[1], run[2])
+    return None

@@ -39,6 +39,9 @@ _DATE_SUFFIX = re.compile(r"[-@](20\d{2})(0[1-9]|1[0-2])([0-2]\d|3[01])$")
 _VENDOR_PREFIX = re.compile(r"^(anthropic|openai|google|gemini|vertex_ai|models)/")
 
 
+_canonical_cache: dict[str, str] = {}
+
+
 def canonical_model(raw: str | None) -> str:
     """The model name reports group by: lower-case, no vendor prefix, no snapshot date.
 
@@ -48,13 +51,36 @@ def canonical_model(raw: str | None) -> str:
     """
     if not raw:
         return "unknown"
-    name = raw.strip().lower()
-    name = _VENDOR_PREFIX.sub("", name)
-    return _DATE_SUFFIX.sub("", name) or "unknown"
+    hit = _canonical_cache.get(raw)
+    if hit is None:
+        name = _VENDOR_PREFIX.sub("", raw.strip().lower())
+        hit = _DATE_SUFFIX.sub("", name) or "unknown"
+        if len(_canonical_cache) < 10_000:
+            _canonical_cache[raw] = hit
+    return hit
 
 
-def usage(**counts: int) -> dict[str, int]:
-    return {key: int(counts.get(key, 0) or 0) for key in USAGE_KEYS}
+def usage(
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    cache_read_tokens: int = 0,
+    tool_input_tokens: int = 0,
+    tool_output_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
+) -> dict[str, int]:
+    """The usage buckets of one event (all eight, in USAGE_KEYS order)."""
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_write_tokens": cache_write_tokens,
+        "cache_read_tokens": cache_read_tokens,
+        "tool_input_tokens": tool_input_tokens,
+        "tool_output_tokens": tool_output_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "cache_write_1h_tokens": cache_write_1h_tokens,
+    }
 
 
 def total_tokens(u: dict[str, int]) -> int:
@@ -185,6 +211,7 @@ def make_event(
     device: str = "",
     extra: dict | None = None,
 ) -> dict:
+    u = usage_counts
     ev = {
         "schema_version": EVENT_SCHEMA_VERSION,
         "id": event_id,
@@ -194,8 +221,13 @@ def make_event(
         "session_id": session_id,
         "project": project,
         "timestamp": timestamp,
-        "usage": usage_counts,
-        "total_tokens": total_tokens(usage_counts),
+        "usage": u,
+        "total_tokens": u["input_tokens"]
+        + u["cache_write_tokens"]
+        + u["cache_read_tokens"]
+        + u["output_tokens"]
+        + u["tool_input_tokens"]
+        + u["tool_output_tokens"],
         "source_file": source_file,
         "source_line": source_line,
         "adapter": provider,
@@ -212,9 +244,16 @@ def make_event(
     return ev
 
 
+_project_cache: dict[str, str | None] = {}
+
+
 def project_name(cwd: str | None) -> str | None:
     """The project a call belongs to: the last path component of its working directory."""
-    if not cwd or not isinstance(cwd, str):
+    if not cwd or type(cwd) is not str:
         return None
-    name = cwd.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
-    return name or None
+    hit = _project_cache.get(cwd, False)
+    if hit is False:
+        hit = cwd.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or None
+        if len(_project_cache) < 10_000:
+            _project_cache[cwd] = hit
+    return hit

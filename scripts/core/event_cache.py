@@ -1,18 +1,22 @@
 """The parsed-event cache: one entry per source file, so a run re-reads only what changed.
 
 Layout, per source, under ``$(ARTIFACTS)/cache/normalize/<source>/``:
-- ``pack.jsonl``: append-only; each file's events (deduplicated within the file) are
-  one contiguous segment of JSONL. A re-parsed file appends a new segment; dead segments
-  are compacted away when they outweigh the live ones.
-- ``index.json``: per file its fingerprint (size, mtime, inode), where its segment is,
-  where parsing stopped (byte offset after the last complete line, next line number,
-  the adapter's resume state), its record counts, its event ids with their totals (for
-  deduplication across files) and its slot rollup.
+- ``pack-<n>.jsonl``: segments of JSONL, one per parsed file (its events, deduplicated
+  within the file, in the order they first appear). Each parse shard writes its own pack
+  file, so the parse workers never send event bytes back to the parent. A re-parsed
+  file's old segment becomes dead; packs with no live segment are deleted and mostly-dead
+  packs are compacted.
+- ``index.json``: per file its fingerprint (size, mtime, inode), its segment
+  (``[pack, offset, length]``), where parsing stopped (byte offset after the last
+  complete line, next line number, the adapter's resume state), its record counts, its
+  event ids with their totals and lines (for deduplication across files) and its slot
+  rollup; per pack its size, so a torn write is detected.
 
 A file that grew is read from its stored offset (append-only logs); a file that shrank,
 was replaced (other inode) or whose head changed is re-read whole; an unchanged file is
 not opened. A file the tool deleted keeps its entry (``deleted``): history is never lost
-by log cleanup, only by ``forget``.
+by log cleanup, only by ``forget``. An index written by another cache version, adapter
+version or device is discarded (counted as invalidations), never misread.
 """
 from __future__ import annotations
 
@@ -25,15 +29,14 @@ import orjson
 
 from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, split_complete
 from scripts.core.rollup import Rollup
-from scripts.shared_io import AtomicFile, dumps_line
+from scripts.shared_io import AtomicFile
 
-# Bump when the cache layout or the meaning of an entry changes: an index written by
-# another version is discarded and rebuilt (counted as invalidations).
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # A file modified this recently may change again within the same mtime tick; its
 # content hash is kept so the next run can tell (the "racy clean" problem).
 RACY_NS = 2_000_000_000
 HEAD_BYTES = 4096
+_DUMPS_OPT = orjson.OPT_SORT_KEYS
 
 
 @dataclass
@@ -50,7 +53,7 @@ class FileResult:
     state: dict
     counts: dict
     versions: dict
-    segment: bytes
+    seg: list  # [pack file name, offset, length]
     ids: list
     totals: list
     lines: list
@@ -68,61 +71,78 @@ def file_head_hash(path: str, length: int = HEAD_BYTES) -> str:
 
 
 def _add_counts(a: dict, b: dict) -> dict:
-    rejected = dict(a.get("rejected", {}))
-    for k, v in b.get("rejected", {}).items():
-        rejected[k] = rejected.get(k, 0) + v
-    notes = dict(a.get("notes", {}))
-    for k, v in b.get("notes", {}).items():
-        notes[k] = notes.get(k, 0) + v
-    return {
-        "notes": dict(sorted(notes.items())),
+    out = {
         "records": a.get("records", 0) + b["records"],
         "duplicates": a.get("duplicates", 0) + b["duplicates"],
         "not_a_call": a.get("not_a_call", 0) + b["not_a_call"],
-        "rejected": dict(sorted(rejected.items())),
     }
+    for key in ("rejected", "notes"):
+        merged = dict(a.get(key, {}))
+        for k, v in b.get(key, {}).items():
+            merged[k] = merged.get(k, 0) + v
+        out[key] = dict(sorted(merged.items()))
+    return out
 
 
-def parse_task(task: tuple) -> FileResult:
-    """Parse one file (in a worker process). ``task`` is picklable plain data:
-    ``(source, path, mode, start_offset, next_lineno, state, prior_segment, prior_counts, device)``."""
-    source, path, mode, start, next_lineno, state, prior_segment, prior_counts, device = task
+def read_range(path: str, offset: int, length: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(length)
+
+
+def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, bytes]:
+    """Parse one file; return its metadata and its events' JSONL segment.
+
+    ``task`` is plain data: ``(path, mode, start_offset, next_lineno, state, prior_seg,
+    prior_counts, device)`` where ``prior_seg`` is the segment of the events already
+    parsed from this file (resumed files only)."""
+    path, mode, start, next_lineno, state, prior_seg, prior_counts, device = task
     from scripts import adapters
 
     adapter = adapters.load(source)
     st = os.stat(path)
     bad: list = []
-    prior_events = [orjson.loads(line) for line in prior_segment.splitlines()] if prior_segment else []
+    prior_events = []
+    if prior_seg:
+        data = read_range(os.path.join(pack_dir, prior_seg[0]), prior_seg[1], prior_seg[2])
+        prior_events = [orjson.loads(line) for line in data.splitlines()]
     sink = FileSink(path, prior_events, on_bad=lambda p, where, reason: bad.append((p, where, reason)))
     ctx = ParseContext(path=path, device=device, state=dict(state or {}), mtime_ms=st.st_mtime_ns // 1_000_000)
     if adapter.resumable:
         with open(path, "rb") as fh:
-            fh.seek(start)
+            if start:
+                fh.seek(start)
             data = fh.read()
-        complete, _partial = split_complete(data)
+        complete, partial = split_complete(data)
         adapter.parse_lines(ctx, iter_complete_lines(complete, next_lineno), sink)
         end_offset = start + len(complete)
         next_lineno += complete.count(b"\n")
-        # what we hold now is exactly the bytes up to end_offset
-        size_seen = min(st.st_size, end_offset) if _partial else st.st_size
+        # a partial last line is not ours yet: remember the size we consumed, so the
+        # next run sees the file as grown and reads that line once it is complete
+        size_seen = end_offset if partial else st.st_size
+        head = _hash_bytes(data[:HEAD_BYTES]) if not start else file_head_hash(path)
     else:
         if hasattr(adapter, "parse_file"):
             adapter.parse_file(ctx, sink)  # e.g. a SQLite database, opened by path
         else:
             with open(path, "rb") as fh:
                 adapter.parse_content(ctx, fh.read(), sink)
-        end_offset = st.st_size
-        size_seen = st.st_size
+        end_offset = size_seen = st.st_size
+        head = ""
     events = list(sink.events.values())
     roll = Rollup()
+    add = roll.add_event
+    dumps = orjson.dumps
+    parts = []
     for ev in events:
-        roll.add_event(ev)
-    segment = b"".join(dumps_line(ev) for ev in events)
+        add(ev)
+        parts.append(dumps(ev, option=_DUMPS_OPT))
+    segment = b"\n".join(parts) + b"\n" if parts else b""
     racy = None
     if time.time_ns() - st.st_mtime_ns < RACY_NS:
         with open(path, "rb") as fh:
             racy = _hash_bytes(fh.read())
-    return FileResult(
+    result = FileResult(
         path=path,
         mode=mode,
         size=size_seen,
@@ -130,22 +150,38 @@ def parse_task(task: tuple) -> FileResult:
         ino=st.st_ino,
         end_offset=end_offset,
         next_lineno=next_lineno,
-        head_hash=file_head_hash(path) if adapter.resumable else "",
+        head_hash=head,
         racy_hash=racy,
         state=ctx.state,
         counts=_add_counts(prior_counts or {}, sink.counts()),
         versions=sink.versions,
-        segment=segment,
+        seg=[],
         ids=[ev["id"] for ev in events],
         totals=[ev["total_tokens"] for ev in events],
         lines=[ev.get("source_line") or 0 for ev in events],
         rollup=roll.rows(),
         bad=bad,
     )
+    return result, segment
+
+
+def parse_shard(job: tuple) -> list[FileResult]:
+    """Parse a run of files of one source into one new pack file (runs in a worker)."""
+    source, pack_dir, pack_name, tasks = job
+    results = []
+    with open(os.path.join(pack_dir, pack_name), "wb") as pack:
+        offset = 0
+        for task in tasks:
+            res, segment = parse_file(source, task, pack_dir)
+            pack.write(segment)
+            res.seg = [pack_name, offset, len(segment)]
+            offset += len(segment)
+            results.append(res)
+    return results
 
 
 class EventCache:
-    """One source's index + pack. Not thread-safe; one writer (the normalize run)."""
+    """One source's index and pack files. One writer at a time (the normalize run)."""
 
     def __init__(self, directory: str, source: str, adapter_version: str, device: str = ""):
         self.dir = directory
@@ -153,10 +189,10 @@ class EventCache:
         self.source = source
         self.adapter_version = adapter_version
         self.index_path = os.path.join(directory, "index.json")
-        self.pack_path = os.path.join(directory, "pack.jsonl")
         self.files: dict[str, dict] = {}
+        self.packs: dict[str, int] = {}
+        self.next_pack = 0
         self.invalidated_all = False
-        self.pack_live = 0
 
     # -- load / save -----------------------------------------------------------
     def load(self, force: bool = False) -> None:
@@ -165,47 +201,59 @@ class EventCache:
                 doc = orjson.loads(fh.read())
         except (OSError, orjson.JSONDecodeError):
             doc = None
-        pack_size = os.path.getsize(self.pack_path) if os.path.exists(self.pack_path) else -1
         ok = (
             isinstance(doc, dict)
             and doc.get("cache_version") == CACHE_VERSION
             and doc.get("adapter_version") == self.adapter_version
             and doc.get("source") == self.source
             and doc.get("device") == self.device
-            and doc.get("pack_size") == pack_size
+            and all(_size(os.path.join(self.dir, name)) == size for name, size in doc.get("packs", {}).items())
         )
-        if doc is not None and not ok:
-            self.invalidated_all = True
-        if force and doc is not None:
+        if doc is not None and (not ok or force):
             self.invalidated_all = True
         if ok and not force:
             self.files = doc["files"]
+            self.packs = doc["packs"]
+            self.next_pack = doc["next_pack"]
         else:
-            self.files = {}
-            if os.path.exists(self.pack_path):
-                os.unlink(self.pack_path)
+            self.files, self.packs = {}, {}
+            self.next_pack = int(doc.get("next_pack", 0)) if isinstance(doc, dict) and isinstance(doc.get("next_pack"), int) else 0
+        self._remove_unreferenced()
 
     def save(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
-        pack_size = os.path.getsize(self.pack_path) if os.path.exists(self.pack_path) else -1
         doc = {
             "cache_version": CACHE_VERSION,
             "adapter_version": self.adapter_version,
             "source": self.source,
             "device": self.device,
-            "pack_size": pack_size,
+            "next_pack": self.next_pack,
+            "packs": dict(sorted(self.packs.items())),
             "files": dict(sorted(self.files.items())),
         }
         with AtomicFile(self.index_path) as fh:
             fh.write(orjson.dumps(doc))
+        self._remove_unreferenced()
+
+    def _remove_unreferenced(self) -> None:
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith("pack-") and name not in self.packs:
+                try:
+                    os.unlink(os.path.join(self.dir, name))
+                except OSError:
+                    pass
 
     # -- planning ---------------------------------------------------------------
     def plan(self, current: dict[str, tuple], resumable: bool, force: bool):
         """Decide per file: skip, resume at offset, or (re)read whole.
 
         ``current`` maps path -> (size, mtime_ns, ino, side) for the files that exist now.
-        Returns ``(tasks, stats)`` with tasks as (path, mode, start, next_lineno, state,
-        prior_seg_ref, prior_counts)."""
+        Returns ``(tasks, stats)``; a task is ``(path, mode, start, next_lineno, state,
+        prior_seg, prior_counts)``."""
         tasks = []
         stats = {"hit": 0, "miss": 0, "resumed": 0, "invalidate": 0, "deleted": 0}
         for path, (size, mtime_ns, ino, side) in sorted(current.items()):
@@ -246,21 +294,19 @@ class EventCache:
                 stats["deleted"] += 1
         return tasks, stats
 
-    def read_segment(self, seg) -> bytes:
-        if not seg or not seg[1]:
-            return b""
-        with open(self.pack_path, "rb") as fh:
-            fh.seek(seg[0])
-            return fh.read(seg[1])
+    def new_pack_name(self) -> str:
+        name = f"pack-{self.next_pack:06d}.jsonl"
+        self.next_pack += 1
+        return name
+
+    def pack_path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
 
     # -- applying results ---------------------------------------------------------
-    def open_pack(self):
-        os.makedirs(self.dir, exist_ok=True)
-        return open(self.pack_path, "ab")
-
-    def store(self, pack_fh, res: FileResult, side: str = "") -> None:
-        offset = pack_fh.tell()
-        pack_fh.write(res.segment)
+    def store(self, res: FileResult, side: str = "") -> None:
+        pack = res.seg[0]
+        if pack not in self.packs:
+            self.packs[pack] = _size(self.pack_path(pack))
         self.files[res.path] = {
             "size": res.size,
             "mtime_ns": res.mtime_ns,
@@ -273,7 +319,7 @@ class EventCache:
             "state": res.state,
             "counts": res.counts,
             "versions": res.versions,
-            "seg": [offset, len(res.segment)],
+            "seg": res.seg,
             "ids": res.ids,
             "totals": res.totals,
             "lines": res.lines,
@@ -286,24 +332,39 @@ class EventCache:
             del self.files[p]
         return len(gone)
 
-    def compact_if_needed(self) -> bool:
-        """Rewrite the pack with live segments only, when dead bytes outweigh live ones."""
-        if not os.path.exists(self.pack_path):
+    def collect(self) -> bool:
+        """Drop packs no file refers to; compact when dead bytes outweigh live ones.
+
+        Compaction rewrites every live segment, in path order, into one new pack (which
+        also makes assembling the events artifact one sequential copy)."""
+        live: dict[str, int] = {}
+        for e in self.files.values():
+            if e["seg"]:
+                live[e["seg"][0]] = live.get(e["seg"][0], 0) + e["seg"][2]
+        for name in list(self.packs):
+            if name not in live:
+                del self.packs[name]
+        total = sum(self.packs.values())
+        if total <= 2 * sum(live.values()) + (1 << 20):
             return False
-        live = sum(e["seg"][1] for e in self.files.values())
-        size = os.path.getsize(self.pack_path)
-        if size <= 2 * live + (1 << 20):
-            return False
-        tmp = self.pack_path + ".compact"
-        with open(self.pack_path, "rb") as src, open(tmp, "wb") as dst:
+        name = self.new_pack_name()
+        with open(self.pack_path(name), "wb") as dst:
             for path in sorted(self.files):
                 e = self.files[path]
-                src.seek(e["seg"][0])
-                data = src.read(e["seg"][1])
-                e["seg"] = [dst.tell(), len(data)]
+                if not e["seg"]:
+                    continue
+                data = read_range(self.pack_path(e["seg"][0]), e["seg"][1], e["seg"][2])
+                e["seg"] = [name, dst.tell(), len(data)]
                 dst.write(data)
-        os.replace(tmp, self.pack_path)
+        self.packs = {name: _size(self.pack_path(name))}
         return True
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1
 
 
 def _head_unchanged(path: str, entry: dict) -> bool:
@@ -324,12 +385,12 @@ def cross_file_losers(files: dict[str, dict]) -> dict[str, set]:
         all_ids.extend(entry["ids"])
     if len(set(all_ids)) == len(all_ids):
         return {}
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
     dup: set[str] = set()
     for i in all_ids:
         if i in seen:
             dup.add(i)
-        seen[i] = 1
+        seen.add(i)
     best: dict[str, tuple] = {}
     holders: dict[str, list] = {}
     for path in sorted(files):
@@ -343,10 +404,27 @@ def cross_file_losers(files: dict[str, dict]) -> dict[str, set]:
     losers: dict[str, set] = {}
     for i, paths in holders.items():
         winner = best[i][1]
-        dropped_once = False
         for p in paths:
-            if p == winner and not dropped_once:
-                dropped_once = True
-                continue
-            losers.setdefault(p, set()).add(i)
+            if p != winner:
+                losers.setdefault(p, set()).add(i)
     return losers
+
+
+def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
+    """Append ``length`` bytes of ``src_fd`` at ``offset`` to ``dst_fd``, in the kernel
+    where it can (copy_file_range), else through a buffer."""
+    copy = getattr(os, "copy_file_range", None)
+    while length > 0:
+        n = 0
+        if copy is not None:
+            try:
+                n = copy(src_fd, dst_fd, length, offset)
+            except OSError:
+                copy = None
+        if not n:
+            data = os.pread(src_fd, min(length, 1 << 24), offset)
+            if not data:
+                raise OSError(f"pack ended early at {offset}")
+            n = os.write(dst_fd, data)
+        offset += n
+        length -= n

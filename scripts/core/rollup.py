@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from scripts.core.event import USAGE_KEYS, context_class, timestamp_ms
+from scripts.core.event import LONG_CONTEXT_THRESHOLDS, USAGE_KEYS, context_class, timestamp_ms
 
 ROLLUP_SCHEMA_VERSION = 1
 SLOT_MS = 15 * 60 * 1000
@@ -24,6 +24,17 @@ VALUE_FIELDS = ("events", "first_ms", "last_ms") + USAGE_KEYS
 COLUMNS = KEY_FIELDS + VALUE_FIELDS
 N_KEY = len(KEY_FIELDS)
 I_EVENTS, I_FIRST, I_LAST = 0, 1, 2
+_FIRST_THRESHOLD = LONG_CONTEXT_THRESHOLDS[0]
+assert USAGE_KEYS == (
+    "input_tokens",
+    "output_tokens",
+    "cache_write_tokens",
+    "cache_read_tokens",
+    "tool_input_tokens",
+    "tool_output_tokens",
+    "reasoning_tokens",
+    "cache_write_1h_tokens",
+), "add_event spells the usage keys out in this order"
 
 
 class Rollup:
@@ -37,28 +48,38 @@ class Rollup:
     def add_event(self, ev: dict) -> None:
         ts = timestamp_ms(ev["timestamp"])
         u = ev["usage"]
-        key = (
-            ts - ts % SLOT_MS,
-            ev["provider"],
-            ev["model"],
-            ev.get("project"),
-            ev["session_id"],
-            ev.get("device") or "",
-            context_class(u),
-        )
+        counts = [
+            u["input_tokens"],
+            u["output_tokens"],
+            u["cache_write_tokens"],
+            u["cache_read_tokens"],
+            u["tool_input_tokens"],
+            u["tool_output_tokens"],
+            u["reasoning_tokens"],
+            u["cache_write_1h_tokens"],
+        ]
+        prompt = counts[0] + counts[2] + counts[3] + counts[4]
+        ctx = 0
+        if prompt > _FIRST_THRESHOLD:
+            ctx = context_class(u)
+        key = (ts - ts % SLOT_MS, ev["provider"], ev["model"], ev.get("project"), ev["session_id"], ev.get("device") or "", ctx)
         vals = self.acc.get(key)
         if vals is None:
-            self.acc[key] = [1, ts, ts] + [u[k] for k in USAGE_KEYS]
+            self.acc[key] = [1, ts, ts] + counts
             return
         vals[0] += 1
         if ts < vals[1]:
             vals[1] = ts
         if ts > vals[2]:
             vals[2] = ts
-        i = 3
-        for k in USAGE_KEYS:
-            vals[i] += u[k]
-            i += 1
+        vals[3] += counts[0]
+        vals[4] += counts[1]
+        vals[5] += counts[2]
+        vals[6] += counts[3]
+        vals[7] += counts[4]
+        vals[8] += counts[5]
+        vals[9] += counts[6]
+        vals[10] += counts[7]
 
     def add_row(self, row: list) -> None:
         key = tuple(row[:N_KEY])

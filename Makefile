@@ -46,7 +46,7 @@ FILTER_ARGS = $(if $(SINCE),--since $(SINCE)) $(if $(UNTIL),--until $(UNTIL)) \
 TZ_ARGS = --timezone "$(TIMEZONE)"
 
 ##@ Targets
-.PHONY: help all demo check test clean FORCE_CHECK
+.PHONY: help all demo check test clean forget validate FORCE_CHECK
 
 help: ## this list
 	@awk 'BEGIN {FS = "##"} \
@@ -72,6 +72,14 @@ test: $(VENV_STAMP) ## the unit, CLI and contract tests
 	$(PY) -m pytest tests
 
 check: test ## what CI runs: tests, schema validation, golden and performance gates
+
+forget: $(VENV_STAMP) ## drop the kept events of log files their tool has deleted, then rebuild
+	@$(PY) -m scripts.normalize --bundle --forget --artifacts $(A)
+	@rm -f $(NORMALIZED)
+	@$(MAKE) all
+
+validate: $(VENV_STAMP) ## check every JSON artifact of $(ARTIFACTS) against schemas/
+	@$(PY) -m scripts.validate --artifacts $(A)
 
 clean: ## remove the bundle and the virtualenv
 	rm -rf $(A) artifacts $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,134 @@
+"""The caches tell the truth: incremental equals from-scratch, and the metrics say what happened."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import ROOT, load_json, make, sample_env
+
+ARTIFACT_GLOBS = ("events/*.jsonl", "rollups/*.json", "aggregates/*.json", "reports/*.json", "reports/*.md")
+
+
+def _snapshot_bytes(art):
+    out = {}
+    for pattern in ARTIFACT_GLOBS:
+        for p in sorted(art.glob(pattern)):
+            out[p.relative_to(art).as_posix()] = p.read_bytes()
+    return out
+
+
+def _cut(src, dst, fraction, partial=False):
+    """Copy the first ``fraction`` of src's lines to dst (optionally plus half a line)."""
+    lines = src.read_bytes().splitlines(keepends=True)
+    keep = lines[: int(len(lines) * fraction)]
+    tail = lines[len(keep)][: len(lines[len(keep)]) // 2] if partial and len(keep) < len(lines) else b""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(b"".join(keep) + tail)
+
+
+def _grow(home_src, home_dst, fraction, partial):
+    files = sorted(p for p in home_src.rglob("*.jsonl"))
+    for i, src in enumerate(files):
+        dst = home_dst / src.relative_to(home_src)
+        if i % 3 == 0 and fraction < 1:
+            continue  # some files appear only in a later round
+        _cut(src, dst, fraction if i % 2 else min(1.0, fraction * 1.5), partial=partial and i % 4 == 1)
+
+
+def test_incremental_rounds_equal_a_forced_rebuild(sample_logs, tmp_path):
+    logs = sample_logs(events=3000, seed=21)
+    live = tmp_path / "live"
+    art = tmp_path / "art"
+    env = sample_env(live, art)
+    env["CLAUDE_CONFIG_DIR"] = str(live / "home" / ".claude")
+    env["CODEX_HOME"] = str(live / "home" / ".codex")
+    for fraction, partial in ((0.3, True), (0.6, True), (0.8, False), (1.0, False)):
+        _grow(logs / "home", live / "home", fraction, partial)
+        make("all", env=env)
+    summary = load_json(art / "runs" / "latest.json")
+    assert summary["caches"]["parsed_events"]["resumed"] > 0, "appended logs should resume at their offset"
+    fresh = tmp_path / "fresh"
+    make("all", env=dict(env, ARTIFACTS=str(fresh), FORCE="1"))
+    a, b = _snapshot_bytes(art), _snapshot_bytes(fresh)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name] == b[name], f"{name} differs between incremental and FORCE=1"
+    expected = load_json(logs / "expected.json")
+    assert summary["totals"]["events"] == expected["totals"]["events"]
+
+
+def test_metrics_miss_then_hit_then_invalidate_on_pricing_change(sample_logs, tmp_path):
+    logs = sample_logs(events=1000, seed=3)
+    book = tmp_path / "pricing.json"
+    shutil.copy(ROOT / "pricing.json", book)
+    env = sample_env(logs, tmp_path / "art", PRICING=book)
+    outcomes = []
+    for round_ in range(3):
+        if round_ == 2:
+            doc = json.loads(book.read_text())
+            model = sorted(doc["models"])[0]
+            doc["models"][model]["output_usd_per_mtok"] = doc["models"][model]["output_usd_per_mtok"] * 2
+            book.write_text(json.dumps(doc, indent=2))
+        make("all", env=env)
+        s = load_json(tmp_path / "art" / "runs" / "latest.json")
+        outcomes.append((s["caches"]["reports"], s["caches"]["aggregates"], s["caches"]["parsed_events"]))
+    (r1, a1, p1), (r2, a2, p2), (r3, a3, p3) = outcomes
+    assert r1 == {"hit": 0, "miss": 1, "invalidate": 0} and a1["miss"] == 1 and p1["miss"] > 0
+    assert r2 == {"hit": 1, "miss": 0, "invalidate": 0} and a2["hit"] == 1 and p2["miss"] == 0 and p2["hit"] > 0
+    # a price change re-prices without re-aggregating or re-parsing
+    assert r3 == {"hit": 0, "miss": 0, "invalidate": 1} and a3["hit"] == 1 and p3["miss"] == 0 and p3["invalidate"] == 0
+
+
+def test_deleted_logs_keep_their_history_until_forget(sample_logs, tmp_path):
+    logs = sample_logs(events=1000, seed=4)
+    live = tmp_path / "live"
+    shutil.copytree(logs / "home", live / "home")
+    env = sample_env(live, tmp_path / "art")
+    make("all", env=env)
+    before = load_json(tmp_path / "art" / "reports" / "monthly.json")["totals"]["total_tokens"]
+    victim = sorted((live / "home" / ".claude" / "projects").rglob("*.jsonl"))[0]
+    victim.unlink()  # what Claude Code's cleanupPeriodDays does
+    make("all", env=env)
+    s = load_json(tmp_path / "art" / "runs" / "latest.json")
+    assert s["sources"]["claude"]["events_from_deleted_files"] > 0
+    assert load_json(tmp_path / "art" / "reports" / "monthly.json")["totals"]["total_tokens"] == before
+    make("forget", env=env)
+    s = load_json(tmp_path / "art" / "runs" / "latest.json")
+    assert s["sources"]["claude"]["events_from_deleted_files"] == 0
+    assert load_json(tmp_path / "art" / "reports" / "monthly.json")["totals"]["total_tokens"] < before
+
+
+def test_cache_from_another_version_is_rebuilt_not_misread(sample_logs, tmp_path):
+    logs = sample_logs(events=1000, seed=4)
+    env = sample_env(logs, tmp_path / "art")
+    make("all", env=env)
+    good = _snapshot_bytes(tmp_path / "art")
+    index = tmp_path / "art" / "cache" / "normalize" / "claude" / "index.json"
+    doc = json.loads(index.read_bytes())
+    doc["cache_version"] = -1
+    index.write_bytes(json.dumps(doc).encode())
+    os.utime(tmp_path / "art" / "stamps" / "claude.fp")  # make normalize run
+    make("all", env=env)
+    s = load_json(tmp_path / "art" / "runs" / "latest.json")
+    assert s["sources"]["claude"]["cache"]["invalidate"] > 0
+    assert _snapshot_bytes(tmp_path / "art") == good
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_parallel_and_serial_parse_agree(sample_logs, tmp_path, jobs):
+    from conftest import stage
+
+    logs = sample_logs(events=3000, seed=8)
+    art = tmp_path / f"art{jobs}"
+    env = sample_env(logs, art)
+    stage("cache_check", "--quiet", env=env)
+    stage("normalize", "--bundle", "--jobs", jobs, env=env)
+    digest = {p.name: p.read_bytes() for p in sorted((art / "events").glob("*.jsonl"))}
+    ref = tmp_path / "ref"
+    env2 = sample_env(logs, ref)
+    stage("cache_check", "--quiet", env=env2)
+    stage("normalize", "--bundle", "--jobs", "2" if jobs == "1" else "1", env=env2)
+    assert digest == {p.name: p.read_bytes() for p in sorted((ref / "events").glob("*.jsonl"))}

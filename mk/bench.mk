@@ -1,0 +1,27 @@
+# Benchmarks and the golden/performance gates (issue 6).
+##@ Speed and correctness gates
+BENCH_EVENTS ?= 200000##     calls in the generated logs for `make bench`
+BENCH_RUNS ?= 5##            whole-process runs per scenario (median)
+GATE_EVENTS ?= 20000##       calls for the gates in `make check`
+PERF_STRICT ?=##             1: a missing perf baseline fails the gate
+SHARED ?= $(firstword $(wildcard ../shared /work/shared))
+export PERF_STRICT
+
+.PHONY: bench bench-trend perf-gate golden-lock golden-verify
+
+bench: $(VENV_STAMP) ## cold / warm / +1% runs of make all vs ccusage on generated logs -> $(ARTIFACTS)/bench/
+	@TOKENTALLY_SHARED=$(SHARED) $(PY) -m scripts.bench --events $(BENCH_EVENTS) --runs $(BENCH_RUNS) --artifacts $(A)
+
+bench-trend: $(VENV_STAMP) ## latest / median / p95 of the recorded bench runs, per size and scenario
+	@$(PY) -m scripts.bench --trend --artifacts $(A)
+
+perf-gate: $(VENV_STAMP) ## ratios at $(GATE_EVENTS) calls vs the baseline median (bench/baseline.json)
+	@TOKENTALLY_SHARED=$(SHARED) $(PY) -m scripts.bench --events $(GATE_EVENTS) --runs 3 --gate --artifacts $(A)
+
+golden-lock: $(VENV_STAMP) ## regenerate tests/golden/ from the canonical generated logs
+	@TOKENTALLY_SHARED=$(SHARED) $(PY) -m scripts.golden lock
+
+golden-verify: $(VENV_STAMP) ## the canonical logs still give exactly the locked golden totals
+	@TOKENTALLY_SHARED=$(SHARED) $(PY) -m scripts.golden verify
+
+check: golden-verify perf-gate

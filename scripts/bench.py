@@ -1,0 +1,346 @@
+"""bench: time whole `make all` processes against ccusage on generated logs.
+
+Scenarios, each the median of --runs whole-process runs (wall time and peak RSS of the
+process tree):
+
+\b
+  cold         make all into an empty ARTIFACTS
+  warm         make all again, nothing changed
+  incremental  make all after appending 1% more calls (half appended to existing
+               Claude sessions, half as new session files), once per run
+  reference    ccusage daily --json --offline on the same logs when ccusage is
+               installed, else a plain single-process Python loop (substring
+               pre-filter + json.loads) over the same files
+
+Results go to $ARTIFACTS/bench/<run-id>.json and bench/latest.json with the ratios
+ours/reference. ``--gate`` compares the ratios with the median of earlier runs of the same
+size (and the committed baseline bench/baseline.json) and fails on a regression beyond
+the tolerance.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import click
+
+from scripts.cli import stage_command
+from scripts.shared_io import AtomicFile, DataError, dumps_doc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_SCHEMA_VERSION = 1
+TOLERANCE = 0.5  # a ratio may grow 50% over the baseline median before the gate fails
+GATED = ("cold_vs_reference", "warm_vs_reference", "incremental_vs_reference")
+TARGETS = {"cold_vs_reference": 1.0, "warm_vs_reference": 0.1, "incremental_vs_reference": 0.2}
+
+
+def shared_dir() -> str | None:
+    for cand in (os.environ.get("TOKENTALLY_SHARED"), os.path.join(os.path.dirname(ROOT), "shared"), "/work/shared"):
+        if cand and os.path.exists(os.path.join(cand, "peers", "make_sample_logs.py")):
+            return cand
+    return None
+
+
+def find_ccusage() -> str | None:
+    cands = [os.environ.get("CCUSAGE", "")]
+    for prefix in (os.environ.get("PEERS", ""), "/tmp/peers", os.path.join(ROOT, ".peers")):
+        if prefix:
+            cands.append(os.path.join(prefix, "node_modules", "@ccusage", "ccusage-linux-x64", "bin", "ccusage"))
+    for c in cands:
+        if c and os.path.isfile(c):
+            try:
+                os.chmod(c, 0o755)
+            except OSError:
+                pass
+            return c
+    return shutil.which("ccusage")
+
+
+def run_measured(argv, env, cwd=ROOT) -> tuple[float, float, int]:
+    """Run argv; return (wall seconds, peak RSS MB of the process tree, exit code)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.returncode != 0:
+        raise DataError(f"{' '.join(argv[:3])} exited {proc.returncode}: {err.strip()[-400:]}")
+    return wall, usage.ru_maxrss / 1024.0, proc.returncode
+
+
+def generate(workdir: str, events: int, seed: int, start: str = "2026-08-01", days: int = 60) -> str:
+    """Generated logs, reused when already there (generation takes ~10 s per 200k calls)."""
+    shared = shared_dir()
+    if shared is None:
+        raise DataError("../shared/peers/make_sample_logs.py not found (set TOKENTALLY_SHARED)")
+    out = os.path.join(workdir, f"logs-{events}-{seed}-{start}-{days}")
+    if not os.path.exists(os.path.join(out, "expected.json")):
+        subprocess.run(
+            [sys.executable, os.path.join(shared, "peers", "make_sample_logs.py"), "--out", out, "--events", str(events),
+             "--seed", str(seed), "--start", start, "--days", str(days)],
+            check=True, capture_output=True,
+        )
+    return out
+
+
+def append_one_percent(live_home: str, delta_dir: str, round_no: int) -> None:
+    """Add a generated 1% batch: half of its Claude sessions appended to existing session
+    files (a log that grew), the rest and all Codex sessions as new files."""
+    src_home = os.path.join(delta_dir, "home")
+    claude_dst = sorted(
+        os.path.join(d, f) for d, _, fs in os.walk(os.path.join(live_home, ".claude", "projects")) for f in fs if f.endswith(".jsonl")
+    )
+    i = 0
+    for d, _, fs in sorted(os.walk(src_home)):
+        for f in sorted(fs):
+            src = os.path.join(d, f)
+            rel = os.path.relpath(src, src_home)
+            with open(src, "rb") as fh:
+                data = fh.read()
+            if rel.startswith(".claude") and i % 2 == 0 and claude_dst:
+                target = claude_dst[(i * 7919 + round_no) % len(claude_dst)]
+            else:
+                base, ext = os.path.splitext(rel)
+                target = os.path.join(live_home, f"{base}-r{round_no}{ext}")
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "ab") as fh:
+                fh.write(data)
+            i += 1
+
+
+def python_reference(home: str) -> list[str]:
+    """argv of the plain-Python reference loop (substring filter + json.loads, one process)."""
+    code = (
+        "import json,os,sys\n"
+        "n=0\n"
+        "for root,_,fs in os.walk(sys.argv[1]):\n"
+        "  for f in fs:\n"
+        "    if f.endswith('.jsonl'):\n"
+        "      for l in open(os.path.join(root,f),'rb'):\n"
+        "        if b'\"usage\"' in l or b'\"token_count\"' in l: json.loads(l); n+=1\n"
+        "print(n)\n"
+    )
+    return [sys.executable, "-c", code, home]
+
+
+def measure(events: int, runs: int, seed: int, workdir: str, artifacts: str, use_ccusage: bool, log) -> dict:
+    logs = generate(workdir, events, seed)
+    live = os.path.join(workdir, f"live-{events}-{seed}")
+    shutil.rmtree(live, ignore_errors=True)
+    shutil.copytree(os.path.join(logs, "home"), os.path.join(live, "home"))
+    bundle = os.path.join(workdir, f"bundle-{events}-{seed}")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
+    env.update(
+        HOME=os.path.join(workdir, "empty-home"),
+        CLAUDE_CONFIG_DIR=os.path.join(live, "home", ".claude"),
+        CODEX_HOME=os.path.join(live, "home", ".codex"),
+        ARTIFACTS=bundle,
+        TIMEZONE="UTC",
+        TZ="UTC",
+    )
+    os.makedirs(env["HOME"], exist_ok=True)
+    make = ["make", "--no-print-directory", "-s", "all"]
+    res: dict[str, dict] = {}
+
+    def scenario(name, argv, before=None, envv=env):
+        walls, rss = [], []
+        for i in range(runs):
+            if before:
+                before(i)
+            w, r, _ = run_measured(argv, envv)
+            walls.append(w)
+            rss.append(r)
+            log(f"  {name} run {i + 1}: {w:.3f} s, {r:.0f} MB")
+        res[name] = {"runs_s": [round(w, 4) for w in walls], "median_s": round(statistics.median(walls), 4), "peak_rss_mb": round(max(rss), 1)}
+
+    scenario("cold", make, before=lambda i: shutil.rmtree(bundle, ignore_errors=True))
+    scenario("warm", make)
+    delta_events = max(1, events // 100)
+    deltas = [generate(workdir, delta_events, seed + 1000 + i, start="2026-09-30", days=1) for i in range(runs)]
+    scenario("incremental", make, before=lambda i: append_one_percent(os.path.join(live, "home"), deltas[i], i))
+    # correctness after all the rounds: the tokens equal base + every appended batch
+    expected = 0
+    for d in [logs] + deltas:
+        with open(os.path.join(d, "expected.json")) as fh:
+            expected += json.load(fh)["totals"]["totalTokens"]
+    with open(os.path.join(bundle, "reports", "monthly.json")) as fh:
+        got = json.load(fh)["totals"]["total_tokens"]
+    ccusage = find_ccusage() if use_ccusage else None
+    if ccusage:
+        cc_env = dict(env, HOME=os.path.join(workdir, "ccusage-home"), CLAUDE_CONFIG_DIR=os.path.join(logs, "home", ".claude"),
+                      CODEX_HOME=os.path.join(logs, "home", ".codex"), NO_COLOR="1", LOG_LEVEL="0")
+        os.makedirs(cc_env["HOME"], exist_ok=True)
+        scenario("reference", [ccusage, "daily", "--json", "--offline"], envv=cc_env)
+        reference = "ccusage " + subprocess.run([ccusage, "--version"], capture_output=True, text=True, env=cc_env).stdout.strip()
+    else:
+        scenario("reference", python_reference(os.path.join(logs, "home")))
+        reference = "python-loop"
+    ref = res["reference"]["median_s"]
+    size_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(logs, "home")) for f in fs)
+    return {
+        "events": events,
+        "seed": seed,
+        "log_bytes": size_bytes,
+        "reference": reference,
+        "scenarios": res,
+        "ratios": {
+            "cold_vs_reference": round(res["cold"]["median_s"] / ref, 4),
+            "warm_vs_reference": round(res["warm"]["median_s"] / ref, 4),
+            "incremental_vs_reference": round(res["incremental"]["median_s"] / ref, 4),
+            "warm_vs_cold": round(res["warm"]["median_s"] / res["cold"]["median_s"], 4),
+            "incremental_vs_cold": round(res["incremental"]["median_s"] / res["cold"]["median_s"], 4),
+        },
+        "correct": got == expected,
+        "tokens": {"expected": expected, "got": got},
+    }
+
+
+def history(bench_dir: str) -> list[dict]:
+    out = []
+    try:
+        names = sorted(os.listdir(bench_dir))
+    except OSError:
+        return out
+    for name in names:
+        if name.endswith(".json") and name not in ("latest.json",):
+            try:
+                with open(os.path.join(bench_dir, name)) as fh:
+                    out.append(json.load(fh))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def gate(result: dict, past: list[dict], baseline: dict | None) -> dict:
+    """Compare ratios with the median of earlier runs of the same size and reference
+    kind (and the committed baseline); one noisy run neither fails nor hides a regression."""
+    kind = result["reference"].split(" ")[0]
+    same = [r for r in past if r.get("events") == result["events"] and r.get("reference", "").split(" ")[0] == kind]
+    base_ratios = {}
+    entries = [
+        e for e in (baseline or {}).get("entries", []) if e.get("events") == result["events"] and e.get("reference", "").split(" ")[0] == kind
+    ]
+    for key in GATED:
+        values = [r["ratios"][key] for r in same[-5:] if key in r.get("ratios", {})]
+        values += [e["ratios"][key] for e in entries if key in e.get("ratios", {})]
+        if values:
+            base_ratios[key] = statistics.median(values)
+    checks = []
+    for key, base in sorted(base_ratios.items()):
+        limit = base * (1 + TOLERANCE)
+        checks.append({"ratio": key, "value": result["ratios"][key], "baseline_median": round(base, 4), "limit": round(limit, 4),
+                       "ok": result["ratios"][key] <= limit})
+    return {"tolerance": TOLERANCE, "compared_with": len(same[-5:]) + len(entries), "checks": checks,
+            "missing_baseline": not base_ratios, "ok": all(c["ok"] for c in checks)}
+
+
+def trend(past: list[dict]) -> dict:
+    """Per size and scenario: latest, median and p95 of the recorded medians."""
+    out: dict[str, dict] = {}
+    for r in past:
+        size = str(r.get("events"))
+        for name, sc in r.get("scenarios", {}).items():
+            out.setdefault(size, {}).setdefault(name, []).append(sc["median_s"])
+    table = {}
+    for size, scs in sorted(out.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0):
+        table[size] = {}
+        for name, values in sorted(scs.items()):
+            ordered = sorted(values)
+            p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+            table[size][name] = {"runs": len(values), "latest_s": values[-1], "median_s": round(statistics.median(values), 4), "p95_s": p95}
+    return table
+
+
+@stage_command("bench")
+@click.option("--events", type=int, default=200_000, show_default=True, help="Calls in the generated logs.")
+@click.option("--runs", type=int, default=5, show_default=True, help="Whole-process runs per scenario (median).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--workdir", default=None, help="Where logs and the bundle go (default: a temp dir, logs reused).")
+@click.option("--artifacts", envvar="ARTIFACTS", default="artifacts", show_default=True, help="Results go to ARTIFACTS/bench/.")
+@click.option("--ccusage/--no-ccusage", default=True, help="Use ccusage as the reference when installed.")
+@click.option("--gate", "do_gate", is_flag=True, help="Fail on a ratio regression beyond the tolerance.")
+@click.option("--baseline", default=os.path.join(ROOT, "bench", "baseline.json"), show_default=True, help="Committed baseline ratios.")
+@click.option("--strict-baseline", is_flag=True, envvar="PERF_STRICT", help="A missing baseline fails the gate (env PERF_STRICT=1).")
+@click.option("--trend", "show_trend", is_flag=True, help="Only summarize the recorded history (latest, median, p95).")
+@click.option("--record-baseline", is_flag=True, help="Add this run's ratios to the baseline file (replacing the same size and reference).")
+def cli(events, runs, seed, workdir, artifacts, ccusage, do_gate, baseline, strict_baseline, show_trend, record_baseline):
+    """Benchmark make all (cold, warm, +1% incremental) against ccusage on generated logs.
+
+    Example:
+
+    \b
+        bench --events 200000 --runs 5          # what `make bench` runs
+        bench --events 20000 --runs 3 --gate     # the perf gate in `make check`
+        bench --trend
+    """
+    bench_dir = os.path.join(artifacts, "bench")
+    past = history(bench_dir)
+    if show_trend:
+        click.echo(json.dumps(trend(past), indent=2))
+        return
+    workdir = workdir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "tokentally-bench")
+    os.makedirs(workdir, exist_ok=True)
+    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    log(f"bench: {events:,} calls, {runs} runs per scenario, work in {workdir}")
+    result = measure(events, runs, seed, workdir, artifacts, ccusage, log)
+    now = dt.datetime.now(dt.timezone.utc)
+    run_id = now.strftime("%Y%m%dT%H%M%SZ") + f"-{events}"
+    doc = {
+        "schema_version": BENCH_SCHEMA_VERSION,
+        "run_id": run_id,
+        "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform},
+        "targets": TARGETS,
+        **result,
+    }
+    base_doc = None
+    if os.path.exists(baseline):
+        with open(baseline) as fh:
+            base_doc = json.load(fh)
+    doc["gate"] = gate(doc, past, base_doc)
+    with AtomicFile(os.path.join(bench_dir, f"{run_id}.json")) as fh:
+        fh.write(dumps_doc(doc))
+    with AtomicFile(os.path.join(bench_dir, "latest.json")) as fh:
+        fh.write(dumps_doc(doc))
+    sc, r = doc["scenarios"], doc["ratios"]
+    log(
+        f"cold {sc['cold']['median_s']:.3f} s, warm {sc['warm']['median_s']:.3f} s, incremental {sc['incremental']['median_s']:.3f} s, "
+        f"{doc['reference']} {sc['reference']['median_s']:.3f} s; peak RSS {max(s['peak_rss_mb'] for k, s in sc.items() if k != 'reference'):.0f} MB"
+    )
+    log("ratios vs reference: " + ", ".join(f"{k.split('_vs')[0]} {v:.3f} (target {TARGETS[k]})" for k, v in r.items() if k in TARGETS))
+    log(f"tokens after incremental rounds: {'exact' if doc['correct'] else 'MISMATCH'} ({doc['tokens']['got']:,})")
+    if not doc["correct"]:
+        raise DataError("incremental bundle does not equal the generator's totals")
+    if record_baseline:
+        kind = doc["reference"].split(" ")[0]
+        entries = [e for e in (base_doc or {}).get("entries", []) if not (e["events"] == events and e["reference"].split(" ")[0] == kind)]
+        entries.append({"events": events, "reference": doc["reference"], "ratios": doc["ratios"], "run_id": run_id, "machine": doc["machine"]})
+        entries.sort(key=lambda e: (e["events"], e["reference"]))
+        with AtomicFile(baseline) as fh:
+            fh.write(dumps_doc({"schema_version": 1, "tolerance": TOLERANCE, "entries": entries}))
+        log(f"baseline: recorded {events} calls vs {kind} in {baseline}")
+    if do_gate:
+        g = doc["gate"]
+        if g["missing_baseline"]:
+            log(f"perf gate: no baseline for {events} calls with this reference ({baseline}); nothing to compare")
+            if strict_baseline:
+                raise SystemExit(1)
+        for c in g["checks"]:
+            log(f"perf gate: {c['ratio']} {c['value']:.3f} vs median {c['baseline_median']:.3f} (limit {c['limit']:.3f}): {'ok' if c['ok'] else 'REGRESSION'}")
+        if not g["ok"]:
+            raise SystemExit(1)
+
+
+main = cli
+
+if __name__ == "__main__":
+    cli()

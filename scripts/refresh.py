@@ -1,0 +1,106 @@
+"""refresh: the stages after normalize, in one process: aggregate, price, snapshot, run summary.
+
+Make decides whether sources changed (cache-check stamps) and runs normalize; then it
+runs this once. Each stage here runs only when one of its inputs is newer than its output
+(Make's own rule, applied to the bundle's fixed layout), and runs exactly the stage
+command a user would type (the same click command, called in-process). One Python start
+instead of four is most of what an incremental run costs.
+
+\b
+  aggregate  rollups/*.json, stamps/params.fp   -> aggregates/aggregates.json
+  price      aggregates.json, stamps/pricing.fp -> reports/<kind>.json, .md
+  snapshot   reports/*.json, stamps/view.fp     -> ui-snapshot.json
+  then run-summary, always
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import click
+
+from scripts.cli import artifacts_option, filter_options, stage_command, timezone_option
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def stale(outputs: list[str], inputs: list[str]) -> bool:
+    """Make's rule: an output is missing or older than an input."""
+    oldest = min((_mtime(p) for p in outputs), default=-1)
+    if oldest < 0:
+        return True
+    return any(_mtime(p) > oldest for p in inputs)
+
+
+def plan(artifacts: str) -> list[tuple[str, list[str], list[str]]]:
+    """(stage, outputs, inputs) in order; inputs of a later stage include earlier outputs."""
+    a = artifacts
+    rollups = sorted(glob.glob(os.path.join(a, "rollups", "*.json")))
+    aggregates = os.path.join(a, "aggregates", "aggregates.json")
+    reports = [os.path.join(a, "reports", f"{k}.json") for k in ("daily", "weekly", "monthly", "sessions", "projects", "blocks")]
+    snapshot = os.path.join(a, "ui-snapshot.json")
+    return [
+        ("aggregate", [aggregates], rollups + [os.path.join(a, "stamps", "params.fp")]),
+        ("price", reports, [aggregates, os.path.join(a, "stamps", "pricing.fp")]),
+        ("snapshot", [snapshot], reports + [os.path.join(a, "stamps", "view.fp")]),
+    ]
+
+
+def _invoke(command: click.Command, args: list[str]) -> None:
+    try:
+        command.main(args=args, prog_name=command.name, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        if exc.exit_code:
+            raise SystemExit(exc.exit_code) from None
+
+
+@stage_command("refresh")
+@click.option("--pricing", envvar="PRICING", default="pricing.json", show_default=True)
+@click.option("--month", envvar="MONTH", default="")
+@click.option("--snapshot-mode", envvar="SNAPSHOT_MODE", default="compact", show_default=True)
+@click.option("--force", is_flag=True, envvar="FORCE", help="Run every stage whatever the mtimes say.")
+@timezone_option
+@filter_options
+@artifacts_option
+def cli(pricing, month, snapshot_mode, force, timezone, since, until, providers, models, projects, artifacts):
+    """Bring aggregates, reports and the snapshot up to date, then write the run summary.
+
+    Example:
+
+    \b
+        refresh --artifacts artifacts --pricing pricing.json --timezone UTC
+    """
+    filters = []
+    for flag, values in (("--since", [since] if since else []), ("--until", [until] if until else []),
+                         ("--provider", providers), ("--model", models), ("--project", projects)):
+        for v in values:
+            filters += [flag, v]
+    tz = ["--timezone", timezone]
+    commands = {
+        "aggregate": lambda: _cmd("aggregate", ["--rollups", os.path.join(artifacts, "rollups"), "--artifacts", artifacts, *tz, *filters,
+                                                 "-o", os.path.join(artifacts, "aggregates", "aggregates.json")]),
+        "price": lambda: _cmd("price", ["run", "--pricing", pricing, "--out-dir", os.path.join(artifacts, "reports"), "--artifacts", artifacts,
+                                         os.path.join(artifacts, "aggregates", "aggregates.json")]),
+        "snapshot": lambda: _cmd("snapshot", ["--artifacts", artifacts, "--month", month, "--mode", snapshot_mode, *tz]),
+    }
+    for stage, outputs, inputs in plan(artifacts):
+        if force or stale(outputs, inputs):
+            commands[stage]()
+    _cmd("run_summary", ["--artifacts", artifacts])
+
+
+def _cmd(module: str, args: list[str]) -> None:
+    import importlib
+
+    _invoke(importlib.import_module(f"scripts.{module}").cli, args)
+
+
+main = cli
+
+if __name__ == "__main__":
+    cli()

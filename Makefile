@@ -46,7 +46,7 @@ FILTER_ARGS = $(if $(SINCE),--since $(SINCE)) $(if $(UNTIL),--until $(UNTIL)) \
 TZ_ARGS = --timezone "$(TIMEZONE)"
 
 ##@ Targets
-.PHONY: help all demo check test clean forget validate FORCE_CHECK
+.PHONY: help all demo demo-validate check test clean forget validate FORCE_CHECK
 
 help: ## this list
 	@awk 'BEGIN {FS = "##"} \
@@ -72,7 +72,10 @@ DEMO_SOURCES := CLAUDE_CONFIG_DIR=$(CURDIR)/fixtures/claude CODEX_HOME=$(CURDIR)
 test: $(VENV_STAMP) ## the unit, CLI and contract tests
 	$(PY) -m pytest tests
 
-check: test ## what CI runs: tests, schema validation, golden and performance gates
+check: test demo-validate ## what CI runs: tests, schema validation, golden and performance gates
+
+demo-validate: demo ## build the demo bundle and validate every artifact against schemas/
+	@$(PY) -m scripts.validate --artifacts artifacts/demo
 
 forget: $(VENV_STAMP) ## drop the kept events of log files their tool has deleted, then rebuild
 	@$(PY) -m scripts.normalize --bundle --forget --artifacts $(A)

@@ -70,17 +70,18 @@ def color_of(provider: str, order: list[str]) -> str:
 
 
 def nice_ceiling(value: float) -> tuple[float, float]:
-    """A round axis maximum >= value and its tick step (4-5 ticks)."""
+    """A round axis maximum >= value and its step: the smallest step of 1, 2, 2.5 or 5
+    times a power of ten that covers ``value`` in at most 5 ticks."""
     if value <= 0:
         return 1.0, 0.25
     import math
 
-    exp = 10 ** math.floor(math.log10(value))
-    for m in (1, 2, 2.5, 5, 10):
-        step = m * exp / 4
-        top = step * math.ceil(value / step)
-        if top / step <= 5:
-            return top, step
+    exp = 10 ** math.floor(math.log10(value / 5))
+    for m in (1, 2, 2.5, 5, 10, 20):
+        step = m * exp
+        n = math.ceil(value / step - 1e-9)
+        if n <= 5:
+            return step * n, step
     return value, value / 4
 
 
@@ -115,7 +116,10 @@ def day_labels(days: list[str], x_of, y: float) -> str:
 
 
 def money_tick(v: float) -> str:
-    return f"${v:,.0f}" if v >= 10 or v == 0 else f"${v:,.2f}"
+    v = float(round(v, 6))
+    if v.is_integer():
+        return f"${v:,.0f}"
+    return f"${v:,.2f}" if float(round(v * 100, 6)).is_integer() else f"${v:,.3f}"
 
 
 # ---------------------------------------------------------------- charts

@@ -183,7 +183,8 @@ def load_page(binary: str, url: str, expression: str, width: int = 1100) -> Page
                 text = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
                 run.console_errors.append(f"console.{params['type']}: {text}")
             elif method == "Runtime.exceptionThrown":
-                run.console_errors.append(f"exception: {params.get('exceptionDetails', {}).get('text')}")
+                details = params.get("exceptionDetails", {})
+                run.console_errors.append(f"exception: {details.get('text')} {details.get('exception', {}).get('description', '')}".strip())
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") in ("error", "warning"):
                 entry = params["entry"]
                 run.console_errors.append(f"log.{entry['level']} ({entry.get('source')}): {entry.get('text')}")

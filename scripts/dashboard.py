@@ -309,7 +309,8 @@ def transform(daily: dict, monthly: dict, *, month: str, today: str | None = Non
         cut = int(today[8:10])
     this_cum = cumulative(days, by_day, cut)
     prev_days = days_of(prev)
-    prev_cum = cumulative(prev_days, by_day)
+    # a previous month without any usage draws no line (a flat zero would look like data)
+    prev_cum = cumulative(prev_days, by_day) if any(d in by_day for d in prev_days) else []
     mtd = this_cum[-1] if this_cum else 0
     same_day = prev_cum[min(len(this_cum), len(prev_cum)) - 1] if prev_cum and this_cum else 0
     delta = f"{(mtd - same_day) / same_day * 100:+.0f}%" if same_day else "n/a"
@@ -342,10 +343,13 @@ def transform(daily: dict, monthly: dict, *, month: str, today: str | None = Non
         f'<td class="num">{esc(usd(r.get("blended_usd_per_mtok"), 3) if r.get("blended_usd_per_mtok") is not None else "n/a")}</td></tr>'
         for r in models
     )
-    mtd_text = (
-        f"{usd(mtd / 1e6)} through day {len(this_cum)}; {prev} through the same day: {usd(same_day / 1e6)} ({delta}); "
-        f"{prev} in full: {usd((prev_row or {}).get('total_cost_usd', 0.0))}."
-    )
+    if prev_cum:
+        mtd_text = (
+            f"{usd(mtd / 1e6)} through day {len(this_cum)}; {prev} through the same day: {usd(same_day / 1e6)} ({delta}); "
+            f"{prev} in full: {usd((prev_row or {}).get('total_cost_usd', 0.0))}."
+        )
+    else:
+        mtd_text = f"{usd(mtd / 1e6)} through day {len(this_cum)}; no usage recorded in {prev}."
     body = f"""<header>
 <h1>tokentally <span class="muted">· {esc(month)}</span></h1>
 <p class="muted">Time zone {esc(daily.get("timezone", "UTC"))} · pricing book {esc(pricing.get("hash", "?"))[:12]} ({esc(pricing.get("updated_at", "?"))}) · from the bundle's reports, nothing uploaded</p>
@@ -459,8 +463,6 @@ def cli(month, output, timezone, artifacts):
     target = output or os.path.join(artifacts, "dashboard.html")
     with AtomicFile(target) as fh:
         fh.write(page.encode("utf-8"))
-    if target != "-":
-        click.echo(f"dashboard: {target} ({month})", err=True)
 
 
 main = cli

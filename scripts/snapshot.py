@@ -244,14 +244,24 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def main(argv=None):
-    """Console entry point. ``--statusline`` goes straight to the stdlib-only reader."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    if "--statusline" in args and not any(a in ("-h", "--help") for a in args):
-        from scripts.core import statusline
+class _Entry:
+    """The console entry point (``snapshot``). Called, it sends ``--statusline`` straight
+    to the stdlib-only reader and anything else to the click command; as an object it
+    stands for the click command (``CliRunner().invoke(main, ...)``, ``main.name``)."""
 
-        sys.exit(statusline.main(args))
-    return _command()(args, prog_name="snapshot")
+    def __call__(self, argv=None):
+        args = sys.argv[1:] if argv is None else list(argv)
+        if "--statusline" in args and not any(a in ("-h", "--help") for a in args):
+            from scripts.core import statusline
+
+            sys.exit(statusline.main(args))
+        return _command()(args, prog_name="snapshot")
+
+    def __getattr__(self, name):
+        return getattr(_command(), name)
+
+
+main = _Entry()
 
 
 if __name__ == "__main__":

@@ -154,3 +154,15 @@ def test_the_browser_harness_does_catch_errors(chromium, tmp_path):
     text = "\n".join(run.console_errors)
     assert "boom" in text and "undefinedFunction" in text
     assert "http://127.0.0.1:9/x.png" in run.requests
+
+
+def test_month_to_date_stops_today_and_skips_an_empty_previous_month():
+    days = [{"period": f"2026-09-{d:02d}", "total_cost_usd": 1.0, "total_tokens": 10, "input_tokens": 10, "cache_write_tokens": 0,
+             "cache_read_tokens": 0} for d in range(1, 6)]
+    daily = {"periods": days, "period_providers": [dict(p, provider="claude") for p in days]}
+    monthly = {"rows": [], "periods": [{"period": "2026-09", "total_cost_usd": 5.0, "total_tokens": 50, "sessions": 1, "events": 5}],
+               "period_providers": []}
+    page = dashboard.transform(daily, monthly, month="2026-09", today="2026-09-10")
+    assert page.count('class="mtd-point this"') == 10, "the current month is drawn through today"
+    assert 'class="mtd-line prev"' not in page and "no usage recorded in 2026-08" in page
+    assert 'data-mtd="5.000000"' in page

@@ -207,5 +207,8 @@ def test_help_and_cli_runner(bundle, tmp_path):
     result = runner.invoke(snap_mod.cli, ["--artifacts", str(bundle), "--month", "2026-08", "--timezone", "UTC", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert load_json(out)["month"] == "2026-08"
+    # the console entry stands for the click command too, and --statusline works through it
+    result = runner.invoke(snap_mod.main, ["--statusline", "--artifacts", str(bundle)])
+    assert result.exit_code == 0 and result.output.startswith("today ") and " · 2026-08 $" in result.output
     proc = stage("dashboard", "--help")
     assert b"Example:" in proc.stdout

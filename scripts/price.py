@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -112,7 +113,7 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict
         return
     if fmt == "json":
         payload = next(iter(reports.values())) if len(reports) == 1 else {"schema_version": 1, "kind": "priced-reports", "reports": reports}
-        click.get_binary_stream("stdout").write(dumps_doc(payload))
+        sys.stdout.buffer.write(dumps_doc(payload))
         return
     from scripts.core.render import render
 
@@ -125,7 +126,7 @@ def _price_events(data: bytes, book, name: str, diag: Diagnostics, on_unpriced: 
     from scripts.core.costing import price_event
     from scripts.shared_io import loads
 
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     shown = name if name != STDIO else "<stdin>"
     unpriced: dict[tuple, list[int]] = {}
     for lineno, line in enumerate(data.split(b"\n"), 1):

@@ -196,3 +196,18 @@ def test_import_book_bad_input():
         import_legacy(doc, "old.json")
     with pytest.raises(DataError, match="not the older pricing format"):
         import_legacy({"models": {}}, "old.json")
+
+
+def test_overrides_file_is_valid_against_its_schema():
+    import jsonschema
+    from referencing import Registry, Resource
+
+    from conftest import SCHEMAS
+
+    schemas = {p.name: load_json(p) for p in SCHEMAS.glob("pricing-*.v1.schema.json")}
+    registry = Registry().with_resources([(s["$id"], Resource.from_contents(s)) for s in schemas.values()])
+    validator = jsonschema.Draft202012Validator(schemas["pricing-overrides.v1.schema.json"], registry=registry)
+    overrides = load_json(ROOT / "pricing-overrides.json")
+    assert list(validator.iter_errors(overrides)) == []
+    overrides["models"]["composer-1"].pop("provenance")
+    assert list(validator.iter_errors(overrides))

@@ -15,7 +15,18 @@ from scripts.core.rollup import Rollup
 from scripts.core.runlog import StageTimer
 from scripts.shared_io import STDIO, AtomicFile, DataError, Diagnostics, display_name, dumps_doc, iter_jsonl, read_doc, strict_from_env
 
-REQUIRED = ("id", "provider", "model", "session_id", "timestamp", "usage")
+REQUIRED = ("provider", "model", "timestamp", "usage")
+
+
+def fallback_id(ev: dict) -> str:
+    """A deterministic id for an event that has none (older formats): the same call
+    always gets the same id, so a repeated line still counts once."""
+    import hashlib
+
+    from scripts.shared_io import dumps_line
+
+    key = {k: ev.get(k) for k in ("provider", "model", "session_id", "timestamp", "usage")}
+    return "sha1:" + hashlib.sha1(dumps_line(key)).hexdigest()
 
 
 def rollup_from_events(path: str, diag: Diagnostics) -> list[list]:
@@ -27,15 +38,24 @@ def rollup_from_events(path: str, diag: Diagnostics) -> list[list]:
         if not isinstance(ev, dict) or any(k not in ev for k in REQUIRED) or not isinstance(ev.get("usage"), dict):
             diag.bad_line(name, lineno, "not a normalized event (needs " + ", ".join(REQUIRED) + ")")
             continue
-        if ev["id"] in seen:
+        event_id = ev.get("id") or fallback_id(ev)
+        if event_id in seen:
             continue
-        seen.add(ev["id"])
+        seen.add(event_id)
         try:
             ev["usage"] = {k: int(ev["usage"].get(k, 0) or 0) for k in _usage_keys()}
+            ev["timestamp"] = normalize_timestamp(ev["timestamp"])
+            ev.setdefault("session_id", "unknown")
             roll.add_event(ev)
         except (TypeError, ValueError, KeyError) as exc:
             diag.bad_line(name, lineno, f"bad event ({exc})")
     return roll.rows()
+
+
+def normalize_timestamp(value):
+    from scripts.core.event import normalize_timestamp as normalize
+
+    return normalize(value)
 
 
 def _usage_keys():

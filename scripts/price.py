@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
-from scripts.cli import CONTEXT_SETTINGS, artifacts_option, stage_command, strict_option
+from scripts.cli import CONTEXT_SETTINGS, artifacts_option, stage_command, strict_option, timezone_option
 from scripts.core.runlog import StageTimer
 from scripts.shared_io import STDIO, AtomicFile, DataError, Diagnostics, dumps_doc, dumps_line, open_input, strict_from_env
 
 ON_UNPRICED = ("warn", "skip", "error")
+ADDITIVE = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens", "tool_input_tokens", "tool_output_tokens")
 
 
 class DefaultGroup(click.Group):
@@ -87,7 +89,7 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict
     stripped = data.lstrip()
     first_line = stripped.split(b"\n", 1)[0]
     if stripped.startswith(b"{") and b'"usage"' in first_line and first_line.rstrip().endswith(b"}"):
-        _price_events(data, book, input_path, diag)
+        _price_events(data, book, input_path, diag, on_unpriced)
         return
     from scripts.shared_io import loads
 
@@ -111,7 +113,7 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict
         return
     if fmt == "json":
         payload = next(iter(reports.values())) if len(reports) == 1 else {"schema_version": 1, "kind": "priced-reports", "reports": reports}
-        click.get_binary_stream("stdout").write(dumps_doc(payload))
+        sys.stdout.buffer.write(dumps_doc(payload))
         return
     from scripts.core.render import render
 
@@ -119,11 +121,14 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict
         click.echo(render(rep, fmt), nl=False)
 
 
-def _price_events(data: bytes, book, name: str, diag: Diagnostics) -> None:
+def _price_events(data: bytes, book, name: str, diag: Diagnostics, on_unpriced: str = "warn") -> None:
+    """Each event line with ``cost_usd`` (null when unpriced, never 0)."""
     from scripts.core.costing import price_event
     from scripts.shared_io import loads
 
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
+    shown = name if name != STDIO else "<stdin>"
+    unpriced: dict[tuple, list[int]] = {}
     for lineno, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
@@ -135,10 +140,233 @@ def _price_events(data: bytes, book, name: str, diag: Diagnostics) -> None:
         if not isinstance(ev, dict) or not isinstance(ev.get("usage"), dict):
             diag.bad_line(name if name != STDIO else "<stdin>", lineno, "not a normalized event")
             continue
-        out.write(dumps_line(price_event(ev, book)))
+        priced = price_event(ev, book)
+        if priced["priced_as"] is None:
+            key = (str(ev.get("provider")), str(ev.get("model")))
+            if on_unpriced == "error":
+                raise DataError(f"unpriced model {key[0]}/{key[1]} (add it to the pricing book or run `price coverage`)", where=f"{shown}:{lineno}")
+            acc = unpriced.setdefault(key, [0, 0])
+            acc[0] += 1
+            acc[1] += int(ev.get("total_tokens") or sum(v for k, v in ev["usage"].items() if k in ADDITIVE and isinstance(v, int)))
+            if on_unpriced == "skip":
+                continue
+        out.write(dumps_line(priced))
+    if unpriced and on_unpriced == "warn":
+        names = ", ".join(f"{p}/{m} ({n:,} events, {t:,} tokens)" for (p, m), (n, t) in sorted(unpriced.items()))
+        diag.notice(f"price: unpriced, cost_usd null and not $0: {names}")
+    elif unpriced:
+        diag.notice(f"price: skipped {sum(n for n, _ in unpriced.values()):,} unpriced event(s)")
 
 
 cli.add_command(run)
+
+
+# ---------------------------------------------------------------- the book's own commands
+# Each writes a JSON report under $ARTIFACTS/pricing/ (or -o), one line per finding on
+# stderr, and exits 1 when the book fails the check. The logic is in scripts/core/pricing_*.py.
+def _pricing_option(func):
+    return click.option("--pricing", envvar="PRICING", default="pricing.json", show_default=True, help="The pricing book (env PRICING).")(func)
+
+
+def _output_option(func):
+    return click.option("-o", "--output", default=None, help="Where to write the JSON report (default $ARTIFACTS/pricing/<command>.json; - = stdout).")(func)
+
+
+def _usage_options(func):
+    for decorator in reversed(
+        [
+            click.option("--month", envvar="MONTH", default="", help="YYYY-MM (env MONTH; default: the bundle's month, else this month)."),
+            timezone_option,
+            click.option("--events", "events", multiple=True, help="Read these normalized event files (JSONL, - = stdin) instead of the bundle's rollups."),
+            artifacts_option,
+            strict_option,
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def _exit(status: int) -> None:
+    if status:
+        raise click.exceptions.Exit(status)
+
+
+@stage_command("import-litellm")
+@click.argument("file", metavar="FILE")
+@click.option("--overrides", default=None, help="Hand-kept overrides to apply on top (e.g. pricing-overrides.json).")
+@click.option("--source-date", default=None, help="Date of the LiteLLM copy, YYYY-MM-DD (default: the file's modification date; never the clock).")
+@click.option("-o", "--output", default=STDIO, show_default=True, help="Where to write the book.")
+def import_litellm(file, overrides, source_date, output):
+    """Build a pricing book from LiteLLM's model_prices_and_context_window.json.
+
+    Keeps the chat models of the families our sources log (Claude, GPT/o-series,
+    Gemini, Grok, DeepSeek, Kimi, GLM, Qwen, MiniMax, Devstral/Codestral), under the
+    names events carry, with dated and alternative spellings as aliases; each model's
+    provenance is ``litellm:<key>`` and the copy's date. Deterministic.
+
+    Example:
+
+    \b
+        price import-litellm model_prices_and_context_window.json --overrides pricing-overrides.json -o pricing.json
+        price import-litellm prices.json --source-date 2026-11-25 | price lint --pricing /dev/stdin
+    """
+    from scripts.core import pricing_ops
+
+    _exit(pricing_ops.import_litellm(file, overrides, output, source_date))
+
+
+@stage_command("import-book")
+@click.argument("file", metavar="FILE")
+@click.option("-o", "--output", default=STDIO, show_default=True, help="Where to write the version-1 book.")
+def import_book(file, output):
+    """Convert a book in the older format (providers.<p>.models, model_aliases,
+    subscriptions) to this project's version-1 book. Missing rates become explicit:
+    cache write = input, cache read = 0.1 x input, tool input = input, tool output = output.
+
+    Example:
+
+    \b
+        price import-book old-pricing.json -o pricing.json
+    """
+    from scripts.core import pricing_ops
+
+    _exit(pricing_ops.import_book(file, output))
+
+
+@stage_command("lint")
+@_pricing_option
+@_output_option
+@artifacts_option
+def lint(pricing, output, artifacts):
+    """Check the book: schema-valid, aliases resolve, no negative rates, no zero output
+    rate, no placeholder values, tiers in order, rates plausibly per million tokens.
+    Exit 1 with the list of violations.
+
+    Example:
+
+    \b
+        price lint --pricing pricing.json
+    """
+    from scripts.core import pricing_ops
+
+    _exit(pricing_ops.lint(pricing, artifacts, output))
+
+
+@stage_command("audit")
+@_pricing_option
+@click.option("--max-age-days", type=click.IntRange(min=0), default=45, show_default=True, help="Older rates are stale.")
+@click.option("--allow-stale", is_flag=True, help="Stale rates are warnings, not errors.")
+@click.option("--allow-missing-source", is_flag=True, help="Missing sources or dates are warnings, not errors.")
+@click.option("--today", default=None, help="The date to measure age from, YYYY-MM-DD (default: today, UTC).")
+@_output_option
+@artifacts_option
+def audit(pricing, max_age_days, allow_stale, allow_missing_source, today, output, artifacts):
+    """Check that the book and every model say where their rates come from and when,
+    and that those dates are recent. Exit 1 on an error.
+
+    Example:
+
+    \b
+        price audit --max-age-days 30
+        price audit --allow-stale          # what `make check` does: staleness is a warning
+    """
+    from scripts.core import pricing_ops
+
+    _exit(pricing_ops.audit(pricing, artifacts, output, max_age_days=max_age_days, allow_stale=allow_stale, allow_missing_source=allow_missing_source, today=today))
+
+
+@stage_command("check")
+@_pricing_option
+@click.option("--allow-unpriced", is_flag=True, help="Report unpriced events but exit 0.")
+@_usage_options
+@_output_option
+def check(pricing, allow_unpriced, month, timezone, events, artifacts, strict, output):
+    """Exit 1 if any event of the month has no price in the book (reads the bundle's
+    rollups, or --events).
+
+    Example:
+
+    \b
+        price check --month 2026-08
+        price check --events artifacts/events/cursor.jsonl --allow-unpriced
+    """
+    from scripts.core import pricing_ops
+
+    _exit(pricing_ops.check(pricing, artifacts, output, month=month, timezone=timezone, events=events, allow_unpriced=allow_unpriced, strict=strict_from_env(strict)))
+
+
+@stage_command("coverage")
+@_pricing_option
+@click.option("--patch", "patch_out", default=None, help="Where to write the patch (default $ARTIFACTS/pricing/patch.json).")
+@_usage_options
+@_output_option
+def coverage(pricing, patch_out, month, timezone, events, artifacts, strict, output):
+    """List the unpriced provider/model pairs with their token volume and the book's
+    nearest names, and write a patch: an alias for each confident match (same name
+    once normalized, or an effort/thinking variant); the rest listed as ``todo``.
+    All months unless --month (or MONTH) is given.
+
+    Example:
+
+    \b
+        price coverage && price apply artifacts/pricing/patch.json
+    """
+    from scripts.core import pricing_ops
+
+    _exit(pricing_ops.coverage(pricing, artifacts, output, patch_out, month=month, timezone=timezone, events=events, strict=strict_from_env(strict)))
+
+
+@stage_command("apply")
+@click.argument("patch", metavar="PATCH")
+@_pricing_option
+@click.option("--write", is_flag=True, help="Write the book (default: a dry run that only reports).")
+@click.option("--overwrite", is_flag=True, help="Replace rates and aliases the book already has.")
+@click.option("--backup-dir", default=None, help="Where the previous book is copied before writing (default $ARTIFACTS/pricing/backups).")
+@_output_option
+@artifacts_option
+def apply(patch, pricing, write, overwrite, backup_dir, output, artifacts):
+    """Merge PATCH (aliases, models, providers) into the book. A dry run unless --write;
+    with --write the old book is backed up first. Existing rates are never replaced
+    without --overwrite, and the result must pass `price lint`: otherwise nothing is
+    written and the exit status is 1.
+
+    Example:
+
+    \b
+        price apply artifacts/pricing/patch.json            # what would change
+        price apply artifacts/pricing/patch.json --write
+    """
+    from scripts.core import pricing_ops
+
+    _exit(pricing_ops.apply(pricing, patch, artifacts, output, write=write, overwrite=overwrite, backup_dir=backup_dir))
+
+
+@stage_command("reconcile")
+@_pricing_option
+@click.option("--write", is_flag=True, help="Write the patched book (default: dry run).")
+@click.option("--overwrite", is_flag=True, help="Let the patch replace existing values.")
+@click.option("--allow-unpriced", is_flag=True, help="Exit 0 even if events stay unpriced.")
+@click.option("--stamp", default=None, help="Folder suffix (default: the UTC time, YYYYMMDDTHHMMSSZ).")
+@_usage_options
+def reconcile(pricing, write, overwrite, allow_unpriced, stamp, month, timezone, events, artifacts, strict):
+    """coverage -> patch -> apply (dry run unless --write) -> check, in one run. Leaves
+    coverage.json, patch.json, apply.json, check.json and reconcile.json in
+    $ARTIFACTS/pricing/reconcile-<stamp>/ and points $ARTIFACTS/pricing/reconcile-latest.json
+    at it. The check is of the book as patched.
+
+    Example:
+
+    \b
+        price reconcile --month 2026-08
+        price reconcile --write && price lint
+    """
+    from scripts.core import pricing_ops
+
+    _exit(pricing_ops.reconcile(pricing, artifacts, month=month, timezone=timezone, events=events, write=write, overwrite=overwrite, allow_unpriced=allow_unpriced, stamp=stamp, strict=strict_from_env(strict)))
+
+
+for _command in (import_litellm, import_book, lint, audit, check, coverage, apply, reconcile):
+    cli.add_command(_command)
 main = cli
 
 if __name__ == "__main__":

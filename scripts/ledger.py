@@ -216,17 +216,19 @@ def dump(database, output):
 
 
 @stage_command("schema")
-def schema():
-    """Print the ledger's schema.sql (tables, indexes, views).
+@click.option("--format", "fmt", type=click.Choice(("sql", "markdown")), default="sql", show_default=True, help="sql: schema.sql; markdown: the table reference of docs/contracts/ledger.md.")
+def schema(fmt):
+    """Print the ledger's schema (tables, indexes, views) as SQL or as markdown.
 
     Example:
 
     \b
         ledger schema | sqlite3 fresh.db
+        ledger schema --format markdown
     """
-    from scripts.core.ledger_sql import schema_sql
+    from scripts.core.ledger_sql import schema_markdown, schema_sql
 
-    click.echo(schema_sql(), nl=False)
+    click.echo(schema_sql() if fmt == "sql" else schema_markdown(), nl=False)
 
 
 @stage_command("stamp")

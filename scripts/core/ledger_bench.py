@@ -134,10 +134,10 @@ def read_table(path: str, data: bytes, diag: Diagnostics) -> BenchTable:
         raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", where=path) from None
     digest = hashlib.sha256(data).hexdigest()
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    if first.lstrip().startswith("|"):
-        return _read_pipe(path, name, digest, text, diag)
     if first.startswith("row_id,") or ",raw_value" in first:
         return _read_long(path, name, digest, text, diag)
+    if any(ln.lstrip().startswith("|") for ln in text.splitlines()):
+        return _read_pipe(path, name, digest, text, diag)
     raise DataError("not a benchmark table (expected a markdown pipe table or a long-form CSV with row_id,...,raw_value)", where=f"{path}:1")
 
 

@@ -96,9 +96,11 @@ def slugify(text: str) -> str:
 
 
 def _weakest(chain: list[tuple[str, int]]) -> tuple[str, int]:
+    """The deciding link: the lowest confidence; on a tie the later link (it is the one
+    closer to the book)."""
     rule, conf = chain[0]
     for r, c in chain[1:]:
-        if c < conf:
+        if c <= conf:
             rule, conf = r, c
     return rule, conf
 
@@ -212,6 +214,9 @@ class Rules:
                     tried.append(candidate)
                     price = book.resolve(candidate)
                     if price is not None:
+                        how = self.map_logged_name(candidate, None, book)
+                        if how.rule != "book-exact":  # the book's alias table did part of the work
+                            chain = chain + [(how.rule_chain, how.confidence)]
                         weakest, conf = _weakest(chain)
                         return Mapping(kind, name, price.name, weakest, ">".join(r for r, _ in chain), conf, None, tuple(tried))
         direct = [c for c in tried if "/" not in c]

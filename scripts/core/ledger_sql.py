@@ -413,3 +413,34 @@ def ordered_dump(conn):
 def load_schema(name: str) -> dict:
     with open(os.path.join(SCHEMAS_DIR, name), "rb") as fh:
         return json.loads(fh.read())
+
+
+def schema_markdown() -> str:
+    """The tables as markdown (the generated part of docs/contracts/ledger.md)."""
+    out = []
+    for table in TABLES:
+        out.append(f"### `{table.name}`\n\n{table.doc}\n\n")
+        out.append("| column | type | constraint | meaning |\n| --- | --- | --- | --- |\n")
+        for col in table.columns:
+            cons = []
+            if col.name in table.primary_key:
+                cons.append("key")
+            if col.not_null:
+                cons.append("not null")
+            if col.check:
+                cons.append(col.check.replace("|", "\\|"))
+            for column, ref_table, ref_column in table.foreign_keys:
+                if column == col.name:
+                    cons.append(f"→ {ref_table}.{ref_column}")
+            out.append(f"| `{col.name}` | {col.type} | {', '.join(cons)} | {col.doc.replace('|', '/')} |\n")
+        out.append(f"\nPrimary key: ({', '.join(table.primary_key)})")
+        if table.checks:
+            out.append("; checks: " + "; ".join(f"`{c}`" for c in table.checks))
+        out.append(".\n\n")
+    out.append("### Indexes\n\n")
+    for name, table, columns in INDEXES:
+        out.append(f"- `{name}` on {table} ({', '.join(columns)})\n")
+    out.append("\n### Views\n\n")
+    for name, select in VIEWS:
+        out.append(f"`{name}`:\n\n```sql\n{select}\n```\n\n")
+    return "".join(out).rstrip("\n") + "\n"

@@ -134,31 +134,27 @@ def load_events(db, paths: list[str], book, rules: Rules, diag: Diagnostics) -> 
             cost = priced.get("cost_usd")
             micro = None if cost is None else int(round(cost * 1_000_000))
             usage = ev["usage"]
-            row = {
-                "id": ev["id"],
-                "provider": ev["provider"],
-                "model": model,
-                "raw_model": raw,
-                "ledger_model": priced.get("priced_as") or model,
-                "priced_as": priced.get("priced_as"),
-                "session_id": ev.get("session_id"),
-                "project": ev.get("project"),
-                "timestamp": ts,
-                "day": ts[:10],
-                "total_tokens": sum(usage.get(k, 0) for k in USAGE_KEYS[:6]),
-                "cost_micro_usd": micro,
-                "cost_usd": cost,
-                "source_file": ev.get("source_file"),
-                "source_line": ev.get("source_line"),
-                "adapter": ev.get("adapter"),
-                "adapter_version": ev.get("adapter_version"),
-                "source_version": ev.get("source_version"),
-                "device": ev.get("device"),
-                "model_provider": ev.get("model_provider"),
-            }
-            for k in USAGE_KEYS:
-                row[k] = usage.get(k, 0)
-            batch.append(tuple(_scalar(row[c]) for c in cols))
+            counts = [usage.get(k, 0) for k in USAGE_KEYS]
+            priced_as = priced.get("priced_as")
+            # in EVENTS column order (checked below, at import)
+            batch.append(
+                (
+                    ev["id"],
+                    ev["provider"],
+                    model,
+                    _scalar(raw),
+                    priced_as or model,
+                    priced_as,
+                    *(_scalar(ev.get(k)) for k in ("session_id", "project")),
+                    ts,
+                    ts[:10],
+                    *counts,
+                    sum(counts[:6]),
+                    micro,
+                    cost,
+                    *(_scalar(ev.get(k)) for k in _PROVENANCE),
+                )
+            )
             where.append(f"{name}:{lineno}")
             if len(batch) >= BATCH:
                 flush()
@@ -192,9 +188,14 @@ def load_events(db, paths: list[str], book, rules: Rules, diag: Diagnostics) -> 
     return usage_by_model, maps, stats
 
 
+_PROVENANCE = ("source_file", "source_line", "adapter", "adapter_version", "source_version", "device", "model_provider")
+_ORDER = ("id", "provider", "model", "raw_model", "ledger_model", "priced_as", "session_id", "project", "timestamp", "day", *USAGE_KEYS, "total_tokens", "cost_micro_usd", "cost_usd", *_PROVENANCE)
+assert EVENTS.column_names == _ORDER, "load_events builds rows in this order"
+
+
 def _scalar(value):
     """What SQLite can store: nested values (never expected) become their JSON text."""
-    if value is None or isinstance(value, (str, int, float)):
+    if value is None or type(value) in (str, int, float):
         return value
     import orjson
 

@@ -75,6 +75,19 @@ def test_outputs(built):
     assert list(bench[0]) == list(BENCHMARKS.column_names) and len(bench) == 3304
 
 
+def test_benchmarks_normalized_csv_equals_the_reference_on_its_columns(built):
+    """The artifact itself, not only the parser: every reference column, every row."""
+    from scripts.core.ledger_bench import REFERENCE_COLUMNS
+
+    mine = read_csv(built["dir"] / "benchmarks_normalized.csv")
+    ref = read_csv(shared_path("data", "models_normalized.csv"))
+    assert len(mine) == len(ref) == 3304
+    assert [{k: r[k] for k in REFERENCE_COLUMNS} for r in mine] == ref
+    by_raw = {r["raw_value"]: r for r in mine}
+    assert (by_raw["$2.00 / $4.00 (>200k)"]["primary_number"], by_raw["$2.00 / $4.00 (>200k)"]["secondary_qualifier"]) == ("2", "(>200k)")
+    assert (by_raw["86.3% (py)"]["primary_number"], by_raw["86.3% (py)"]["primary_unit"]) == ("86.3", "percent")
+
+
 def test_ledger_rows_carry_prices_priors_runtime_and_usage(built):
     rows = {r["model"]: r for r in read_csv(built["dir"] / "ledger.csv")}
     s = rows["claude-sonnet-4-5"]
@@ -383,3 +396,11 @@ def test_ledger_csv_parses_back_to_the_database_rows(built):
                 assert c[k] == str(v)
     buf = io.StringIO((built["dir"] / "ledger.csv").read_text())
     assert buf.read().endswith("\n")
+
+
+def test_the_long_form_table_gives_the_same_ledger(built, tmp_path):
+    build(built, tmp_path / "long", "--benchmarks", shared_path("data", "models_normalized.csv"))
+    for name in ("ledger.csv", "benchmarks_normalized.csv"):
+        assert (tmp_path / "long" / name).read_bytes() == (built["dir"] / name).read_bytes(), name
+    cov = json.loads((tmp_path / "long" / "coverage.json").read_text())
+    assert cov["inputs"]["benchmarks"]["format"] == "long" and cov["inputs"]["benchmarks"]["file"] == "models_normalized.csv"

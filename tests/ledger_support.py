@@ -50,8 +50,6 @@ def litellm_rates(entry: dict) -> dict:
     }
     if tier["input_usd_per_mtok"] is not None and tier["output_usd_per_mtok"] is not None:
         out["tiers"] = [{"above_prompt_tokens": 200_000, **tier}]
-    if entry.get("litellm_provider"):
-        out["litellm_provider"] = entry["litellm_provider"]
     return out
 
 

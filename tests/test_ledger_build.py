@@ -91,7 +91,7 @@ def test_benchmarks_normalized_csv_equals_the_reference_on_its_columns(built):
 def test_ledger_rows_carry_prices_priors_runtime_and_usage(built):
     rows = {r["model"]: r for r in read_csv(built["dir"] / "ledger.csv")}
     s = rows["claude-sonnet-4-5"]
-    assert (s["priced"], s["vendor"], s["vendor_rule"], s["vendor_confidence"]) == ("1", "anthropic", "book-provider", "100")
+    assert (s["priced"], s["vendor"], s["vendor_rule"], s["vendor_confidence"]) == ("1", "anthropic", "name-pattern", "95")
     assert (s["bench_column"], s["model_rule"], s["model_confidence"]) == ("Claude Sonnet 4.5", "vendor-family-version", "95")
     assert (s["input_usd_per_mtok"], s["output_usd_per_mtok"], s["cache_write_5m_usd_per_mtok"], s["cache_write_1h_usd_per_mtok"], s["cache_read_usd_per_mtok"]) == ("3", "15", "3.75", "6", "0.3")
     assert (s["swe_bench_verified"], s["terminal_bench"]) == ("77.2", "51")

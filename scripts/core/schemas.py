@@ -19,6 +19,7 @@ BUNDLE_SCHEMAS = [
     ("reports/suggestions.json", "suggestions.v1.schema.json"),
     ("reports/*.json", "report.v1.schema.json"),
     ("ui-snapshot.json", "ui-snapshot.v1.schema.json"),
+    ("ledger/coverage.json", "ledger-coverage.v1.schema.json"),
 ]
 
 

@@ -51,6 +51,7 @@ def _suggestion(rule: str, subject: str, severity: str, title: str, detail: str,
         "threshold": dict(RULES[rule]["threshold"]),
     }
     s.update({k: v for k, v in who.items() if v is not None})
+    s["evidence"] = {k: v for k, v in evidence.items() if v is not None}  # numbers only
     return s
 
 
@@ -149,16 +150,16 @@ def month_suggestions(monthly: dict, month: str) -> list[dict]:
                 f"{r['model']} cost {ratio:.1f}x more per output token than {cheapest['model']} in {month}",
                 f"Both run in {provider}, so they do similar work. Moving routine tasks from {r['model']} to "
                 f"{cheapest['model']} would have cost up to ${savings:,.2f} less this month.",
-                {"model_usd_per_m_output": _r(per_out[r["model"]], 2), "cheaper_model": cheapest["model"],
+                {"model_usd_per_m_output": _r(per_out[r["model"]], 2),
                  "cheaper_usd_per_m_output": _r(base, 2), "ratio": _r(ratio, 2), "model_cost_usd": r["cost_usd"],
                  "model_output_tokens": r["output_tokens"], "cheaper_output_tokens": cheapest["output_tokens"],
                  "savings_usd_if_moved": _r(savings, 2)},
-                provider=provider, model=r["model"],
+                provider=provider, model=r["model"], compared_with=cheapest["model"],
             ))
 
-    if month_total is not None:
+    if month_total is not None and month_total.get("total_cost_usd") is not None:
         for s in out:
-            s["evidence"].setdefault("month_total_cost_usd", month_total.get("total_cost_usd"))
+            s["evidence"].setdefault("month_total_cost_usd", month_total["total_cost_usd"])
     out.sort(key=lambda s: (SEVERITY_ORDER[s["severity"]], list(RULES).index(s["rule"]), s["id"]))
     return out
 

@@ -482,6 +482,12 @@ def _session_table(fine: dict[tuple, list], shared: dict) -> dict:
     def with_project(d, period, _provider):
         d["project"] = project_of(period)
 
+    table = _table(sess_rows, shared, with_project, with_periods=False, project_of=project_of)
+    if len(table["period_providers"]) == len({k[0] for k in sess_rows}):
+        # a session runs in one tool: its entry names that provider, and the per-period
+        # list is the per-period-provider one (as for blocks)
+        table["periods"] = table["period_providers"]
+        return table
     return _table(sess_rows, shared, with_project, project_of=project_of)
 
 

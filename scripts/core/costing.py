@@ -275,13 +275,13 @@ def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = N
         grand[2] += m[2]
         grand[3] += m[3]
         grand[4] += m[4]
-    blocks = bool(table["periods"]) and "start" in table["periods"][0]
     pps = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table.get("period_providers", [])]
-    if blocks:
-        # a block is (start, provider): its periods are its period-provider entries
-        periods = pps if table.get("period_providers") == table["periods"] else [
-            _summary(p, per_pp.get((p["period"], p["provider"]))) for p in table["periods"]
-        ]
+    if table["periods"] and "provider" in table["periods"][0]:
+        # one provider per period (blocks; sessions): periods are period-provider entries
+        if table["periods"] is table.get("period_providers") or table["periods"] == table.get("period_providers"):
+            periods = pps
+        else:
+            periods = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table["periods"]]
     else:
         periods = [_summary(p, per_period.get(p["period"])) for p in table["periods"]]
     out = {

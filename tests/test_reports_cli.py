@@ -122,6 +122,17 @@ def test_report_answers_fast(bundle):
     assert cached < 1.0 and fresh < 1.0, (cached, fresh)
 
 
+def test_an_empty_history_costs_nothing_and_suggests_nothing(tmp_path):
+    art = tmp_path / "art"
+    make("all", env={"ARTIFACTS": str(art), "TIMEZONE": "UTC", "CLAUDE_CONFIG_DIR": str(tmp_path / "none"),
+                     "CODEX_HOME": str(tmp_path / "none"), "HOME": str(tmp_path / "home")})
+    daily = load_json(art / "reports" / "daily.json")
+    assert daily["rows"] == [] and daily["totals"]["cost_usd"] == 0.0 and daily["totals"]["total_tokens"] == 0
+    assert load_json(art / "reports" / "suggestions.json")["month"] is None
+    out = stage("report", "daily", "--artifacts", art).stdout.decode().splitlines()
+    assert out[-1].split()[:2] == ["Total", "0"] and "0.00" in out[-1]
+
+
 def test_report_without_a_bundle_is_one_line(tmp_path):
     proc = stage("report", "daily", "--artifacts", tmp_path / "none", check=False)
     assert proc.returncode == 1

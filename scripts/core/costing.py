@@ -135,6 +135,8 @@ def _set_money(out: dict, var: int, has_var: bool, sub: int, sav: int, unpriced:
     """Money fields from summed micro-USD (``has_var``: something in it was priced).
     ``micro / 1e6`` is already the double nearest the 6-decimal dollar amount, so no
     rounding is needed there."""
+    if not has_var and not unpriced:
+        has_var = True  # nothing to price (no tokens): $0, not "unpriced"
     total = var + sub
     priced_tokens = out["total_tokens"] - unpriced
     out["cache_savings_usd"] = sav / 1_000_000

@@ -56,7 +56,7 @@ def columns(kind: str, view: str = "row") -> list[tuple[str, str]]:
         head = [("provider", "Provider"), ("model", "Model")]
     else:
         head = [("period", PERIOD_TITLES.get(kind, "Period"))]
-        if kind == "blocks":
+        if kind == "blocks" and view == "period":
             head += [("end", "End")]
         if kind == "sessions":
             head += [("project", "Project")]

@@ -195,3 +195,12 @@ def test_aggregate_pipe_accepts_events_and_is_deterministic(tmp_path):
     doc = json.loads(one)
     assert doc["reports"]["daily"]["totals"]["events"] == 3
     assert doc["reports"]["daily"]["periods"][0]["period"] == "2026-08-31"
+
+
+def test_a_block_across_a_local_month_boundary_spreads_its_tokens_over_both_months():
+    zone = "America/Los_Angeles"
+    events = [event("2026-08-31T23:30:00", zone, n=1), event("2026-09-01T00:30:00", zone, n=2, input_tokens=300),
+              event("2026-08-15T10:00:00", zone, n=3)]
+    blocks = agg(events, zone)["reports"]["blocks"]
+    months = {r["period"]: r["month_tokens"] for r in blocks["rows"]}
+    assert sorted(months.values(), key=len) == [{"2026-08": 110}, {"2026-08": 110, "2026-09": 310}]

@@ -566,16 +566,19 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
             span = [min(r[8] for r in rows), max(r[9] for r in rows)]
         spans.setdefault(provider, {})[slot] = span
     block_rows: dict[tuple, list] = {}
+    split_months: list[tuple] = []  # blocks that cross a local month boundary (rare)
     for provider, provider_spans in spans.items():
+        months: dict[int, str] = {}
         for slot, start in assign_blocks(provider_spans).items():
             month = of_slot(slot)[2]
+            if months.setdefault(start, month) != month:
+                split_months.append((provider, start))
             for row in slot_rows[(provider, slot)]:
                 k = (start, provider, row[2])
                 a = block_rows.get(k)
-                tokens = row[10] + row[11] + row[12] + row[13] + row[14] + row[15]
                 if a is None:
                     a = block_rows[k] = [row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14],
-                                         row[15], row[16], row[17], None, {row[4]}, {month: tokens}]
+                                         row[15], row[16], row[17], None, {row[4]}, month]
                 else:
                     a[0] += row[7]
                     if row[8] < a[1]:
@@ -591,25 +594,39 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
                     a[9] += row[16]
                     a[10] += row[17]
                     a[_SESS].add(row[4])
-                    mt = a[_MONTH]
-                    mt[month] = mt.get(month, 0) + tokens
                 ctx = row[6]
                 if ctx:
                     lc = a[_LC]
                     if lc is None:
-                        lc = a[_LC] = {}
-                    part = lc.get(ctx)
-                    if part is None:
-                        lc[ctx] = row[10:18]
+                        a[_LC] = {ctx: row[10:18]}
                     else:
-                        part[0] += row[10]
-                        part[1] += row[11]
-                        part[2] += row[12]
-                        part[3] += row[13]
-                        part[4] += row[14]
-                        part[5] += row[15]
-                        part[6] += row[16]
-                        part[7] += row[17]
+                        part = lc.get(ctx)
+                        if part is None:
+                            lc[ctx] = row[10:18]
+                        else:
+                            part[0] += row[10]
+                            part[1] += row[11]
+                            part[2] += row[12]
+                            part[3] += row[13]
+                            part[4] += row[14]
+                            part[5] += row[15]
+                            part[6] += row[16]
+                            part[7] += row[17]
+    # month_tokens: a block's tokens are in its first slot's month, unless it crosses
+    # into the next month (at most once: a block is 5 hours), then split per slot
+    for a in block_rows.values():
+        a[_MONTH] = {a[_MONTH]: _tokens(a)}
+    for provider, start in split_months:
+        parts: dict[str, dict[str, int]] = {}
+        for slot, s in assign_blocks(spans[provider]).items():
+            if s != start:
+                continue
+            month = of_slot(slot)[2]
+            for row in slot_rows[(provider, slot)]:
+                mt = parts.setdefault(row[2], {})
+                mt[month] = mt.get(month, 0) + row[10] + row[11] + row[12] + row[13] + row[14] + row[15]
+        for model, mt in parts.items():
+            block_rows[(start, provider, model)][_MONTH] = mt
     keyed = {(iso_ms(k[0]), k[1], k[2]): a for k, a in block_rows.items()}
 
     ends = {}

@@ -16,7 +16,7 @@ import click
 
 from scripts import adapters
 from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines
-from scripts.cli import artifacts_option, stage_command, strict_option
+from scripts.cli import artifacts_option, stage_command, strict_option, timezone_option
 from scripts.core.runlog import StageTimer
 from scripts.core.sources import default_device
 from scripts.shared_io import STDIO, AtomicFile, DataError, Diagnostics, display_name, dumps_line, strict_from_env
@@ -57,9 +57,12 @@ def transform(source: str, inputs: Iterable[tuple[str, bytes]], *, device: str =
 @click.option("--only-stale", is_flag=True, help="Bundle mode: skip sources whose stamp is older than their last normalize.")
 @click.option("--jobs", type=int, default=0, help="Worker processes for parsing (default: one per core).")
 @click.option("--device", default="", help="Machine name stored on each event (default: $DEVICE, else the hostname).")
+@click.option("--since", default="", help="File mode: skip files that cannot hold a call on or after this day (YYYY-MM-DD in the time zone).")
+@click.option("--until", default="", help="File mode: skip files that cannot hold a call on or before this day (YYYY-MM-DD in the time zone).")
+@timezone_option
 @artifacts_option
 @strict_option
-def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device, artifacts, strict):
+def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device, since, until, timezone, artifacts, strict):
     """Turn raw usage records into normalized events (one JSON object per line).
 
     Each event is one billable call: provider, model, session, project, UTC
@@ -67,14 +70,22 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
     came from. Bad lines are reported as FILE:LINE: REASON on stderr and skipped
     (--strict or STRICT=1 makes the first one fatal).
 
+    In file mode, --since/--until prune: a file last modified before --since, or a
+    Codex session whose dated directory starts after --until, is not read (its events
+    could not be in range; events of the files read are not filtered, `aggregate`
+    does that).
+
     Example:
 
     \b
         normalize --source claude ~/.claude/projects/*/*.jsonl | aggregate - | price -
+        normalize --source codex --since 2026-08-01 ~/.codex/sessions/*/*/*/*.jsonl
         normalize --bundle --source claude --source codex --artifacts artifacts
     """
     diag = Diagnostics(strict=strict_from_env(strict))
     device = device or default_device()
+    if bundle and (since or until):
+        raise click.UsageError("--since/--until prune files in file mode; a bundle filters its reports with SINCE/UNTIL")
     if bundle:
         from scripts.core.bundle_normalize import normalize_bundle, stale_sources, write_empty_source
 
@@ -93,6 +104,8 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
     if len(sources) != 1:
         raise click.UsageError("give exactly one --source for the input files")
     names = list(inputs) or [STDIO]
+    if since or until:
+        names = _prune(sources[0], names, since, until, timezone, diag)
 
     def read_all():
         for name in names:
@@ -108,6 +121,22 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
     with AtomicFile(output) as out:
         for ev in transform(sources[0], read_all(), device=device, diag=diag):
             out.write(dumps_line(ev))
+
+
+def _prune(source: str, names: list[str], since: str, until: str, timezone: str, diag: Diagnostics) -> list[str]:
+    from scripts.core.periods import parse_day, resolve_zone_name
+    from scripts.core.pruning import Pruner
+
+    for value, what in ((since, "--since"), (until, "--until")):
+        if value:
+            parse_day(value, what)
+    keep, skipped = Pruner(since or None, until or None, resolve_zone_name(timezone)).split(source, names)
+    if skipped:
+        reasons: dict[str, int] = {}
+        for _path, reason in skipped:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        diag.notice("normalize: not read, nothing in range: " + ", ".join(f"{n} file(s) {r}" for r, n in sorted(reasons.items())))
+    return keep
 
 
 def _touch(path: str) -> None:

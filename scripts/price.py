@@ -81,6 +81,9 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict
     """
     from scripts.core.pricing_book import load_book
 
+    import gc
+
+    gc.disable()  # many short-lived, acyclic dicts: the cyclic collector only costs time
     diag = Diagnostics(strict=strict_from_env(strict))
     timer = StageTimer(artifacts if out_dir else None, "price")
     book = load_book(pricing)
@@ -106,7 +109,7 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict
         outcome = "invalidate" if os.path.exists(os.path.join(out_dir, "daily.json")) else "miss"
         for kind, rep in reports.items():
             with AtomicFile(os.path.join(out_dir, f"{kind}.json")) as out:
-                out.write(dumps_doc(rep))
+                out.write(dumps_line(rep))  # compact: `report KIND --format json` pretty-prints
             with AtomicFile(os.path.join(out_dir, f"{kind}.md")) as out:
                 out.write(render(rep, "markdown").encode())
         timer.finish(cache_outcome=outcome, reports=sorted(reports), pricing=book.describe(), unpriced=next(iter(reports.values()), {}).get("unpriced", []) if reports else [])

@@ -9,6 +9,7 @@ instead of four is most of what an incremental run costs.
 \b
   aggregate  rollups/*.json, stamps/params.fp   -> aggregates/aggregates.json
   price      aggregates.json, stamps/pricing.fp -> reports/<kind>.json, .md
+  suggest    reports/monthly.json, stamps/view.fp -> reports/suggestions.json
   snapshot   reports/*.json, stamps/view.fp     -> ui-snapshot.json
   then run-summary, always
 """
@@ -43,11 +44,14 @@ def plan(artifacts: str) -> list[tuple[str, list[str], list[str]]]:
     rollups = sorted(glob.glob(os.path.join(a, "rollups", "*.json")))
     aggregates = os.path.join(a, "aggregates", "aggregates.json")
     reports = [os.path.join(a, "reports", f"{k}.json") for k in ("daily", "weekly", "monthly", "sessions", "projects", "blocks")]
+    suggestions = os.path.join(a, "reports", "suggestions.json")
     snapshot = os.path.join(a, "ui-snapshot.json")
+    view = os.path.join(a, "stamps", "view.fp")
     return [
         ("aggregate", [aggregates], rollups + [os.path.join(a, "stamps", "params.fp")]),
         ("price", reports, [aggregates, os.path.join(a, "stamps", "pricing.fp")]),
-        ("snapshot", [snapshot], reports + [os.path.join(a, "stamps", "view.fp")]),
+        ("suggest", [suggestions], [os.path.join(a, "reports", "monthly.json"), view]),
+        ("snapshot", [snapshot], reports + [suggestions, view]),
     ]
 
 
@@ -68,7 +72,8 @@ def _invoke(command: click.Command, args: list[str]) -> None:
 @filter_options
 @artifacts_option
 def cli(pricing, month, snapshot_mode, force, timezone, since, until, providers, models, projects, artifacts):
-    """Bring aggregates, reports and the snapshot up to date, then write the run summary.
+    """Bring aggregates, reports, suggestions and the snapshot up to date, then write the
+    run summary.
 
     Example:
 
@@ -86,6 +91,7 @@ def cli(pricing, month, snapshot_mode, force, timezone, since, until, providers,
                                                  "-o", os.path.join(artifacts, "aggregates", "aggregates.json")]),
         "price": lambda: _cmd("price", ["run", "--pricing", pricing, "--out-dir", os.path.join(artifacts, "reports"), "--artifacts", artifacts,
                                          os.path.join(artifacts, "aggregates", "aggregates.json")]),
+        "suggest": lambda: _cmd("suggest", ["--artifacts", artifacts, "--month", month]),
         "snapshot": lambda: _cmd("snapshot", ["--artifacts", artifacts, "--month", month, "--mode", snapshot_mode, *tz]),
     }
     for stage, outputs, inputs in plan(artifacts):

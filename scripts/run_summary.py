@@ -15,7 +15,7 @@ from scripts.core.runlog import read_fragments, runs_dir, utc_now_iso
 from scripts.shared_io import AtomicFile, dumps_doc, read_doc
 
 RUN_SUMMARY_SCHEMA_VERSION = 1
-STAGES = ("cache_check", "extract_cursor", "extract_cliproxy", "normalize", "aggregate", "price", "snapshot")
+STAGES = ("cache_check", "extract_cursor", "extract_cliproxy", "normalize", "aggregate", "price", "suggest", "snapshot")
 # The caches a run can hit, and the stage that owns each.
 CACHES = {"aggregates": "aggregate", "reports": "price", "snapshot": "snapshot"}
 KEEP_RUNS = 50

@@ -9,29 +9,41 @@ Input is slot rollup rows (see rollup.py); output is one table per report kind
 - ``by_provider`` / ``by_model``: the whole range, per provider / per model
 - ``totals``: everything
 
-Each row carries every usage bucket, ``total_tokens``, ``events``, ``sessions``
-(distinct), the first and last call time, ``month_tokens`` (its tokens per month, which
-is what a subscription fee is spread by) and ``long_context`` (the part of its usage
-from requests whose prompt exceeded a long-context threshold, for tiered prices).
+Each entry carries every usage bucket, ``total_tokens``, ``events``, ``sessions``
+(distinct) and the first and last call time. ``rows`` also carry ``month_tokens`` (their
+tokens per month, which is what a subscription fee is spread by) and ``long_context``
+(the part of their usage from requests whose prompt exceeded a long-context threshold,
+for tiered prices): money is computed per row and summed, so nothing else needs them.
+
+How it stays fast (a 200k-call history is ~16k rollup rows): one pass folds rollup rows
+into *fine* accumulators per (local day, provider, model, project, session); days,
+projects and sessions are grouped from those, weeks and months from the day rows, and
+the whole-range tables (by provider, by model, totals) are computed once and shared by
+every report, since every report covers the same filtered calls. Output entries are
+built as dict literals, and a period with a single row reuses that row's accumulator.
 """
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from typing import Iterable
 
-from scripts.core.event import USAGE_KEYS, format_ms
+from scripts.core.event import timestamp_ms
 from scripts.core.periods import Periods
-from scripts.core.rollup import N_KEY
 
 AGGREGATES_SCHEMA_VERSION = 1
 REPORT_KINDS = ("daily", "weekly", "monthly", "sessions", "projects", "blocks")
 BLOCK_MS = 5 * 3600 * 1000
 HOUR_MS = 3600 * 1000
-N_USAGE = len(USAGE_KEYS)
-# acc layout: [events, first_ms, last_ms, *usage, sessions:set, month_tokens:dict, long_context:dict]
-_I_SESS = 3 + N_USAGE
-_I_MONTH = _I_SESS + 1
-_I_LONG = _I_MONTH + 1
+DAY_MS = 86_400_000
+SLOT_MS = 900_000
+NO_PROJECT = "(none)"
+
+# An accumulator is a list:
+#   [events, first_ms, last_ms, u0..u7 (USAGE_KEYS order), long_context, sessions, month_tokens]
+# long_context: None or {ctx_class: [8 usage counts]}; sessions: set of session ids;
+# month_tokens: {YYYY-MM: tokens} (None on fine accumulators, whose month is their day's).
+_LC, _SESS, _MONTH = 11, 12, 13
 
 
 class Filters:
@@ -51,6 +63,10 @@ class Filters:
             "projects": sorted(self.projects),
         }
 
+    @property
+    def active(self) -> bool:
+        return bool(self.since or self.until or self.providers or self.models or self.projects)
+
     def keeps(self, day: str, provider: str, model: str, project) -> bool:
         if self.since and day < self.since:
             return False
@@ -60,237 +76,579 @@ class Filters:
             return False
         if self.models and model not in self.models:
             return False
-        if self.projects and (project or "") not in self.projects:
+        if self.projects and (project or "") not in self.projects and not (project is None and NO_PROJECT in self.projects):
             return False
         return True
 
 
-def _new_acc() -> list:
-    return [0, None, None] + [0] * N_USAGE + [set(), {}, {}]
+# ------------------------------------------------------------------ calendar
+class SlotCalendar:
+    """``(day, iso_week, month)`` of 15-minute UTC slots in one zone, fast.
+
+    The zone's UTC offset is looked up once per UTC hour (and per slot only in an hour
+    where it changes); a local day number maps to its strings once."""
+
+    def __init__(self, zone_name: str):
+        self.periods = Periods(zone_name)
+        self.utc = zone_name == "UTC"
+        self._slot: dict[int, tuple[str, str, str]] = {}
+        self._hour: dict[int, int | None] = {}
+        self._day: dict[int, tuple[str, str, str]] = {}
+
+    def _offset(self, hour_ms: int) -> int | None:
+        tz = self.periods.tz
+        a = dt.datetime.fromtimestamp(hour_ms / 1000, tz=tz).utcoffset()
+        b = dt.datetime.fromtimestamp((hour_ms + HOUR_MS - 1) / 1000, tz=tz).utcoffset()
+        return int(a.total_seconds() * 1000) if a == b else None
+
+    def _of_day(self, day_num: int) -> tuple[str, str, str]:
+        hit = self._day.get(day_num)
+        if hit is None:
+            d = dt.date(1970, 1, 1) + dt.timedelta(days=day_num)
+            y, w, _ = d.isocalendar()
+            iso = d.isoformat()
+            hit = self._day[day_num] = (iso, f"{y}-W{w:02d}", iso[:7])
+        return hit
+
+    def of_slot(self, slot: int) -> tuple[str, str, str]:
+        hit = self._slot.get(slot)
+        if hit is not None:
+            return hit
+        if self.utc:
+            hit = self._of_day(slot // DAY_MS)
+        else:
+            hour = slot - slot % HOUR_MS
+            off = self._hour.get(hour, False)
+            if off is False:
+                off = self._hour[hour] = self._offset(hour)
+            hit = self._of_day((slot + off) // DAY_MS) if off is not None else self.periods.of_ms(slot)
+        self._slot[slot] = hit
+        return hit
 
 
-def _add(acc: list, events: int, first: int, last: int, usage: list, session: str, month: str, ctx: int) -> None:
-    acc[0] += events
-    if acc[1] is None or first < acc[1]:
-        acc[1] = first
-    if acc[2] is None or last > acc[2]:
-        acc[2] = last
-    for i in range(N_USAGE):
-        acc[3 + i] += usage[i]
-    acc[_I_SESS].add(session)
-    tokens = usage[0] + usage[1] + usage[2] + usage[3] + usage[4] + usage[5]
-    mt = acc[_I_MONTH]
-    mt[month] = mt.get(month, 0) + tokens
-    if ctx:
-        lc = acc[_I_LONG].get(ctx)
-        if lc is None:
-            lc = acc[_I_LONG][ctx] = [0] * N_USAGE
-        for i in range(N_USAGE):
-            lc[i] += usage[i]
+_DAY_TEXT: dict[int, str] = {}
+_ISO: dict[int, str] = {}
 
 
-def _merge(acc: list, other: list) -> None:
-    acc[0] += other[0]
-    if acc[1] is None or (other[1] is not None and other[1] < acc[1]):
-        acc[1] = other[1]
-    if acc[2] is None or (other[2] is not None and other[2] > acc[2]):
-        acc[2] = other[2]
-    for i in range(N_USAGE):
-        acc[3 + i] += other[3 + i]
-    acc[_I_SESS] |= other[_I_SESS]
-    for m, n in other[_I_MONTH].items():
-        acc[_I_MONTH][m] = acc[_I_MONTH].get(m, 0) + n
-    for ctx, lc in other[_I_LONG].items():
-        mine = acc[_I_LONG].setdefault(ctx, [0] * N_USAGE)
-        for i in range(N_USAGE):
-            mine[i] += lc[i]
+def iso_ms(ms: int) -> str:
+    """``2026-08-06T17:49:45.767Z`` (what event.format_ms writes), memoized."""
+    hit = _ISO.get(ms)
+    if hit is not None:
+        return hit
+    d, r = divmod(ms, DAY_MS)
+    day = _DAY_TEXT.get(d)
+    if day is None:
+        day = _DAY_TEXT[d] = (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat()
+    h, r = divmod(r, HOUR_MS)
+    m, r = divmod(r, 60_000)
+    s, f = divmod(r, 1000)
+    if len(_ISO) > 500_000:
+        _ISO.clear()
+    hit = _ISO[ms] = f"{day}T{h:02d}:{m:02d}:{s:02d}.{f:03d}Z"
+    return hit
 
 
-def _row(acc: list, **keys) -> dict:
-    row = dict(keys)
-    for i, k in enumerate(USAGE_KEYS):
-        row[k] = acc[3 + i]
-    row["total_tokens"] = sum(acc[3 : 3 + 6])
-    row["events"] = acc[0]
-    row["sessions"] = len(acc[_I_SESS])
-    row["first_timestamp"] = format_ms(acc[1]) if acc[1] is not None else None
-    row["last_timestamp"] = format_ms(acc[2]) if acc[2] is not None else None
-    row["month_tokens"] = dict(sorted(acc[_I_MONTH].items()))
-    row["long_context"] = {
-        str(ctx): {k: lc[i] for i, k in enumerate(USAGE_KEYS)} for ctx, lc in sorted(acc[_I_LONG].items())
-    }
-    return row
+# ------------------------------------------------------------------ accumulators
+def _fold(a: list, b: list) -> None:
+    """Add accumulator ``b`` into ``a`` (usage, counts, times, long context)."""
+    a[0] += b[0]
+    if b[1] < a[1]:
+        a[1] = b[1]
+    if b[2] > a[2]:
+        a[2] = b[2]
+    a[3] += b[3]
+    a[4] += b[4]
+    a[5] += b[5]
+    a[6] += b[6]
+    a[7] += b[7]
+    a[8] += b[8]
+    a[9] += b[9]
+    a[10] += b[10]
+    blc = b[_LC]
+    if blc:
+        alc = a[_LC]
+        if alc is None:
+            a[_LC] = {c: list(v) for c, v in blc.items()}
+        else:
+            for c, v in blc.items():
+                mine = alc.get(c)
+                if mine is None:
+                    alc[c] = list(v)
+                else:
+                    for i in range(8):
+                        mine[i] += v[i]
 
 
-def _table(fine: dict, period_of) -> dict:
-    """Group ``fine`` entries ((day, provider, model, project, session), acc) by
-    ``period_of(key)`` (None drops the entry) into the standard report table."""
-    rows: dict[tuple, list] = {}
-    periods: dict[str, list] = {}
-    period_providers: dict[tuple, list] = {}
-    by_provider: dict[str, list] = {}
-    by_model: dict[tuple, list] = {}
-    total = _new_acc()
-    for key, acc in fine.items():
-        period = period_of(key)
-        if period is None:
-            continue
-        provider, model = key[1], key[2]
-        for table, k in (
-            (rows, (period, provider, model)),
-            (periods, period),
-            (period_providers, (period, provider)),
-            (by_provider, provider),
-            (by_model, (provider, model)),
-        ):
-            a = table.get(k)
-            if a is None:
-                a = table[k] = _new_acc()
-            _merge(a, acc)
-        _merge(total, acc)
+def _start(b: list, sessions: set, month_tokens: dict | None) -> list:
+    """A new group accumulator holding ``b``."""
+    lc = b[_LC]
+    return [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+            {c: list(v) for c, v in lc.items()} if lc else None, sessions, month_tokens]
+
+
+def _tokens(a: list) -> int:
+    return a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
+
+
+# Entries are dict literals with their keys in sorted order: the JSON writer sorts keys,
+# and sorting already-sorted keys is nearly free (it was a third of the write).
+def _fields(a: list) -> dict:
     return {
-        "rows": [_row(a, period=k[0], provider=k[1], model=k[2]) for k, a in sorted(rows.items())],
-        "periods": [_row(a, period=k) for k, a in sorted(periods.items())],
-        "period_providers": [_row(a, period=k[0], provider=k[1]) for k, a in sorted(period_providers.items())],
-        "by_provider": [_row(a, provider=k) for k, a in sorted(by_provider.items())],
-        "by_model": [_row(a, provider=k[0], model=k[1]) for k, a in sorted(by_model.items())],
-        "totals": _row(total),
+        "cache_read_tokens": a[6],
+        "cache_write_1h_tokens": a[10],
+        "cache_write_tokens": a[5],
+        "events": a[0],
+        "first_timestamp": iso_ms(a[1]),
+        "input_tokens": a[3],
+        "last_timestamp": iso_ms(a[2]),
+        "output_tokens": a[4],
+        "reasoning_tokens": a[9],
+        "sessions": len(a[_SESS]),
+        "tool_input_tokens": a[7],
+        "tool_output_tokens": a[8],
+        "total_tokens": a[3] + a[4] + a[5] + a[6] + a[7] + a[8],
     }
+
+
+def _row_entry(period: str, provider: str, model: str, a: list, project=False) -> dict:
+    mt = a[_MONTH]
+    lc = a[_LC]
+    d = {
+        "cache_read_tokens": a[6],
+        "cache_write_1h_tokens": a[10],
+        "cache_write_tokens": a[5],
+        "events": a[0],
+        "first_timestamp": iso_ms(a[1]),
+        "input_tokens": a[3],
+        "last_timestamp": iso_ms(a[2]),
+        "long_context": {str(c): lc[c] for c in sorted(lc)} if lc else {},
+        "model": model,
+        "month_tokens": dict(sorted(mt.items())) if len(mt) > 1 else mt,
+        "output_tokens": a[4],
+        "period": period,
+    }
+    if project is not False:
+        d["project"] = project
+    d["provider"] = provider
+    d["reasoning_tokens"] = a[9]
+    d["sessions"] = len(a[_SESS])
+    d["tool_input_tokens"] = a[7]
+    d["tool_output_tokens"] = a[8]
+    d["total_tokens"] = a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
+    return d
+
+
+def _empty_acc() -> list:
+    return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, set(), {}]
+
+
+# ------------------------------------------------------------------ tables
+def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool = True, project_of=None) -> dict:
+    """The standard table from row accumulators keyed (period, provider, model).
+
+    ``shared`` holds the whole-range entries (by_provider, by_model, totals). Period
+    and period-provider entries are lean: the key, the distinct ``sessions`` (which no
+    sum of rows can give) and kind-specific fields from ``extra(entry, period,
+    provider_or_None)``; their token sums are the sums of their rows, which the price
+    stage adds up along with the money. ``project_of(period)`` gives rows a
+    ``project`` (sessions). Sorted keys put each period's rows (and each
+    period-provider's) next to each other, so the summaries are one pass."""
+    keys = sorted(rows)
+    if project_of is None:
+        out_rows = [_row_entry(k[0], k[1], k[2], rows[k]) for k in keys]
+    else:
+        out_rows = [_row_entry(k[0], k[1], k[2], rows[k], project_of(k[0])) for k in keys]
+    periods: list[dict] = []
+    pps: list[dict] = []
+    i, n = 0, len(keys)
+    while i < n:
+        period = keys[i][0]
+        j = i + 1
+        while j < n and keys[j][0] == period:
+            j += 1
+        if with_periods:
+            d = {"period": period, "sessions": _distinct(rows, keys, i, j)}
+            if extra:
+                extra(d, period, None)
+            periods.append(d)
+        a = i
+        while a < j:
+            provider = keys[a][1]
+            b = a + 1
+            while b < j and keys[b][1] == provider:
+                b += 1
+            d = {"period": period, "provider": provider, "sessions": _distinct(rows, keys, a, b)}
+            if extra:
+                extra(d, period, provider)
+            pps.append(d)
+            a = b
+        i = j
+    return {"rows": out_rows, "periods": periods, "period_providers": pps, **shared}
+
+
+def _distinct(rows: dict, keys: list, i: int, j: int) -> int:
+    if j - i == 1:
+        return len(rows[keys[i]][_SESS])
+    seen: set = set()
+    for k in keys[i:j]:
+        seen |= rows[k][_SESS]
+    return len(seen)
+
+
+def _merged(accs: list[list]) -> list:
+    if len(accs) == 1:
+        return accs[0]
+    a = _start(accs[0], set(accs[0][_SESS]), None)
+    for b in accs[1:]:
+        _fold(a, b)
+        a[_SESS] |= b[_SESS]
+    return a
 
 
 def aggregate_rollups(rollup_rows: Iterable[list], zone_name: str, filters: Filters, kinds=REPORT_KINDS, now_ms: int | None = None) -> dict:
-    """All report tables from rollup rows, bucketed in ``zone_name``."""
-    periods = Periods(zone_name)
-    of_ms = periods.of_ms
-    basis: dict[str, dict[str, int]] = {}
-    # fine: (day, provider, model, project, session) -> acc, the common refinement of every report
+    """All report tables from rollup rows, bucketed in ``zone_name``.
+
+    ``now_ms`` (tests, interactive use) marks each block ``active``; the aggregate stage
+    never passes it, so artifacts hold no clock."""
+    # Tens of thousands of short-lived lists and dicts, none cyclic: the cyclic garbage
+    # collector would only rescan them over and over (a third of the run time).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _aggregate(rollup_rows, zone_name, filters, kinds, now_ms)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> dict:
+    cal = SlotCalendar(zone_name)
+    of_slot = cal.of_slot
+    basis: dict[tuple, int] = {}
+    # fine: (day, provider, model, project, session) -> accumulator (sessions and
+    # month_tokens unset: one session, the day's month)
     fine: dict[tuple, list] = {}
-    # per provider slot series for blocks: provider -> {slot: acc-by-model}
-    slots: dict[str, dict[int, dict[str, list]]] = {}
+    # blocks: (provider, slot) -> its rollup rows
     want_blocks = "blocks" in kinds
+    slot_rows: dict[tuple, list[list]] = {}
+    keeps = filters.keeps if filters.active else None
     for row in rollup_rows:
-        slot, provider, model, project, session, _device, ctx = row[:N_KEY]
-        events, first, last = row[N_KEY], row[N_KEY + 1], row[N_KEY + 2]
-        usage = row[N_KEY + 3 :]
-        day, _week, month = of_ms(slot)
-        tokens = usage[0] + usage[1] + usage[2] + usage[3] + usage[4] + usage[5]
-        b = basis.setdefault(month, {})
-        b[provider] = b.get(provider, 0) + tokens
-        if not filters.keeps(day, provider, model, project):
-            continue
-        key = (day, provider, model, project, session)
-        acc = fine.get(key)
-        if acc is None:
-            acc = fine[key] = _new_acc()
-        _add(acc, events, first, last, usage, session, month, ctx)
+        slot = row[0]
+        day = of_slot(slot)[0]
+        provider = row[1]
+        if keeps is not None:
+            # the subscription basis counts every call, filtered out or not
+            bk = (day[:7], provider)
+            basis[bk] = basis.get(bk, 0) + row[10] + row[11] + row[12] + row[13] + row[14] + row[15]
+            if not keeps(day, provider, row[2], row[3]):
+                continue
+        key = (day, provider, row[2], row[3], row[4])
+        a = fine.get(key)
+        ctx = row[6]
+        if a is None:
+            a = fine[key] = [row[7], row[8], row[9], row[10], row[11], row[12], row[13],
+                             row[14], row[15], row[16], row[17], None, None, None]
+        else:
+            a[0] += row[7]
+            if row[8] < a[1]:
+                a[1] = row[8]
+            if row[9] > a[2]:
+                a[2] = row[9]
+            a[3] += row[10]
+            a[4] += row[11]
+            a[5] += row[12]
+            a[6] += row[13]
+            a[7] += row[14]
+            a[8] += row[15]
+            a[9] += row[16]
+            a[10] += row[17]
+        if ctx:
+            lc = a[_LC]
+            if lc is None:
+                lc = a[_LC] = {}
+            part = lc.get(ctx)
+            if part is None:
+                lc[ctx] = row[10:18]
+            else:
+                part[0] += row[10]
+                part[1] += row[11]
+                part[2] += row[12]
+                part[3] += row[13]
+                part[4] += row[14]
+                part[5] += row[15]
+                part[6] += row[16]
+                part[7] += row[17]
         if want_blocks:
-            by_model = slots.setdefault(provider, {}).setdefault(slot, {})
-            a = by_model.get(model)
+            sk = (provider, slot)
+            lst = slot_rows.get(sk)
+            if lst is None:
+                slot_rows[sk] = [row]
+            else:
+                lst.append(row)
+
+    # day rows (also the source of weeks, months and the whole-range tables)
+    day_rows: dict[tuple, list] = {}
+    for (day, provider, model, _project, session), b in fine.items():
+        k = (day, provider, model)
+        a = day_rows.get(k)
+        if a is None:
+            day_rows[k] = _start(b, {session}, None)
+        else:
+            _fold(a, b)
+            a[_SESS].add(session)
+    for (day, _p, _m), a in day_rows.items():
+        a[_MONTH] = {day[:7]: _tokens(a)}
+
+    if keeps is None:
+        for (day, provider, _m), a in day_rows.items():
+            bk = (day[:7], provider)
+            basis[bk] = basis.get(bk, 0) + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
+    shared = _whole_range(day_rows)
+    reports: dict[str, dict] = {}
+    if "daily" in kinds:
+        reports["daily"] = _table(day_rows, shared)
+    if "weekly" in kinds:
+        week_of = {}
+        for k in day_rows:
+            if k[0] not in week_of:
+                week_of[k[0]] = cal._of_day(dt.date.fromisoformat(k[0]).toordinal() - 719163)[1]
+        reports["weekly"] = _table(_group((((week_of[k[0]], k[1], k[2]), a) for k, a in day_rows.items()), True), shared)
+    if "monthly" in kinds:
+        reports["monthly"] = _table(_group((((k[0][:7], k[1], k[2]), a) for k, a in day_rows.items()), True), shared)
+    if "projects" in kinds:
+        proj_rows: dict[tuple, list] = {}
+        for (day, provider, model, project, session), b in fine.items():
+            k = (project or NO_PROJECT, provider, model)
+            a = proj_rows.get(k)
+            tokens = b[3] + b[4] + b[5] + b[6] + b[7] + b[8]
             if a is None:
-                a = by_model[model] = _new_acc()
-            _add(a, events, first, last, usage, session, month, ctx)
-
-    week_of_day: dict[str, str] = {}
-
-    def week(key):
-        d = key[0]
-        w = week_of_day.get(d)
-        if w is None:
-            y, n, _ = dt.date.fromisoformat(d).isocalendar()
-            w = week_of_day[d] = f"{y}-W{n:02d}"
-        return w
-
-    makers = {
-        "daily": lambda key: key[0],
-        "weekly": week,
-        "monthly": lambda key: key[0][:7],
-        "sessions": lambda key: key[4],
-        "projects": lambda key: key[3] or "(none)",
-    }
-    reports = {kind: _table(fine, makers[kind]) for kind in kinds if kind in makers}
-    if "sessions" in reports:
-        _annotate_sessions(reports["sessions"], fine)
+                proj_rows[k] = _start(b, {session}, {day[:7]: tokens})
+            else:
+                _fold(a, b)
+                a[_SESS].add(session)
+                mt = a[_MONTH]
+                mt[day[:7]] = mt.get(day[:7], 0) + tokens
+        reports["projects"] = _table(proj_rows, shared)
+    if "sessions" in kinds:
+        reports["sessions"] = _session_table(fine, shared)
     if want_blocks:
-        reports["blocks"] = block_table(slots, now_ms)
+        reports["blocks"] = _block_table(slot_rows, of_slot, shared, now_ms)
+    reports = {k: reports[k] for k in REPORT_KINDS if k in reports}
+    allocation: dict[str, dict[str, int]] = {}
+    for (month, provider), n in sorted(basis.items()):
+        allocation.setdefault(month, {})[provider] = n
     return {
         "schema_version": AGGREGATES_SCHEMA_VERSION,
         "kind": "aggregates",
         "timezone": zone_name,
         "filters": filters.as_dict(),
-        "allocation_basis": {m: dict(sorted(v.items())) for m, v in sorted(basis.items())},
+        "allocation_basis": allocation,
         "reports": reports,
     }
 
 
-def _annotate_sessions(table: dict, fine: dict) -> None:
-    """Session rows also say which project the session ran in."""
-    project_of: dict[str, str] = {}
-    for (_day, _p, _m, project, session) in fine:
-        if project and session not in project_of:
-            project_of[session] = project
-    for row in table["rows"] + table["periods"]:
-        row["project"] = project_of.get(row["period"])
-
-
-def block_table(slots: dict[str, dict[int, dict[str, list]]], now_ms: int | None) -> dict:
-    """5-hour billing blocks per provider, as ccusage ``blocks`` draws them: a block
-    starts at the hour of the first call after a gap (or after the previous block's 5
-    hours ran out) and lasts 5 hours. ``now_ms`` decides which block is active."""
-    fine: dict[tuple, list] = {}
-    blocks_meta: list[dict] = []
-    for provider in sorted(slots):
-        series = slots[provider]
-        start = None
-        last_ms = None
-        members: list[int] = []
-
-        def close():
-            if start is None:
-                return
-            first = min(series[s][m][1] for s in members for m in series[s])
-            last = max(series[s][m][2] for s in members for m in series[s])
-            period = format_ms(start)
-            for s in members:
-                for model, acc in series[s].items():
-                    key = (period, provider, model)
-                    a = fine.get(key)
-                    if a is None:
-                        a = fine[key] = _new_acc()
-                    _merge(a, acc)
-            active = (now_ms - last < BLOCK_MS and now_ms < start + BLOCK_MS) if now_ms is not None else None
-            blocks_meta.append(
-                {"period": period, "provider": provider, "start": period, "end": format_ms(start + BLOCK_MS),
-                 "first_timestamp": format_ms(first), "last_timestamp": format_ms(last), "active": active}
-            )
-
-        for slot in sorted(series):
-            accs = series[slot]
-            first = min(a[1] for a in accs.values())
-            last = max(a[2] for a in accs.values())
-            if start is None or first - start > BLOCK_MS or first - last_ms > BLOCK_MS:
-                close()
-                start = first - first % HOUR_MS
-                members = []
-                last_ms = None
-            members.append(slot)
-            last_ms = last if last_ms is None else max(last_ms, last)
-        close()
-
-    table = _table({(k[0], k[1], k[2], None, None): a for k, a in fine.items()}, lambda key: key[0])
-    # a block's identity is (provider, start): periods per provider
-    per_block: dict[tuple, list] = {}
-    for (period, provider, _model), acc in fine.items():
-        a = per_block.get((period, provider))
+def _session_table(fine: dict[tuple, list], shared: dict) -> dict:
+    """Rows per (session, provider, model). Consumes ``fine``: most sessions have one
+    fine accumulator (one day, one model), which becomes their row as it is. A
+    session's project is the one of its earliest call that has one."""
+    sess_rows: dict[tuple, list] = {}
+    owned: set[tuple] = set()
+    session_project: dict[str, tuple[int, str]] = {}
+    for (day, provider, model, project, session), b in fine.items():
+        if project:
+            sp = session_project.get(session)
+            if sp is None or b[1] < sp[0]:
+                session_project[session] = (b[1], project)
+        k = (session, provider, model)
+        tokens = b[3] + b[4] + b[5] + b[6] + b[7] + b[8]
+        a = sess_rows.get(k)
         if a is None:
-            a = per_block[(period, provider)] = _new_acc()
-        _merge(a, acc)
-    meta = {(b["period"], b["provider"]): b for b in blocks_meta}
-    table["periods"] = [dict(_row(a, period=k[0], provider=k[1]), **_block_fields(meta[k])) for k, a in sorted(per_block.items())]
+            b[_SESS] = {session}
+            b[_MONTH] = {day[:7]: tokens}
+            sess_rows[k] = b
+            continue
+        if k not in owned:
+            # a second fine accumulator: fold into a copy, not into the first one
+            a = sess_rows[k] = _start(a, a[_SESS], dict(a[_MONTH]))
+            owned.add(k)
+        _fold(a, b)
+        mt = a[_MONTH]
+        mt[day[:7]] = mt.get(day[:7], 0) + tokens
+
+    def project_of(session):
+        sp = session_project.get(session)
+        return sp[1] if sp else None
+
+    def with_project(d, period, _provider):
+        d["project"] = project_of(period)
+
+    table = _table(sess_rows, shared, with_project, with_periods=False, project_of=project_of)
+    if len(table["period_providers"]) == len({k[0] for k in sess_rows}):
+        # a session runs in one tool: its entry names that provider, and the per-period
+        # list is the per-period-provider one (as for blocks)
+        table["periods"] = table["period_providers"]
+        return table
+    return _table(sess_rows, shared, with_project, project_of=project_of)
+
+
+def _whole_range(day_rows: dict[tuple, list]) -> dict:
+    """by_provider, by_model and totals: the same for every report kind."""
+    by_provider = _group(((k[1],), a) for k, a in day_rows.items()) if day_rows else {}
+    by_model = _group(((k[1], k[2]), a) for k, a in day_rows.items()) if day_rows else {}
+    total = _merged(list(day_rows.values())) if day_rows else _empty_acc()
+    bp = []
+    for k in sorted(by_provider):
+        d = _fields(by_provider[k])
+        d["provider"] = k[0]
+        bp.append(d)
+    bm = []
+    for k in sorted(by_model):
+        d = _fields(by_model[k])
+        d["provider"] = k[0]
+        d["model"] = k[1]
+        bm.append(d)
+    totals = _fields(total) if day_rows else _empty_fields()
+    return {"by_provider": bp, "by_model": bm, "totals": totals}
+
+
+def _empty_fields() -> dict:
+    d = _fields([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, set(), None])
+    d["first_timestamp"] = d["last_timestamp"] = None
+    return d
+
+
+def _group(entries, with_months: bool = False) -> dict[tuple, list]:
+    """Group ``(key, acc)`` pairs (accs with sessions, and month_tokens if asked) by key."""
+    out: dict[tuple, list] = {}
+    for key, b in entries:
+        a = out.get(key)
+        if a is None:
+            out[key] = _start(b, set(b[_SESS]), dict(b[_MONTH]) if with_months else None)
+            continue
+        _fold(a, b)
+        a[_SESS] |= b[_SESS]
+        if with_months:
+            mt = a[_MONTH]
+            for m, n in b[_MONTH].items():
+                mt[m] = mt.get(m, 0) + n
+    return out
+
+
+# ------------------------------------------------------------------ 5-hour blocks
+def assign_blocks(spans: dict[int, list]) -> dict[int, int]:
+    """Block start (epoch ms) of each slot of one provider, by ccusage's rule.
+
+    ``spans``: slot -> [first call ms, last call ms] in that slot. A block starts at the
+    UTC hour of the first call after a gap of more than 5 hours since the block's last
+    call, or of the first call more than 5 hours after the block's start; it lasts 5
+    hours. Block starts are on the hour, so block ends fall on slot boundaries and every
+    slot belongs to exactly one block."""
+    out: dict[int, int] = {}
+    start = None
+    last = 0
+    for slot in sorted(spans):
+        first, slot_last = spans[slot]
+        if start is None or first - start > BLOCK_MS or first - last > BLOCK_MS:
+            start = first - first % HOUR_MS
+            last = slot_last
+        elif slot_last > last:
+            last = slot_last
+        out[slot] = start
+    return out
+
+
+def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_ms: int | None) -> dict:
+    spans: dict[str, dict[int, list]] = {}
+    for (provider, slot), rows in slot_rows.items():
+        if len(rows) == 1:
+            span = [rows[0][8], rows[0][9]]
+        else:
+            span = [min(r[8] for r in rows), max(r[9] for r in rows)]
+        spans.setdefault(provider, {})[slot] = span
+    block_rows: dict[tuple, list] = {}
+    split_months: list[tuple] = []  # blocks that cross a local month boundary (rare)
+    for provider, provider_spans in spans.items():
+        months: dict[int, str] = {}
+        for slot, start in assign_blocks(provider_spans).items():
+            month = of_slot(slot)[2]
+            if months.setdefault(start, month) != month:
+                split_months.append((provider, start))
+            for row in slot_rows[(provider, slot)]:
+                k = (start, provider, row[2])
+                a = block_rows.get(k)
+                if a is None:
+                    a = block_rows[k] = [row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14],
+                                         row[15], row[16], row[17], None, {row[4]}, month]
+                else:
+                    a[0] += row[7]
+                    if row[8] < a[1]:
+                        a[1] = row[8]
+                    if row[9] > a[2]:
+                        a[2] = row[9]
+                    a[3] += row[10]
+                    a[4] += row[11]
+                    a[5] += row[12]
+                    a[6] += row[13]
+                    a[7] += row[14]
+                    a[8] += row[15]
+                    a[9] += row[16]
+                    a[10] += row[17]
+                    a[_SESS].add(row[4])
+                ctx = row[6]
+                if ctx:
+                    lc = a[_LC]
+                    if lc is None:
+                        a[_LC] = {ctx: row[10:18]}
+                    else:
+                        part = lc.get(ctx)
+                        if part is None:
+                            lc[ctx] = row[10:18]
+                        else:
+                            part[0] += row[10]
+                            part[1] += row[11]
+                            part[2] += row[12]
+                            part[3] += row[13]
+                            part[4] += row[14]
+                            part[5] += row[15]
+                            part[6] += row[16]
+                            part[7] += row[17]
+    # month_tokens: a block's tokens are in its first slot's month, unless it crosses
+    # into the next month (at most once: a block is 5 hours), then split per slot
+    for a in block_rows.values():
+        a[_MONTH] = {a[_MONTH]: _tokens(a)}
+    for provider, start in split_months:
+        parts: dict[str, dict[str, int]] = {}
+        for slot, s in assign_blocks(spans[provider]).items():
+            if s != start:
+                continue
+            month = of_slot(slot)[2]
+            for row in slot_rows[(provider, slot)]:
+                mt = parts.setdefault(row[2], {})
+                mt[month] = mt.get(month, 0) + row[10] + row[11] + row[12] + row[13] + row[14] + row[15]
+        for model, mt in parts.items():
+            block_rows[(start, provider, model)][_MONTH] = mt
+    keyed = {(iso_ms(k[0]), k[1], k[2]): a for k, a in block_rows.items()}
+
+    ends = {}
+
+    def block_fields(d, period, provider):
+        end = ends.get(period)
+        if end is None:
+            end = ends[period] = iso_ms(timestamp_ms(period) + BLOCK_MS)
+        d["start"] = period
+        d["end"] = end
+        if now_ms is not None:
+            a = block_rows_by_start[(period, provider)]
+            d["active"] = now_ms - a < BLOCK_MS and now_ms < timestamp_ms(period) + BLOCK_MS
+
+    block_rows_by_start: dict[tuple, int] = {}
+    for (start, provider, _model), a in keyed.items():
+        k = (start, provider)
+        if a[2] > block_rows_by_start.get(k, -1):
+            block_rows_by_start[k] = a[2]
+
+    table = _table(keyed, shared, block_fields, with_periods=False)
+    # a block's identity is (start, provider): the per-block list is period_providers
+    table["periods"] = table["period_providers"]
     return table
 
-
-def _block_fields(meta: dict) -> dict:
-    out = {"start": meta["start"], "end": meta["end"]}
-    if meta["active"] is not None:
-        out["active"] = meta["active"]
-    return out

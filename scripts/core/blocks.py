@@ -14,9 +14,12 @@ MIN_RATE_WINDOW_MS = 60 * 1000  # a block with one call has no duration; rate ov
 
 
 def is_active(block: dict, now_ms: int) -> bool:
+    """ccusage's rule (before the block's end, within 5 hours of its last call), and not
+    before the block started: a clock set back, or a report read "as of" an earlier
+    moment, must not call a later block active."""
     end = timestamp_ms(block["end"])
     last = timestamp_ms(block["last_timestamp"])
-    return now_ms < end and now_ms - last < BLOCK_MS
+    return timestamp_ms(block["start"]) <= now_ms < end and now_ms - last < BLOCK_MS
 
 
 def burn(block: dict, now_ms: int | None = None) -> dict:

@@ -11,140 +11,311 @@
   what they cost.
 - Rounding: micro-dollars, rounded once per row (half to even); every aggregate
   (period, provider, model, totals) is the exact sum of its rows.
+- Blended $/MTok: (variable + subscription) / priced tokens x 1e6, over the priced tokens
+  only (null when nothing in the entry is priced).
+
+Speed: the book is resolved once per model name, row money is a tuple of integers, and
+the summaries (periods, providers, models, totals) add those tuples up; entries are
+copied once (C-level ``dict``) and given their money fields.
 """
 from __future__ import annotations
 
 from scripts.core.event import USAGE_KEYS
-from scripts.core.pricing_book import Book, micro_to_usd
+from scripts.core.pricing_book import Book
 
 REPORT_SCHEMA_VERSION = 1
+_DROP = ("month_tokens", "long_context")
 
 
-def _row_money(row: dict, book: Book, basis: dict) -> dict:
-    price = book.resolve(row["model"])
-    fee = book.subscription(row["provider"])
-    sub = 0.0
-    if fee:
-        for month, tokens in row.get("month_tokens", {}).items():
-            total = basis.get(month, {}).get(row["provider"], 0)
-            if total:
-                sub += fee * 1_000_000 * tokens / total
-    money = {"priced_as": None, "variable_micro": None, "subscription_micro": int(round(sub)), "savings_micro": 0, "unpriced_tokens": 0}
-    if price is None:
-        money["unpriced_tokens"] = row["total_tokens"]
-        return money
-    base_usage = {k: row[k] for k in USAGE_KEYS}
-    cost = 0.0
-    savings = 0.0
-    for ctx, part in (row.get("long_context") or {}).items():
-        rates = price.rates_for_class(int(ctx))
-        cost += rates.micro_usd(part)
-        savings += part.get("cache_read_tokens", 0) * (rates.input - rates.cache_read)
-        for k in USAGE_KEYS:
-            base_usage[k] -= part.get(k, 0)
-    cost += price.base.micro_usd(base_usage)
-    savings += base_usage["cache_read_tokens"] * (price.base.input - price.base.cache_read)
-    money.update(priced_as=price.name, variable_micro=int(round(cost)), savings_micro=int(round(savings)))
-    return money
+class _Pricer:
+    """Row money with per-model and per-provider lookups memoized."""
+
+    def __init__(self, book: Book, basis: dict):
+        self.book = book
+        self.basis = basis
+        self._price: dict[str, object] = {}
+        self._fee: dict[str, float] = {}
+        self._rates: dict[tuple, object] = {}
+
+    def price(self, model: str):
+        try:
+            return self._price[model]
+        except KeyError:
+            p = self._price[model] = self.book.resolve(model)
+            return p
+
+    def fee(self, provider: str) -> float:
+        try:
+            return self._fee[provider]
+        except KeyError:
+            f = self._fee[provider] = self.book.subscription(provider)
+            return f
+
+    def rates(self, price, ctx: str):
+        key = (price.name, ctx)
+        try:
+            return self._rates[key]
+        except KeyError:
+            r = self._rates[key] = price.rates_for_class(int(ctx))
+            return r
+
+    def money(self, row: dict):
+        """``(variable_micro | None, subscription_micro, savings_micro, unpriced_tokens, priced_as)``."""
+        provider = row["provider"]
+        fee = self.fee(provider)
+        sub = 0
+        if fee:
+            s = 0.0
+            basis = self.basis
+            for month, tokens in row.get("month_tokens", {}).items():
+                total = basis.get(month, {}).get(provider, 0)
+                if total:
+                    s += fee * 1_000_000 * tokens / total
+            sub = int(round(s))
+        price = self.price(row["model"])
+        if price is None:
+            return None, sub, 0, row["total_tokens"], None
+        base = price.base
+        inp = row["input_tokens"]
+        out = row["output_tokens"]
+        cw = row["cache_write_tokens"]
+        cr = row["cache_read_tokens"]
+        ti = row["tool_input_tokens"]
+        to = row["tool_output_tokens"]
+        cw1h = row["cache_write_1h_tokens"]
+        cost = 0.0
+        savings = 0.0
+        lcs = row.get("long_context")
+        if lcs:
+            for ctx, part in lcs.items():
+                if isinstance(part, dict):  # written by an older aggregate
+                    part = [part.get(k, 0) for k in USAGE_KEYS]
+                rates = self.rates(price, ctx)
+                # Rates.micro_usd, inlined: this is the hot loop
+                cost += (
+                    part[0] * rates.input
+                    + part[1] * rates.output
+                    + (part[2] - part[7]) * rates.cache_write_5m
+                    + part[7] * rates.cache_write_1h
+                    + part[3] * rates.cache_read
+                    + part[4] * rates.tool_input
+                    + part[5] * rates.tool_output
+                )
+                savings += part[3] * (rates.input - rates.cache_read)
+                inp -= part[0]
+                out -= part[1]
+                cw -= part[2]
+                cr -= part[3]
+                ti -= part[4]
+                to -= part[5]
+                cw1h -= part[7]
+        cost += (
+            inp * base.input
+            + out * base.output
+            + (cw - cw1h) * base.cache_write_5m
+            + cw1h * base.cache_write_1h
+            + cr * base.cache_read
+            + ti * base.tool_input
+            + to * base.tool_output
+        )
+        savings += cr * (base.input - base.cache_read)
+        return int(round(cost)), sub, int(round(savings)), 0, price.name
 
 
-def _apply(target: dict, micro: dict) -> dict:
-    """Write money fields (USD) onto a report row from summed micro-dollar amounts."""
-    out = {k: v for k, v in target.items() if k not in ("month_tokens", "long_context")}
-    variable = micro["variable_micro"]
-    sub = micro["subscription_micro"]
-    priced_tokens = out["total_tokens"] - micro["unpriced_tokens"]
-    # variable is None only when nothing in this row could be priced
-    out["cost_usd"] = micro_to_usd(variable)
-    out["subscription_usd"] = micro_to_usd(sub)
-    total = (variable or 0) + sub
-    out["total_cost_usd"] = micro_to_usd(total) if variable is not None or sub else None
-    out["cache_savings_usd"] = micro_to_usd(micro["savings_micro"])
-    out["unpriced_tokens"] = micro["unpriced_tokens"]
-    out["priced"] = micro["unpriced_tokens"] == 0
-    out["blended_usd_per_mtok"] = round(total / priced_tokens, 6) if priced_tokens > 0 and out["cost_usd"] is not None else None
+def _with_money(entry: dict, var: int, has_var: bool, sub: int, sav: int, unpriced: int) -> dict:
+    """A copy of ``entry`` (without the per-row pricing inputs) with its money fields."""
+    out = dict(entry)
+    if "month_tokens" in out:
+        del out["month_tokens"]
+        del out["long_context"]
+    return _set_money(out, var, has_var, sub, sav, unpriced)
+
+
+def _set_money(out: dict, var: int, has_var: bool, sub: int, sav: int, unpriced: int) -> dict:
+    """Money fields from summed micro-USD (``has_var``: something in it was priced).
+    ``micro / 1e6`` is already the double nearest the 6-decimal dollar amount, so no
+    rounding is needed there."""
+    if not has_var and not unpriced:
+        has_var = True  # nothing to price (no tokens): $0, not "unpriced"
+    total = var + sub
+    priced_tokens = out["total_tokens"] - unpriced
+    out["cache_savings_usd"] = sav / 1_000_000
+    out["cost_usd"] = var / 1_000_000 if has_var else None
+    out["blended_usd_per_mtok"] = round(total / priced_tokens, 6) if has_var and priced_tokens > 0 else None
+    out["priced"] = unpriced == 0
+    out["subscription_usd"] = sub / 1_000_000
+    out["total_cost_usd"] = total / 1_000_000 if has_var or sub else None
+    out["unpriced_tokens"] = unpriced
     return out
 
 
-def _sum(a: dict | None, b: dict) -> dict:
+_TOKEN_KEYS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens",
+               "tool_input_tokens", "tool_output_tokens", "reasoning_tokens", "cache_write_1h_tokens")
+
+
+def _summary(entry: dict, a: list | None) -> dict:
+    """A period (or period-provider) entry: its own fields (key, distinct sessions,
+    kind-specific ones), plus the sums of its rows in ``a``:
+    ``[events, first, last, 8 usage counts, var, has_var, sub, savings, unpriced]``."""
     if a is None:
-        return dict(b)
-    return {
-        "priced_as": None,
-        "variable_micro": (a["variable_micro"] or 0) + (b["variable_micro"] or 0)
-        if (a["variable_micro"] is not None or b["variable_micro"] is not None)
-        else None,
-        "subscription_micro": a["subscription_micro"] + b["subscription_micro"],
-        "savings_micro": a["savings_micro"] + b["savings_micro"],
-        "unpriced_tokens": a["unpriced_tokens"] + b["unpriced_tokens"],
+        a = [0, None, None, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, 0, 0, 0]
+    d = {
+        "cache_read_tokens": a[6],
+        "cache_write_1h_tokens": a[10],
+        "cache_write_tokens": a[5],
+        "events": a[0],
+        "first_timestamp": a[1],
+        "input_tokens": a[3],
+        "last_timestamp": a[2],
+        "output_tokens": a[4],
+        "reasoning_tokens": a[9],
+        "tool_input_tokens": a[7],
+        "tool_output_tokens": a[8],
+        "total_tokens": a[3] + a[4] + a[5] + a[6] + a[7] + a[8],
     }
+    d.update(entry)
+    return _set_money(d, a[11], a[12], a[13], a[14], a[15])
 
 
-def price_table(table: dict, book: Book, basis: dict) -> dict:
-    """Price one aggregate table (rows, periods, by_provider, by_model, totals)."""
+def _fold(a: list, b: list) -> None:
+    a[0] += b[0]
+    if b[1] < a[1]:
+        a[1] = b[1]
+    if b[2] > a[2]:
+        a[2] = b[2]
+    for i in range(3, 12):
+        a[i] += b[i]
+    a[12] = a[12] or b[12]
+    a[13] += b[13]
+    a[14] += b[14]
+    a[15] += b[15]
+
+
+def _add_money(acc: dict, key, var, sub: int, sav: int, unpriced: int) -> None:
+    a = acc.get(key)
+    if a is None:
+        acc[key] = [var or 0, var is not None, sub, sav, unpriced]
+        return
+    if var is not None:
+        a[0] += var
+        a[1] = True
+    a[2] += sub
+    a[3] += sav
+    a[4] += unpriced
+
+
+_NOTHING = (0, False, 0, 0, 0)
+
+
+def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = None) -> dict:
+    """Price one aggregate table (rows, periods, period_providers, by_provider, by_model, totals).
+
+    Rows are priced; period and period-provider entries get the sums of their rows
+    (tokens, calls, first/last call, money); the whole-range entries get the money of
+    their rows."""
+    pricer = pricer or _Pricer(book, basis)
+    money = pricer.money
     rows_out = []
-    per_period: dict = {}
-    per_period_provider: dict = {}
-    per_provider: dict = {}
+    per_pp: dict[tuple, list] = {}
     per_model: dict = {}
-    grand = None
     unpriced: dict[tuple, dict] = {}
-    period_key = _period_key(table)
     for row in table["rows"]:
-        money = _row_money(row, book, basis)
-        priced = _apply(row, money)
-        priced["priced_as"] = money["priced_as"]
-        rows_out.append(priced)
-        pk = period_key(row)
-        per_period[pk] = _sum(per_period.get(pk), money)
-        ppk = (row["period"], row["provider"])
-        per_period_provider[ppk] = _sum(per_period_provider.get(ppk), money)
-        per_provider[row["provider"]] = _sum(per_provider.get(row["provider"]), money)
-        mk = (row["provider"], row["model"])
-        per_model[mk] = _sum(per_model.get(mk), money)
-        grand = _sum(grand, money)
-        if money["priced_as"] is None:
-            u = unpriced.setdefault(mk, {"provider": row["provider"], "model": row["model"], "tokens": 0, "events": 0})
+        var, sub, sav, unp, priced_as = money(row)
+        has_var = var is not None
+        var = var or 0
+        out = _with_money(row, var, has_var, sub, sav, unp)
+        out["priced_as"] = priced_as
+        rows_out.append(out)
+        provider = row["provider"]
+        k = (row["period"], provider)
+        a = per_pp.get(k)
+        if a is None:
+            per_pp[k] = [row["events"], row["first_timestamp"], row["last_timestamp"], row["input_tokens"],
+                         row["output_tokens"], row["cache_write_tokens"], row["cache_read_tokens"],
+                         row["tool_input_tokens"], row["tool_output_tokens"], row["reasoning_tokens"],
+                         row["cache_write_1h_tokens"], var, has_var, sub, sav, unp]
+        else:
+            a[0] += row["events"]
+            if row["first_timestamp"] < a[1]:
+                a[1] = row["first_timestamp"]
+            if row["last_timestamp"] > a[2]:
+                a[2] = row["last_timestamp"]
+            a[3] += row["input_tokens"]
+            a[4] += row["output_tokens"]
+            a[5] += row["cache_write_tokens"]
+            a[6] += row["cache_read_tokens"]
+            a[7] += row["tool_input_tokens"]
+            a[8] += row["tool_output_tokens"]
+            a[9] += row["reasoning_tokens"]
+            a[10] += row["cache_write_1h_tokens"]
+            a[11] += var
+            a[12] = a[12] or has_var
+            a[13] += sub
+            a[14] += sav
+            a[15] += unp
+        mk = (provider, row["model"])
+        _add_money(per_model, mk, var if has_var else None, sub, sav, unp)
+        if priced_as is None:
+            u = unpriced.get(mk)
+            if u is None:
+                u = unpriced[mk] = {"events": 0, "model": row["model"], "provider": provider, "tokens": 0}
             u["tokens"] += row["total_tokens"]
             u["events"] += row["events"]
-    empty = {"priced_as": None, "variable_micro": 0, "subscription_micro": 0, "savings_micro": 0, "unpriced_tokens": 0}
+    per_period: dict[str, list] = {}
+    per_provider: dict[str, list] = {}
+    grand = [0, False, 0, 0, 0]
+    for (period, provider), a in per_pp.items():
+        p = per_period.get(period)
+        if p is None:
+            per_period[period] = list(a)
+        else:
+            _fold(p, a)
+        m = a[11:]
+        _add_money(per_provider, provider, m[0] if m[1] else None, m[2], m[3], m[4])
+        grand[0] += m[0]
+        grand[1] = grand[1] or m[1]
+        grand[2] += m[2]
+        grand[3] += m[3]
+        grand[4] += m[4]
+    pps = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table.get("period_providers", [])]
+    if table["periods"] and "provider" in table["periods"][0]:
+        # one provider per period (blocks; sessions): periods are period-provider entries
+        if table["periods"] is table.get("period_providers") or table["periods"] == table.get("period_providers"):
+            periods = pps
+        else:
+            periods = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table["periods"]]
+    else:
+        periods = [_summary(p, per_period.get(p["period"])) for p in table["periods"]]
     out = {
         "rows": rows_out,
-        "periods": [_apply(p, per_period.get(period_key(p), empty)) for p in table["periods"]],
-        "period_providers": [
-            _apply(p, per_period_provider.get((p["period"], p["provider"]), empty)) for p in table.get("period_providers", [])
-        ],
-        "by_provider": [_apply(p, per_provider.get(p["provider"], empty)) for p in table["by_provider"]],
-        "by_model": [_apply(p, per_model.get((p["provider"], p["model"]), empty)) for p in table["by_model"]],
-        "totals": _apply(table["totals"], grand or empty),
+        "periods": periods,
+        "period_providers": pps,
+        "by_provider": [_with_money(p, *per_provider.get(p["provider"], _NOTHING)) for p in table["by_provider"]],
+        "by_model": [_with_money(p, *per_model.get((p["provider"], p["model"]), _NOTHING)) for p in table["by_model"]],
+        "totals": _with_money(table["totals"], *grand),
         "unpriced": [unpriced[k] for k in sorted(unpriced)],
     }
     for p in out["by_model"]:
-        price = book.resolve(p["model"])
+        price = pricer.price(p["model"])
         p["priced_as"] = price.name if price else None
     return out
-
-
-def _period_key(table: dict):
-    # blocks are identified by (period, provider); every other table by period
-    if table["periods"] and "start" in table["periods"][0]:
-        return lambda r: (r["period"], r["provider"])
-    return lambda r: r["period"]
 
 
 def price_aggregates(agg: dict, book: Book) -> dict[str, dict]:
     """Every report of an aggregates document, priced."""
     basis = agg.get("allocation_basis") or {}
+    pricer = _Pricer(book, basis)
+    described = book.describe()
     reports = {}
     for kind, table in agg["reports"].items():
-        priced = price_table(table, book, basis)
+        priced = price_table(table, book, basis, pricer)
         reports[kind] = {
             "schema_version": REPORT_SCHEMA_VERSION,
             "kind": kind,
             "timezone": agg["timezone"],
             "filters": agg["filters"],
             "currency": "USD",
-            "pricing": book.describe(),
+            "pricing": described,
             **priced,
         }
     return reports
@@ -153,6 +324,7 @@ def price_aggregates(agg: dict, book: Book) -> dict[str, dict]:
 def price_event(ev: dict, book: Book) -> dict:
     """One event with its cost (micro-dollar exact, USD in ``cost_usd``; null if unpriced)."""
     from scripts.core.event import context_class
+    from scripts.core.pricing_book import micro_to_usd
 
     price = book.resolve(ev.get("model", ""), ev.get("raw_model"))
     out = dict(ev)

@@ -1,7 +1,9 @@
 """Render a priced report as a terminal table, Markdown, CSV or JSON.
 
 Tables have aligned columns and a totals row; numbers are right-aligned, money in
-dollars with cents, tokens with thousands separators.
+dollars with cents, tokens with thousands separators. A report can be shown by row
+(period x provider x model, the default), by period, by provider or by model; sessions
+and blocks get the columns that make sense for them (project; block end, active).
 """
 from __future__ import annotations
 
@@ -11,11 +13,26 @@ import io
 from scripts.shared_io import dumps_doc
 
 FORMATS = ("table", "markdown", "json", "csv")
+VIEWS = ("row", "period", "provider", "model")
+VIEW_PART = {"row": "rows", "period": "periods", "provider": "by_provider", "model": "by_model"}
 
-COLUMNS = [
-    ("period", "Period"),
-    ("provider", "Provider"),
-    ("model", "Model"),
+TITLES = {
+    "daily": "Daily usage",
+    "weekly": "Weekly usage",
+    "monthly": "Monthly usage",
+    "sessions": "Usage by session",
+    "projects": "Usage by project",
+    "blocks": "5-hour blocks",
+}
+PERIOD_TITLES = {
+    "daily": "Day",
+    "weekly": "Week",
+    "monthly": "Month",
+    "sessions": "Session",
+    "projects": "Project",
+    "blocks": "Block start",
+}
+NUMBERS = [
     ("input_tokens", "Input"),
     ("output_tokens", "Output"),
     ("cache_write_tokens", "Cache write"),
@@ -29,74 +46,114 @@ COLUMNS = [
     ("blended_usd_per_mtok", "$/MTok"),
 ]
 CSV_EXTRA = ["tool_input_tokens", "tool_output_tokens", "reasoning_tokens", "cache_write_1h_tokens", "cache_savings_usd", "unpriced_tokens", "priced_as"]
-TITLES = {
-    "daily": "Daily usage",
-    "weekly": "Weekly usage",
-    "monthly": "Monthly usage",
-    "sessions": "Usage by session",
-    "projects": "Usage by project",
-    "blocks": "5-hour blocks",
-}
 
 
-def _fmt(key: str, value) -> str:
-    if value is None:
-        return "unpriced" if key in ("cost_usd", "total_cost_usd") else "-"
-    if key.endswith("_usd"):
-        return f"{value:,.2f}"
-    if key == "blended_usd_per_mtok":
-        return f"{value:,.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+def columns(kind: str, view: str = "row") -> list[tuple[str, str]]:
+    """``(field, title)`` of the columns a report shows in a view."""
+    if view == "provider":
+        head = [("provider", "Provider")]
+    elif view == "model":
+        head = [("provider", "Provider"), ("model", "Model")]
+    else:
+        head = [("period", PERIOD_TITLES.get(kind, "Period"))]
+        if kind == "blocks" and view == "period":
+            head += [("end", "End")]
+        if kind == "sessions":
+            head += [("project", "Project")]
+        if view == "row":
+            head += [("provider", "Provider"), ("model", "Model")]
+        elif kind == "blocks":
+            head += [("provider", "Provider")]
+    return head + NUMBERS
 
 
-def _cells(report: dict) -> tuple[list[str], list[list[str]], list[str]]:
-    headers = [title for _key, title in COLUMNS]
-    body = [[_fmt(k, row.get(k)) for k, _t in COLUMNS] for row in report["rows"]]
-    totals = dict(report["totals"], period="Total", provider="", model="")
-    foot = [_fmt(k, totals.get(k)) for k, _t in COLUMNS]
-    return headers, body, foot
+def entries(report: dict, view: str = "row") -> list[dict]:
+    rows = report.get(VIEW_PART[view]) or []
+    if view == "period" and report.get("kind") == "blocks":
+        # a block is (start, provider): its entries already are per provider
+        return rows
+    return rows
 
 
-def render(report: dict, fmt: str) -> str:
+def _number_cells(r: dict) -> list[str]:
+    """The NUMBERS columns of one entry (one call per row: this is the hot loop of the
+    Markdown that `make` writes for every report)."""
+    c = r.get("cost_usd")
+    s = r.get("subscription_usd")
+    t = r.get("total_cost_usd")
+    b = r.get("blended_usd_per_mtok")
+    return [
+        f"{r['input_tokens']:,}",
+        f"{r['output_tokens']:,}",
+        f"{r['cache_write_tokens']:,}",
+        f"{r['cache_read_tokens']:,}",
+        f"{r['total_tokens']:,}",
+        f"{r['events']:,}",
+        f"{r['sessions']:,}",
+        "unpriced" if c is None else f"{c:,.2f}",
+        "-" if s is None else f"{s:,.2f}",
+        "unpriced" if t is None else f"{t:,.2f}",
+        "-" if b is None else f"{b:,.2f}",
+    ]
+
+
+def _cells(report: dict, view: str):
+    cols = columns(report.get("kind", ""), view)
+    head_keys = [k for k, _t in cols[: len(cols) - len(NUMBERS)]]
+    headers = [t for _k, t in cols]
+    body = [["-" if r.get(k) is None else str(r.get(k)) for k in head_keys] + _number_cells(r) for r in entries(report, view)]
+    totals = report.get("totals") or {}
+    foot = ["Total"] + [""] * (len(head_keys) - 1) + (_number_cells(totals) if totals else [""] * len(NUMBERS))
+    numeric = [False] * len(head_keys) + [True] * len(NUMBERS)
+    return headers, body, foot, numeric
+
+
+def render(report: dict, fmt: str, view: str = "row") -> str:
     if fmt == "json":
         return dumps_doc(report).decode()
     if fmt == "csv":
-        return render_csv(report)
-    headers, body, foot = _cells(report)
-    numeric = [i >= 3 for i in range(len(headers))]
+        return render_csv(report, view)
+    headers, body, foot, numeric = _cells(report, view)
     if fmt == "markdown":
         title = TITLES.get(report.get("kind", ""), "Usage")
-        lines = [f"## {title} ({report.get('timezone', 'UTC')})", ""]
-        lines.append("| " + " | ".join(headers) + " |")
-        lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
-        for row in body + [[f"**{c}**" if c else "" for c in foot]]:
-            lines.append("| " + " | ".join(row) + " |")
+        out = [f"## {title} ({report.get('timezone', 'UTC')})", ""]
+        out.append("| " + " | ".join(headers) + " |")
+        out.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+        out += ["| " + " | ".join(r) + " |" for r in body]
+        out.append("| " + " | ".join(f"**{c}**" if c else "" for c in foot) + " |")
         if report.get("unpriced"):
-            lines += ["", "Unpriced (no rate in the pricing book; not counted as $0):", ""]
-            lines += [f"- {u['provider']} / {u['model']}: {u['tokens']:,} tokens in {u['events']:,} calls" for u in report["unpriced"]]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(r[i]) for r in [headers, foot] + body) for i in range(len(headers))]
+            out += ["", "Unpriced (no rate in the pricing book; not counted as $0):", ""]
+            out += [f"- {u['provider']} / {u['model']}: {u['tokens']:,} tokens in {u['events']:,} calls" for u in report["unpriced"]]
+        return "\n".join(out) + "\n"
+    widths = [len(h) for h in headers]
+    for r in body + [foot]:
+        for i, c in enumerate(r):
+            if len(c) > widths[i]:
+                widths[i] = len(c)
 
     def line(cells):
-        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric)).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     out = [line(headers), rule] + [line(r) for r in body] + [rule, line(foot)]
     if report.get("unpriced"):
         out.append("")
-        out += [f"unpriced: {u['provider']} / {u['model']}: {u['tokens']:,} tokens" for u in report["unpriced"]]
+        out += [f"unpriced: {u['provider']} / {u['model']}: {u['tokens']:,} tokens (not counted as $0)" for u in report["unpriced"]]
     return "\n".join(out) + "\n"
 
 
-def render_csv(report: dict) -> str:
-    keys = [k for k, _t in COLUMNS] + CSV_EXTRA
+def render_csv(report: dict, view: str = "row") -> str:
+    keys = [k for k, _t in columns(report.get("kind", ""), view)] + CSV_EXTRA
+    if view not in ("row", "model"):
+        keys.remove("priced_as")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(keys)
-    for row in report["rows"]:
+    for row in entries(report, view):
         w.writerow(["" if row.get(k) is None else row.get(k) for k in keys])
-    totals = dict(report["totals"], period="total", provider="", model="")
+    totals = dict(report.get("totals") or {})
+    for k in ("period", "provider", "model", "project", "end"):
+        totals[k] = ""
+    totals[keys[0]] = "total"
     w.writerow(["" if totals.get(k) is None else totals.get(k) for k in keys])
     return buf.getvalue()

@@ -89,3 +89,12 @@ def load_jsonl(path) -> list[dict]:
 def load_json(path):
     with open(path, "rb") as fh:
         return json.load(fh)
+
+
+@pytest.fixture(scope="session")
+def plain_book(tmp_path_factory) -> Path:
+    """The pricing book imported from the shared LiteLLM copy without our overrides: the
+    prices make_sample_logs.py's expected.json uses (no long-context tier)."""
+    out = tmp_path_factory.mktemp("plain-book") / "plain.json"
+    stage("price", "import-litellm", shared_path("data", "litellm-model-prices.json"), "--source-date", "2026-11-25", "-o", out)
+    return out

@@ -30,11 +30,13 @@ USAGE = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_toke
 
 
 @pytest.fixture(scope="module")
-def bundle(sample_logs, tmp_path_factory):
+def bundle(sample_logs, tmp_path_factory, plain_book):
+    """20k generated calls priced with the plain LiteLLM import (what expected.json uses;
+    the committed book adds a long-context tier, see tests/test_pricing_peers.py)."""
     logs = sample_logs(EVENTS, 42)
     art = tmp_path_factory.mktemp("totals") / "art"
-    make("all", env=sample_env(logs, art, TIMEZONE="UTC"))
-    return logs, art
+    make("all", env=sample_env(logs, art, TIMEZONE="UTC", PRICING=plain_book))
+    return logs, art, plain_book
 
 
 def _report(art: Path, kind: str) -> dict:
@@ -48,7 +50,7 @@ def _assert_matches(ours: dict, truth: dict, where: str) -> None:
 
 
 def test_daily_totals_equal_expected_utc(bundle):
-    logs, art = bundle
+    logs, art, _ = bundle
     expected = load_json(logs / "expected.json")
     daily = _report(art, "daily")
     periods = {p["period"]: p for p in daily["periods"]}
@@ -59,7 +61,7 @@ def test_daily_totals_equal_expected_utc(bundle):
 
 
 def test_monthly_totals_per_provider_and_model_equal_expected_utc(bundle):
-    logs, art = bundle
+    logs, art, _ = bundle
     expected = load_json(logs / "expected.json")
     monthly = _report(art, "monthly")
     periods = {p["period"]: p for p in monthly["periods"]}
@@ -88,10 +90,13 @@ def _independent(events: list[dict], zone: str, book: dict) -> tuple[dict, dict]
         t = dt.datetime.fromisoformat(ev["timestamp"].replace("Z", "+00:00")).astimezone(tz)
         u = ev["usage"]
         rates = book["models"][ev["model"]]
+        inp = rates["input_usd_per_mtok"]
+        cw5 = rates.get("cache_write_5m_usd_per_mtok", inp)  # the book's documented defaults
+        cw1h_rate = rates.get("cache_write_1h_usd_per_mtok", cw5)
+        cr = rates.get("cache_read_usd_per_mtok", inp * 0.1)
         cw1h = u["cache_write_1h_tokens"]
-        cost = (u["input_tokens"] * rates["input_usd_per_mtok"] + u["output_tokens"] * rates["output_usd_per_mtok"]
-                + (u["cache_write_tokens"] - cw1h) * rates["cache_write_5m_usd_per_mtok"]
-                + cw1h * rates["cache_write_1h_usd_per_mtok"] + u["cache_read_tokens"] * rates["cache_read_usd_per_mtok"]) / 1e6
+        cost = (u["input_tokens"] * inp + u["output_tokens"] * rates["output_usd_per_mtok"]
+                + (u["cache_write_tokens"] - cw1h) * cw5 + cw1h * cw1h_rate + u["cache_read_tokens"] * cr) / 1e6
         for sums, key in ((day_sums, (t.strftime("%Y-%m-%d"), ev["provider"], ev["model"])),
                           (month_sums, (t.strftime("%Y-%m"), ev["provider"], ev["model"]))):
             s = sums[key]
@@ -113,13 +118,13 @@ def _check_rows(rows: list[dict], truth: dict, where: str) -> None:
 
 @pytest.mark.parametrize("zone", ["America/Los_Angeles", "UTC"])
 def test_rows_per_provider_and_model_equal_independent_computation(bundle, zone):
-    logs, art = bundle
+    logs, art, plain = bundle
     events = load_jsonl(art / "events" / "claude.jsonl") + load_jsonl(art / "events" / "codex.jsonl")
     assert len(events) == EVENTS
-    book = json.loads((ROOT / "pricing.json").read_text())
+    book = json.loads(plain.read_text())
     day_truth, month_truth = _independent(events, zone, book)
     for kind, truth in (("daily", day_truth), ("monthly", month_truth)):
-        proc = stage("report", kind, "--format", "json", "--timezone", zone, "--artifacts", art, env={"PRICING": str(ROOT / "pricing.json")})
+        proc = stage("report", kind, "--format", "json", "--timezone", zone, "--artifacts", art, env={"PRICING": str(plain)})
         report = json.loads(proc.stdout)
         assert report["timezone"] == zone
         _check_rows(report["rows"], truth, f"{zone} {kind}")
@@ -133,11 +138,11 @@ def test_rows_per_provider_and_model_equal_independent_computation(bundle, zone)
 
 def test_aggregate_in_los_angeles_from_the_make_graph(bundle, tmp_path):
     """TIMEZONE given to make buckets the cached reports the same way."""
-    logs, art = bundle
+    logs, art, plain = bundle
     la = tmp_path / "la"
-    make("all", env=sample_env(logs, la, TIMEZONE="America/Los_Angeles"))
+    make("all", env=sample_env(logs, la, TIMEZONE="America/Los_Angeles", PRICING=plain))
     events = load_jsonl(la / "events" / "claude.jsonl") + load_jsonl(la / "events" / "codex.jsonl")
-    book = json.loads((ROOT / "pricing.json").read_text())
+    book = json.loads(plain.read_text())
     day_truth, month_truth = _independent(events, "America/Los_Angeles", book)
     _check_rows(_report(la, "daily")["rows"], day_truth, "make daily LA")
     _check_rows(_report(la, "monthly")["rows"], month_truth, "make monthly LA")

@@ -41,9 +41,11 @@ def test_node_reader_once(lone_snapshot):
     doc = load_json(lone_snapshot)
     proc = run_cmd([NODE, str(INTEGRATIONS / "node" / "tokentally-snapshot.mjs"), "--once", str(lone_snapshot)])
     top = doc["top_providers"][0]
+    n = len(doc["suggestions"])
+    hint = f" · {n} suggestion{'s' if n != 1 else ''}" if n else ""
     assert proc.stdout.decode() == (
         f"2026-08 {money(doc['totals']['cost_usd'])} · today {money(doc['today']['cost_usd'])} · "
-        f"top {top['name']} {money(top['total_cost_usd'])}\n"
+        f"top {top['name']} {money(top['total_cost_usd'])}{hint}\n"
     )
     proc = run_cmd([NODE, str(INTEGRATIONS / "node" / "tokentally-snapshot.mjs"), "--once", str(lone_snapshot.parent / "nope.json")], check=False)
     assert proc.returncode == 1 and b"missing" in proc.stderr

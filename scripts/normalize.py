@@ -26,11 +26,13 @@ def transform(source: str, inputs: Iterable[tuple[str, bytes]], *, device: str =
     """Events from raw inputs ``(name, content)`` of one source, deduplicated across them.
 
     Pure: no caching, no discovery. The same call seen in two inputs is one event (the
-    copy with the larger usage total; ties to the first).
+    copy with the larger usage total; ties to the first input by name, then line), and
+    events come in input-name order, each input's in the order they first appear: the
+    output does not depend on the order the inputs are given in (as in bundle mode).
     """
     mod = adapters.load(source)
     diag = diag or Diagnostics()
-    kept: dict[str, dict] = {}
+    kept: dict[str, tuple] = {}
     for name, content in inputs:
         sink = FileSink(name, on_bad=lambda p, where, reason: diag.bad_line(p, where, reason))
         ctx = ParseContext(path=name, device=device)
@@ -40,11 +42,13 @@ def transform(source: str, inputs: Iterable[tuple[str, bytes]], *, device: str =
             mod.parse_lines(ctx, iter_complete_lines(complete, 1), sink)
         else:
             mod.parse_content(ctx, content, sink)
-        for ev in sink.events.values():
+        for seq, ev in enumerate(sink.events.values()):
+            rank = (-ev["total_tokens"], name, ev.get("source_line") or 0, seq)
             prev = kept.get(ev["id"])
-            if prev is None or ev["total_tokens"] > prev["total_tokens"]:
-                kept[ev["id"]] = ev
-    yield from kept.values()
+            if prev is None or rank < prev[0]:
+                kept[ev["id"]] = (rank, ev)
+    for _rank, ev in sorted(kept.values(), key=lambda item: (item[0][1], item[0][3])):
+        yield ev
 
 
 @stage_command("normalize")

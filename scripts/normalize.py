@@ -83,7 +83,7 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
         from scripts.core.bundle_normalize import normalize_bundle, stale_sources, write_empty_source
 
         timer = StageTimer(artifacts, "normalize")
-        wanted = list(sources) or list(adapters.SOURCES)
+        wanted = requested = list(sources) or list(adapters.SOURCES)
         if only_stale and not force:
             wanted = stale_sources(artifacts, wanted)
         have = set(adapters.available())
@@ -91,6 +91,9 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
         for source in wanted:
             if source not in have:
                 write_empty_source(artifacts, source)
+        # every requested source is up to date now (the others were not stale): touch all
+        # their stamps, or Make's grouped rule sees an older one and reruns normalize forever
+        for source in requested:
             _touch(os.path.join(artifacts, "stamps", f"{source}.normalized"))
         timer.finish(bad_lines=diag.bad_lines, **frag)
         return

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import orjson
 
+from dataclasses import dataclass, field
+
 from scripts import adapters
+from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, split_complete
 from scripts.core.event import USAGE_KEYS
-from scripts.core.event_cache import cross_file_losers, parse_task
+from scripts.core.event_cache import cross_file_losers
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -62,6 +65,37 @@ def source_files(root: Path, source: str, work: Path) -> list[str]:
     return mod.discover(mod.roots_from_env(str(env_path(root, source))))
 
 
+@dataclass
+class FileParse:
+    events: list
+    counts: dict
+    versions: dict
+    bad: list = field(default_factory=list)
+
+    @property
+    def ids(self) -> list:
+        return [ev["id"] for ev in self.events]
+
+
+def parse_one(source: str, path: str, device: str = DEVICE) -> FileParse:
+    """One file read as bundle mode reads a new file: a line adapter gets the complete
+    lines (a cut-short last one waits for a later run), a whole-file adapter the file."""
+    mod = adapters.load(source)
+    bad: list = []
+    sink = FileSink(path, on_bad=lambda p, where, reason: bad.append((p, where, reason)))
+    ctx = ParseContext(path=path, device=device, mtime_ms=os.stat(path).st_mtime_ns // 1_000_000)
+    if mod.resumable:
+        with open(path, "rb") as fh:
+            complete, _partial = split_complete(fh.read())
+        mod.parse_lines(ctx, iter_complete_lines(complete, 1), sink)
+    elif hasattr(mod, "parse_file"):
+        mod.parse_file(ctx, sink)
+    else:
+        with open(path, "rb") as fh:
+            mod.parse_content(ctx, fh.read(), sink)
+    return FileParse(list(sink.events.values()), sink.counts(), dict(sink.versions), bad)
+
+
 def parse_source(root: Path, source: str, work: Path, order: str = "sorted", seed: int = 0):
     """``(events, results)``: events after cross-file deduplication in bundle order, and
     the per-file FileResults, parsing the files in the given discovery order."""
@@ -72,18 +106,17 @@ def parse_source(root: Path, source: str, work: Path, order: str = "sorted", see
         files = sorted(files, reverse=True)
     else:
         random.Random(seed).shuffle(files)
-    results = {}
-    for path in files:
-        results[path] = parse_task((source, path, "new", 0, 1, {}, None, None, DEVICE))
-    index = {p: {"ids": r.ids, "totals": r.totals, "lines": r.lines} for p, r in results.items()}
+    results = {path: parse_one(source, path) for path in files}
+    index = {
+        p: {"ids": r.ids, "totals": [e["total_tokens"] for e in r.events], "lines": [e.get("source_line") or 0 for e in r.events]}
+        for p, r in results.items()
+    }
     losers = cross_file_losers(index)
     events = []
     for path in sorted(results):
         dropped = losers.get(path, set())
-        for line in results[path].segment.splitlines():
-            ev = orjson.loads(line)
-            if ev["id"] not in dropped:
-                events.append(ev)
+        # through JSON, as the bundle stores them
+        events += [orjson.loads(orjson.dumps(ev)) for ev in results[path].events if ev["id"] not in dropped]
     return events, results
 
 

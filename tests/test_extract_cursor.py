@@ -190,3 +190,18 @@ def test_empty_values_are_rejections(value):
 
     rec = record_from_row("db", "cursorDiskKV", "bubbleId:x:y", value)
     assert rec["rejected"] == "empty value"
+
+
+def test_records_follow_their_schema(tmp_path):
+    import jsonschema
+
+    from adapter_harness import build_fixture_copy
+
+    root = build_fixture_copy(tmp_path)
+    out = records(extract(root / "cursor" / "build" / "state.vscdb").stdout)
+    with open(os.path.join(os.path.dirname(__file__), "..", "schemas", "cursor-record.v1.schema.json")) as fh:
+        schema = json.load(fh)
+    validator = jsonschema.Draft202012Validator(schema)
+    assert len(out) == 16
+    for rec in out:
+        assert list(validator.iter_errors(rec)) == [], rec["key"]

@@ -25,6 +25,9 @@ import re
 import orjson
 from dataclasses import dataclass, field
 
+# schemas/cursor-record.v1.schema.json, docs/contracts/cursor-record.md
+RECORD_SCHEMA_VERSION = 1
+
 # Row selections: table-level queries, by key prefix (the key column is indexed).
 QUERIES = (
     ("ItemTable", "SELECT key, value FROM ItemTable WHERE key IN ('composer.composerHeaders') ORDER BY key"),
@@ -124,7 +127,7 @@ def read_records(path: str, timeout: float = 2.0, tel: Telemetry | None = None):
 
 def record_from_row(db: str, table: str, key: str, value) -> dict:
     """The record for one row: its kept fields, or a rejection marker with the reason."""
-    rec: dict = {"db": db, "table": table, "key": key}
+    rec: dict = {"schema_version": RECORD_SCHEMA_VERSION, "db": db, "table": table, "key": key}
     obj, fallback, reason = decode_value(value, key)
     if obj is None:
         rec["rejected"] = reason

@@ -276,7 +276,7 @@ def cli(url, key, out_dir, api, count, max_batches, timeout, quiet):
     """Poll CLIProxyAPI once and append its usage to the archive normalize reads.
 
     Run it every minute (cron or a systemd timer, see docs/sources.md): v7 keeps
-    popped records only for redis-usage-queue-retention-seconds (default 60).
+    queued records only for redis-usage-queue-retention-seconds (default 60).
 
     Example:
 

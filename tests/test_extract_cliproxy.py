@@ -204,3 +204,9 @@ def test_make_cliproxy_poll(proxy_factory, tmp_path):
     make("cliproxy-poll", env={"CLIPROXY_URL": proxy.url, "CLIPROXY_KEY": KEY, "CLIPROXY_USAGE_DIR": str(out)})
     assert len(lines(out / "usage-2026-08-20.jsonl")) == 2
     assert len(normalized(out)) == 2
+
+
+@pytest.mark.parametrize("command", ["extract_cliproxy", "extract_cursor"])
+def test_help_has_an_example(command):
+    proc = run_cmd([PYTHON, "-m", f"scripts.{command}", "--help"])
+    assert b"Example:" in proc.stdout and proc.stdout.count(b"\n") > 8

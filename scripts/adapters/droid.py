@@ -145,14 +145,20 @@ def parse_content(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
 
 
 def clean_model_name(raw: str | None) -> str | None:
-    """``custom:Claude-Opus-4.5-Thinking-[Anthropic]`` -> ``claude-opus-4.5-thinking``: the
-    BYOK prefix and the bracketed provider label are decoration, not the model."""
+    """``custom:GLM-4.6-[Z.AI]-0`` -> ``glm-4.6``: the bring-your-own-key prefix, the
+    bracketed provider label and the custom model's index (``-0``) are decoration, not
+    the model; ``Claude Opus 4.5`` -> ``claude-opus-4.5``."""
     if not raw:
         return raw
-    name = re.sub(r"^custom:", "", raw.strip(), flags=re.I)
+    name = raw.strip()
+    custom = name.lower().startswith("custom:")
+    if custom:
+        name = name[len("custom:"):]
     name = re.sub(r"\[[^\]]*\]", "", name).strip().lower()
     name = re.sub(r"\s+", "-", name)
     name = re.sub(r"-{2,}", "-", name).strip("-")
+    if custom:
+        name = re.sub(r"-\d+$", "", name)
     return name or raw
 
 

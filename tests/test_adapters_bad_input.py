@@ -296,3 +296,36 @@ def test_a_droid_session_snapshot_replaces_the_earlier_one(tmp_path):
     events = [orjson.loads(x) for x in (art / "events" / "droid.jsonl").read_bytes().splitlines()]
     assert len(events) == 1
     assert events[0]["usage"]["input_tokens"] == 250 and events[0]["usage"]["output_tokens"] == 45
+
+
+def newer_data(source, root):
+    if source == "claude":
+        write(os.path.join(root, "projects", "-p-x", f"{SID}.jsonl"), claude_line("v", version="9.0.0") + b"\n")
+        return "9.0.0"
+    if source == "codex":
+        write(PARTIAL["codex"](root), dumps({"timestamp": "2026-08-20T10:00:00.000Z", "type": "session_meta", "payload": {"id": SID, "cli_version": "9.9.9"}}) + b"\n"
+              + codex_tc((100, 0, 10, 0)) + b"\n")
+        return "9.9.9"
+    if source == "droid":
+        base = os.path.join(root, "sessions", "-p-x")
+        write(os.path.join(base, "s1.settings.json"), dumps({"model": "gpt-5", "providerLockTimestamp": "2026-08-20T10:00:00.000Z", "tokenUsage": {"inputTokens": 5}}))
+        write(os.path.join(base, "s1.jsonl"), dumps({"type": "session_start", "id": "s1", "version": 3, "cwd": "/p/x"}) + b"\n")
+        return "3"
+    if source == "opencode":
+        write(os.path.join(root, "storage", "session", "proj", "ses_x.json"), dumps({"id": "ses_x", "directory": "/p/x", "version": "9.1.0"}))
+        write(os.path.join(root, "storage", "message", "ses_x", "msg_1.json"), dumps(oc_msg("msg_1", {"input": 5, "output": 1})))
+        return "9.1.0"
+    write(os.path.join(root, "usage-2026-08-20.jsonl"), dumps({"timestamp": "2026-08-20T10:00:00Z", "model": "gpt-5", "request_id": "r1", "accounting_version": 3,
+                                                              "token_breakdown": {"input": {"uncached_tokens": 5}, "output": {"total_tokens": 1}}}) + b"\n")
+    return "3"
+
+
+@pytest.mark.parametrize("source", ["claude", "codex", "droid", "opencode", "cliproxy"])
+def test_a_source_version_newer_than_the_fixtures_is_flagged(tmp_path, source):
+    root = tmp_path / "data"
+    version = newer_data(source, str(root))
+    _, art = run_bundle(tmp_path, source, root / "sessions" if source == "droid" else root)
+    frag = json.loads((art / "runs" / ".current" / "normalize.json").read_text())["sources"][source]
+    assert frag["events"] == 1
+    assert frag["newer_than_fixtures"] == [version]
+    assert frag["format_versions"] == list(adapters.load(source).FORMAT_VERSIONS)

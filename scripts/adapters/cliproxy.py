@@ -164,8 +164,7 @@ def _v7_counts(rec: dict, sink: FileSink) -> tuple[dict, int]:
             reasoning_tokens=as_count(o.get("reasoning_tokens")),
         )
         return counts, unclassified
-    if tb is not None:
-        raise TypeError("token_breakdown is not an object with input and output")
+    # no breakdown, or one without its input/output parts: the raw tokens, v6 rule
     sink.note("records_without_breakdown")
     return _v6_counts(rec.get("tokens"), rec), 0
 

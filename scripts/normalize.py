@@ -10,6 +10,7 @@ Two ways to run it:
 from __future__ import annotations
 
 import os
+import sys
 from typing import Iterable, Iterator
 
 import click
@@ -104,7 +105,7 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
     def read_all():
         for name in names:
             if name == STDIO:
-                yield display_name(name), click.get_binary_stream("stdin").read()
+                yield display_name(name), sys.stdin.buffer.read()
             else:
                 try:
                     with open(name, "rb") as fh:

@@ -10,6 +10,7 @@ Two ways to run it:
 from __future__ import annotations
 
 import os
+import sys
 from typing import Iterable, Iterator
 
 import click
@@ -26,11 +27,13 @@ def transform(source: str, inputs: Iterable[tuple[str, bytes]], *, device: str =
     """Events from raw inputs ``(name, content)`` of one source, deduplicated across them.
 
     Pure: no caching, no discovery. The same call seen in two inputs is one event (the
-    copy with the larger usage total; ties to the first).
+    copy with the larger usage total; ties to the first input by name, then line), and
+    events come in input-name order, each input's in the order they first appear: the
+    output does not depend on the order the inputs are given in (as in bundle mode).
     """
     mod = adapters.load(source)
     diag = diag or Diagnostics()
-    kept: dict[str, dict] = {}
+    kept: dict[str, tuple] = {}
     for name, content in inputs:
         sink = FileSink(name, on_bad=lambda p, where, reason: diag.bad_line(p, where, reason))
         ctx = ParseContext(path=name, device=device)
@@ -40,11 +43,13 @@ def transform(source: str, inputs: Iterable[tuple[str, bytes]], *, device: str =
             mod.parse_lines(ctx, iter_complete_lines(complete, 1), sink)
         else:
             mod.parse_content(ctx, content, sink)
-        for ev in sink.events.values():
+        for seq, ev in enumerate(sink.events.values()):
+            rank = (-ev["total_tokens"], name, ev.get("source_line") or 0, seq)
             prev = kept.get(ev["id"])
-            if prev is None or ev["total_tokens"] > prev["total_tokens"]:
-                kept[ev["id"]] = ev
-    yield from kept.values()
+            if prev is None or rank < prev[0]:
+                kept[ev["id"]] = (rank, ev)
+    for _rank, ev in sorted(kept.values(), key=lambda item: (item[0][1], item[0][3])):
+        yield ev
 
 
 @stage_command("normalize")
@@ -90,7 +95,7 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
         from scripts.core.bundle_normalize import normalize_bundle, stale_sources, write_empty_source
 
         timer = StageTimer(artifacts, "normalize")
-        wanted = list(sources) or list(adapters.SOURCES)
+        wanted = requested = list(sources) or list(adapters.SOURCES)
         if only_stale and not force:
             wanted = stale_sources(artifacts, wanted)
         have = set(adapters.available())
@@ -98,6 +103,9 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
         for source in wanted:
             if source not in have:
                 write_empty_source(artifacts, source)
+        # every requested source is up to date now (the others were not stale): touch all
+        # their stamps, or Make's grouped rule sees an older one and reruns normalize forever
+        for source in requested:
             _touch(os.path.join(artifacts, "stamps", f"{source}.normalized"))
         timer.finish(bad_lines=diag.bad_lines, **frag)
         return
@@ -110,7 +118,7 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
     def read_all():
         for name in names:
             if name == STDIO:
-                yield display_name(name), click.get_binary_stream("stdin").read()
+                yield display_name(name), sys.stdin.buffer.read()
             else:
                 try:
                     with open(name, "rb") as fh:

@@ -89,14 +89,16 @@ class FileSink:
         self.records += 1
         self.not_a_call += 1
 
-    def reject(self, where: int | str, reason: str) -> None:
+    def reject(self, where: int | str, reason: str, report: bool = True) -> None:
+        """A record that cannot be used. ``report=False`` counts it without a diagnostic
+        line, for a rejection an earlier stage already reported (extract-cursor)."""
         self.records += 1
-        self._reject(where, reason)
+        self._reject(where, reason, report)
 
-    def _reject(self, where: int | str, reason: str) -> None:
+    def _reject(self, where: int | str, reason: str, report: bool = True) -> None:
         key = reason.split(" (", 1)[0]
         self.rejected[key] = self.rejected.get(key, 0) + 1
-        if self._on_bad is not None:
+        if report and self._on_bad is not None:
             self._on_bad(self.path, where, reason)
 
     def note(self, key: str, n: int = 1) -> None:
@@ -169,6 +171,17 @@ def bad_json_reason(exc: Exception) -> str:
     return "malformed JSON"
 
 
+def read_whole(ctx: ParseContext, sink: FileSink) -> bytes | None:
+    """The file's bytes for a whole-file adapter, or None after counting it as rejected
+    (unreadable: permissions, vanished, a directory)."""
+    try:
+        with open(ctx.path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        sink.reject("file", f"unreadable file ({exc.strerror or exc})")
+        return None
+
+
 def file_mtime_ms(path: str) -> int:
     try:
         return int(os.stat(path).st_mtime_ns // 1_000_000)
@@ -184,6 +197,7 @@ __all__ = [
     "iter_complete_lines",
     "looks_like_object",
     "parse_json_line",
+    "read_whole",
     "split_complete",
     "total_tokens",
 ]

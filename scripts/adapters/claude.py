@@ -17,7 +17,7 @@ NAME = "claude"
 ADAPTER_VERSION = "1"
 resumable = True
 # Claude Code versions the fixtures and this mapper were checked against.
-FORMAT_VERSIONS = ("1.0.9", "1.0.128", "2.0.14", "2.0.37", "2.1.12", "2.1.97")
+FORMAT_VERSIONS = ("1.0.8", "1.0.9", "1.0.128", "2.0.14", "2.0.37", "2.1.12", "2.1.97")
 ENV_VAR = "CLAUDE_CONFIG_DIR"
 
 

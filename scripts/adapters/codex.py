@@ -21,7 +21,7 @@ from scripts.core.event import as_count, make_event, normalize_timestamp, projec
 NAME = "codex"
 ADAPTER_VERSION = "1"
 resumable = True
-FORMAT_VERSIONS = ("0.46.0", "0.63.0", "0.98.0")
+FORMAT_VERSIONS = ("0.36.0", "0.46.0", "0.63.0", "0.98.0")
 ENV_VAR = "CODEX_HOME"
 # Sessions from before turn_context existed (early Sept 2025) ran gpt-5.
 FALLBACK_MODEL = "gpt-5"

@@ -20,6 +20,7 @@ BUNDLE_SCHEMAS = [
     ("reports/*.json", "report.v1.schema.json"),
     ("ui-snapshot.json", "ui-snapshot.v1.schema.json"),
     ("ledger/coverage.json", "ledger-coverage.v1.schema.json"),
+    ("raw/cursor.jsonl", "cursor-record.v1.schema.json"),
 ]
 
 

@@ -59,7 +59,12 @@ def list_source(source: str, environ=os.environ) -> SourceListing:
                     s2 = os.stat(p)
                 except OSError:
                     continue
-                parts.append(f"{os.path.basename(p)}:{s2.st_size}:{s2.st_mtime_ns}")
+                if p.endswith("-shm"):
+                    # a SQLite -shm is an index of the -wal that every reader (us included)
+                    # writes to: its mtime changes on each read, its rows are all in the -wal
+                    parts.append(f"{os.path.basename(p)}:present")
+                else:
+                    parts.append(f"{os.path.basename(p)}:{s2.st_size}:{s2.st_mtime_ns}")
             side = ",".join(parts)
         files[path] = (st.st_size, st.st_mtime_ns, st.st_ino, side)
     return SourceListing(source=source, env_var=mod.ENV_VAR, locations=mod.search_locations(rts), files=files)

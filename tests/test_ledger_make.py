@@ -22,13 +22,17 @@ def test_make_ledger(sample_logs, tmp_path):
     assert b"ledger: " in first.stderr
     out = artifacts / "ledger"
     cov = json.loads((out / "coverage.json").read_text())
-    assert cov["inputs"]["events"]["events"] == expected["totals"]["events"]
+    # the archive is also a source: its successful requests are events beside the logs'
+    proxied = [json.loads(line) for line in (artifacts / "events" / "cliproxy.jsonl").read_text().splitlines() if line]
+    assert proxied, "the CLIProxyAPI archive should give events"
+    assert cov["inputs"]["events"]["events"] == expected["totals"]["events"] + len(proxied)
     assert cov["inputs"]["benchmarks"]["cells"] == 3304 and cov["inputs"]["cliproxy"]["present"]
     import sqlite3
 
     db = sqlite3.connect(out / "tokentally.db")
     tokens = db.execute("SELECT SUM(total_tokens) FROM events").fetchone()[0]
-    assert tokens == expected["totals"]["totalTokens"] == db.execute("SELECT SUM(usage_total_tokens) FROM ledger").fetchone()[0]
+    proxied_tokens = sum(ev["total_tokens"] for ev in proxied)
+    assert tokens == expected["totals"]["totalTokens"] + proxied_tokens == db.execute("SELECT SUM(usage_total_tokens) FROM ledger").fetchone()[0]
     db.close()
 
     mtime = (out / "tokentally.db").stat().st_mtime_ns

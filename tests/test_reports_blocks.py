@@ -35,25 +35,26 @@ def _compare(ours: list[dict], theirs: list[dict]) -> None:
         assert (mine["input_tokens"], mine["output_tokens"], mine["cache_write_tokens"], mine["cache_read_tokens"]) == (
             t["inputTokens"], t["outputTokens"], t["cacheCreationInputTokens"], t["cacheReadInputTokens"]), where
         assert mine["total_tokens"] == cc["totalTokens"], where
-        # ccusage prices the few >200k-prompt calls at LiteLLM's tier rates; our book does not
+        # ccusage prices the few >200k-prompt calls per field at its snapshot's tier rates
         assert mine["cost_usd"] == pytest.approx(cc["costUSD"], rel=0.02), where
 
 
-def test_blocks_agree_with_recorded_ccusage(sample_logs, tmp_path):
+def test_blocks_agree_with_recorded_ccusage(sample_logs, tmp_path, plain_book):
     golden = load_json(GOLDEN)
     logs = sample_logs(3000, 11, days=4)
     art = tmp_path / "art"
-    make("all", env=sample_env(logs, art, TIMEZONE="UTC"))
+    # the plain LiteLLM import: the committed book bills >200k prompts whole at the tier rate
+    make("all", env=sample_env(logs, art, TIMEZONE="UTC", PRICING=plain_book))
     ours = _ours(art)
     assert len(ours) == len(golden["blocks"]) == 12
     _compare(ours, golden["blocks"])
 
 
 @pytest.mark.skipif(not os.environ.get("CCUSAGE_BIN"), reason="set CCUSAGE_BIN to compare with a live ccusage")
-def test_blocks_agree_with_live_ccusage(sample_logs, tmp_path):
+def test_blocks_agree_with_live_ccusage(sample_logs, tmp_path, plain_book):
     logs = sample_logs(20000, 42)
     art = tmp_path / "art"
-    make("all", env=sample_env(logs, art, TIMEZONE="UTC"))
+    make("all", env=sample_env(logs, art, TIMEZONE="UTC", PRICING=plain_book))
     home = tmp_path / "cc"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "TZ": "UTC", "NO_COLOR": "1", "LOG_LEVEL": "0",
            "XDG_CACHE_HOME": str(home / "cache"), "XDG_CONFIG_HOME": str(home / "config"),

@@ -58,11 +58,12 @@ def _count(value) -> int:
 
 def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
     path = ctx.path
-    device = ctx.device
-    fallback_session = os.path.basename(path)[: -len(".jsonl")]
-    fallback_project = _project_from_path(path)
     loads = orjson.loads
     kept_total = sink.kept_total
+    emit = _emitter(ctx, sink)
+    # A call's lines are usually adjacent: hold the latest one and build its event only
+    # when the next call starts, so the streaming snapshots before it are never built.
+    pending = None
     for lineno, line in lines:
         if _USAGE not in line:
             # Pre-filter: only lines with a usage block can be calls. A line that is not
@@ -117,10 +118,6 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
         version = obj.get("version")
         version = version if type(version) is str else None
         sink.saw_version(version)
-        seen = kept_total(event_id)
-        if seen is not None and total <= seen:
-            sink.duplicate()  # an earlier streaming snapshot of a call already kept
-            continue
         if raw_model is not None and type(raw_model) is not str:
             sink.reject(lineno, "wrong type (message.model is not a string)")
             continue
@@ -129,6 +126,34 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
         except ValueError as exc:
             sink.reject(lineno, f"bad timestamp ({exc})")
             continue
+        call = (event_id, total, lineno, obj, raw_model, timestamp, version, input_tokens, output_tokens, cache_write, cache_read, one_hour)
+        if pending is not None and pending[0] == event_id:
+            # the next streaming snapshot of the call just read: keep the larger one
+            sink.duplicate()
+            if total > pending[1]:
+                pending = call
+            continue
+        if pending is not None:
+            emit(pending)
+            pending = None
+        seen = kept_total(event_id)
+        if seen is not None and total <= seen:
+            sink.duplicate()  # a snapshot of a call already kept (non-adjacent line)
+            continue
+        pending = call
+    if pending is not None:
+        emit(pending)
+
+
+def _emitter(ctx: ParseContext, sink: FileSink):
+    """Build and hand over one call's event (only the kept snapshot of a call is built)."""
+    path = ctx.path
+    device = ctx.device
+    fallback_session = os.path.basename(path)[: -len(".jsonl")]
+    fallback_project = _project_from_path(path)
+
+    def emit(call) -> None:
+        event_id, _total, lineno, obj, raw_model, timestamp, version, inp, out, cache_write, cache_read, one_hour = call
         session_id = obj.get("sessionId")
         sink.event(
             make_event(
@@ -138,8 +163,8 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
                 session_id=session_id if type(session_id) is str and session_id else fallback_session,
                 timestamp=timestamp,
                 usage_counts=usage(
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
+                    input_tokens=inp,
+                    output_tokens=out,
                     cache_write_tokens=cache_write,
                     cache_read_tokens=cache_read,
                     cache_write_1h_tokens=min(one_hour, cache_write),
@@ -152,6 +177,8 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
                 device=device,
             )
         )
+
+    return emit
 
 
 def _project_from_path(path: str) -> str | None:

@@ -16,7 +16,7 @@ import orjson
 
 from scripts import adapters
 from scripts.core import sources as src_mod
-from scripts.core.event_cache import EventCache, FileResult, copy_range, cross_file_losers, parse_shard
+from scripts.core.event_cache import EventCache, FileResult, copy_range, count_ids, cross_file_losers, parse_shard
 from scripts.core.rollup import Rollup, document, rollup_events
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line
 
@@ -118,7 +118,7 @@ def make_shards(tasks: list[tuple], sizes: list[int], jobs: int) -> list[list[in
     total = sum(sizes)
     if not tasks:
         return []
-    n = max(1, min(len(tasks), jobs * 4 if total >= SMALL_JOB_BYTES else 1))
+    n = max(1, min(len(tasks), jobs * 2 if total >= SMALL_JOB_BYTES else 1))
     target = total / n
     shards, current, acc = [], [], 0
     for i, size in enumerate(sizes):
@@ -132,9 +132,9 @@ def make_shards(tasks: list[tuple], sizes: list[int], jobs: int) -> list[list[in
     return shards
 
 
-def run_jobs(jobs_list: list[tuple], workers: int):
+def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
     """Yield each shard's results; a pool of ``workers`` processes when it pays."""
-    if workers <= 1 or len(jobs_list) < 2:
+    if workers <= 1 or len(jobs_list) < 2 or total_bytes < SMALL_JOB_BYTES:
         for job in jobs_list:
             yield parse_shard(job)
         return
@@ -162,6 +162,7 @@ def normalize_bundle(
     plans: dict[str, dict] = {}
     shard_jobs: list[tuple] = []
     parsed_files = 0
+    total_task_bytes = 0
     for source in sources:
         mod = adapters.load(source)
         listing = load_listing(artifacts, source)
@@ -178,12 +179,13 @@ def normalize_bundle(
         plans[source] = stats
         parsed_files += len(tasks)
         sizes = [max(0, listing.files[t[0]][0] - t[2]) for t in tasks]
+        total_task_bytes += sum(sizes)
         os.makedirs(cache.dir, exist_ok=True)
         for shard in make_shards(tasks, sizes, jobs):
             plain = [tasks[i] + (device,) for i in shard]
             shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain))
     parsed_bytes = 0
-    for results in run_jobs(shard_jobs, jobs):
+    for results in run_jobs(shard_jobs, jobs, total_task_bytes):
         for res in results:
             res: FileResult
             source = _source_of(res.path, listings)
@@ -254,7 +256,7 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
                     notes[k] = notes.get(k, 0) + n
                 for v, n in e["versions"].items():
                     versions[v] = versions.get(v, 0) + n
-                n_file = len(e["ids"])
+                n_file = count_ids(e["ids"])
                 if not n_file:
                     continue
                 pack, offset, length = e["seg"]

@@ -141,32 +141,53 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _minute_cache: dict[str, int] = {}
 
 
-def _is_canonical_ts(ts: str) -> bool:
-    return (
-        len(ts) == 24
-        and ts[23] == "Z"
-        and ts[4] == "-"
-        and ts[10] == "T"
-        and ts[19] == "."
-        and ts[13] == ":"
-        and ts[16] == ":"
-    )
+_DIGITS = frozenset("0123456789")
+
+
+def _minute_ms(minute: str) -> int:
+    """Epoch ms of ``YYYY-MM-DDTHH:MM`` (memoized; ValueError when it is no such minute)."""
+    base = _minute_cache.get(minute)
+    if base is None:
+        if not minute[:4].isdigit():
+            raise ValueError(f"timestamp {minute!r} is not ISO 8601")
+        base = int((dt.datetime.fromisoformat(minute + ":00+00:00") - _EPOCH) / dt.timedelta(milliseconds=1))
+        if len(_minute_cache) > 200_000:
+            _minute_cache.clear()
+        _minute_cache[minute] = base
+    return base
 
 
 def normalize_timestamp(value) -> str:
     """RFC 3339 UTC with milliseconds (``2026-08-06T17:49:45.767Z``) from an ISO string,
     epoch milliseconds or epoch seconds. Raises ValueError when it is none of these."""
-    if isinstance(value, str):
-        if _is_canonical_ts(value) and value[:4].isdigit():
-            return value
+    if type(value) is str:
+        # fast path: already canonical (what Claude Code and Codex write); the minute is
+        # validated once through the cache, seconds and milliseconds here
+        if (
+            len(value) == 24
+            and value[23] == "Z"
+            and value[19] == "."
+            and value[16] == ":"
+            and value[10] == "T"
+            and value[17] in "012345"
+            and _DIGITS.issuperset(value[18] + value[20:23])
+        ):
+            try:
+                _minute_ms(value[:16])
+                return value
+            except ValueError:
+                pass
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
         except ValueError:
             raise ValueError(f"timestamp {value[:40]!r} is not ISO 8601") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.timezone.utc)
-        return format_ms(int((parsed - _EPOCH) / dt.timedelta(milliseconds=1)))
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        ms = int((parsed - _EPOCH) / dt.timedelta(milliseconds=1))
+        if not 0 < ms < 32503680000000:
+            raise ValueError(f"timestamp {value[:40]!r} out of range")
+        return format_ms(ms)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise ValueError("timestamp missing")
     ms = float(value)
     if ms < 1e11:  # seconds, not milliseconds (1e11 ms is 1973)
@@ -182,15 +203,8 @@ def format_ms(ms: int) -> str:
 
 
 def timestamp_ms(ts: str) -> int:
-    """Epoch milliseconds of a canonical timestamp (fast path, memoized by minute)."""
-    minute = ts[:16]
-    base = _minute_cache.get(minute)
-    if base is None:
-        base = int((dt.datetime.fromisoformat(minute + ":00+00:00") - _EPOCH) / dt.timedelta(milliseconds=1))
-        if len(_minute_cache) > 200_000:
-            _minute_cache.clear()
-        _minute_cache[minute] = base
-    return base + int(ts[17:19]) * 1000 + int(ts[20:23])
+    """Epoch milliseconds of a canonical timestamp (as normalize_timestamp returns)."""
+    return _minute_ms(ts[:16]) + int(ts[17:19]) * 1000 + int(ts[20:23])
 
 
 def make_event(

@@ -31,7 +31,7 @@ from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, s
 from scripts.core.rollup import Rollup
 from scripts.shared_io import AtomicFile
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 # A file modified this recently may change again within the same mtime tick; its
 # content hash is kept so the next run can tell (the "racy clean" problem).
 RACY_NS = 2_000_000_000
@@ -54,7 +54,7 @@ class FileResult:
     counts: dict
     versions: dict
     seg: list  # [pack file name, offset, length]
-    ids: list
+    ids: str | list  # see pack_ids
     totals: list
     lines: list
     rollup: list
@@ -156,7 +156,7 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, byt
         counts=_add_counts(prior_counts or {}, sink.counts()),
         versions=sink.versions,
         seg=[],
-        ids=[ev["id"] for ev in events],
+        ids=pack_ids([ev["id"] for ev in events]),
         totals=[ev["total_tokens"] for ev in events],
         lines=[ev.get("source_line") or 0 for ev in events],
         rollup=roll.rows(),
@@ -193,6 +193,7 @@ class EventCache:
         self.packs: dict[str, int] = {}
         self.next_pack = 0
         self.invalidated_all = False
+        self.dirty = False  # the index changed without any file being parsed
 
     # -- load / save -----------------------------------------------------------
     def load(self, force: bool = False) -> None:
@@ -272,6 +273,9 @@ class EventCache:
                         same = _hash_bytes(fh.read()) == entry["racy_hash"]
                 except OSError:
                     same = False
+                if same and time.time_ns() - mtime_ns >= RACY_NS:
+                    entry["racy_hash"] = None  # verified, and its mtime can no longer lie
+                    self.dirty = True
             if same:
                 stats["hit"] += 1
                 continue
@@ -377,25 +381,47 @@ def _head_unchanged(path: str, entry: dict) -> bool:
         return False
 
 
+def pack_ids(ids: list[str]):
+    """A file's event ids as one newline-joined string (a JSON string loads far faster
+    than a list of them), or the list itself in the odd case an id holds a newline."""
+    if any("\n" in i for i in ids):
+        return ids
+    return "\n".join(ids)
+
+
+def unpack_ids(packed) -> list[str]:
+    if isinstance(packed, list):
+        return packed
+    return packed.split("\n") if packed else []
+
+
+def count_ids(packed) -> int:
+    if isinstance(packed, list):
+        return len(packed)
+    return packed.count("\n") + 1 if packed else 0
+
+
 def cross_file_losers(files: dict[str, dict]) -> dict[str, set]:
     """Events that appear in more than one file: keep the copy with the largest total,
     ties to the first file (path order) and line; return ``path -> ids dropped``."""
-    all_ids: list[str] = []
-    for entry in files.values():
-        all_ids.extend(entry["ids"])
+    strings = [e["ids"] for e in files.values() if e["ids"] and isinstance(e["ids"], str)]
+    all_ids = "\n".join(strings).split("\n") if strings else []
+    for e in files.values():
+        if isinstance(e["ids"], list):
+            all_ids.extend(e["ids"])
     if len(set(all_ids)) == len(all_ids):
         return {}
-    seen: set[str] = set()
-    dup: set[str] = set()
-    for i in all_ids:
-        if i in seen:
-            dup.add(i)
-        seen.add(i)
+    from collections import Counter
+
+    dup = {i for i, n in Counter(all_ids).items() if n > 1}
     best: dict[str, tuple] = {}
     holders: dict[str, list] = {}
     for path in sorted(files):
         e = files[path]
-        for i, t, ln in zip(e["ids"], e["totals"], e["lines"]):
+        ids = unpack_ids(e["ids"])
+        if dup.isdisjoint(ids):
+            continue
+        for i, t, ln in zip(ids, e["totals"], e["lines"]):
             if i in dup:
                 holders.setdefault(i, []).append(path)
                 rank = (-t, path, ln)

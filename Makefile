@@ -56,8 +56,8 @@ help: ## this list
 	  /^[a-z][a-z_-]*:.*## / {name = $$1; sub(/:.*/, "", name); text = $$NF; sub(/^ +/, "", text); \
 	    printf "  make %-14s %s\n", name, text}' $(MAKEFILE_LIST)
 
-all: $(NORMALIZED) $(SETTING_STAMPS) ## the bundle from your real logs, in $(ARTIFACTS)/
-	@$(PY) -m scripts.refresh --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
+all: $(SOURCE_STAMPS) $(SETTING_STAMPS) $(A)/raw/cursor.jsonl ## the bundle from your real logs, in $(ARTIFACTS)/
+	@$(PY) -m scripts.refresh --normalize --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
 	  --snapshot-mode $(SNAPSHOT_MODE) $(TZ_ARGS) $(FILTER_ARGS)
 
 demo: $(VENV_STAMP) ## the same bundle from fixtures/, in artifacts/demo/
@@ -114,12 +114,15 @@ $(A)/raw/cursor.jsonl: $(A)/stamps/cursor.fp
 $(NORMALIZED) &: $(SOURCE_STAMPS) $(A)/stamps/device.fp $(A)/raw/cursor.jsonl
 	@$(PY) -m scripts.normalize --bundle --only-stale --artifacts $(A)
 
-# After normalize, `refresh` runs aggregate, price and snapshot in one process, each only
-# when an input is newer than its output, i.e. these same rules (scripts/refresh.py);
-# the rules below run one stage on its own: `make aggregates`, `make reports`, `make snapshot`.
+# `make all` runs normalize, aggregate, price, suggest and snapshot in one process
+# (scripts/refresh.py), each only when an input is newer than its output: the rules
+# below, applied in Python, because Python process starts were most of an incremental
+# run. These rules run one stage on its own: `make normalized`, `make aggregates`,
+# `make reports`, `make snapshot` (and other targets, e.g. the ledger, depend on them).
 # Rollups are rewritten only when their content changes (restat): a touched log that
 # holds nothing new stops there.
-.PHONY: aggregates reports snapshot
+.PHONY: normalized aggregates reports snapshot
+normalized: $(NORMALIZED) ## run normalize alone (for the sources that changed)
 aggregates: $(AGGREGATES) ## run aggregate alone (when its inputs changed)
 reports: $(REPORTS) ## run price alone (when its inputs changed)
 snapshot: $(SNAPSHOT) ## run snapshot alone (when its inputs changed)

@@ -1,12 +1,15 @@
-"""refresh: the stages after normalize, in one process: aggregate, price, snapshot, run summary.
+"""refresh: the stages after cache-check, in one process: normalize, aggregate, price,
+suggest, snapshot, then the run summary.
 
-Make decides whether sources changed (cache-check stamps) and runs normalize; then it
-runs this once. Each stage here runs only when one of its inputs is newer than its output
-(Make's own rule, applied to the bundle's fixed layout), and runs exactly the stage
-command a user would type (the same click command, called in-process). One Python start
-instead of four is most of what an incremental run costs.
+Make runs cache-check (its stamps say what changed) and extract-cursor, then this once.
+Each stage here runs only when one of its inputs is newer than its output (Make's own
+rule, applied to the bundle's fixed layout), and runs exactly the stage command a user
+would type (the same click command, called in-process). One Python start instead of five
+is most of what an incremental run costs.
 
 \b
+  normalize  stamps/<source>.fp, device.fp, raw/cursor.jsonl -> events/, rollups/
+             (--normalize; per source, see normalize --only-stale)
   aggregate  rollups/*.json, stamps/params.fp   -> aggregates/aggregates.json
   price      aggregates.json, stamps/pricing.fp -> reports/<kind>.json, .md
   suggest    reports/monthly.json, stamps/view.fp -> reports/suggestions.json
@@ -68,17 +71,18 @@ def _invoke(command: click.Command, args: list[str]) -> None:
 @click.option("--month", envvar="MONTH", default="")
 @click.option("--snapshot-mode", envvar="SNAPSHOT_MODE", default="compact", show_default=True)
 @click.option("--force", is_flag=True, envvar="FORCE", help="Run every stage whatever the mtimes say.")
+@click.option("--normalize", "with_normalize", is_flag=True, help="Also run normalize first, for the sources whose stamps changed.")
 @timezone_option
 @filter_options
 @artifacts_option
-def cli(pricing, month, snapshot_mode, force, timezone, since, until, providers, models, projects, artifacts):
+def cli(pricing, month, snapshot_mode, force, with_normalize, timezone, since, until, providers, models, projects, artifacts):
     """Bring aggregates, reports, suggestions and the snapshot up to date, then write the
     run summary.
 
     Example:
 
     \b
-        refresh --artifacts artifacts --pricing pricing.json --timezone UTC
+        refresh --normalize --artifacts artifacts --pricing pricing.json --timezone UTC
     """
     filters = []
     for flag, values in (("--since", [since] if since else []), ("--until", [until] if until else []),
@@ -94,6 +98,12 @@ def cli(pricing, month, snapshot_mode, force, timezone, since, until, providers,
         "suggest": lambda: _cmd("suggest", ["--artifacts", artifacts, "--month", month]),
         "snapshot": lambda: _cmd("snapshot", ["--artifacts", artifacts, "--month", month, "--mode", snapshot_mode, *tz]),
     }
+    if with_normalize:
+        from scripts import adapters
+        from scripts.core.bundle_normalize import stale_sources
+
+        if force or stale_sources(artifacts, list(adapters.SOURCES)):
+            _cmd("normalize", ["--bundle", "--only-stale", "--artifacts", artifacts])
     for stage, outputs, inputs in plan(artifacts):
         if force or stale(outputs, inputs):
             commands[stage]()

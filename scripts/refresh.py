@@ -41,6 +41,22 @@ def stale(outputs: list[str], inputs: list[str]) -> bool:
     return any(_mtime(p) > oldest for p in inputs)
 
 
+def normalize_needed(artifacts: str) -> bool:
+    """Whether some source's inputs are newer than its last normalize (normalize
+    --only-stale then decides per source). Only stats files: this runs on every make all,
+    so it must not import the parsing machinery."""
+    from scripts.core.event import PROVIDERS
+
+    stamps = os.path.join(artifacts, "stamps")
+    shared = [os.path.join(stamps, "device.fp"), os.path.join(artifacts, "raw", "cursor.jsonl")]
+    for source in PROVIDERS:
+        outputs = [os.path.join(stamps, f"{source}.normalized"), os.path.join(artifacts, "events", f"{source}.jsonl"),
+                   os.path.join(artifacts, "rollups", f"{source}.json")]
+        if stale(outputs[:1], [os.path.join(stamps, f"{source}.fp")] + shared) or min(_mtime(p) for p in outputs) < 0:
+            return True
+    return False
+
+
 def plan(artifacts: str) -> list[tuple[str, list[str], list[str]]]:
     """(stage, outputs, inputs) in order; inputs of a later stage include earlier outputs."""
     a = artifacts
@@ -98,12 +114,8 @@ def cli(pricing, month, snapshot_mode, force, with_normalize, timezone, since, u
         "suggest": lambda: _cmd("suggest", ["--artifacts", artifacts, "--month", month]),
         "snapshot": lambda: _cmd("snapshot", ["--artifacts", artifacts, "--month", month, "--mode", snapshot_mode, *tz]),
     }
-    if with_normalize:
-        from scripts import adapters
-        from scripts.core.bundle_normalize import stale_sources
-
-        if force or stale_sources(artifacts, list(adapters.SOURCES)):
-            _cmd("normalize", ["--bundle", "--only-stale", "--artifacts", artifacts])
+    if with_normalize and (force or normalize_needed(artifacts)):
+        _cmd("normalize", ["--bundle", "--only-stale", "--artifacts", artifacts])
     for stage, outputs, inputs in plan(artifacts):
         if force or stale(outputs, inputs):
             commands[stage]()

@@ -72,9 +72,7 @@ def list_source(source: str, environ=os.environ) -> SourceListing:
 
 def default_device() -> str:
     """The machine name events carry: $DEVICE, else the hostname."""
-    import socket
-
-    return os.environ.get("DEVICE") or socket.gethostname() or "unknown"
+    return os.environ.get("DEVICE") or os.uname().nodename or "unknown"
 
 
 def short_path(path: str) -> str:

@@ -31,20 +31,13 @@ import time
 import click
 
 from scripts.cli import stage_command
+from scripts.core.sample_logs import ROOT, generate, pipeline_env
 from scripts.shared_io import AtomicFile, DataError, dumps_doc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_SCHEMA_VERSION = 1
 TOLERANCE = 0.5  # a ratio may grow 50% over the baseline median before the gate fails
 GATED = ("cold_vs_reference", "warm_vs_reference", "incremental_vs_reference")
 TARGETS = {"cold_vs_reference": 1.0, "warm_vs_reference": 0.1, "incremental_vs_reference": 0.2}
-
-
-def shared_dir() -> str | None:
-    for cand in (os.environ.get("TOKENTALLY_SHARED"), os.path.join(os.path.dirname(ROOT), "shared"), "/work/shared"):
-        if cand and os.path.exists(os.path.join(cand, "peers", "make_sample_logs.py")):
-            return cand
-    return None
 
 
 def find_ccusage() -> str | None:
@@ -75,21 +68,6 @@ def run_measured(argv, env, cwd=ROOT) -> tuple[float, float, int]:
     if proc.returncode != 0:
         raise DataError(f"{' '.join(argv[:3])} exited {proc.returncode}: {err.strip()[-400:]}")
     return wall, usage.ru_maxrss / 1024.0, proc.returncode
-
-
-def generate(workdir: str, events: int, seed: int, start: str = "2026-08-01", days: int = 60) -> str:
-    """Generated logs, reused when already there (generation takes ~10 s per 200k calls)."""
-    shared = shared_dir()
-    if shared is None:
-        raise DataError("../shared/peers/make_sample_logs.py not found (set TOKENTALLY_SHARED)")
-    out = os.path.join(workdir, f"logs-{events}-{seed}-{start}-{days}")
-    if not os.path.exists(os.path.join(out, "expected.json")):
-        subprocess.run(
-            [sys.executable, os.path.join(shared, "peers", "make_sample_logs.py"), "--out", out, "--events", str(events),
-             "--seed", str(seed), "--start", start, "--days", str(days)],
-            check=True, capture_output=True,
-        )
-    return out
 
 
 def append_one_percent(live_home: str, delta_dir: str, round_no: int) -> None:
@@ -138,16 +116,7 @@ def measure(events: int, runs: int, seed: int, workdir: str, artifacts: str, use
     shutil.rmtree(live, ignore_errors=True)
     shutil.copytree(os.path.join(logs, "home"), os.path.join(live, "home"))
     bundle = os.path.join(workdir, f"bundle-{events}-{seed}")
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
-    env.update(
-        HOME=os.path.join(workdir, "empty-home"),
-        CLAUDE_CONFIG_DIR=os.path.join(live, "home", ".claude"),
-        CODEX_HOME=os.path.join(live, "home", ".codex"),
-        ARTIFACTS=bundle,
-        TIMEZONE="UTC",
-        TZ="UTC",
-    )
-    os.makedirs(env["HOME"], exist_ok=True)
+    env = pipeline_env(os.path.join(live, "home"), bundle, os.path.join(workdir, "empty-home"))
     make = ["make", "--no-print-directory", "-s", "all"]
     res: dict[str, dict] = {}
 

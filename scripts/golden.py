@@ -19,9 +19,9 @@ import tempfile
 import click
 
 from scripts.cli import stage_command
+from scripts.core.sample_logs import ROOT, generate, pipeline_env
 from scripts.shared_io import DataError, dumps_doc, write_doc
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKETS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_write_1h_tokens", "cache_read_tokens", "reasoning_tokens")
 EXPECTED_KEYS = {
     "input_tokens": "inputTokens",
@@ -39,21 +39,10 @@ def golden_path(events: int, seed: int) -> str:
 
 def build(events: int, seed: int, workdir: str) -> tuple[dict, dict]:
     """Run the canonical pipeline; return (golden document, generator expected.json)."""
-    from scripts.bench import generate
-
     logs = generate(workdir, events, seed)
     art = os.path.join(workdir, "bundle")
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
-    env.update(
-        HOME=os.path.join(workdir, "home"),
-        CLAUDE_CONFIG_DIR=os.path.join(logs, "home", ".claude"),
-        CODEX_HOME=os.path.join(logs, "home", ".codex"),
-        ARTIFACTS=art,
-        TIMEZONE="UTC",
-        PRICING=os.path.join(ROOT, "pricing.json"),
-        DEVICE="golden",
-    )
-    os.makedirs(env["HOME"], exist_ok=True)
+    env = pipeline_env(os.path.join(logs, "home"), art, os.path.join(workdir, "home"),
+                       PRICING=os.path.join(ROOT, "pricing.json"), DEVICE="golden")
     proc = subprocess.run(["make", "--no-print-directory", "-s", "all"], cwd=ROOT, env=env, capture_output=True)
     if proc.returncode != 0:
         raise DataError(f"make all failed: {proc.stderr.decode(errors='replace')[-500:]}")

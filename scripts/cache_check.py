@@ -49,6 +49,14 @@ def write_if_changed(path: str, data: bytes, force: bool) -> bool:
     return True
 
 
+def _content(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
 def file_hash(path: str) -> str:
     try:
         with open(path, "rb") as fh:
@@ -104,10 +112,15 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
             "locations": listing.locations,
             "files": {p: list(v) for p, v in sorted(listing.files.items())},
         }
-        did = write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc(stamp), force)
-        if did or not os.path.exists(os.path.join(manifests, f"{source}.json")):
+        stamp_path = os.path.join(stamps, f"{source}.fp")
+        stamp_data = dumps_doc(stamp)
+        # The listing first, then the stamp: normalize reads the listing when the stamp is
+        # new, so a run killed between the two writes must not leave a new stamp over an
+        # old listing (the next run would see the stamp unchanged and keep the old one).
+        if force or _content(stamp_path) != stamp_data or not os.path.exists(os.path.join(manifests, f"{source}.json")):
             with AtomicFile(os.path.join(manifests, f"{source}.json")) as fh:
                 fh.write(dumps_line(manifest))
+        did = write_if_changed(stamp_path, stamp_data, force)
         changed[source] = did
         report[source] = {"changed": did, "files": stamp["files"], "bytes": stamp["bytes"]}
         if not quiet:

@@ -22,7 +22,7 @@ import click
 from scripts import adapters
 from scripts.cli import artifacts_option, filter_options, split_multi, stage_command, timezone_option
 from scripts.core.runlog import StageTimer, start_run
-from scripts.shared_io import AtomicFile, dumps_doc, dumps_line
+from scripts.shared_io import AtomicFile, dumps_doc, dumps_line, holds_bundle_lock, remove_interrupted_writes
 
 
 def transform(listing) -> dict:
@@ -91,6 +91,10 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
     from scripts.core import sources as src_mod
     from scripts.core.periods import Periods, parse_month, resolve_zone_name
 
+    if holds_bundle_lock(artifacts):
+        # a run killed mid-write (kill -9) left its writers' temp files; under the lock
+        # none is live, so the first stage of the next run clears them
+        remove_interrupted_writes(artifacts)
     start_run(artifacts)
     timer = StageTimer(artifacts, "cache_check")
     stamps = os.path.join(artifacts, "stamps")

@@ -95,6 +95,28 @@ class AtomicFile:
                     pass
 
 
+def holds_bundle_lock(artifacts: str) -> bool:
+    """True when this process runs under the bundle's lock (the Makefile's LOCKED sets
+    ``TOKENTALLY_LOCK_HELD`` to the bundles its make holds), so no other writer is active."""
+    return os.path.abspath(artifacts) in os.environ.get("TOKENTALLY_LOCK_HELD", "").split()
+
+
+def remove_interrupted_writes(directory: str) -> int:
+    """Delete the temp files of AtomicFile writers that were killed mid-write (kill -9,
+    power loss: nothing ran their cleanup). Call it only while holding the bundle's lock:
+    a live writer's temp file looks the same. Returns how many were removed."""
+    removed = 0
+    for dirpath, _dirnames, filenames in os.walk(directory):
+        for fn in filenames:
+            if fn.startswith(".") and fn.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(dirpath, fn))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
 def write_doc(path: str | os.PathLike, obj: Any) -> None:
     with AtomicFile(path) as fh:
         fh.write(dumps_doc(obj))

@@ -9,10 +9,10 @@
 
 faults-fast: $(VENV_STAMP) ## the fault suite's fast profile (part of make check, ~1 min)
 	@TOKENTALLY_FAULTS=fast TOKENTALLY_FAULTS_REPORT=$(A)/faults/fast.json TOKENTALLY_SHARED=$(SHARED) \
-	  $(PY) -m pytest tests/faults -q
+	  $(PY) -m pytest tests/faults
 
 faults: $(VENV_STAMP) ## the whole fault suite: a kill before every write, thousands of fuzz cases per adapter
 	@TOKENTALLY_FAULTS=long TOKENTALLY_FAULTS_REPORT=$(A)/faults/long.json TOKENTALLY_SHARED=$(SHARED) \
-	  $(PY) -m pytest tests/faults -q
+	  $(PY) -m pytest tests/faults
 
 check: faults-fast

@@ -331,18 +331,21 @@ def count_writes(env, art, tmp) -> list[str]:
 
 
 def stage_of(op: str) -> str:
+    """The stage a write belongs to, from the path it touches."""
     path = op.split(" ", 1)[1].split(" -> ")[-1]
-    if path in ("runs", "runs/.current"):
-        return "cache-check"
-    for prefix, stage in (("runs/.current/run.json", "cache-check"), ("stamps/", "cache-check"), ("cache/manifest", "cache-check"),
-                          ("raw/", "extract-cursor"), ("cache/normalize", "normalize"), ("events/", "normalize"),
-                          ("rollups/", "normalize"), ("aggregates/", "aggregate"), ("reports/suggestions", "suggest"),
-                          ("reports/", "price"), ("ui-snapshot", "snapshot"), ("runs/", "run-summary")):
-        if path.startswith(prefix) or f"/{prefix}" in path:
-            if prefix == "stamps/" and path.endswith(".normalized"):
-                return "normalize"
-            if prefix == "runs/.current/run.json":
-                return "cache-check"
+    if path in ("runs", "runs/.current") or (op.startswith("remove ") and path.startswith("runs/.current/")):
+        return "cache-check"  # opening the run: the last run's fragments cleared
+    if path.startswith("runs/.current/"):
+        name = os.path.basename(path).lstrip(".").split(".")[0]  # a stage's fragment (run.json: the run opened)
+        return "cache-check" if name == "run" else name.replace("_", "-")
+    if path.endswith(".normalized"):
+        return "normalize"
+    for prefix, stage in (("runs/.current", "cache-check"), ("runs", "run-summary"), ("stamps", "cache-check"),
+                          ("cache/manifest", "cache-check"), ("cache/normalize", "normalize"), ("cache", "cache-check"),
+                          ("raw", "extract-cursor"), ("events", "normalize"), ("rollups", "normalize"),
+                          ("aggregates", "aggregate"), ("reports/suggestions", "suggest"), ("reports/.suggestions", "suggest"),
+                          ("reports", "price"), ("ui-snapshot", "snapshot"), (".ui-snapshot", "snapshot")):
+        if path == prefix or path.startswith(prefix + "/") or path.startswith(prefix + "."):
             return stage
     return "?"
 

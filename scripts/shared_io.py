@@ -101,19 +101,35 @@ def holds_bundle_lock(artifacts: str) -> bool:
     return os.path.abspath(artifacts) in os.environ.get("TOKENTALLY_LOCK_HELD", "").split()
 
 
-def remove_interrupted_writes(directory: str) -> int:
+# What the bundle's own stages write, below its top level. Other directories may be other
+# bundles with locks of their own (artifacts/demo inside artifacts): never swept from here.
+BUNDLE_DIRS = ("stamps", "cache", "events", "rollups", "raw", "aggregates", "reports", "runs", "ledger")
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_interrupted_writes(artifacts: str) -> int:
     """Delete the temp files of AtomicFile writers that were killed mid-write (kill -9,
-    power loss: nothing ran their cleanup). Call it only while holding the bundle's lock:
-    a live writer's temp file looks the same. Returns how many were removed."""
+    power loss: nothing ran their cleanup), in the bundle's top level and its BUNDLE_DIRS.
+    Call it only while holding the bundle's lock: a live writer's temp file looks the
+    same. Returns how many were removed."""
+    paths = []
+    try:
+        paths += [os.path.join(artifacts, n) for n in os.listdir(artifacts) if _is_temp(n)]
+    except OSError:
+        return 0
+    for sub in BUNDLE_DIRS:
+        for dirpath, _dirnames, filenames in os.walk(os.path.join(artifacts, sub)):
+            paths += [os.path.join(dirpath, n) for n in filenames if _is_temp(n)]
     removed = 0
-    for dirpath, _dirnames, filenames in os.walk(directory):
-        for fn in filenames:
-            if fn.startswith(".") and fn.endswith(".tmp"):
-                try:
-                    os.unlink(os.path.join(dirpath, fn))
-                    removed += 1
-                except OSError:
-                    pass
+    for path in paths:
+        try:
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            pass
     return removed
 
 

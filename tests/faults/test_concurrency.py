@@ -179,3 +179,19 @@ def test_warm_run_cost_of_the_lock(tree, reference, tmp_path):
     unlocked = median(["make", "bundle-graph"])
     figure("concurrency.warm_make_all_seconds", {"with_lock": round(locked, 3), "graph_alone": round(unlocked, 3)})
     assert locked - unlocked < 0.05, (locked, unlocked)
+
+
+def test_a_run_clears_only_its_own_bundles_leftovers(tree, tmp_path):
+    """The temp files a killed writer left are cleared by the next run of that bundle, not
+    those inside a bundle nested in it (artifacts/demo in artifacts), which has its own lock."""
+    art = tmp_path / "outer"
+    make(tree.env(art), "all")
+    leftovers = [art / ".ui-snapshot.json.k1ll3d.tmp", art / "events" / ".claude.jsonl.k1ll3d.tmp",
+                 art / "cache" / "normalize" / "codex" / ".index.json.k1ll3d.tmp"]
+    nested = art / "demo" / "events" / ".claude.jsonl.l1v3.tmp"
+    for p in leftovers + [nested]:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"{\"cut")
+    make(tree.env(art), "all")
+    assert not any(p.exists() for p in leftovers)
+    assert nested.exists()

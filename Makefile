@@ -22,6 +22,7 @@ MODEL ?=##                      report filter: comma list of models
 PROJECT ?=##                    report filter: comma list of projects
 SNAPSHOT_MODE ?= compact##      compact (top 5) or extended ui-snapshot.json
 PYTHON ?= python3##             the interpreter that builds .venv
+LOCK_WAIT ?= 600##              seconds a second run on the same ARTIFACTS waits for the first, then gives up
 # Source locations (defaults in docs/sources.md): CLAUDE_CONFIG_DIR CODEX_HOME CURSOR_STATE_DB
 # DROID_SESSIONS_DIR OPENCODE_DATA_DIR GEMINI_DATA_DIR CLIPROXY_USAGE_DIR
 export CLAUDE_CONFIG_DIR CODEX_HOME CURSOR_STATE_DB DROID_SESSIONS_DIR OPENCODE_DATA_DIR GEMINI_DATA_DIR CLIPROXY_USAGE_DIR
@@ -46,7 +47,7 @@ FILTER_ARGS = $(if $(SINCE),--since $(SINCE)) $(if $(UNTIL),--until $(UNTIL)) \
 TZ_ARGS = --timezone "$(TIMEZONE)"
 
 ##@ Targets
-.PHONY: help all demo demo-validate check test clean forget validate FORCE_CHECK
+.PHONY: help all bundle-graph demo demo-validate check test clean forget forget-graph validate FORCE_CHECK
 
 help: ## this list
 	@awk 'BEGIN {FS = "##"} \
@@ -56,7 +57,16 @@ help: ## this list
 	  /^[a-z][a-z_-]*:.*## / {name = $$1; sub(/:.*/, "", name); text = $$NF; sub(/^ +/, "", text); \
 	    printf "  make %-14s %s\n", name, text}' $(MAKEFILE_LIST)
 
-all: $(SOURCE_STAMPS) $(SETTING_STAMPS) $(A)/raw/cursor.jsonl ## the bundle from your real logs, in $(ARTIFACTS)/
+all: ## the bundle from your real logs, in $(ARTIFACTS)/
+	@$(LOCKED) $(MAKE) bundle-graph
+
+# One run at a time per bundle: a target that writes it runs its graph in a sub-make that
+# holds $(A)/.lock (scripts/locked.sh); a second run says so and waits up to LOCK_WAIT.
+# Already held by this make (forget -> all): no second lock.
+LOCKED = $(if $(filter $(abspath $(A)),$(TOKENTALLY_LOCK_HELD)),,TOKENTALLY_LOCK_HELD="$(strip $(TOKENTALLY_LOCK_HELD) $(abspath $(A)))" \
+  PYTHON=$(PYTHON) sh scripts/locked.sh $(A) $(LOCK_WAIT) "make $@")
+
+bundle-graph: $(SOURCE_STAMPS) $(SETTING_STAMPS) $(A)/raw/cursor.jsonl
 	@$(PY) -m scripts.refresh --normalize --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
 	  --snapshot-mode $(SNAPSHOT_MODE) $(TZ_ARGS) $(FILTER_ARGS)
 
@@ -78,6 +88,9 @@ demo-validate: demo ## build the demo bundle and validate every artifact against
 	@$(PY) -m scripts.validate --artifacts artifacts/demo
 
 forget: $(VENV_STAMP) ## drop the kept events of log files their tool has deleted, then rebuild
+	@$(LOCKED) $(MAKE) forget-graph
+
+forget-graph:
 	@$(PY) -m scripts.normalize --bundle --forget --artifacts $(A)
 	@rm -f $(NORMALIZED)
 	@$(MAKE) all

@@ -13,7 +13,8 @@ LEDGER_STAMP := $(A)/stamps/ledger.fp
 ##@ Ledger targets
 .PHONY: ledger
 
-ledger: $(LEDGER_OUTPUTS) ## the model ledger: ledger.csv, schema.sql + seed.sql, tokentally.db (MODELS_CSV=table)
+ledger: ## the model ledger: ledger.csv, schema.sql + seed.sql, tokentally.db (MODELS_CSV=table)
+	@$(LOCKED) $(MAKE) $(LEDGER_OUTPUTS)
 
 # Rewritten only when the benchmark table, the rules or the CLIProxyAPI archive changed
 # (or MODELS_CSV / LEDGER_RULES / CLIPROXY_USAGE_DIR name other ones).

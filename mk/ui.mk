@@ -5,7 +5,8 @@ DASHBOARD := $(A)/dashboard.html
 ##@ UI
 .PHONY: dashboard demo-dashboard browser ui-test
 
-dashboard: all $(DASHBOARD) ## the self-contained HTML dashboard, $(ARTIFACTS)/dashboard.html
+dashboard: ## the self-contained HTML dashboard, $(ARTIFACTS)/dashboard.html
+	@$(LOCKED) $(MAKE) bundle-graph $(DASHBOARD)
 	@echo "dashboard: open $(DASHBOARD)" >&2
 
 # view.fp carries MONTH and today's date: the month to date moves with the day.

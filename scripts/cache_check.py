@@ -22,7 +22,7 @@ import click
 from scripts import adapters
 from scripts.cli import artifacts_option, filter_options, split_multi, stage_command, timezone_option
 from scripts.core.runlog import StageTimer, start_run
-from scripts.shared_io import AtomicFile, dumps_doc, dumps_line
+from scripts.shared_io import AtomicFile, dumps_doc, dumps_line, holds_bundle_lock, remove_interrupted_writes
 
 
 def transform(listing) -> dict:
@@ -47,6 +47,14 @@ def write_if_changed(path: str, data: bytes, force: bool) -> bool:
     with AtomicFile(path) as fh:
         fh.write(data)
     return True
+
+
+def _content(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
 
 
 def file_hash(path: str) -> str:
@@ -83,6 +91,10 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
     from scripts.core import sources as src_mod
     from scripts.core.periods import Periods, parse_month, resolve_zone_name
 
+    if holds_bundle_lock(artifacts):
+        # a run killed mid-write (kill -9) left its writers' temp files; under the lock
+        # none is live, so the first stage of the next run clears them
+        remove_interrupted_writes(artifacts)
     start_run(artifacts)
     timer = StageTimer(artifacts, "cache_check")
     stamps = os.path.join(artifacts, "stamps")
@@ -104,10 +116,15 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
             "locations": listing.locations,
             "files": {p: list(v) for p, v in sorted(listing.files.items())},
         }
-        did = write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc(stamp), force)
-        if did or not os.path.exists(os.path.join(manifests, f"{source}.json")):
+        stamp_path = os.path.join(stamps, f"{source}.fp")
+        stamp_data = dumps_doc(stamp)
+        # The listing first, then the stamp: normalize reads the listing when the stamp is
+        # new, so a run killed between the two writes must not leave a new stamp over an
+        # old listing (the next run would see the stamp unchanged and keep the old one).
+        if force or _content(stamp_path) != stamp_data or not os.path.exists(os.path.join(manifests, f"{source}.json")):
             with AtomicFile(os.path.join(manifests, f"{source}.json")) as fh:
                 fh.write(dumps_line(manifest))
+        did = write_if_changed(stamp_path, stamp_data, force)
         changed[source] = did
         report[source] = {"changed": did, "files": stamp["files"], "bytes": stamp["bytes"]}
         if not quiet:

@@ -60,7 +60,8 @@ def cli(databases, output, busy_timeout, artifacts, strict):
     rows still in the -wal file are read. A row whose value is not valid JSON goes
     through a best-effort extraction (counted as via_fallback); a row that yields
     nothing is reported as DB:KEY: REASON. A locked or corrupt database is one line
-    on stderr: the previous output is kept and the run goes on (--strict or STRICT=1:
+    on stderr: the previous output is kept as it was (none is written if there was
+    none), so the next run tries again, and the run goes on (--strict or STRICT=1:
     exit 1). No database: an empty output.
 
     Example:
@@ -88,13 +89,15 @@ def cli(databases, output, busy_timeout, artifacts, strict):
             raise DataError(reason, where=db)
         diag.notice(f"{db}: {reason}; Cursor usage not updated this run")
     data = b"".join(dumps_line(rec) for rec in records)
-    keep_previous = bool(failures) and output != STDIO and os.path.exists(output)
     changed = False
     if output == STDIO:
         with AtomicFile(output) as fh:
             fh.write(data)
-    elif not keep_previous:
+    elif not failures:
         changed = _write_if_changed(output, data)
+    # else: a database could not be read. The previous output stays as it was, and none is
+    # written when there was none: a file newer than the Cursor stamp would tell Make the
+    # extraction is done, and a lock released without a write would never be retried.
     if tel.via_fallback:
         diag.notice(f"extract-cursor: {tel.via_fallback} row(s) read through the fallback JSON extraction")
     timer.finish(

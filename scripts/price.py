@@ -107,11 +107,14 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict
         from scripts.core.render import render
 
         outcome = "invalidate" if os.path.exists(os.path.join(out_dir, "daily.json")) else "miss"
+        # Every .md before any .json: Make and refresh judge this stage by the .json files
+        # alone, so a run killed midway must not leave them all new with a .md missing.
+        for kind, rep in reports.items():
+            with AtomicFile(os.path.join(out_dir, f"{kind}.md")) as out:
+                out.write(render(rep, "markdown").encode())
         for kind, rep in reports.items():
             with AtomicFile(os.path.join(out_dir, f"{kind}.json")) as out:
                 out.write(dumps_line(rep))  # compact: `report KIND --format json` pretty-prints
-            with AtomicFile(os.path.join(out_dir, f"{kind}.md")) as out:
-                out.write(render(rep, "markdown").encode())
         timer.finish(cache_outcome=outcome, reports=sorted(reports), pricing=book.describe(), unpriced=next(iter(reports.values()), {}).get("unpriced", []) if reports else [])
         return
     if fmt == "json":

@@ -95,6 +95,44 @@ class AtomicFile:
                     pass
 
 
+def holds_bundle_lock(artifacts: str) -> bool:
+    """True when this process runs under the bundle's lock (the Makefile's LOCKED sets
+    ``TOKENTALLY_LOCK_HELD`` to the bundles its make holds), so no other writer is active."""
+    return os.path.abspath(artifacts) in os.environ.get("TOKENTALLY_LOCK_HELD", "").split()
+
+
+# What the bundle's own stages write, below its top level. Other directories may be other
+# bundles with locks of their own (artifacts/demo inside artifacts): never swept from here.
+BUNDLE_DIRS = ("stamps", "cache", "events", "rollups", "raw", "aggregates", "reports", "runs", "ledger")
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_interrupted_writes(artifacts: str) -> int:
+    """Delete the temp files of AtomicFile writers that were killed mid-write (kill -9,
+    power loss: nothing ran their cleanup), in the bundle's top level and its BUNDLE_DIRS.
+    Call it only while holding the bundle's lock: a live writer's temp file looks the
+    same. Returns how many were removed."""
+    paths = []
+    try:
+        paths += [os.path.join(artifacts, n) for n in os.listdir(artifacts) if _is_temp(n)]
+    except OSError:
+        return 0
+    for sub in BUNDLE_DIRS:
+        for dirpath, _dirnames, filenames in os.walk(os.path.join(artifacts, sub)):
+            paths += [os.path.join(dirpath, n) for n in filenames if _is_temp(n)]
+    removed = 0
+    for path in paths:
+        try:
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def write_doc(path: str | os.PathLike, obj: Any) -> None:
     with AtomicFile(path) as fh:
         fh.write(dumps_doc(obj))

@@ -87,8 +87,9 @@ def parse_content(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
         if type(value) is not dict:
             continue
         if rec.get("table") == "ItemTable":
-            for c in value.get("allComposers") or ():
-                if type(c) is dict and type(c.get("workspace")) is str:
+            comps = value.get("allComposers")
+            for c in comps if type(comps) is list else ():
+                if type(c) is dict and type(c.get("composerId")) is str and type(c.get("workspace")) is str:
                     workspaces[c["composerId"]] = c["workspace"]
         elif rec["key"].startswith("composerData:"):
             composers[rec["key"][len("composerData:"):]] = value

@@ -163,11 +163,14 @@ def clean_model_name(raw: str | None) -> str | None:
 
 
 _MODEL_MARKER = re.compile(rb"Model:\s*([^\"\\\[\n]+)")
+# Droid writes the marker into its <system-reminder>; the same words in a prompt or a reply
+# are the user's text, never a model name (and must not reach an artifact)
+_REMINDER = re.compile(rb"<system-reminder>(.*?)</system-reminder>", re.S)
 
 
 def _sidecar_info(path: str) -> dict:
     """From the head of the transcript: session_start's cwd/version and the first
-    ``Model: <name>`` marker Droid writes into its system reminder."""
+    ``Model: <name>`` marker inside a ``<system-reminder>`` (Droid writes it there)."""
     info: dict = {}
     try:
         with open(sidecar_path(path), "rb") as fh:
@@ -186,12 +189,14 @@ def _sidecar_info(path: str) -> dict:
                 v = obj.get("version")
                 if type(v) in (int, str) and not isinstance(v, bool):
                     info["version"] = str(v)
-        if "model" not in info:
-            m = _MODEL_MARKER.search(line)
-            if m:
-                name = m.group(1).decode("utf-8", "replace").strip()
-                if name:
-                    info["model"] = name
+        if "model" not in info and b"<system-reminder>" in line:
+            for reminder in _REMINDER.finditer(line):
+                m = _MODEL_MARKER.search(reminder.group(1))
+                if m:
+                    name = m.group(1).decode("utf-8", "replace").strip()
+                    if name:
+                        info["model"] = name
+                        break
         if "cwd" in info and "model" in info:
             break
     return info

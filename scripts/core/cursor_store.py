@@ -175,10 +175,10 @@ def decode_value(value, key: str = "") -> tuple[dict | None, bool, str]:
     start = text.find("{")
     if start >= 0:
         try:
-            obj, _end = json.JSONDecoder().raw_decode(text, start)
+            obj, _end = json.JSONDecoder(parse_int=_int).raw_decode(text, start)
             if isinstance(obj, dict):
                 return obj, True, ""
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
             pass
     obj = _extract_fields(text)
     if obj is not None:
@@ -201,9 +201,17 @@ _PATTERNS = {
 }
 
 
+def _int(s: str):
+    """An integer literal as orjson reads one (and can write back): beyond 64 bits, a float."""
+    n = int(s)
+    return n if -(1 << 63) <= n < (1 << 64) else float(n)
+
+
 def _num(s: str):
+    if "." not in s:
+        return _int(s)
     f = float(s)
-    return int(f) if f.is_integer() else f
+    return int(f) if f.is_integer() and abs(f) < (1 << 63) else f
 
 
 def _extract_fields(text: str) -> dict | None:

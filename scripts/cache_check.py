@@ -22,7 +22,7 @@ import click
 from scripts import adapters
 from scripts.cli import artifacts_option, filter_options, split_multi, stage_command, timezone_option
 from scripts.core.runlog import StageTimer, start_run
-from scripts.shared_io import AtomicFile, dumps_doc, dumps_line, holds_bundle_lock, remove_interrupted_writes
+from scripts.shared_io import AtomicFile, dumps_doc, dumps_line, holds_bundle_lock, remove_interrupted_writes, write_if_changed
 
 
 def transform(listing) -> dict:
@@ -35,18 +35,6 @@ def transform(listing) -> dict:
         "bytes": listing.total_bytes(),
         "fingerprint": listing.fingerprint(),
     }
-
-
-def write_if_changed(path: str, data: bytes, force: bool) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            if fh.read() == data and not force:
-                return False
-    except OSError:
-        pass
-    with AtomicFile(path) as fh:
-        fh.write(data)
-    return True
 
 
 def _content(path: str) -> bytes | None:

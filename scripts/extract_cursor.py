@@ -14,7 +14,7 @@ import click
 
 from scripts.cli import artifacts_option, stage_command, strict_option
 from scripts.core.runlog import StageTimer
-from scripts.shared_io import STDIO, AtomicFile, DataError, Diagnostics, dumps_line, strict_from_env
+from scripts.shared_io import STDIO, AtomicFile, DataError, Diagnostics, dumps_line, strict_from_env, write_if_changed
 
 
 def transform(databases: list[str], *, timeout: float = 2.0, diag: Diagnostics | None = None):
@@ -94,7 +94,9 @@ def cli(databases, output, busy_timeout, artifacts, strict):
         with AtomicFile(output) as fh:
             fh.write(data)
     elif not failures:
-        changed = _write_if_changed(output, data)
+        # unchanged records: only touched, so Make sees the extraction as done and
+        # normalize finds nothing new
+        changed = write_if_changed(output, data, touch=True)
     # else: a database could not be read. The previous output stays as it was, and none is
     # written when there was none: a file newer than the Cursor stamp would tell Make the
     # extraction is done, and a lock released without a write would never be retried.
@@ -110,19 +112,6 @@ def cli(databases, output, busy_timeout, artifacts, strict):
     )
 
 
-def _write_if_changed(path: str, data: bytes) -> bool:
-    """Rewrite only when the records changed; else just touch the file so Make sees the
-    extraction as up to date (normalize then finds nothing new)."""
-    try:
-        with open(path, "rb") as fh:
-            if fh.read() == data:
-                os.utime(path)
-                return False
-    except OSError:
-        pass
-    with AtomicFile(path) as fh:
-        fh.write(data)
-    return True
 
 
 main = cli

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from typing import IO, Any, Iterable, Iterator
 
 import orjson
@@ -71,7 +70,7 @@ class AtomicFile:
             return self.fh
         directory = os.path.dirname(self.path) or "."
         os.makedirs(directory, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix="." + os.path.basename(self.path) + ".", suffix=".tmp", dir=directory)
+        fd, self._tmp = _temp_beside(self.path)
         self.fh = os.fdopen(fd, self.mode, **({} if "b" in self.mode else {"encoding": "utf-8", "newline": "\n"}))
         return self.fh
 
@@ -131,6 +130,37 @@ def remove_interrupted_writes(artifacts: str) -> int:
         except OSError:
             pass
     return removed
+
+
+def _temp_beside(path: str) -> tuple[int, str]:
+    """A new, exclusive temp file in the target's directory (what tempfile.mkstemp does,
+    without importing tempfile, which costs every short-lived command a few ms)."""
+    directory = os.path.dirname(path) or "."
+    base = "." + os.path.basename(path) + "."
+    for _ in range(100):
+        name = os.path.join(directory, f"{base}{os.getpid()}-{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), name
+        except FileExistsError:
+            continue
+    raise OSError(f"could not create a temp file beside {path}")
+
+
+def write_if_changed(path: str | os.PathLike, data: bytes, force: bool = False, touch: bool = False) -> bool:
+    """Write ``data`` (atomically) unless the file already holds exactly it; True if
+    written. Make compares mtimes, so an unchanged file keeps its old one — unless
+    ``touch``: then it is marked as just made (a rule's target that is up to date)."""
+    try:
+        with open(path, "rb") as fh:
+            if not force and fh.read() == data:
+                if touch:
+                    os.utime(path)
+                return False
+    except OSError:
+        pass
+    with AtomicFile(path) as fh:
+        fh.write(data)
+    return True
 
 
 def write_doc(path: str | os.PathLike, obj: Any) -> None:

@@ -1,7 +1,6 @@
 """The pipeline as a user runs it: the real Make, real files, generated real-format logs."""
 from __future__ import annotations
 
-import json
 import os
 
 from conftest import load_json, load_jsonl, make, sample_env

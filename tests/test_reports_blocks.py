@@ -13,7 +13,6 @@ import pytest
 from conftest import ROOT, load_json, make, sample_env, stage
 from scripts.core.aggregation import BLOCK_MS, HOUR_MS, assign_blocks
 from scripts.core.blocks import active_blocks, burn, is_active
-from scripts.core.event import timestamp_ms
 
 GOLDEN = ROOT / "tests" / "golden" / "ccusage-blocks-seed11.json"
 H = HOUR_MS

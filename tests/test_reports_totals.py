@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import ROOT, load_json, load_jsonl, make, sample_env, stage
+from conftest import load_json, load_jsonl, make, sample_env, stage
 
 EVENTS = 20_000
 KINDS = ("daily", "weekly", "monthly", "sessions", "projects", "blocks")

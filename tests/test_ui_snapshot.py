@@ -10,7 +10,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, SCHEMAS, load_json, stage
+from conftest import SCHEMAS, load_json, stage
 from ui_bundle import build_bundle
 
 from scripts import snapshot as snap_mod

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, ROOT, load_json, run_cmd
+from conftest import PYTHON, ROOT, run_cmd
 from ui_bundle import build_bundle
 
 from scripts.core import statusline

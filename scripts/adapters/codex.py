@@ -15,7 +15,7 @@ import re
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, looks_like_object
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "codex"

@@ -18,7 +18,7 @@ from scripts import adapters
 from scripts.core import sources as src_mod
 from scripts.core.event_cache import EventCache, FileResult, copy_range, count_ids, cross_file_losers, parse_shard
 from scripts.core.rollup import Rollup, document, rollup_events
-from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line
+from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, write_if_changed
 
 SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more than it saves
 
@@ -48,18 +48,6 @@ def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
         ):
             out.append(s)
     return out
-
-
-def write_if_changed(path: str, data: bytes) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            if fh.read() == data:
-                return False
-    except OSError:
-        pass
-    with AtomicFile(path) as fh:
-        fh.write(data)
-    return True
 
 
 def write_empty_source(artifacts: str, source: str) -> None:

@@ -24,7 +24,7 @@ import uuid
 import pytest
 
 from conftest import ROOT, run_cmd
-from .harness import DEVICE, Tree, clean_env, figure, make
+from .harness import Tree, clean_env, figure
 
 MARKER = "PRIVMARK" + uuid.uuid4().hex[:10].upper()
 

@@ -182,6 +182,18 @@ def read_whole(ctx: ParseContext, sink: FileSink) -> bytes | None:
         return None
 
 
+def roots_from(default_roots: Callable[[], list[str]]) -> Callable[[str | None], list[str]]:
+    """An adapter's ``roots_from_env``: the source variable's comma list (``~`` expanded),
+    else the adapter's defaults."""
+
+    def roots_from_env(value: str | None) -> list[str]:
+        if value:
+            return [os.path.expanduser(p.strip()) for p in value.split(",") if p.strip()]
+        return default_roots()
+
+    return roots_from_env
+
+
 def file_mtime_ms(path: str) -> int:
     try:
         return int(os.stat(path).st_mtime_ns // 1_000_000)
@@ -197,6 +209,7 @@ __all__ = [
     "iter_complete_lines",
     "looks_like_object",
     "parse_json_line",
+    "roots_from",
     "read_whole",
     "split_complete",
     "total_tokens",

@@ -10,7 +10,7 @@ import os
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "claude"
@@ -26,10 +26,7 @@ def default_roots() -> list[str]:
     return [os.path.join(home, ".config", "claude"), os.path.join(home, ".claude")]
 
 
-def roots_from_env(value: str | None) -> list[str]:
-    if value:
-        return [os.path.expanduser(p.strip()) for p in value.split(",") if p.strip()]
-    return default_roots()
+roots_from_env = roots_from(default_roots)
 
 
 def search_locations(roots: list[str]) -> list[str]:

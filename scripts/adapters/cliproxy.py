@@ -25,7 +25,7 @@ import os
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, read_whole, split_complete
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, read_whole, roots_from, split_complete
 from scripts.core.event import as_count, make_event, normalize_timestamp, usage
 
 NAME = "cliproxy"
@@ -41,10 +41,7 @@ def default_roots() -> list[str]:
     return [os.path.join(base, "tokentally", "cliproxy")]
 
 
-def roots_from_env(value: str | None) -> list[str]:
-    if value:
-        return [os.path.expanduser(p.strip()) for p in value.split(",") if p.strip()]
-    return default_roots()
+roots_from_env = roots_from(default_roots)
 
 
 def search_locations(roots: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ import sys
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "cursor"
@@ -43,11 +43,8 @@ def default_roots() -> list[str]:
     return [os.path.join(base, "User", "globalStorage", "state.vscdb")]
 
 
-def roots_from_env(value: str | None) -> list[str]:
-    """``CURSOR_STATE_DB``: the database file (a comma list for several)."""
-    if value:
-        return [os.path.expanduser(p.strip()) for p in value.split(",") if p.strip()]
-    return default_roots()
+# ``CURSOR_STATE_DB``: the database file (a comma list for several).
+roots_from_env = roots_from(default_roots)
 
 
 def search_locations(roots: list[str]) -> list[str]:

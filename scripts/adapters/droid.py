@@ -19,7 +19,7 @@ import re
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, read_whole
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, read_whole, roots_from
 from scripts.core.event import as_count, canonical_model, format_ms, make_event, normalize_timestamp, project_name, usage
 
 NAME = "droid"
@@ -37,10 +37,7 @@ def default_roots() -> list[str]:
     return [os.path.join(os.path.expanduser("~"), ".factory", "sessions")]
 
 
-def roots_from_env(value: str | None) -> list[str]:
-    if value:
-        return [os.path.expanduser(p.strip()) for p in value.split(",") if p.strip()]
-    return default_roots()
+roots_from_env = roots_from(default_roots)
 
 
 def search_locations(roots: list[str]) -> list[str]:

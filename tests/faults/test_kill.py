@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 
 from .harness import (
     LONG,

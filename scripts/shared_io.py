@@ -205,6 +205,20 @@ def read_doc(path: str) -> Any:
         raise DataError(f"not valid JSON ({exc})", where=display_name(path)) from None
 
 
+def read_json_file(path: str) -> tuple[Any, bytes]:
+    """A JSON file's document and its raw bytes (for hashing); unreadable or not JSON is
+    one line naming the file."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise DataError(exc.strerror or str(exc), where=path) from None
+    try:
+        return orjson.loads(data), data
+    except orjson.JSONDecodeError as exc:
+        raise DataError(f"not valid JSON ({exc})", where=path) from None
+
+
 def iter_jsonl(path: str, diag: "Diagnostics") -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, object)`` for each JSON line; bad lines go to ``diag``."""
     name = display_name(path)

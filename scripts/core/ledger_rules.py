@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from scripts.core.event import canonical_model
-from scripts.shared_io import DataError
+from scripts.shared_io import DataError, read_json_file
 
 RULES_SCHEMA_VERSION = 1
 # The coding scores the ledger carries; the rules file says which benchmark rows feed them.
@@ -258,17 +258,7 @@ def load_rules(path: str) -> Rules:
     """Load and check a rules file; a problem is one line naming the key path."""
     import hashlib
 
-    import orjson
-
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise DataError(exc.strerror or str(exc), where=path) from None
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON ({exc})", where=path) from None
+    doc, data = read_json_file(path)
     _validate(doc, path)
     rules = Rules(path=path, digest=hashlib.sha256(data).hexdigest(), doc=doc)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scripts.core.event import USAGE_KEYS
 from scripts.core.ledger_bench import BenchTable
 from scripts.core.ledger_rules import SCORE_COLUMNS, Mapping, Rules, slugify
 from scripts.core.ledger_runtime import RuntimeArchive, Series
@@ -24,16 +25,7 @@ from scripts.core.ledger_sql import (
 
 COVERAGE_SCHEMA_VERSION = 1
 RATE_NAMES = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "tool_input", "tool_output")
-USAGE_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_write_tokens",
-    "cache_read_tokens",
-    "tool_input_tokens",
-    "tool_output_tokens",
-    "reasoning_tokens",
-    "cache_write_1h_tokens",
-)
+USAGE_FIELDS = USAGE_KEYS
 UNKNOWN_VENDOR = "unknown"
 
 

@@ -22,10 +22,9 @@ import os
 import re
 from dataclasses import dataclass
 
-import orjson
 
 from scripts.core.event import LONG_CONTEXT_THRESHOLDS, USAGE_KEYS, canonical_model
-from scripts.shared_io import DataError
+from scripts.shared_io import DataError, read_json_file
 
 BOOK_SCHEMA_VERSION = 1
 RATE_FIELDS = (
@@ -341,16 +340,7 @@ class Book:
 
 def read_book_doc(path: str) -> tuple[dict, bytes]:
     """The raw document of a book file; unreadable or not JSON is one line naming the file."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise DataError(exc.strerror or str(exc), where=path) from None
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON ({exc})", where=path) from None
-    return doc, data
+    return read_json_file(path)
 
 
 def book_hash(data: bytes) -> str:

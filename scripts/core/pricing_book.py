@@ -22,7 +22,6 @@ import os
 import re
 from dataclasses import dataclass
 
-
 from scripts.core.event import LONG_CONTEXT_THRESHOLDS, USAGE_KEYS, canonical_model
 from scripts.shared_io import DataError, read_json_file
 

@@ -21,6 +21,13 @@ BUNDLE_SCHEMAS = [
     ("ui-snapshot.json", "ui-snapshot.v1.schema.json"),
     ("ledger/coverage.json", "ledger-coverage.v1.schema.json"),
     ("raw/cursor.jsonl", "cursor-record.v1.schema.json"),
+    ("pricing/lint.json", "pricing-lint.v1.schema.json"),
+    ("pricing/audit.json", "pricing-audit.v1.schema.json"),
+    ("pricing/check.json", "pricing-check.v1.schema.json"),
+    ("pricing/coverage.json", "pricing-coverage.v1.schema.json"),
+    ("pricing/reconcile-latest.json", "pricing-reconcile-latest.v1.schema.json"),
+    ("bench/*.json", "bench.v1.schema.json"),
+    ("faults/*.json", "faults-figures.v1.schema.json"),
 ]
 
 

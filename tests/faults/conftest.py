@@ -53,7 +53,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     out = os.environ.get("TOKENTALLY_FAULTS_REPORT")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps({"profile": PROFILE, "figures": FIGURES}, indent=1, sort_keys=True) + "\n")
+        Path(out).write_text(json.dumps({"schema_version": 1, "profile": PROFILE, "figures": FIGURES}, indent=1, sort_keys=True) + "\n")
 
 
 @pytest.fixture(scope="session")

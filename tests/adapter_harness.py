@@ -1,6 +1,5 @@
 """Helpers for the adapter tests: build the fixtures in a temporary copy, parse a source
-the way bundle mode does (``event_cache.parse_task`` per file, ``cross_file_losers``
-across files) and project events onto the fields the expected files list."""
+the way bundle mode does (per file, then ``event_cache.resolve_copies`` across files) and project events onto the fields the expected files list."""
 from __future__ import annotations
 
 import json
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from scripts import adapters
 from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, split_complete
 from scripts.core.event import USAGE_KEYS
-from scripts.core.event_cache import cross_file_losers
+from scripts.core.event_cache import resolve_copies
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -107,11 +106,11 @@ def parse_source(root: Path, source: str, work: Path, order: str = "sorted", see
     else:
         random.Random(seed).shuffle(files)
     results = {path: parse_one(source, path) for path in files}
-    index = {
-        p: {"ids": r.ids, "totals": [e["total_tokens"] for e in r.events], "lines": [e.get("source_line") or 0 for e in r.events]}
-        for p, r in results.items()
-    }
-    losers = cross_file_losers(index)
+    holders: dict[str, list] = {}
+    for p, r in results.items():
+        for e in r.events:
+            holders.setdefault(e["id"], []).append((p, e["total_tokens"], e.get("source_line") or 0))
+    losers = resolve_copies(holders)
     events = []
     for path in sorted(results):
         dropped = losers.get(path, set())

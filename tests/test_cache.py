@@ -132,3 +132,59 @@ def test_parallel_and_serial_parse_agree(sample_logs, tmp_path, jobs):
     stage("cache_check", "--quiet", env=env2)
     stage("normalize", "--bundle", "--jobs", "2" if jobs == "1" else "1", env=env2)
     assert digest == {p.name: p.read_bytes() for p in sorted((ref / "events").glob("*.jsonl"))}
+
+
+def _copy_calls(src, dst, bump: int, every: int = 3):
+    """Write into ``dst`` every ``every``-th assistant line of ``src`` (the same calls, as a
+    resumed or copied session holds them), output_tokens changed by ``bump``."""
+    out = []
+    for i, line in enumerate(src.read_bytes().splitlines()):
+        if b'"usage"' in line and i % every == 0:
+            obj = json.loads(line)
+            obj["message"]["usage"]["output_tokens"] = max(1, obj["message"]["usage"]["output_tokens"] + bump)
+            out.append(json.dumps(obj).encode())
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(dst, "ab") as fh:
+        fh.write(b"".join(line + b"\n" for line in out))
+
+
+def test_copies_across_files_over_incremental_rounds_equal_a_forced_rebuild(sample_logs, tmp_path):
+    """Calls copied into other files (resumed sessions), appended to, deleted, forgotten:
+    after every round the incremental bundle equals one rebuilt with FORCE=1."""
+    logs = sample_logs(events=1500, seed=31)
+    live = tmp_path / "live"
+    shutil.copytree(logs / "home", live / "home")
+    projects = live / "home" / ".claude" / "projects"
+    files = sorted(projects.rglob("*.jsonl"))
+    a, b, c = files[0], files[1], files[2]
+    env = sample_env(live, tmp_path / "art")
+
+    def check(round_name):
+        make("all", env=env)
+        # FORCE=1 on a copy of the bundle: it re-reads every log and keeps the history of
+        # deleted ones, so it must agree even after a deletion
+        fresh = tmp_path / f"fresh-{round_name}"
+        shutil.copytree(tmp_path / "art", fresh)
+        make("all", env=dict(env, ARTIFACTS=str(fresh), FORCE="1"))
+        got, want = _snapshot_bytes(tmp_path / "art"), _snapshot_bytes(fresh)
+        for name in want:
+            assert got.get(name) == want[name], f"round {round_name}: {name} differs from FORCE=1"
+        s = load_json(tmp_path / "art" / "runs" / "latest.json")
+        assert s["totals"]["balanced"], round_name
+        return s
+
+    check("base")
+    _copy_calls(a, projects / "copies" / "resumed-bigger.jsonl", bump=+500)  # the copies win
+    s = check("bigger-copies")
+    assert s["sources"]["claude"]["duplicates"] > 0
+    _copy_calls(b, projects / "copies" / "resumed-smaller.jsonl", bump=-1)  # the originals win
+    check("smaller-copies")
+    _copy_calls(a, a, bump=+900, every=5)  # the original file grows with even bigger snapshots
+    check("original-grows")
+    (projects / "copies" / "resumed-bigger.jsonl").unlink()  # kept as history
+    check("copy-deleted")
+    make("forget", env=env)
+    check("forgotten")
+    _copy_calls(c, projects / "copies" / "third.jsonl", bump=+1)
+    _copy_calls(c, projects / "copies" / "fourth.jsonl", bump=+2)  # three holders of one call
+    check("three-holders")

@@ -1,10 +1,11 @@
 """Normalize in a bundle: discover, parse only what changed (both cores), write
 ``events/<source>.jsonl`` and ``rollups/<source>.json``, report counts that add up.
 
-The parse itself is ``event_cache.parse_task``; this module plans the work per source,
-fans it out to a process pool, folds the results into each source's cache and writes the
-artifacts. Events are written in source-file path order, each file's events in the
-order they first appear, so the output does not depend on discovery or worker order.
+The parse itself is ``event_cache.parse_file``; this module plans the work per source,
+fans it out to a process pool, folds the results into each source's cache
+(``event_merge.fold_changes``) and writes the artifacts. Events are written in
+source-file path order, each file's events in the order they first appear, so the output
+does not depend on discovery or worker order.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import orjson
 
 from scripts import adapters
 from scripts.core import sources as src_mod
-from scripts.core.event_cache import EventCache, FileResult, copy_range, count_ids, cross_file_losers, parse_shard
-from scripts.core.rollup import Rollup, document, rollup_events
+from scripts.core.event_cache import EventCache, FileResult, copy_range, parse_shard
+from scripts.core.event_merge import fold_changes, kept_as_results
+from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, write_if_changed
 
 SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more than it saves
@@ -149,6 +151,7 @@ def normalize_bundle(
     listings: dict[str, src_mod.SourceListing] = {}
     plans: dict[str, dict] = {}
     shard_jobs: list[tuple] = []
+    changes: dict[str, list] = {s: [] for s in sources}
     parsed_files = 0
     total_task_bytes = 0
     for source in sources:
@@ -163,7 +166,9 @@ def normalize_bundle(
             stats["invalidate"] += stats.pop("miss")
             stats["miss"] = 0
         if forget:
-            stats["forgotten"] = cache.forget_deleted()
+            gone = cache.forget_deleted()
+            stats["forgotten"] = len(gone)
+            changes[source] += [(path, entry, None) for path, entry in gone]
         plans[source] = stats
         parsed_files += len(tasks)
         sizes = [max(0, listing.files[t[0]][0] - t[2]) for t in tasks]
@@ -180,11 +185,18 @@ def normalize_bundle(
             for path, where, reason in res.bad:
                 diag.bad_line(path, where, reason)
             side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
-            caches[source].store(res, side)
+            old = caches[source].store(res, side)
+            # FORCE folds everything in from nothing (the merged state was reset)
+            changes[source].append((res.path, None if force else old, res))
             parsed_bytes += res.end_offset
     out_sources = {}
     for source in sources:
         cache = caches[source]
+        if force:
+            reparsed = {p for p, _, _ in changes[source]}
+            changes[source] += kept_as_results(cache, sorted(p for p in cache.files if p not in reparsed))
+        fold_changes(cache, changes[source])
+        changes[source] = []  # the results' rollups are folded in: free them
         cache.collect()
         summary = write_source_artifacts(artifacts, source, cache)
         cache.save()
@@ -213,11 +225,9 @@ def _source_of(path: str, listings: dict) -> str:
 
 
 def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> dict:
-    """Write events/<source>.jsonl (path order, cross-file duplicates dropped) and
-    rollups/<source>.json; return the source's counts."""
+    """Write events/<source>.jsonl (path order, copies of calls kept in another file
+    dropped) and rollups/<source>.json; return the source's counts."""
     files = cache.files
-    losers = cross_file_losers(files)
-    roll = Rollup()
     totals = {"records": 0, "duplicates": 0, "not_a_call": 0, "rejected": 0}
     rejected_by_reason: dict[str, int] = {}
     notes: dict[str, int] = {}
@@ -244,28 +254,26 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
                     notes[k] = notes.get(k, 0) + n
                 for v, n in e["versions"].items():
                     versions[v] = versions.get(v, 0) + n
-                n_file = count_ids(e["ids"])
+                n_file = e["n"]
                 if not n_file:
                     continue
                 pack, offset, length = e["seg"]
                 if pack not in fds:
                     fds[pack] = os.open(cache.pack_path(pack), os.O_RDONLY)
-                dropped = losers.get(path)
+                dropped = e.get("dropped")
                 if dropped:
                     run = _flush_run(run, fds, out_fd)
+                    drop = set(dropped)
                     data = os.pread(fds[pack], length, offset)
-                    kept = [ev for ev in (orjson.loads(line) for line in data.splitlines()) if ev["id"] not in dropped]
-                    os.write(out_fd, b"".join(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS) + b"\n" for ev in kept))
-                    roll.add_rows(rollup_events(kept))
+                    kept = [line for line in data.splitlines() if orjson.loads(line)["id"] not in drop]
+                    os.write(out_fd, b"".join(line + b"\n" for line in kept))
                     totals["duplicates"] += len(dropped)
                     n_file -= len(dropped)
+                elif run is not None and run[0] == pack and run[1] + run[2] == offset:
+                    run[2] += length
                 else:
-                    if run is not None and run[0] == pack and run[1] + run[2] == offset:
-                        run[2] += length
-                    else:
-                        run = _flush_run(run, fds, out_fd)
-                        run = [pack, offset, length]
-                    roll.add_rows(e["rollup"])
+                    run = _flush_run(run, fds, out_fd)
+                    run = [pack, offset, length]
                 events += n_file
                 if e.get("deleted"):
                     deleted_events += n_file
@@ -275,7 +283,7 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
         for fd in fds.values():
             os.close(fd)
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
-    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, roll.rows())))
+    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, cache.merged.sorted_rows())))
     rejected = totals["rejected"]
     return {
         "records": totals["records"],

@@ -1,42 +1,50 @@
 """The parsed-event cache: one entry per source file, so a run re-reads only what changed.
 
 Layout, per source, under ``$(ARTIFACTS)/cache/normalize/<source>/``:
-- ``pack-<n>.jsonl``: segments of JSONL, one per parsed file (its events, deduplicated
-  within the file, in the order they first appear). Each parse shard writes its own pack
-  file, so the parse workers never send event bytes back to the parent. A re-parsed
-  file's old segment becomes dead; packs with no live segment are deleted and mostly-dead
-  packs are compacted.
-- ``index.json``: per file its fingerprint (size, mtime, inode), its segment
-  (``[pack, offset, length]``), where parsing stopped (byte offset after the last
-  complete line, next line number, the adapter's resume state), its record counts, its
-  event ids with their totals and lines (for deduplication across files) and its slot
-  rollup; per pack its size, so a torn write is detected.
 
-A file that grew is read from its stored offset (append-only logs); a file that shrank,
-was replaced (other inode) or whose head changed is re-read whole; an unchanged file is
-not opened. A file the tool deleted keeps its entry (``deleted``): history is never lost
-by log cleanup, only by ``forget``. An index written by another cache version, adapter
-version or device is discarded (counted as invalidations), never misread.
+- ``pack-<n>.jsonl``: written by one parse shard each (so the workers never send event
+  bytes back to the parent). Per parsed file, two ranges: its *segment* (its events as
+  JSONL, deduplicated within the file, in the order they first appear) and its *bulk*
+  line (its event ids, totals and lines, and its slot rollup). A re-parsed file's old
+  ranges become dead; packs with nothing live are deleted, mostly-dead ones compacted.
+- ``index.json``: per file only what every run needs — its fingerprint (size, mtime,
+  inode), where parsing stopped (byte offset after the last complete line, next line
+  number, the adapter's resume state), its record counts, where its segment and bulk
+  are, and the ids dropped as copies of a call kept in another file; per pack its size
+  (a torn write is detected); and the source's merged state (see ``MergedState``).
+
+So a run loads the per-file metadata and the merged state, and the bulk of just the
+files that changed: its cost follows the change, not the history, except for rewriting
+the events file. A file that grew is read from its stored offset (append-only logs); a
+file that shrank, was replaced (other inode) or whose head changed is re-read whole; an
+unchanged file is not opened. A file the tool deleted keeps its entry (``deleted``):
+history is never lost by log cleanup, only by ``forget``. An index written by another
+cache version, adapter version or device is discarded (counted as invalidations), never
+misread.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import time
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 import orjson
 
 from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, split_complete
-from scripts.core.rollup import Rollup
+from scripts.core.rollup import N_KEY, Rollup
 from scripts.shared_io import AtomicFile
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 # A file modified this recently may change again within the same mtime tick; its
 # content hash is kept so the next run can tell (the "racy clean" problem).
 RACY_NS = 2_000_000_000
 HEAD_BYTES = 4096
 _DUMPS_OPT = orjson.OPT_SORT_KEYS
+I_SESSION = 4  # rollup key column holding the session id
 
 
 @dataclass
@@ -53,16 +61,21 @@ class FileResult:
     state: dict
     counts: dict
     versions: dict
-    seg: list  # [pack file name, offset, length]
-    ids: str | list  # see pack_ids
-    totals: list
-    lines: list
+    n: int  # events kept in the file
+    hashes: bytes  # array('Q') of its event ids' hashes, in event order
     rollup: list
+    seg: list = field(default_factory=list)  # [pack, offset, length]
+    bulk: list = field(default_factory=list)  # [pack, offset, length]
     bad: list = field(default_factory=list)  # (path, line, reason) to print
 
 
 def _hash_bytes(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def id_hash(event_id: str) -> int:
+    """A stable 64-bit hash of an event id (Python's own str hash changes per process)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
 def file_head_hash(path: str, length: int = HEAD_BYTES) -> str:
@@ -90,8 +103,22 @@ def read_range(path: str, offset: int, length: int) -> bytes:
         return fh.read(length)
 
 
-def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, bytes]:
-    """Parse one file; return its metadata and its events' JSONL segment.
+def pack_ids(ids: list[str]):
+    """A file's event ids as one newline-joined string (a JSON string loads far faster
+    than a list of them), or the list itself in the odd case an id holds a newline."""
+    if any("\n" in i for i in ids):
+        return ids
+    return "\n".join(ids)
+
+
+def unpack_ids(packed) -> list[str]:
+    if isinstance(packed, list):
+        return packed
+    return packed.split("\n") if packed else []
+
+
+def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, bytes, bytes]:
+    """Parse one file; return its metadata, its events' JSONL segment and its bulk line.
 
     ``task`` is plain data: ``(path, mode, start_offset, next_lineno, state, prior_seg,
     prior_counts, device)`` where ``prior_seg`` is the segment of the events already
@@ -134,10 +161,21 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, byt
     add = roll.add_event
     dumps = orjson.dumps
     parts = []
+    ids = []
     for ev in events:
         add(ev)
         parts.append(dumps(ev, option=_DUMPS_OPT))
+        ids.append(ev["id"])
     segment = b"\n".join(parts) + b"\n" if parts else b""
+    rollup = roll.rows()
+    bulk = orjson.dumps(
+        {
+            "ids": pack_ids(ids),
+            "lines": [ev.get("source_line") or 0 for ev in events],
+            "rollup": rollup,
+            "totals": [ev["total_tokens"] for ev in events],
+        }
+    ) + b"\n"
     racy = None
     if time.time_ns() - st.st_mtime_ns < RACY_NS:
         with open(path, "rb") as fh:
@@ -155,14 +193,12 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, byt
         state=ctx.state,
         counts=_add_counts(prior_counts or {}, sink.counts()),
         versions=sink.versions,
-        seg=[],
-        ids=pack_ids([ev["id"] for ev in events]),
-        totals=[ev["total_tokens"] for ev in events],
-        lines=[ev.get("source_line") or 0 for ev in events],
-        rollup=roll.rows(),
+        n=len(events),
+        hashes=array("Q", map(id_hash, ids)).tobytes(),
+        rollup=rollup,
         bad=bad,
     )
-    return result, segment
+    return result, segment, bulk
 
 
 def parse_shard(job: tuple) -> list[FileResult]:
@@ -172,12 +208,126 @@ def parse_shard(job: tuple) -> list[FileResult]:
     with open(os.path.join(pack_dir, pack_name), "wb") as pack:
         offset = 0
         for task in tasks:
-            res, segment = parse_file(source, task, pack_dir)
+            res, segment, bulk = parse_file(source, task, pack_dir)
             pack.write(segment)
             res.seg = [pack_name, offset, len(segment)]
             offset += len(segment)
+            pack.write(bulk)
+            res.bulk = [pack_name, offset, len(bulk)]
+            offset += len(bulk)
             results.append(res)
     return results
+
+
+class HashIndex:
+    """Every kept event id's 64-bit hash, as a multiset: a sorted base array plus a small
+    sorted list of additions and a count of removals, compacted when they grow. Only
+    counts are kept (no owner), so it answers "is this id held anywhere else?" in
+    O(log n) without keeping every id in memory."""
+
+    def __init__(self, base: array | None = None, added: list | None = None, removed: dict | None = None):
+        self.base = base if base is not None else array("Q")
+        self.added = added or []
+        self.removed: dict[int, int] = removed or {}
+
+    def count(self, h: int) -> int:
+        base, added = self.base, self.added
+        n = bisect_right(base, h) - bisect_left(base, h)
+        if added:
+            n += bisect_right(added, h) - bisect_left(added, h)
+        return n - self.removed.get(h, 0)
+
+    def remove(self, hashes) -> None:
+        removed = self.removed
+        for h in hashes:
+            removed[h] = removed.get(h, 0) + 1
+
+    def add(self, hashes) -> None:
+        new = sorted(hashes)
+        if not new:
+            return
+        if not self.base and not self.added and not self.removed:
+            self.base = array("Q", new)  # a first build: straight into the base
+        else:
+            self.added = sorted(self.added + new) if self.added else new
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.added) - sum(self.removed.values())
+
+    def compact_if_needed(self) -> None:
+        pending = len(self.added) + len(self.removed)
+        if pending <= max(1000, len(self.base) // 20):
+            return
+        removed = dict(self.removed)
+        keep = []
+        for h in self.base:
+            r = removed.get(h)
+            if r:
+                removed[h] = r - 1
+                continue
+            keep.append(h)
+        for h in self.added:
+            r = removed.get(h)
+            if r:
+                removed[h] = r - 1
+                continue
+            keep.append(h)
+        keep.sort()
+        self.base, self.added, self.removed = array("Q", keep), [], {}
+
+    def to_doc(self) -> dict:
+        return {
+            "base": base64.b64encode(self.base.tobytes()).decode("ascii"),
+            "added": self.added,
+            "removed": [[h, n] for h, n in sorted(self.removed.items()) if n],
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "HashIndex":
+        base = array("Q")
+        base.frombytes(base64.b64decode(doc["base"]))
+        return cls(base, list(doc["added"]), {h: n for h, n in doc["removed"]})
+
+
+class MergedState:
+    """What a source's files add up to, kept between runs so a run touches only the
+    sessions the changed files hold:
+
+    - ``rows``: the merged slot rollup (what rollups/<source>.json holds), by key;
+    - ``session_files``: session id -> the file numbers holding events of it;
+    - ``hashes``: a HashIndex of every kept event id, to see copies across files;
+    - ``dup_holders``: for ids known to sit in several files, those files' numbers."""
+
+    def __init__(self):
+        self.rows: dict[tuple, list] = {}
+        self.session_files: dict[str, list[int]] = {}
+        self.hashes = HashIndex()
+        self.dup_holders: dict[str, list[int]] = {}
+
+    def to_doc(self) -> dict:
+        return {
+            "rows": [list(k) + v for k, v in sorted(self.rows.items(), key=_row_sort_key)],
+            "session_files": {s: sorted(f) for s, f in sorted(self.session_files.items())},
+            "hashes": self.hashes.to_doc(),
+            "dup_holders": {i: sorted(f) for i, f in sorted(self.dup_holders.items())},
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "MergedState":
+        m = cls()
+        m.rows = {tuple(r[:N_KEY]): r[N_KEY:] for r in doc["rows"]}
+        m.session_files = {s: list(f) for s, f in doc["session_files"].items()}
+        m.hashes = HashIndex.from_doc(doc["hashes"])
+        m.dup_holders = {i: list(f) for i, f in doc["dup_holders"].items()}
+        return m
+
+    def sorted_rows(self) -> list[list]:
+        return [list(k) + v for k, v in sorted(self.rows.items(), key=_row_sort_key)]
+
+
+def _row_sort_key(item):
+    k = item[0]
+    return (k[0], k[1], k[2], k[3] or "", k[4], k[5], k[6])
 
 
 class EventCache:
@@ -192,8 +342,9 @@ class EventCache:
         self.files: dict[str, dict] = {}
         self.packs: dict[str, int] = {}
         self.next_pack = 0
+        self.next_fno = 0
+        self.merged = MergedState()
         self.invalidated_all = False
-        self.dirty = False  # the index changed without any file being parsed
 
     # -- load / save -----------------------------------------------------------
     def load(self, force: bool = False) -> None:
@@ -210,12 +361,21 @@ class EventCache:
             and doc.get("device") == self.device
             and all(_size(os.path.join(self.dir, name)) == size for name, size in doc.get("packs", {}).items())
         )
-        if doc is not None and (not ok or force):
+        if doc is not None and not ok:
             self.invalidated_all = True
-        if ok and not force:
+        if ok:
             self.files = doc["files"]
             self.packs = doc["packs"]
             self.next_pack = doc["next_pack"]
+            self.next_fno = doc["next_fno"]
+            if force:
+                # FORCE re-reads every file that exists and recomputes everything, but
+                # the events of logs their tool deleted live only here: those are kept
+                self.merged = MergedState()
+                for entry in self.files.values():
+                    entry.pop("dropped", None)
+            else:
+                self.merged = MergedState.from_doc(doc["merged"])
         else:
             self.files, self.packs = {}, {}
             self.next_pack = int(doc.get("next_pack", 0)) if isinstance(doc, dict) and isinstance(doc.get("next_pack"), int) else 0
@@ -229,8 +389,10 @@ class EventCache:
             "source": self.source,
             "device": self.device,
             "next_pack": self.next_pack,
+            "next_fno": self.next_fno,
             "packs": dict(sorted(self.packs.items())),
             "files": dict(sorted(self.files.items())),
+            "merged": self.merged.to_doc(),
         }
         with AtomicFile(self.index_path) as fh:
             fh.write(orjson.dumps(doc))
@@ -275,7 +437,6 @@ class EventCache:
                     same = False
                 if same and time.time_ns() - mtime_ns >= RACY_NS:
                     entry["racy_hash"] = None  # verified, and its mtime can no longer lie
-                    self.dirty = True
             if same:
                 stats["hit"] += 1
                 continue
@@ -306,12 +467,30 @@ class EventCache:
     def pack_path(self, name: str) -> str:
         return os.path.join(self.dir, name)
 
+    def read_bulk(self, entry: dict) -> dict:
+        pack, offset, length = entry["bulk"]
+        return orjson.loads(read_range(self.pack_path(pack), offset, length))
+
+    def read_events(self, entry: dict) -> list[dict]:
+        pack, offset, length = entry["seg"]
+        if not length:
+            return []
+        return [orjson.loads(line) for line in read_range(self.pack_path(pack), offset, length).splitlines()]
+
     # -- applying results ---------------------------------------------------------
-    def store(self, res: FileResult, side: str = "") -> None:
-        pack = res.seg[0]
-        if pack not in self.packs:
-            self.packs[pack] = _size(self.pack_path(pack))
+    def store(self, res: FileResult, side: str = "") -> dict | None:
+        """Record a parsed file; return its previous entry (None if it is new)."""
+        for pack in (res.seg[0], res.bulk[0]):
+            if pack not in self.packs:
+                self.packs[pack] = _size(self.pack_path(pack))
+        old = self.files.get(res.path)
+        if old is not None:
+            fno = old["fno"]
+        else:
+            fno = self.next_fno
+            self.next_fno += 1
         self.files[res.path] = {
+            "fno": fno,
             "size": res.size,
             "mtime_ns": res.mtime_ns,
             "ino": res.ino,
@@ -323,28 +502,29 @@ class EventCache:
             "state": res.state,
             "counts": res.counts,
             "versions": res.versions,
+            "n": res.n,
             "seg": res.seg,
-            "ids": res.ids,
-            "totals": res.totals,
-            "lines": res.lines,
-            "rollup": res.rollup,
+            "bulk": res.bulk,
         }
+        if old is not None and old.get("dropped"):
+            self.files[res.path]["dropped"] = old["dropped"]  # re-decided by the caller
+        return old
 
-    def forget_deleted(self) -> int:
-        gone = [p for p, e in self.files.items() if e.get("deleted")]
-        for p in gone:
+    def forget_deleted(self) -> list[tuple[str, dict]]:
+        gone = [(p, e) for p, e in self.files.items() if e.get("deleted")]
+        for p, _ in gone:
             del self.files[p]
-        return len(gone)
+        return gone
 
     def collect(self) -> bool:
-        """Drop packs no file refers to; compact when dead bytes outweigh live ones.
+        """Drop packs nothing refers to; compact when dead bytes outweigh live ones.
 
-        Compaction rewrites every live segment, in path order, into one new pack (which
-        also makes assembling the events artifact one sequential copy)."""
+        Compaction rewrites every live segment, in path order, then every bulk line, into
+        one new pack (which also makes assembling the events artifact one sequential copy)."""
         live: dict[str, int] = {}
         for e in self.files.values():
-            if e["seg"]:
-                live[e["seg"][0]] = live.get(e["seg"][0], 0) + e["seg"][2]
+            for ref in (e["seg"], e["bulk"]):
+                live[ref[0]] = live.get(ref[0], 0) + ref[2]
         for name in list(self.packs):
             if name not in live:
                 del self.packs[name]
@@ -353,13 +533,12 @@ class EventCache:
             return False
         name = self.new_pack_name()
         with open(self.pack_path(name), "wb") as dst:
-            for path in sorted(self.files):
-                e = self.files[path]
-                if not e["seg"]:
-                    continue
-                data = read_range(self.pack_path(e["seg"][0]), e["seg"][1], e["seg"][2])
-                e["seg"] = [name, dst.tell(), len(data)]
-                dst.write(data)
+            for key in ("seg", "bulk"):
+                for path in sorted(self.files):
+                    e = self.files[path]
+                    data = read_range(self.pack_path(e[key][0]), e[key][1], e[key][2])
+                    e[key] = [name, dst.tell(), len(data)]
+                    dst.write(data)
         self.packs = {name: _size(self.pack_path(name))}
         return True
 
@@ -381,58 +560,19 @@ def _head_unchanged(path: str, entry: dict) -> bool:
         return False
 
 
-def pack_ids(ids: list[str]):
-    """A file's event ids as one newline-joined string (a JSON string loads far faster
-    than a list of them), or the list itself in the odd case an id holds a newline."""
-    if any("\n" in i for i in ids):
-        return ids
-    return "\n".join(ids)
+def resolve_copies(holders: dict[str, list[tuple[str, int, int]]]) -> dict[str, set]:
+    """Which copies of ids held by several files are dropped: per id, the copy with the
+    largest total is kept, ties to the first file (path order) and line.
 
-
-def unpack_ids(packed) -> list[str]:
-    if isinstance(packed, list):
-        return packed
-    return packed.split("\n") if packed else []
-
-
-def count_ids(packed) -> int:
-    if isinstance(packed, list):
-        return len(packed)
-    return packed.count("\n") + 1 if packed else 0
-
-
-def cross_file_losers(files: dict[str, dict]) -> dict[str, set]:
-    """Events that appear in more than one file: keep the copy with the largest total,
-    ties to the first file (path order) and line; return ``path -> ids dropped``."""
-    strings = [e["ids"] for e in files.values() if e["ids"] and isinstance(e["ids"], str)]
-    all_ids = "\n".join(strings).split("\n") if strings else []
-    for e in files.values():
-        if isinstance(e["ids"], list):
-            all_ids.extend(e["ids"])
-    if len(set(all_ids)) == len(all_ids):
-        return {}
-    from collections import Counter
-
-    dup = {i for i, n in Counter(all_ids).items() if n > 1}
-    best: dict[str, tuple] = {}
-    holders: dict[str, list] = {}
-    for path in sorted(files):
-        e = files[path]
-        ids = unpack_ids(e["ids"])
-        if dup.isdisjoint(ids):
-            continue
-        for i, t, ln in zip(ids, e["totals"], e["lines"]):
-            if i in dup:
-                holders.setdefault(i, []).append(path)
-                rank = (-t, path, ln)
-                if i not in best or rank < best[i]:
-                    best[i] = rank
+    ``holders`` maps id -> [(path, total, line), ...]; returns path -> ids dropped."""
     losers: dict[str, set] = {}
-    for i, paths in holders.items():
-        winner = best[i][1]
-        for p in paths:
-            if p != winner:
-                losers.setdefault(p, set()).add(i)
+    for event_id, copies in holders.items():
+        if len({p for p, _, _ in copies}) < 2:
+            continue
+        winner = min(copies, key=lambda c: (-c[1], c[0], c[2]))[0]
+        for path, _, _ in copies:
+            if path != winner:
+                losers.setdefault(path, set()).add(event_id)
     return losers
 
 

@@ -1,0 +1,199 @@
+"""Fold a run's changed files into a source's merged state, touching only what they touch.
+
+After normalize parsed the files that changed (new, grown, re-read) and dropped the ones
+``forget`` removes, this brings ``EventCache.merged`` and the per-file ``dropped`` lists
+up to date:
+
+1. the id-hash multiset loses the changed files' old ids and gains their new ones;
+2. ids that now sit in more than one file — found by hash, then confirmed by id — are
+   re-decided (the copy with the largest usage total is kept, ties to the first file by
+   path, then line); every file whose dropped list changes is affected too;
+3. the merged rollup is recomputed for exactly the sessions the affected files hold,
+   from every file holding those sessions.
+
+The result equals merging every file from scratch (tests/test_cache.py checks it byte for
+byte against FORCE=1), at a cost that follows the change: only the bulk lines of the
+changed files (and of files sharing a session or an id with them) are read. Finding
+which *unchanged* file holds a newly copied id is the one case that reads every bulk.
+"""
+from __future__ import annotations
+
+from array import array
+
+from scripts.core.event_cache import I_SESSION, EventCache, FileResult, id_hash, resolve_copies, unpack_ids
+from scripts.core.rollup import Rollup, rollup_events
+
+
+def _sessions(rows) -> set[str]:
+    return {r[I_SESSION] for r in rows}
+
+
+class _Files:
+    """Per-file data read on demand and kept for this run (bulk lines, effective rows)."""
+
+    def __init__(self, cache: EventCache, fresh: dict[str, FileResult]):
+        self.cache = cache
+        self.fresh = fresh
+        self.by_fno = {e["fno"]: p for p, e in cache.files.items()}
+        self._bulk: dict[str, dict] = {}
+
+    def bulk(self, path: str) -> dict:
+        b = self._bulk.get(path)
+        if b is None:
+            b = self._bulk[path] = self.cache.read_bulk(self.cache.files[path])
+        return b
+
+    def holdings(self, path: str, wanted: set[int]) -> list[tuple[str, int, int]]:
+        """(id, total, line) of this file's events whose id hash is in ``wanted``."""
+        b = self.bulk(path)
+        out = []
+        for i, t, ln in zip(unpack_ids(b["ids"]), b["totals"], b["lines"]):
+            if id_hash(i) in wanted:
+                out.append((i, t, ln))
+        return out
+
+    def effective_rows(self, path: str) -> list:
+        """The file's rollup without the events dropped as copies kept elsewhere."""
+        entry = self.cache.files[path]
+        dropped = entry.get("dropped")
+        if dropped:
+            drop = set(dropped)
+            return rollup_events(ev for ev in self.cache.read_events(entry) if ev["id"] not in drop)
+        res = self.fresh.get(path)
+        return res.rollup if res is not None else self.bulk(path)["rollup"]
+
+
+class _Kept:
+    """A file not re-read (its log was deleted) standing in for a parse result, from its
+    bulk line: what a from-scratch rebuild (FORCE=1) folds in for it."""
+
+    def __init__(self, bulk: dict):
+        self.rollup = bulk["rollup"]
+        self.hashes = array("Q", map(id_hash, unpack_ids(bulk["ids"]))).tobytes()
+
+
+def kept_as_results(cache: EventCache, paths) -> list[tuple[str, None, _Kept]]:
+    return [(p, None, _Kept(cache.read_bulk(cache.files[p]))) for p in paths]
+
+
+def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileResult | None]]) -> None:
+    """``changed``: (path, previous entry or None, new result or None if forgotten)."""
+    if not changed:
+        return
+    m = cache.merged
+    fresh = {p: r for p, _, r in changed if r is not None}
+    files = _Files(cache, fresh)
+    affected_sessions: set[str] = set()
+    changed_fnos: set[int] = set()
+    session_sets = {s: set(f) for s, f in m.session_files.items()}
+
+    # 1. the changed files' old contributions go, their new ones come
+    for path, old, res in changed:
+        if old is not None:
+            fno = old["fno"]
+            old_bulk = cache.read_bulk(old)
+            m.hashes.remove(id_hash(i) for i in unpack_ids(old_bulk["ids"]))
+            for s in _sessions(old_bulk["rollup"]):
+                session_sets.get(s, set()).discard(fno)
+                affected_sessions.add(s)
+        if res is not None:
+            fno = cache.files[path]["fno"]
+            for s in _sessions(res.rollup):
+                session_sets.setdefault(s, set()).add(fno)
+                affected_sessions.add(s)
+        changed_fnos.add(fno)
+
+    # 2. ids held by more than one file
+    new_hashes: dict[str, array] = {}
+    for path, res in fresh.items():
+        a = array("Q")
+        a.frombytes(res.hashes)
+        new_hashes[path] = a
+    candidates: set[int] = set()
+    if len(m.hashes):
+        for a in new_hashes.values():
+            candidates.update(h for h in a if m.hashes.count(h) > 0)
+    all_new = [h for a in new_hashes.values() for h in a]
+    if len(set(all_new)) < len(all_new):
+        seen: set[int] = set()
+        for h in all_new:
+            if h in seen:
+                candidates.add(h)
+            seen.add(h)
+    m.hashes.add(all_new)
+    m.hashes.compact_if_needed()
+
+    holders: dict[str, list[tuple[str, int, int]]] = {}
+    if candidates:
+        holders_count: dict[int, int] = {}
+        for path in fresh:
+            for i, t, ln in files.holdings(path, candidates):
+                holders.setdefault(i, []).append((path, t, ln))
+                holders_count[id_hash(i)] = holders_count.get(id_hash(i), 0) + 1
+        if any(m.hashes.count(h) > holders_count.get(h, 0) for h in candidates):
+            # some copy sits in a file that did not change: find it (reads every bulk)
+            for path in sorted(cache.files):
+                if path not in fresh:
+                    for i, t, ln in files.holdings(path, candidates):
+                        holders.setdefault(i, []).append((path, t, ln))
+    # ids already known to be copied whose holders include a changed file
+    for event_id, fnos in list(m.dup_holders.items()):
+        if event_id in holders or not changed_fnos.intersection(fnos):
+            continue
+        wanted = {id_hash(event_id)}
+        for fno in fnos:
+            path = files.by_fno.get(fno)
+            if path is not None and path not in fresh:
+                for i, t, ln in files.holdings(path, wanted):
+                    if i == event_id:
+                        holders.setdefault(i, []).append((path, t, ln))
+        for path in fresh:
+            for i, t, ln in files.holdings(path, wanted):
+                if i == event_id:
+                    holders.setdefault(i, []).append((path, t, ln))
+        holders.setdefault(event_id, [])
+
+    # 3. re-decide those ids; a file whose dropped list changes is affected
+    losers = resolve_copies(holders)
+    touched_paths: set[str] = set(fresh)
+    redecided = set(holders)
+    for path, entry in cache.files.items():
+        before = set(entry.get("dropped", ()))
+        after = (before - redecided) | losers.get(path, set())
+        if path in fresh and after:
+            # a re-parsed file's old decisions about ids it no longer holds are void
+            after &= set(_ids_of(files, path))
+        if after != before:
+            if after:
+                entry["dropped"] = sorted(after)
+            else:
+                entry.pop("dropped", None)
+            touched_paths.add(path)
+    for event_id in redecided:
+        paths = {p for p, _, _ in holders.get(event_id, [])}
+        if len(paths) > 1:
+            m.dup_holders[event_id] = sorted(cache.files[p]["fno"] for p in paths)
+        else:
+            m.dup_holders.pop(event_id, None)
+    for path in touched_paths:
+        if path not in fresh:
+            affected_sessions |= _sessions(files.bulk(path)["rollup"])
+
+    # 4. the merged rollup of the affected sessions, from every file holding them
+    m.session_files = {s: sorted(f) for s, f in session_sets.items() if f}
+    for key in [k for k in m.rows if k[I_SESSION] in affected_sessions]:
+        del m.rows[key]
+    acc = Rollup()
+    rows_of: dict[str, list] = {}
+    for s in affected_sessions:
+        for fno in m.session_files.get(s, ()):
+            path = files.by_fno[fno]
+            rows = rows_of.get(path)
+            if rows is None:
+                rows = rows_of[path] = files.effective_rows(path)
+            acc.add_rows(r for r in rows if r[I_SESSION] == s)
+    m.rows.update(acc.acc)
+
+
+def _ids_of(files: _Files, path: str) -> list[str]:
+    return unpack_ids(files.bulk(path)["ids"])

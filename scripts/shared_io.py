@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Iterator
 
 import orjson
 
@@ -166,15 +166,6 @@ def write_if_changed(path: str | os.PathLike, data: bytes, force: bool = False, 
 def write_doc(path: str | os.PathLike, obj: Any) -> None:
     with AtomicFile(path) as fh:
         fh.write(dumps_doc(obj))
-
-
-def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> int:
-    n = 0
-    with AtomicFile(path) as fh:
-        for row in rows:
-            fh.write(dumps_line(row))
-            n += 1
-    return n
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -152,18 +152,6 @@ def split_complete(data: bytes) -> tuple[bytes, bytes]:
     return data[:cut], tail
 
 
-def looks_like_object(line: bytes) -> bool:
-    """Cheap structural check before a substring pre-filter decides a line is not a call:
-    a line that is not a ``{...}`` object is parsed, so its error gets reported."""
-    stripped = line.strip()
-    return stripped[:1] == b"{" and stripped[-1:] == b"}"
-
-
-def parse_json_line(line: bytes):
-    """``orjson.loads`` with invalid UTF-8 reported as such (a reason, not a crash)."""
-    return orjson.loads(line)
-
-
 def bad_json_reason(exc: Exception) -> str:
     msg = str(exc)
     if "utf-8" in msg.lower() or "surrogate" in msg.lower():
@@ -194,21 +182,11 @@ def roots_from(default_roots: Callable[[], list[str]]) -> Callable[[str | None],
     return roots_from_env
 
 
-def file_mtime_ms(path: str) -> int:
-    try:
-        return int(os.stat(path).st_mtime_ns // 1_000_000)
-    except OSError:
-        return 0
-
-
 __all__ = [
     "FileSink",
     "ParseContext",
     "bad_json_reason",
-    "file_mtime_ms",
     "iter_complete_lines",
-    "looks_like_object",
-    "parse_json_line",
     "roots_from",
     "read_whole",
     "split_complete",

@@ -336,10 +336,6 @@ def schema_sql() -> str:
     return "".join(parts)
 
 
-def tables_sql() -> str:
-    return "".join(create_table_sql(t) for t in TABLES)
-
-
 # ------------------------------------------------------------------ values
 def format_number(value) -> str:
     """Numbers as text, the same way in CSV and SQL: ints as ints, floats by repr

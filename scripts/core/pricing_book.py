@@ -18,7 +18,6 @@ See docs/pricing.md and docs/contracts/pricing-book.md.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 
@@ -354,11 +353,3 @@ def load_book(path: str) -> Book:
 
 def micro_to_usd(micro: int | None) -> float | None:
     return None if micro is None else round(micro / 1_000_000, 6)
-
-
-def round_micro(value: float) -> int:
-    return int(round(value))
-
-
-def book_path_default() -> str:
-    return os.environ.get("PRICING") or "pricing.json"

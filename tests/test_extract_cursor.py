@@ -169,7 +169,7 @@ def test_pipe_into_normalize_matches_bundle_events(tmp_path):
     bundled = (art / "events" / "cursor.jsonl").read_bytes()
     assert piped == bundled
     ev = orjson.loads(piped)
-    assert (ev["id"], ev["model"], ev["project"], ev["usage"]["input_tokens"]) == (f"cursor:{CID}:b1", "claude-4.5-sonnet", "shop", 1000)
+    assert (ev["id"], ev["model"], ev["project"], ev["usage"]["input_tokens"]) == (f"cursor:{CID}:b1", "claude-4-5-sonnet", "shop", 1000)
 
 
 def test_a_newer_bubble_version_is_flagged(tmp_path):

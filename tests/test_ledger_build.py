@@ -143,7 +143,7 @@ def test_usage_and_money_match_the_events(built):
 
 def test_an_unpriced_model_is_a_row_with_null_cost_never_zero(built):
     rows = {r["model"]: r for r in read_csv(built["dir"] / "ledger.csv")}
-    for name in ("o9-experimental", "claude-4.5-sonnet-thinking", "kimi-k2-thinking"):
+    for name in ("o9-experimental", "claude-4-5-sonnet-thinking", "kimi-k2-thinking"):
         r = rows[name]
         assert r["priced"] == "0" and r["input_usd_per_mtok"] == "" and r["usage_cost_usd"] == ""
     assert rows["o9-experimental"]["vendor"] == "openai"

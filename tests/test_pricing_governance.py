@@ -147,7 +147,7 @@ def test_check_fails_on_an_unpriced_event_of_the_month(tmp_path, events):
     r = price("check", "--pricing", ROOT / "pricing.json", "--events", events, "--month", "2026-08", "--timezone", "UTC", "--artifacts", tmp_path)
     assert r.exit_code == 1
     rep = valid(load_json(tmp_path / "pricing" / "check.json"), "check")
-    assert {u["model"] for u in rep["unpriced"]} == {"claude-4.5-sonnet-high-thinking", "gpt-5.1-codex-max-xhigh", "brand-new-model-x1"}
+    assert {u["model"] for u in rep["unpriced"]} == {"claude-4-5-sonnet-high-thinking", "gpt-5.1-codex-max-xhigh", "brand-new-model-x1"}
     assert rep["unpriced_events"] == 3 and rep["events"] == 4 and rep["unpriced_tokens"] == 2300 + 4100 + 10
     allowed = price("check", "--pricing", ROOT / "pricing.json", "--events", events, "--month", "2026-08", "--timezone", "UTC", "--artifacts", tmp_path, "--allow-unpriced")
     assert allowed.exit_code == 0 and load_json(tmp_path / "pricing" / "check.json")["ok"] is True
@@ -170,11 +170,11 @@ def test_coverage_suggests_and_writes_a_patch(tmp_path, events):
     rep = valid(load_json(tmp_path / "pricing" / "coverage.json"), "coverage")
     assert not rep["ok"] and 0 < rep["coverage"] < 1
     by_model = {u["model"]: u for u in rep["unpriced"]}
-    assert by_model["claude-4.5-sonnet-high-thinking"]["suggestions"][0]["target"] == "claude-sonnet-4-5"
+    assert by_model["claude-4-5-sonnet-high-thinking"]["suggestions"][0]["target"] == "claude-sonnet-4-5"
     assert by_model["gpt-5.1-codex-max-xhigh"]["suggestions"][0]["target"] == "gpt-5.1-codex-max"
     assert by_model["brand-new-model-x1"]["tokens"] == 10
     patch = valid(load_json(tmp_path / "pricing" / "patch.json"), "patch")
-    assert patch["aliases"] == {"claude-4.5-sonnet-high-thinking": "claude-sonnet-4-5", "gpt-5.1-codex-max-xhigh": "gpt-5.1-codex-max"}
+    assert patch["aliases"] == {"claude-4-5-sonnet-high-thinking": "claude-sonnet-4-5", "gpt-5.1-codex-max-xhigh": "gpt-5.1-codex-max"}
     assert {t["model"] for t in patch["todo"]} == {"brand-new-model-x1", "mystery-9"}
 
 

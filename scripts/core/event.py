@@ -37,6 +37,9 @@ MAX_TOKENS = 1 << 40
 
 _DATE_SUFFIX = re.compile(r"[-@](20\d{2})(0[1-9]|1[0-2])([0-2]\d|3[01])$")
 _VENDOR_PREFIX = re.compile(r"^(anthropic|openai|google|gemini|vertex_ai|models)/")
+# Anthropic's model ids write versions with dashes (claude-opus-4-5); Cursor and Droid
+# write claude-opus-4.5. Other vendors' dots are part of their names (gpt-5.2).
+_CLAUDE_DOT = re.compile(r"(?<=\d)\.(?=\d)")
 
 
 _canonical_cache: dict[str, str] = {}
@@ -45,7 +48,8 @@ _canonical_cache: dict[str, str] = {}
 def canonical_model(raw: str | None) -> str:
     """The model name reports group by: lower-case, no vendor prefix, no snapshot date.
 
-    ``claude-sonnet-4-5-20250929`` and ``claude-sonnet-4-5`` are one model. Aliases from
+    ``claude-sonnet-4-5-20250929``, ``claude-sonnet-4.5`` and ``claude-sonnet-4-5`` are one
+    model. Aliases from
     the pricing book are applied later, by the price stage, so that parsing does not
     depend on prices.
     """
@@ -54,6 +58,8 @@ def canonical_model(raw: str | None) -> str:
     hit = _canonical_cache.get(raw)
     if hit is None:
         name = _VENDOR_PREFIX.sub("", raw.strip().lower())
+        if name.startswith("claude-"):
+            name = _CLAUDE_DOT.sub("-", name)
         hit = _DATE_SUFFIX.sub("", name) or "unknown"
         if len(_canonical_cache) < 10_000:
             _canonical_cache[raw] = hit

@@ -38,7 +38,7 @@ from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, s
 from scripts.core.rollup import N_KEY, Rollup
 from scripts.shared_io import AtomicFile
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5  # 5: claude model names with dotted versions canonicalized
 # A file modified this recently may change again within the same mtime tick; its
 # content hash is kept so the next run can tell (the "racy clean" problem).
 RACY_NS = 2_000_000_000

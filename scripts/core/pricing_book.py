@@ -288,6 +288,9 @@ class Book:
         self.hash = digest
         self.meta = doc.get("meta") or {}
         self.aliases: dict[str, str] = {k.lower(): v for k, v in (doc.get("aliases") or {}).items()}
+        # an alias also answers for its canonical spelling (the name events carry)
+        for alias, target in list(self.aliases.items()):
+            self.aliases.setdefault(canonical_model(alias), target)
         self.provider_aliases: dict[str, str] = dict(doc.get("provider_aliases") or {})
         self.providers: dict[str, dict] = doc.get("providers") or {}
         self.models: dict[str, ModelPrice] = {}

@@ -36,7 +36,7 @@ A := $(ARTIFACTS)
 SOURCES := claude codex cursor droid opencode gemini cliproxy
 REPORT_KINDS := daily weekly monthly sessions projects blocks
 SOURCE_STAMPS := $(SOURCES:%=$(A)/stamps/%.fp)
-SETTING_STAMPS := $(A)/stamps/params.fp $(A)/stamps/pricing.fp $(A)/stamps/view.fp $(A)/stamps/device.fp
+SETTING_STAMPS := $(A)/stamps/params.fp $(A)/stamps/pricing.fp $(A)/stamps/view.fp $(A)/stamps/device.fp $(A)/stamps/code.fp
 NORMALIZED := $(SOURCES:%=$(A)/stamps/%.normalized)
 ROLLUPS := $(SOURCES:%=$(A)/rollups/%.json)
 AGGREGATES := $(A)/aggregates/aggregates.json
@@ -120,11 +120,11 @@ $(SOURCE_STAMPS) $(SETTING_STAMPS) &: $(VENV_STAMP) FORCE_CHECK
 
 # Cursor keeps its usage in SQLite: extract-cursor turns the rows it uses into JSONL
 # (with its own telemetry), and normalize reads that file as the cursor source.
-$(A)/raw/cursor.jsonl: $(A)/stamps/cursor.fp
+$(A)/raw/cursor.jsonl: $(A)/stamps/cursor.fp $(A)/stamps/code.fp
 	@$(PY) -m scripts.extract_cursor --artifacts $(A) -o $@
 
 # One normalize process for every stale source: both cores parse files of all sources.
-$(NORMALIZED) &: $(SOURCE_STAMPS) $(A)/stamps/device.fp $(A)/raw/cursor.jsonl
+$(NORMALIZED) &: $(SOURCE_STAMPS) $(A)/stamps/device.fp $(A)/stamps/code.fp $(A)/raw/cursor.jsonl
 	@$(PY) -m scripts.normalize --bundle --only-stale --artifacts $(A)
 
 # `make all` runs normalize, aggregate, price, suggest and snapshot in one process
@@ -141,7 +141,7 @@ reports: $(REPORTS) ## run price alone (when its inputs changed)
 snapshot: $(SNAPSHOT) ## run snapshot alone (when its inputs changed)
 $(ROLLUPS): $(NORMALIZED) ;
 
-$(AGGREGATES): $(ROLLUPS) $(A)/stamps/params.fp
+$(AGGREGATES): $(ROLLUPS) $(A)/stamps/params.fp $(A)/stamps/code.fp
 	@$(PY) -m scripts.aggregate --rollups $(A)/rollups --artifacts $(A) $(TZ_ARGS) $(FILTER_ARGS) -o $@
 
 $(REPORTS) &: $(AGGREGATES) $(A)/stamps/pricing.fp

@@ -10,6 +10,8 @@ it is skipped. Stamps, under ``$ARTIFACTS/stamps/``:
   pricing.fp    the pricing book's content hash (not its mtime: touching it is no change)
   view.fp       today's date, MONTH and SNAPSHOT_MODE (the snapshot's "today" moves daily)
   device.fp     DEVICE (stored on every event)
+  code.fp       this checkout's scripts/ (sizes and mtimes): after an upgrade every stage
+                re-runs once, so no artifact keeps what older code computed
 """
 from __future__ import annotations
 
@@ -43,6 +45,19 @@ def _content(path: str) -> bytes | None:
             return fh.read()
     except OSError:
         return None
+
+
+def code_fingerprint() -> str:
+    """A hash of this checkout's Python code (paths, sizes, mtimes under scripts/)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.blake2b(digest_size=16)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for fn in sorted(filenames):
+            if fn.endswith(".py"):
+                st = os.stat(os.path.join(dirpath, fn))
+                h.update(f"{os.path.relpath(os.path.join(dirpath, fn), root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def file_hash(path: str) -> str:
@@ -147,6 +162,8 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
     changed["view"] = write_if_changed(os.path.join(stamps, "view.fp"), dumps_doc(view), force)
     dev = {"schema_version": 1, "device": device or src_mod.default_device()}
     changed["device"] = write_if_changed(os.path.join(stamps, "device.fp"), dumps_doc(dev), force)
+    code = {"schema_version": 1, "code": code_fingerprint()}
+    changed["code"] = write_if_changed(os.path.join(stamps, "code.fp"), dumps_doc(code), force)
     timer.finish(sources=report, stamps_changed=sorted(k for k, v in changed.items() if v), timezone=tz)
     sys.stderr.flush()
 

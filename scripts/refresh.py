@@ -8,9 +8,9 @@ would type (the same click command, called in-process). One Python start instead
 is most of what an incremental run costs.
 
 \b
-  normalize  stamps/<source>.fp, device.fp, raw/cursor.jsonl -> events/, rollups/
+  normalize  stamps/<source>.fp, device.fp, code.fp, raw/cursor.jsonl -> events/, rollups/
              (--normalize; per source, see normalize --only-stale)
-  aggregate  rollups/*.json, stamps/params.fp   -> aggregates/aggregates.json
+  aggregate  rollups/*.json, params.fp, code.fp  -> aggregates/aggregates.json
   price      aggregates.json, stamps/pricing.fp -> reports/<kind>.json, .md
   suggest    reports/monthly.json, stamps/view.fp -> reports/suggestions.json
   snapshot   reports/*.json, stamps/view.fp     -> ui-snapshot.json
@@ -48,7 +48,7 @@ def normalize_needed(artifacts: str) -> bool:
     from scripts.core.event import PROVIDERS
 
     stamps = os.path.join(artifacts, "stamps")
-    shared = [os.path.join(stamps, "device.fp"), os.path.join(artifacts, "raw", "cursor.jsonl")]
+    shared = [os.path.join(stamps, "device.fp"), os.path.join(stamps, "code.fp"), os.path.join(artifacts, "raw", "cursor.jsonl")]
     for source in PROVIDERS:
         outputs = [os.path.join(stamps, f"{source}.normalized"), os.path.join(artifacts, "events", f"{source}.jsonl"),
                    os.path.join(artifacts, "rollups", f"{source}.json")]
@@ -67,7 +67,7 @@ def plan(artifacts: str) -> list[tuple[str, list[str], list[str]]]:
     snapshot = os.path.join(a, "ui-snapshot.json")
     view = os.path.join(a, "stamps", "view.fp")
     return [
-        ("aggregate", [aggregates], rollups + [os.path.join(a, "stamps", "params.fp")]),
+        ("aggregate", [aggregates], rollups + [os.path.join(a, "stamps", "params.fp"), os.path.join(a, "stamps", "code.fp")]),
         ("price", reports, [aggregates, os.path.join(a, "stamps", "pricing.fp")]),
         ("suggest", [suggestions], [os.path.join(a, "reports", "monthly.json"), view]),
         ("snapshot", [snapshot], reports + [suggestions, view]),

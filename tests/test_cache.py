@@ -188,3 +188,23 @@ def test_copies_across_files_over_incremental_rounds_equal_a_forced_rebuild(samp
     _copy_calls(c, projects / "copies" / "third.jsonl", bump=+1)
     _copy_calls(c, projects / "copies" / "fourth.jsonl", bump=+2)  # three holders of one call
     check("three-holders")
+
+
+def test_an_upgrade_of_the_code_reruns_every_stage_once(sample_logs, tmp_path):
+    """A bundle built by older code is recomputed after an upgrade, even though no log
+    changed (the code stamp), and only once."""
+    logs = sample_logs(events=1000, seed=4)
+    env = sample_env(logs, tmp_path / "art")
+    make("all", env=env)
+    marker = ROOT / "scripts" / "__init__.py"
+    st = os.stat(marker)
+    try:
+        os.utime(marker, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # what a git pull does
+        make("all", env=env)
+        ran = {k for k, v in load_json(tmp_path / "art" / "runs" / "latest.json")["stages"].items() if v["ran"]}
+        assert {"normalize", "aggregate", "price", "snapshot"} <= ran
+        make("all", env=env)
+        ran = {k for k, v in load_json(tmp_path / "art" / "runs" / "latest.json")["stages"].items() if v["ran"]}
+        assert ran == {"cache_check"}
+    finally:
+        os.utime(marker, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -33,10 +33,10 @@ def _mtime(path: str) -> int:
 
 
 def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
-    """Sources whose fingerprint (or the device stamp) is newer than their last normalize,
+    """Sources whose fingerprint (or the device or code stamp) is newer than their last normalize,
     or whose outputs are missing: what Make's grouped rule could not tell apart."""
     out = []
-    device = _mtime(os.path.join(artifacts, "stamps", "device.fp"))
+    device = max(_mtime(os.path.join(artifacts, "stamps", "device.fp")), _mtime(os.path.join(artifacts, "stamps", "code.fp")))
     for s in sources:
         done = _mtime(os.path.join(artifacts, "stamps", f"{s}.normalized"))
         extracted = getattr(adapters.load(s), "EXTRACTED_INPUT", None) if s in adapters.available() else None

@@ -149,6 +149,23 @@ def iso_ms(ms: int) -> str:
 
 
 # ------------------------------------------------------------------ accumulators
+def _fold_row(a: list, row: list) -> None:
+    """Add a rollup row's values (events, first/last time, usage) into accumulator ``a``."""
+    a[0] += row[7]
+    if row[8] < a[1]:
+        a[1] = row[8]
+    if row[9] > a[2]:
+        a[2] = row[9]
+    a[3] += row[10]
+    a[4] += row[11]
+    a[5] += row[12]
+    a[6] += row[13]
+    a[7] += row[14]
+    a[8] += row[15]
+    a[9] += row[16]
+    a[10] += row[17]
+
+
 def _fold(a: list, b: list) -> None:
     """Add accumulator ``b`` into ``a`` (usage, counts, times, long context)."""
     a[0] += b[0]
@@ -349,19 +366,7 @@ def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> 
             a = fine[key] = [row[7], row[8], row[9], row[10], row[11], row[12], row[13],
                              row[14], row[15], row[16], row[17], None, None, None]
         else:
-            a[0] += row[7]
-            if row[8] < a[1]:
-                a[1] = row[8]
-            if row[9] > a[2]:
-                a[2] = row[9]
-            a[3] += row[10]
-            a[4] += row[11]
-            a[5] += row[12]
-            a[6] += row[13]
-            a[7] += row[14]
-            a[8] += row[15]
-            a[9] += row[16]
-            a[10] += row[17]
+            _fold_row(a, row)
         if ctx:
             lc = a[_LC]
             if lc is None:
@@ -580,19 +585,7 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
                     a = block_rows[k] = [row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14],
                                          row[15], row[16], row[17], None, {row[4]}, month]
                 else:
-                    a[0] += row[7]
-                    if row[8] < a[1]:
-                        a[1] = row[8]
-                    if row[9] > a[2]:
-                        a[2] = row[9]
-                    a[3] += row[10]
-                    a[4] += row[11]
-                    a[5] += row[12]
-                    a[6] += row[13]
-                    a[7] += row[14]
-                    a[8] += row[15]
-                    a[9] += row[16]
-                    a[10] += row[17]
+                    _fold_row(a, row)
                     a[_SESS].add(row[4])
                 ctx = row[6]
                 if ctx:

@@ -21,6 +21,7 @@ optionally ``side_paths(path)`` (files whose change changes the input, e.g. a -w
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -170,6 +171,23 @@ def read_whole(ctx: ParseContext, sink: FileSink) -> bytes | None:
         return None
 
 
+def load_document(content: bytes, sink: FileSink, where: int | str | None = None) -> dict | None:
+    """A whole-file source's JSON document, or None after rejecting the file as one record:
+    not JSON (at ``where``, else the line the parser names) or not an object."""
+    try:
+        doc = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        if where is None:
+            m = re.search(r"line (\d+)", str(exc))
+            line = int(m.group(1)) if m else 1
+        sink.reject(line if where is None else where, bad_json_reason(exc))
+        return None
+    if type(doc) is not dict:
+        sink.reject(1 if where is None else where, "not a JSON object")
+        return None
+    return doc
+
+
 def roots_from(default_roots: Callable[[], list[str]]) -> Callable[[str | None], list[str]]:
     """An adapter's ``roots_from_env``: the source variable's comma list (``~`` expanded),
     else the adapter's defaults."""
@@ -187,6 +205,7 @@ __all__ = [
     "ParseContext",
     "bad_json_reason",
     "iter_complete_lines",
+    "load_document",
     "roots_from",
     "read_whole",
     "split_complete",

@@ -25,7 +25,7 @@ import os
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, read_whole, roots_from, split_complete
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from, split_complete
 from scripts.core.event import as_count, make_event, normalize_timestamp, usage
 
 NAME = "cliproxy"
@@ -196,13 +196,8 @@ def _failed(sink: FileSink, counts: dict) -> None:
 
 
 def _parse_export(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
-    try:
-        doc = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        sink.reject("file", bad_json_reason(exc))
-        return
-    if type(doc) is not dict:
-        sink.reject("file", "not a JSON object")
+    doc = load_document(content, sink, where="file")
+    if doc is None:
         return
     snapshot = doc.get("usage") if type(doc.get("usage")) is dict else doc
     apis = snapshot.get("apis")

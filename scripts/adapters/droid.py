@@ -19,7 +19,7 @@ import re
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, read_whole, roots_from
+from scripts.adapters.base import FileSink, ParseContext, load_document, read_whole, roots_from
 from scripts.core.event import as_count, canonical_model, format_ms, make_event, normalize_timestamp, project_name, usage
 
 NAME = "droid"
@@ -73,13 +73,8 @@ def parse_file(ctx: ParseContext, sink: FileSink) -> None:
 
 def parse_content(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
     path = ctx.path
-    try:
-        doc = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        sink.reject(_line_of(exc), bad_json_reason(exc))
-        return
-    if type(doc) is not dict:
-        sink.reject(1, "not a JSON object")
+    doc = load_document(content, sink)
+    if doc is None:
         return
     tu = doc.get("tokenUsage")
     if tu is None:
@@ -207,7 +202,3 @@ def _project_from_dir(path: str) -> str | None:
         return parent.rsplit("-", 1)[-1] or None
     return None
 
-
-def _line_of(exc: Exception) -> int:
-    m = re.search(r"line (\d+)", str(exc))
-    return int(m.group(1)) if m else 1

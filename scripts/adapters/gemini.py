@@ -20,7 +20,7 @@ import re
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, read_whole, roots_from, split_complete
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from, split_complete
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "gemini"
@@ -99,13 +99,8 @@ def _project(path: str, meta: dict) -> str | None:
 
 
 def _parse_json(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
-    try:
-        doc = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        sink.reject(_line_of(exc), bad_json_reason(exc))
-        return
-    if type(doc) is not dict:
-        sink.reject(1, "not a JSON object")
+    doc = load_document(content, sink)
+    if doc is None:
         return
     messages = doc.get("messages")
     if type(messages) is not list:
@@ -232,7 +227,3 @@ def _message(ctx, sink: FileSink, where, lineno, session: str, project, msg) -> 
         )
     )
 
-
-def _line_of(exc: Exception) -> int:
-    m = re.search(r"line (\d+)", str(exc))
-    return int(m.group(1)) if m else 1

@@ -24,7 +24,7 @@ import re
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, read_whole, roots_from
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "opencode"
@@ -84,13 +84,8 @@ def parse_content(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
     if content.startswith(SQLITE_MAGIC):
         _parse_db_bytes(ctx, content, sink)
         return
-    try:
-        msg = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        sink.reject(1, bad_json_reason(exc))
-        return
-    if type(msg) is not dict:
-        sink.reject(1, "not a JSON object")
+    msg = load_document(content, sink, where=1)
+    if msg is None:
         return
     session_id = msg.get("sessionID")
     if type(session_id) is not str or not session_id:

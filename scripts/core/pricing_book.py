@@ -59,6 +59,11 @@ def _type_problem(v, what: str) -> str:
     return f"must be {what}"
 
 
+def _unknown_fields(obj: dict, allowed, where: str) -> list[tuple[str, str]]:
+    """(key path, "unknown field") for each key of ``obj`` that is not ``allowed``."""
+    return [(f"{where}.{key}" if where else key, "unknown field") for key in obj if key not in allowed]
+
+
 def book_problems(doc) -> list[tuple[str, str]]:
     """Every structural problem of a book document as ``(key path, message)``.
 
@@ -74,9 +79,7 @@ def book_problems(doc) -> list[tuple[str, str]]:
         ):
             return [("", "this is the older pricing format; convert it with `price import-book` first")]
         out.append(("schema_version", f"must be {BOOK_SCHEMA_VERSION}"))
-    for key in doc:
-        if key not in TOP_FIELDS:
-            out.append((key, "unknown field"))
+    out.extend(_unknown_fields(doc, TOP_FIELDS, ""))
     meta = doc.get("meta")
     if meta is not None:
         if not isinstance(meta, dict):
@@ -102,9 +105,7 @@ def book_problems(doc) -> list[tuple[str, str]]:
         if not isinstance(entry, dict):
             out.append((where, "must be an object"))
             continue
-        for key in entry:
-            if key not in MODEL_FIELDS:
-                out.append((f"{where}.{key}", "unknown field"))
+        out.extend(_unknown_fields(entry, MODEL_FIELDS, where))
         for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
             if key not in entry:
                 out.append((f"{where}.{key}", "missing (input and output rates are required)"))
@@ -119,9 +120,7 @@ def book_problems(doc) -> list[tuple[str, str]]:
                     if not isinstance(tier, dict):
                         out.append((tw, "must be an object"))
                         continue
-                    for key in tier:
-                        if key not in TIER_FIELDS:
-                            out.append((f"{tw}.{key}", "unknown field"))
+                    out.extend(_unknown_fields(tier, TIER_FIELDS, tw))
                     threshold = tier.get("above_prompt_tokens")
                     if threshold not in LONG_CONTEXT_THRESHOLDS or isinstance(threshold, bool):
                         out.append((f"{tw}.above_prompt_tokens", f"must be one of {', '.join(map(str, LONG_CONTEXT_THRESHOLDS))}"))
@@ -131,9 +130,7 @@ def book_problems(doc) -> list[tuple[str, str]]:
             if not isinstance(prov, dict):
                 out.append((f"{where}.provenance", "must be an object"))
             else:
-                for key in prov:
-                    if key not in PROVENANCE_FIELDS:
-                        out.append((f"{where}.provenance.{key}", "unknown field"))
+                out.extend(_unknown_fields(prov, PROVENANCE_FIELDS, f"{where}.provenance"))
                 for key in ("source", "updated_at", "based_on"):
                     if key in prov and not isinstance(prov[key], str):
                         out.append((f"{where}.provenance.{key}", _type_problem(prov[key], "a string")))
@@ -163,9 +160,7 @@ def book_problems(doc) -> list[tuple[str, str]]:
                 if not isinstance(entry, dict):
                     out.append((where, "must be an object"))
                     continue
-                for key in entry:
-                    if key not in PROVIDER_FIELDS:
-                        out.append((f"{where}.{key}", "unknown field"))
+                out.extend(_unknown_fields(entry, PROVIDER_FIELDS, where))
                 fee = entry.get("subscription_usd_month")
                 if "subscription_usd_month" in entry:
                     if not is_number(fee):

@@ -66,8 +66,10 @@ all: ## the bundle from your real logs, in $(ARTIFACTS)/
 LOCKED = $(if $(filter $(abspath $(A)),$(TOKENTALLY_LOCK_HELD)),,TOKENTALLY_LOCK_HELD="$(strip $(TOKENTALLY_LOCK_HELD) $(abspath $(A)))" \
   PYTHON=$(PYTHON) sh scripts/locked.sh $(A) $(LOCK_WAIT) "make $@")
 
-bundle-graph: $(SOURCE_STAMPS) $(SETTING_STAMPS) $(A)/raw/cursor.jsonl
-	@$(PY) -m scripts.refresh --normalize --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
+# One Python process runs the whole graph (scripts/refresh.py --check: cache-check, then
+# every stage whose inputs are newer than its outputs, the rules below applied in Python).
+bundle-graph: $(VENV_STAMP)
+	@$(PY) -m scripts.refresh --check --normalize --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
 	  --snapshot-mode $(SNAPSHOT_MODE) $(TZ_ARGS) $(FILTER_ARGS)
 
 demo: $(VENV_STAMP) ## the same bundle from fixtures/, in artifacts/demo/
@@ -127,10 +129,10 @@ $(A)/raw/cursor.jsonl: $(A)/stamps/cursor.fp $(A)/stamps/code.fp
 $(NORMALIZED) &: $(SOURCE_STAMPS) $(A)/stamps/device.fp $(A)/stamps/code.fp $(A)/raw/cursor.jsonl
 	@$(PY) -m scripts.normalize --bundle --only-stale --artifacts $(A)
 
-# `make all` runs normalize, aggregate, price, suggest and snapshot in one process
-# (scripts/refresh.py), each only when an input is newer than its output: the rules
-# below, applied in Python, because Python process starts were most of an incremental
-# run. These rules run one stage on its own: `make normalized`, `make aggregates`,
+# `make all` runs cache-check, extract-cursor, normalize, aggregate, price, suggest and
+# snapshot in one process (scripts/refresh.py --check), each only when an input is newer
+# than its output: the rules here, applied in Python, because Python process starts were
+# most of a warm or incremental run. These rules run one stage on its own: `make normalized`, `make aggregates`,
 # `make reports`, `make snapshot` (and other targets, e.g. the ledger, depend on them).
 # Rollups are rewritten only when their content changes (restat): a touched log that
 # holds nothing new stops there.

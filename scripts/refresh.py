@@ -1,13 +1,16 @@
-"""refresh: the stages after cache-check, in one process: normalize, aggregate, price,
-suggest, snapshot, then the run summary.
+"""refresh: the pipeline in one process: (cache-check, extract-cursor,) normalize,
+aggregate, price, suggest, snapshot, then the run summary.
 
-Make runs cache-check (its stamps say what changed) and extract-cursor, then this once.
-Each stage here runs only when one of its inputs is newer than its output (Make's own
-rule, applied to the bundle's fixed layout), and runs exactly the stage command a user
-would type (the same click command, called in-process). One Python start instead of five
-is most of what an incremental run costs.
+`make all` runs this once with --check: cache-check first (its stamps say what changed),
+then each stage only when one of its inputs is newer than its output (Make's own rule,
+applied to the bundle's fixed layout), each exactly the stage command a user would type
+(the same click command, called in-process). One Python start instead of seven is most
+of what a warm or incremental run costs. The Makefile keeps a rule per stage, for running
+one alone (`make normalized`, `make reports`, ...).
 
 \b
+  cache-check (--check; always) the logs, settings, code -> stamps/*.fp
+  extract-cursor (--check)      stamps/cursor.fp, code.fp -> raw/cursor.jsonl
   normalize  stamps/<source>.fp, device.fp, code.fp, raw/cursor.jsonl -> events/, rollups/
              (--normalize; per source, see normalize --only-stale)
   aggregate  rollups/*.json, params.fp, code.fp  -> aggregates/aggregates.json
@@ -87,18 +90,19 @@ def _invoke(command: click.Command, args: list[str]) -> None:
 @click.option("--month", envvar="MONTH", default="")
 @click.option("--snapshot-mode", envvar="SNAPSHOT_MODE", default="compact", show_default=True)
 @click.option("--force", is_flag=True, envvar="FORCE", help="Run every stage whatever the mtimes say.")
+@click.option("--check", "with_check", is_flag=True, help="Run cache-check first, then extract-cursor when its stamp changed.")
 @click.option("--normalize", "with_normalize", is_flag=True, help="Also run normalize first, for the sources whose stamps changed.")
 @timezone_option
 @filter_options
 @artifacts_option
-def cli(pricing, month, snapshot_mode, force, with_normalize, timezone, since, until, providers, models, projects, artifacts):
+def cli(pricing, month, snapshot_mode, force, with_check, with_normalize, timezone, since, until, providers, models, projects, artifacts):
     """Bring aggregates, reports, suggestions and the snapshot up to date, then write the
     run summary.
 
     Example:
 
     \b
-        refresh --normalize --artifacts artifacts --pricing pricing.json --timezone UTC
+        refresh --check --normalize --artifacts artifacts --pricing pricing.json --timezone UTC
     """
     filters = []
     for flag, values in (("--since", [since] if since else []), ("--until", [until] if until else []),
@@ -114,6 +118,13 @@ def cli(pricing, month, snapshot_mode, force, with_normalize, timezone, since, u
         "suggest": lambda: _cmd("suggest", ["--artifacts", artifacts, "--month", month]),
         "snapshot": lambda: _cmd("snapshot", ["--artifacts", artifacts, "--month", month, "--mode", snapshot_mode, *tz]),
     }
+    if with_check:
+        # FORCE, DEVICE and STRICT reach both through the environment, as under Make
+        _cmd("cache_check", ["--artifacts", artifacts, "--pricing", pricing, "--month", month, "--snapshot-mode", snapshot_mode, *tz, *filters])
+        raw_cursor = os.path.join(artifacts, "raw", "cursor.jsonl")
+        stamps = os.path.join(artifacts, "stamps")
+        if force or stale([raw_cursor], [os.path.join(stamps, "cursor.fp"), os.path.join(stamps, "code.fp")]):
+            _cmd("extract_cursor", ["--artifacts", artifacts, "-o", raw_cursor])
     if with_normalize and (force or normalize_needed(artifacts)):
         _cmd("normalize", ["--bundle", "--only-stale", "--artifacts", artifacts])
     for stage, outputs, inputs in plan(artifacts):

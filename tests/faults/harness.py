@@ -138,7 +138,7 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 STAGE_MODULES = ("cache_check", "extract_cursor", "normalize", "refresh")
-REFRESH_STEPS = ("aggregate", "price", "suggest", "snapshot")
+REFRESH_STEPS = ("cache_check", "extract_cursor", "normalize", "aggregate", "price", "suggest", "snapshot")
 
 
 def where_now(cmdlines: list[str], art: Path) -> str:
@@ -151,8 +151,10 @@ def where_now(cmdlines: list[str], art: Path) -> str:
         if module == "normalize" and len(procs) > 1:
             return f"normalize ({len(procs) - 1} parse workers)"
         if module == "refresh":
+            if len(procs) > 1:
+                return f"refresh, normalize ({len(procs) - 1} parse workers)"
             done = [s for s in REFRESH_STEPS if (art / "runs" / ".current" / f"{s}.json").exists()]
-            return f"refresh, after {done[-1]}" if done else "refresh, aggregate"
+            return f"refresh, after {done[-1].replace('_', '-')}" if done else "refresh, cache-check"
         return module.replace("_", "-")
     if any("locked.sh" in c or c.startswith("flock") for c in cmdlines) and not any("bundle-graph" in c for c in cmdlines):
         return "taking the lock"

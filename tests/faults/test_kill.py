@@ -57,7 +57,8 @@ def proc(module):
 
 
 def workers():
-    return lambda m: sum("scripts.normalize" in c for c in m.cmdlines()) >= 2
+    # normalize runs inside refresh; its parse workers are forked copies of that process
+    return lambda m: sum("scripts.refresh" in c or "scripts.normalize" in c for c in m.cmdlines()) >= 2
 
 
 def exists(rel):
@@ -97,14 +98,14 @@ def changed(rel, before_ns):
 # (label, predicate) in the order a cold run meets them
 COLD_POINTS = [
     ("at once", after(0)),
-    ("cache-check starts", proc("cache_check")),
+    ("refresh starts (cache-check)", proc("refresh")),
     ("first source stamp", exists("stamps/claude.fp")),
     ("manifests written", exists("cache/manifest/cliproxy.json")),
     ("setting stamps", exists("stamps/device.fp")),
-    ("extract-cursor starts", proc("extract_cursor")),
+    ("cache-check done", exists("runs/.current/cache_check.json")),
     ("raw/cursor.jsonl mid-write", temp_in("raw")),
     ("raw/cursor.jsonl written", exists("raw/cursor.jsonl")),
-    ("normalize starts", proc("normalize")),
+    ("normalize starts", exists("runs/.current/extract_cursor.json")),
     ("parse workers running", workers()),
     ("first pack written", any_file("cache/normalize/claude", "pack-")),
     ("events mid-write", temp_in("events")),
@@ -113,7 +114,7 @@ COLD_POINTS = [
     ("codex events written", exists("events/codex.jsonl")),
     ("last rollup written", exists("rollups/cliproxy.json")),
     ("normalized stamps", exists("stamps/claude.normalized")),
-    ("refresh starts", proc("refresh")),
+    ("normalize done", exists("runs/.current/normalize.json")),
     ("aggregates mid-write", temp_in("aggregates")),
     ("aggregates written", exists("aggregates/aggregates.json")),
     ("first report written", exists("reports/daily.json")),
@@ -254,12 +255,12 @@ def test_kill_anywhere_in_incremental_runs(tree, tmp_path):
     copy_bundle(twin, killed)
     steps = 14 if LONG else 4
     points = [
-        ("normalize starts", proc("normalize")),
+        ("parse cache written", lambda m: m.changed("cache/normalize/claude/index.json")),
         ("events written", lambda m: m.changed("events/claude.jsonl")),
         ("index saved", lambda m: m.changed("cache/normalize/codex/index.json")),
-        ("refresh starts", proc("refresh")),
+        ("cache-check done", lambda m: m.changed("runs/.current/cache_check.json")),
         ("reports written", lambda m: m.changed("reports/daily.json")),
-        ("cache-check", proc("cache_check")),
+        ("refresh starts", proc("refresh")),
         ("snapshot", lambda m: m.changed("ui-snapshot.json")),
     ]
     log = []
@@ -277,7 +278,8 @@ def test_kill_anywhere_in_incremental_runs(tree, tmp_path):
         if kind == "timezone":
             tz = "America/Los_Angeles" if tz == "UTC" else "UTC"
         before = {}
-        for rel in ("events/claude.jsonl", "cache/normalize/codex/index.json", "reports/daily.json", "ui-snapshot.json"):
+        for rel in ("events/claude.jsonl", "cache/normalize/claude/index.json", "cache/normalize/codex/index.json", "reports/daily.json", "ui-snapshot.json",
+                    "runs/.current/cache_check.json"):
             try:
                 before[rel] = os.stat(killed / rel).st_mtime_ns
             except OSError:

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, load_json, make, sample_env
 
-ARTIFACT_GLOBS = ("events/*.jsonl", "rollups/*.json", "aggregates/*.json", "reports/*.json", "reports/*.md")
+ARTIFACT_GLOBS = ("events/*/*.jsonl", "events/*.jsonl", "rollups/*.json", "aggregates/*.json", "reports/*.json", "reports/*.md")
 
 
 def _snapshot_bytes(art):
@@ -126,12 +126,12 @@ def test_parallel_and_serial_parse_agree(sample_logs, tmp_path, jobs):
     env = sample_env(logs, art)
     stage("cache_check", "--quiet", env=env)
     stage("normalize", "--bundle", "--jobs", jobs, env=env)
-    digest = {p.name: p.read_bytes() for p in sorted((art / "events").glob("*.jsonl"))}
+    digest = {p.relative_to(art).as_posix(): p.read_bytes() for p in sorted((art / "events").rglob("*.jsonl"))}
     ref = tmp_path / "ref"
     env2 = sample_env(logs, ref)
     stage("cache_check", "--quiet", env=env2)
     stage("normalize", "--bundle", "--jobs", "2" if jobs == "1" else "1", env=env2)
-    assert digest == {p.name: p.read_bytes() for p in sorted((ref / "events").glob("*.jsonl"))}
+    assert digest and digest == {p.relative_to(ref).as_posix(): p.read_bytes() for p in sorted((ref / "events").rglob("*.jsonl"))}
 
 
 def _copy_calls(src, dst, bump: int, every: int = 3):

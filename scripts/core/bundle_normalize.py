@@ -19,6 +19,8 @@ import orjson
 
 from scripts import adapters
 from scripts.core import sources as src_mod
+from scripts.core.event_files import day_files, legacy_path
+from scripts.core.event_files import source_dir as events_dir
 from scripts.core.event_cache import EventCache, FileResult, copy_range, parse_shard
 from scripts.core.event_merge import fold_changes, kept_as_results
 from scripts.core.rollup import document
@@ -54,21 +56,6 @@ def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
     return out
 
 
-def events_dir(artifacts: str, source: str) -> str:
-    """Where a source's day files live: ``events/<source>/<YYYY-MM-DD>.jsonl``."""
-    return os.path.join(artifacts, "events", source)
-
-
-def day_files(directory: str) -> dict[str, str]:
-    """``day -> path`` of the day files in a source's events directory (temp files of an
-    interrupted write are not day files)."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return {}
-    return {n[:-6]: os.path.join(directory, n) for n in names if n.endswith(".jsonl") and not n.startswith(".")}
-
-
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -82,7 +69,7 @@ def write_empty_source(artifacts: str, source: str) -> None:
     os.makedirs(directory, exist_ok=True)
     for path in day_files(directory).values():
         _unlink(path)
-    _unlink(os.path.join(artifacts, "events", f"{source}.jsonl"))  # the layout before day files
+    _unlink(legacy_path(artifacts, source))  # the layout before day files
     write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, [])))
 
 
@@ -327,7 +314,7 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days:
 
     directory = events_dir(artifacts, source)
     os.makedirs(directory, exist_ok=True)
-    _unlink(os.path.join(artifacts, "events", f"{source}.jsonl"))  # the layout before day files
+    _unlink(legacy_path(artifacts, source))  # the layout before day files
     on_disk = day_files(directory)
     pending = _pending_days(cache.dir)
     todo = set(expected) if days is None else (days | pending | (expected - on_disk.keys())) & expected

@@ -167,6 +167,7 @@ def test_copies_across_files_over_incremental_rounds_equal_a_forced_rebuild(samp
         shutil.copytree(tmp_path / "art", fresh)
         make("all", env=dict(env, ARTIFACTS=str(fresh), FORCE="1"))
         got, want = _snapshot_bytes(tmp_path / "art"), _snapshot_bytes(fresh)
+        assert sorted(got) == sorted(want), f"round {round_name}: not the same files as FORCE=1"
         for name in want:
             assert got.get(name) == want[name], f"round {round_name}: {name} differs from FORCE=1"
         s = load_json(tmp_path / "art" / "runs" / "latest.json")

@@ -102,3 +102,26 @@ def test_a_missing_day_and_an_interrupted_rewrite_are_repaired(sample_logs, tmp_
     make("all", env=env)
     assert _tree(art) == good
     assert not (art / "cache" / "normalize" / "claude" / "days-pending.json").exists()
+
+
+def test_a_call_replaced_on_another_day_keeps_its_place(sample_logs, tmp_path):
+    """A later, bigger snapshot of a call can carry another day: the call moves to that day
+    at its first-appearance place, incrementally as from scratch."""
+    logs = sample_logs(events=600, seed=9)
+    live = tmp_path / "live"
+    shutil.copytree(logs / "home", live / "home")
+    art = tmp_path / "art"
+    env = sample_env(live, art)
+    make("all", env=env)
+    victim = sorted((live / "home" / ".claude" / "projects").rglob("*.jsonl"))[0]
+    first = next(json.loads(x) for x in victim.read_bytes().splitlines() if b'"usage"' in x)
+    _append_call(victim, "2020-01-01", "early")  # a day before all the others
+    make("all", env=env)
+    first["message"]["usage"]["output_tokens"] += 1000
+    first["timestamp"] = "2020-01-01T00:00:01.000Z"
+    with open(victim, "ab") as fh:
+        fh.write(json.dumps(first).encode() + b"\n")
+    make("all", env=env)
+    day = [json.loads(x) for x in (art / "events" / "claude" / "2020-01-01.jsonl").read_bytes().splitlines()]
+    assert [e["source_line"] for e in day][0] > day[1]["source_line"]  # the replaced call first
+    _same_as_forced(env, art, tmp_path, "replaced")

@@ -3,7 +3,7 @@
 The canonical input is ``make_sample_logs.py --events 20000 --seed 42`` (deterministic).
 ``golden lock`` runs ``make all`` on it and writes tests/golden/sample-<events>-seed<seed>.json:
 token totals per source and per UTC day, cost per model, and a hash of each events file
-(with the temp path replaced). ``golden verify`` runs it again and checks the result
+(its day files joined in name order, with the temp path replaced). ``golden verify`` runs it again and checks the result
 equals the locked file exactly, and that the token totals equal the generator's
 expected.json exactly.
 """
@@ -19,6 +19,7 @@ import tempfile
 import click
 
 from scripts.cli import stage_command
+from scripts.core import event_files
 from scripts.core.sample_logs import ROOT, generate, pipeline_env
 from scripts.shared_io import DataError, dumps_doc, write_doc
 
@@ -53,9 +54,7 @@ def build(events: int, seed: int, workdir: str) -> tuple[dict, dict]:
     hashes = {}
     prefix = (logs.rstrip("/") + "/").encode()
     for source in ("claude", "codex"):
-        path = os.path.join(art, "events", f"{source}.jsonl")
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = event_files.read_source(art, source)
         hashes[source] = hashlib.sha256(data.replace(prefix, b"<logs>/")).hexdigest()
         tot = {k: 0 for k in BUCKETS}
         tot["events"] = 0

@@ -7,12 +7,12 @@ docs/contracts/ledger.md.
 """
 from __future__ import annotations
 
-import glob
 import os
 
 import click
 
 from scripts.cli import CONTEXT_SETTINGS, artifacts_option, split_multi, stage_command, strict_option
+from scripts.core import event_files
 from scripts.shared_io import STDIO, AtomicFile, Diagnostics, dumps_doc, dumps_line, open_input, strict_from_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,7 +76,7 @@ def cli():
 @strict_option
 def build(events, pricing, benchmarks, rules_path, cliproxy_dirs, out_dir, artifacts, strict):
     """Build the ledger from the pricing book, a benchmark table, the CLIProxyAPI archive
-    and normalized EVENTS (JSONL files, ``-`` for stdin; default $ARTIFACTS/events/*.jsonl).
+    and normalized EVENTS (JSONL files, ``-`` for stdin; default $ARTIFACTS/events/*/*.jsonl).
 
     Example:
 
@@ -103,7 +103,7 @@ def build(events, pricing, benchmarks, rules_path, cliproxy_dirs, out_dir, artif
         with open_input(benchmarks) as fh:
             bench = read_table(benchmarks, fh.read(), diag)
     runtime = read_archive(_archive_dirs(cliproxy_dirs), diag)
-    paths = list(events) or sorted(glob.glob(os.path.join(artifacts, "events", "*.jsonl")))
+    paths = list(events) or event_files.all_paths(artifacts)
     if not paths:
         diag.notice(f"ledger: no events in {os.path.join(artifacts, 'events')}; usage columns are zero")
     final_db = os.path.join(out, "tokentally.db")

@@ -1,6 +1,6 @@
 """merge: several machines' bundles -> one bundle of their events, deduplicated by id.
 
-Writes ``<out>/events/<source>.jsonl`` and ``<out>/rollups/<source>.json``; `make merge`
+Writes ``<out>/events/<source>/<day>.jsonl`` and ``<out>/rollups/<source>.json``; `make merge`
 then aggregates, prices and suggests in ``<out>`` as in any bundle.
 """
 from __future__ import annotations

@@ -56,7 +56,7 @@ def transform(source: str, inputs: Iterable[tuple[str, bytes]], *, device: str =
 @click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--source", "sources", multiple=True, type=click.Choice(adapters.SOURCES), help="Source format of the inputs (with --bundle: repeatable, default all).")
 @click.option("-o", "--output", default=STDIO, show_default=True, help="Where to write events (file mode).")
-@click.option("--bundle", is_flag=True, help="Update $ARTIFACTS/events/<source>.jsonl and rollups/ incrementally.")
+@click.option("--bundle", is_flag=True, help="Update $ARTIFACTS/events/<source>/<day>.jsonl and rollups/ incrementally.")
 @click.option("--force", is_flag=True, envvar="FORCE", help="Bundle mode: ignore the parse cache, re-read everything (env FORCE=1).")
 @click.option("--forget", is_flag=True, help="Bundle mode: drop events of files that no longer exist.")
 @click.option("--only-stale", is_flag=True, help="Bundle mode: skip sources whose stamp is older than their last normalize.")

@@ -53,7 +53,7 @@ def normalize_needed(artifacts: str) -> bool:
     stamps = os.path.join(artifacts, "stamps")
     shared = [os.path.join(stamps, "device.fp"), os.path.join(stamps, "code.fp"), os.path.join(artifacts, "raw", "cursor.jsonl")]
     for source in PROVIDERS:
-        outputs = [os.path.join(stamps, f"{source}.normalized"), os.path.join(artifacts, "events", f"{source}.jsonl"),
+        outputs = [os.path.join(stamps, f"{source}.normalized"), os.path.join(artifacts, "events", source),
                    os.path.join(artifacts, "rollups", f"{source}.json")]
         if stale(outputs[:1], [os.path.join(stamps, f"{source}.fp")] + shared) or min(_mtime(p) for p in outputs) < 0:
             return True

@@ -102,3 +102,13 @@ def plain_book(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plain-book") / "plain.json"
     stage("price", "import-litellm", shared_path("data", "litellm-model-prices.json"), "--source-date", "2026-11-25", "-o", out)
     return out
+
+
+def event_bytes(artifacts, source) -> bytes:
+    """A source's whole event stream in a bundle: its day files events/<source>/<day>.jsonl
+    joined in day order (what `cat events/<source>/*.jsonl` prints)."""
+    return b"".join(p.read_bytes() for p in sorted((Path(artifacts) / "events" / source).glob("*.jsonl")))
+
+
+def load_events(artifacts, source) -> list[dict]:
+    return [json.loads(line) for line in event_bytes(artifacts, source).splitlines() if line.strip()]

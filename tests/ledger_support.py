@@ -202,7 +202,13 @@ def make_events() -> dict[str, list[dict]]:
 
 
 def write_events(events_dir: Path, events: dict[str, list[dict]] | None = None) -> Path:
+    """A bundle's events/ as normalize writes it: events/<source>/<UTC day>.jsonl."""
     events_dir.mkdir(parents=True, exist_ok=True)
     for source, evs in (events or make_events()).items():
-        (events_dir / f"{source}.jsonl").write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in evs))
+        by_day: dict[str, list[dict]] = {}
+        for e in evs:
+            by_day.setdefault(e["timestamp"][:10], []).append(e)
+        (events_dir / source).mkdir(exist_ok=True)
+        for day, day_evs in by_day.items():
+            (events_dir / source / f"{day}.jsonl").write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in day_evs))
     return events_dir

@@ -11,7 +11,7 @@ import sqlite3
 import orjson
 import pytest
 
-from conftest import PYTHON, run_cmd
+from conftest import PYTHON, event_bytes, run_cmd
 from scripts import adapters
 
 SID = "0a0b0c0d-1111-4222-8333-444455556666"
@@ -185,7 +185,7 @@ def test_bad_input_is_counted_reported_and_skipped(tmp_path, source):
     proc2, art2 = run_bundle(tmp_path / "strict", source, env_value, strict=True, check=False)
     lines = proc2.stderr.decode().strip().splitlines()
     assert proc2.returncode == 1 and len(lines) == 1 and lines[0].startswith("Error: " + str(root)), lines
-    assert not (art2 / "events" / f"{source}.jsonl").exists()
+    assert not list((art2 / "events").rglob("*.jsonl"))
 
 
 @pytest.mark.parametrize("source", ["droid", "gemini", "cliproxy", "opencode"])
@@ -293,7 +293,7 @@ def test_a_droid_session_snapshot_replaces_the_earlier_one(tmp_path):
     write(path, dumps(snap))
     os.utime(path, (1, 1))  # a different mtime, as a rewrite gives
     _, art = run_bundle(tmp_path, "droid", root)
-    events = [orjson.loads(x) for x in (art / "events" / "droid.jsonl").read_bytes().splitlines()]
+    events = [orjson.loads(x) for x in event_bytes(art, "droid").splitlines()]
     assert len(events) == 1
     assert events[0]["usage"]["input_tokens"] == 250 and events[0]["usage"]["output_tokens"] == 45
 

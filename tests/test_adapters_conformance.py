@@ -21,7 +21,7 @@ from adapter_harness import (
     project,
     source_files,
 )
-from conftest import PYTHON, run_cmd
+from conftest import PYTHON, event_bytes, run_cmd
 from scripts import adapters
 from scripts.normalize import transform
 
@@ -155,8 +155,7 @@ def test_bundle_mode_matches_expected(fx, tmp_path, source):
     if source == "cursor":
         run_cmd([PYTHON, "-m", "scripts.extract_cursor", "--artifacts", str(art), "-o", str(art / "raw" / "cursor.jsonl")], env=env)
     run_cmd([PYTHON, "-m", "scripts.normalize", "--bundle", "--source", source, "--artifacts", str(art)], env=env)
-    with open(art / "events" / f"{source}.jsonl", "rb") as fh:
-        events = [orjson.loads(line) for line in fh]
+    events = [orjson.loads(line) for line in event_bytes(art, source).splitlines()]
     got = sorted((project(ev, fx, source) for ev in events), key=lambda e: e["id"])
     assert got == expected_events(source)
     frag = json.loads((art / "runs" / ".current" / "normalize.json").read_text())["sources"][source]

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, load_json, make, sample_env
 
-ARTIFACT_GLOBS = ("events/*.jsonl", "rollups/*.json", "aggregates/*.json", "reports/*.json", "reports/*.md")
+ARTIFACT_GLOBS = ("events/*/*.jsonl", "events/*.jsonl", "rollups/*.json", "aggregates/*.json", "reports/*.json", "reports/*.md")
 
 
 def _snapshot_bytes(art):
@@ -126,12 +126,12 @@ def test_parallel_and_serial_parse_agree(sample_logs, tmp_path, jobs):
     env = sample_env(logs, art)
     stage("cache_check", "--quiet", env=env)
     stage("normalize", "--bundle", "--jobs", jobs, env=env)
-    digest = {p.name: p.read_bytes() for p in sorted((art / "events").glob("*.jsonl"))}
+    digest = {p.relative_to(art).as_posix(): p.read_bytes() for p in sorted((art / "events").rglob("*.jsonl"))}
     ref = tmp_path / "ref"
     env2 = sample_env(logs, ref)
     stage("cache_check", "--quiet", env=env2)
     stage("normalize", "--bundle", "--jobs", "2" if jobs == "1" else "1", env=env2)
-    assert digest == {p.name: p.read_bytes() for p in sorted((ref / "events").glob("*.jsonl"))}
+    assert digest and digest == {p.relative_to(ref).as_posix(): p.read_bytes() for p in sorted((ref / "events").rglob("*.jsonl"))}
 
 
 def _copy_calls(src, dst, bump: int, every: int = 3):
@@ -167,6 +167,7 @@ def test_copies_across_files_over_incremental_rounds_equal_a_forced_rebuild(samp
         shutil.copytree(tmp_path / "art", fresh)
         make("all", env=dict(env, ARTIFACTS=str(fresh), FORCE="1"))
         got, want = _snapshot_bytes(tmp_path / "art"), _snapshot_bytes(fresh)
+        assert sorted(got) == sorted(want), f"round {round_name}: not the same files as FORCE=1"
         for name in want:
             assert got.get(name) == want[name], f"round {round_name}: {name} differs from FORCE=1"
         s = load_json(tmp_path / "art" / "runs" / "latest.json")

@@ -9,7 +9,7 @@ import sqlite3
 import orjson
 import pytest
 
-from conftest import PYTHON, run_cmd
+from conftest import PYTHON, event_bytes, run_cmd
 
 SCHEMA = (
     "CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)",
@@ -166,7 +166,7 @@ def test_pipe_into_normalize_matches_bundle_events(tmp_path):
     art = tmp_path / "art"
     extract("--artifacts", art, "-o", art / "raw" / "cursor.jsonl", env={"CURSOR_STATE_DB": str(db)})
     run_cmd([PYTHON, "-m", "scripts.normalize", "--bundle", "--source", "cursor", "--device", "d", "--artifacts", art], env={"CURSOR_STATE_DB": str(db)})
-    bundled = (art / "events" / "cursor.jsonl").read_bytes()
+    bundled = event_bytes(art, "cursor")
     assert piped == bundled
     ev = orjson.loads(piped)
     assert (ev["id"], ev["model"], ev["project"], ev["usage"]["input_tokens"]) == (f"cursor:{CID}:b1", "claude-4-5-sonnet", "shop", 1000)

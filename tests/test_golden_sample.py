@@ -12,7 +12,7 @@ import subprocess
 import orjson
 import pytest
 
-from conftest import PYTHON, run_cmd, sample_env
+from conftest import PYTHON, event_bytes, run_cmd, sample_env
 
 KINDS = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheCreation1hTokens", "cacheReadTokens", "reasoningTokens", "events", "totalTokens")
 
@@ -37,13 +37,12 @@ def sums(artifacts) -> dict:
     out = {k: collections.defaultdict(collections.Counter) for k in ("bySource", "byModel", "byDay", "byMonth")}
     total = collections.Counter()
     for source in ("claude", "codex"):
-        with open(os.path.join(artifacts, "events", f"{source}.jsonl"), "rb") as fh:
-            for line in fh:
-                ev = orjson.loads(line)
-                row = ccusage_row(ev)
-                for bucket, key in (("bySource", source), ("byModel", ev["raw_model"]), ("byDay", ev["timestamp"][:10]), ("byMonth", ev["timestamp"][:7])):
-                    out[bucket][key].update(row)
-                total.update(row)
+        for line in event_bytes(artifacts, source).splitlines():
+            ev = orjson.loads(line)
+            row = ccusage_row(ev)
+            for bucket, key in (("bySource", source), ("byModel", ev["raw_model"]), ("byDay", ev["timestamp"][:10]), ("byMonth", ev["timestamp"][:7])):
+                out[bucket][key].update(row)
+            total.update(row)
     out["totals"] = total
     return out
 

@@ -296,8 +296,9 @@ def test_committed_schema_and_contract_doc_match_the_code():
 def test_events_from_stdin_equal_events_from_files(built, tmp_path):
     """`-` and paths give the same ledger (source file names aside)."""
     events_dir = built["artifacts"] / "events"
-    data = b"".join((events_dir / f"{s}.jsonl").read_bytes() for s in ("claude", "codex", "cursor"))
-    a = build(built, tmp_path / "a", *(events_dir / f"{s}.jsonl" for s in ("claude", "codex", "cursor")))
+    paths = [p for s in ("claude", "codex", "cursor") for p in sorted((events_dir / s).glob("*.jsonl"))]
+    data = b"".join(p.read_bytes() for p in paths)
+    a = build(built, tmp_path / "a", *paths)
     b = stage("ledger", "build", "--pricing", str(built["book"]), "--benchmarks", str(MODELS_CSV), "--cliproxy-dir", str(built["cliproxy"]), "--out-dir", str(tmp_path / "b"), "-", input=data)
     assert a.returncode == b.returncode == 0
     assert (tmp_path / "a" / "ledger.csv").read_bytes() == (tmp_path / "b" / "ledger.csv").read_bytes()
@@ -334,7 +335,7 @@ def test_bad_inputs_are_one_line_and_leave_nothing_behind(built, tmp_path):
 
 def test_a_bad_event_line_is_counted_or_fatal_when_strict(built, tmp_path):
     events = tmp_path / "events.jsonl"
-    good = (built["artifacts"] / "events" / "codex.jsonl").read_text().splitlines()
+    good = b"".join(p.read_bytes() for p in sorted((built["artifacts"] / "events" / "codex").glob("*.jsonl"))).decode().splitlines()
     events.write_text("\n".join([good[0], "{not json", json.dumps({"id": "x", "provider": "codex", "timestamp": "2026-08-01T00:00:00.000Z", "usage": {"input_tokens": -5}}), good[1]]) + "\n")
     proc = build(built, tmp_path / "out", events)
     err = proc.stderr.decode()

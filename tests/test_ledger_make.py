@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import make, sample_env, shared_path
+from conftest import load_events, make, sample_env, shared_path
 from ledger_support import write_archive
 
 MODELS_CSV = shared_path("data", "models.csv")
@@ -23,7 +23,7 @@ def test_make_ledger(sample_logs, tmp_path):
     out = artifacts / "ledger"
     cov = json.loads((out / "coverage.json").read_text())
     # the archive is also a source: its successful requests are events beside the logs'
-    proxied = [json.loads(line) for line in (artifacts / "events" / "cliproxy.jsonl").read_text().splitlines() if line]
+    proxied = load_events(artifacts, "cliproxy")
     assert proxied, "the CLIProxyAPI archive should give events"
     assert cov["inputs"]["events"]["events"] == expected["totals"]["events"] + len(proxied)
     assert cov["inputs"]["benchmarks"]["cells"] == 3304 and cov["inputs"]["cliproxy"]["present"]

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import os
 
-from conftest import load_json, load_jsonl, make, sample_env
+from conftest import load_events, load_json, load_jsonl, make, sample_env
 from scripts.core.schemas import errors, schema_for, schema_exists
 
 
-def _source_totals(events_path):
+def _source_totals(art, source):
     t = {"input": 0, "output": 0, "cache_write": 0, "cache_write_1h": 0, "cache_read": 0, "reasoning": 0, "events": 0}
-    for ev in load_jsonl(events_path):
+    for ev in load_events(art, source):
         u = ev["usage"]
         t["input"] += u["input_tokens"]
         t["output"] += u["output_tokens"]
@@ -44,7 +44,8 @@ def test_make_all_with_no_logs_lists_where_it_looked(tmp_path):
     summary = load_json(tmp_path / "art" / "runs" / "latest.json")
     assert summary["totals"]["events"] == 0
     for source in ("claude", "codex", "cursor", "droid", "opencode", "gemini", "cliproxy"):
-        assert (tmp_path / "art" / "events" / f"{source}.jsonl").exists()
+        assert (tmp_path / "art" / "events" / source).is_dir()
+        assert not list((tmp_path / "art" / "events" / source).iterdir())  # no events: an empty directory
 
 
 def test_make_all_matches_generator_truth_and_second_run_rebuilds_nothing(sample_logs, tmp_path):
@@ -54,7 +55,7 @@ def test_make_all_matches_generator_truth_and_second_run_rebuilds_nothing(sample
     make("all", env=env)
     expected = load_json(logs / "expected.json")
     for source in ("claude", "codex"):
-        assert _source_totals(art / "events" / f"{source}.jsonl") == _expected(expected["bySource"][source]), source
+        assert _source_totals(art, source) == _expected(expected["bySource"][source]), source
     first = load_json(art / "runs" / "latest.json")
     assert first["totals"]["balanced"] and first["totals"]["events"] == 4000
     mtimes = {p: os.stat(p).st_mtime_ns for p in art.rglob("*") if p.is_file() and "runs" not in p.parts and "stamps" not in p.parts}
@@ -102,4 +103,4 @@ def test_strict_makes_a_bad_line_fail_the_run(tmp_path):
     assert failed.returncode != 0
     assert "s.jsonl:1: " in failed.stderr.decode()
     assert "Traceback" not in failed.stderr.decode()
-    assert not (tmp_path / "art2" / "events" / "claude.jsonl").exists()
+    assert not list((tmp_path / "art2" / "events").rglob("*.jsonl"))

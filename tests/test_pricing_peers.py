@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT, load_json, load_jsonl, make, sample_env, shared_path, stage
+from conftest import ROOT, load_events, load_json, make, sample_env, shared_path, stage
 
 EVENTS = 20_000
 TOLERANCE = 0.001  # 0.1%
@@ -56,7 +56,7 @@ def test_committed_book_differs_only_by_the_long_context_tier(runs):
         return (u["input_tokens"] * r[0] + u["output_tokens"] * r[1] + (u["cache_write_tokens"] - cw1h) * r[2]
                 + cw1h * r[3] + u["cache_read_tokens"] * r[4]) / 1e6
 
-    long_calls = [e for e in load_jsonl(out["committed"] / "events" / "claude.jsonl")
+    long_calls = [e for e in load_events(out["committed"], "claude")
                   if e["usage"]["input_tokens"] + e["usage"]["cache_write_tokens"] + e["usage"]["cache_read_tokens"] > 200_000]
     assert len(long_calls) == expected["generator"]["claude_calls_over_200k_prompt"] > 0
     assert {e["model"] for e in long_calls} == {"claude-sonnet-4-5"}

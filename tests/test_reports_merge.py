@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_json, load_jsonl, make, sample_env, stage
+from conftest import load_events, load_json, load_jsonl, make, sample_env, stage
 
 KINDS = ("daily", "weekly", "monthly", "sessions", "projects", "blocks")
 COMPARED = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens", "reasoning_tokens",
@@ -61,7 +61,7 @@ def bundles(sample_logs, tmp_path_factory):
 
 
 def _events(art: Path) -> list[dict]:
-    return load_jsonl(art / "events" / "claude.jsonl") + load_jsonl(art / "events" / "codex.jsonl")
+    return load_events(art, "claude") + load_events(art, "codex")
 
 
 def test_the_bundles_share_half_their_events(bundles):
@@ -101,20 +101,23 @@ def test_merge_refuses_what_is_not_a_bundle(tmp_path):
 
 
 def test_merge_counts_every_line(tmp_path):
+    """Inputs in the day layout and in the older one file per source (a bundle from a
+    machine that runs an older version) merge alike."""
     bundle = tmp_path / "b1"
-    (bundle / "events").mkdir(parents=True)
+    (bundle / "events" / "claude").mkdir(parents=True)
     good = ('{"id":"x1","provider":"claude","model":"m","session_id":"s","timestamp":"2026-08-01T10:00:00.000Z",'
             '"usage":{"input_tokens":5,"output_tokens":1},"total_tokens":6,"device":"d1"}\n')
     bigger = good.replace('"input_tokens":5', '"input_tokens":50').replace('"total_tokens":6', '"total_tokens":51').replace("d1", "d2")
-    (bundle / "events" / "claude.jsonl").write_text(good + "not json\n" + good)
+    (bundle / "events" / "claude" / "2026-08-01.jsonl").write_text(good + "not json\n" + good)
     other = tmp_path / "b2"
     (other / "events").mkdir(parents=True)
     (other / "events" / "claude.jsonl").write_text(bigger)
     proc = stage("merge", "--out", tmp_path / "out", bundle, other)
     err = proc.stderr.decode()
-    assert "b1/events/claude.jsonl:2: not valid JSON" in err
+    assert "b1/events/claude/2026-08-01.jsonl:2: not valid JSON" in err
     assert "1 events from 3 event lines (2 duplicates, 1 bad lines)" in err
-    kept = load_jsonl(tmp_path / "out" / "events" / "claude.jsonl")
+    kept = load_jsonl(tmp_path / "out" / "events" / "claude" / "2026-08-01.jsonl")
+    assert sorted(p.name for p in (tmp_path / "out" / "events").rglob("*")) == ["2026-08-01.jsonl", "claude"]
     assert [e["device"] for e in kept] == ["d2"]  # the copy with more tokens wins
     rollup = load_json(tmp_path / "out" / "rollups" / "claude.json")
     assert rollup["rows"][0][10] == 50

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import load_json, load_jsonl, make, sample_env, stage
+from conftest import load_events, load_json, make, sample_env, stage
 
 EVENTS = 20_000
 KINDS = ("daily", "weekly", "monthly", "sessions", "projects", "blocks")
@@ -119,7 +119,7 @@ def _check_rows(rows: list[dict], truth: dict, where: str) -> None:
 @pytest.mark.parametrize("zone", ["America/Los_Angeles", "UTC"])
 def test_rows_per_provider_and_model_equal_independent_computation(bundle, zone):
     logs, art, plain = bundle
-    events = load_jsonl(art / "events" / "claude.jsonl") + load_jsonl(art / "events" / "codex.jsonl")
+    events = load_events(art, "claude") + load_events(art, "codex")
     assert len(events) == EVENTS
     book = json.loads(plain.read_text())
     day_truth, month_truth = _independent(events, zone, book)
@@ -141,7 +141,7 @@ def test_aggregate_in_los_angeles_from_the_make_graph(bundle, tmp_path):
     logs, art, plain = bundle
     la = tmp_path / "la"
     make("all", env=sample_env(logs, la, TIMEZONE="America/Los_Angeles", PRICING=plain))
-    events = load_jsonl(la / "events" / "claude.jsonl") + load_jsonl(la / "events" / "codex.jsonl")
+    events = load_events(la, "claude") + load_events(la, "codex")
     book = json.loads(plain.read_text())
     day_truth, month_truth = _independent(events, "America/Los_Angeles", book)
     _check_rows(_report(la, "daily")["rows"], day_truth, "make daily LA")

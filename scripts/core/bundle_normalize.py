@@ -1,11 +1,13 @@
 """Normalize in a bundle: discover, parse only what changed (both cores), write
-``events/<source>.jsonl`` and ``rollups/<source>.json``, report counts that add up.
+``events/<source>/<YYYY-MM-DD>.jsonl`` and ``rollups/<source>.json``, report counts
+that add up.
 
 The parse itself is ``event_cache.parse_file``; this module plans the work per source,
 fans it out to a process pool, folds the results into each source's cache
-(``event_merge.fold_changes``) and writes the artifacts. Events are written in
-source-file path order, each file's events in the order they first appear, so the output
-does not depend on discovery or worker order.
+(``event_merge.fold_changes``) and writes the artifacts. Events are filed by the UTC day
+of their timestamp; within a day file, in source-file path order, each file's events in
+the order they first appear, so the output does not depend on discovery or worker order,
+nor on how many runs built it. A run rewrites only the day files a change can reach.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import orjson
 
 from scripts import adapters
 from scripts.core import sources as src_mod
+from scripts.core.event_files import day_files, legacy_path
+from scripts.core.event_files import source_dir as events_dir
 from scripts.core.event_cache import EventCache, FileResult, copy_range, parse_shard
 from scripts.core.event_merge import fold_changes, kept_as_results
 from scripts.core.rollup import document
@@ -45,16 +49,27 @@ def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
             or done < _mtime(os.path.join(artifacts, "stamps", f"{s}.fp"))
             or (extracted and done < _mtime(os.path.join(artifacts, extracted)))
             or done < device
-            or _mtime(os.path.join(artifacts, "events", f"{s}.jsonl")) < 0
+            or not os.path.isdir(events_dir(artifacts, s))
             or _mtime(os.path.join(artifacts, "rollups", f"{s}.json")) < 0
         ):
             out.append(s)
     return out
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def write_empty_source(artifacts: str, source: str) -> None:
     """A source with no adapter here still has its (empty) place in the bundle."""
-    write_if_changed(os.path.join(artifacts, "events", f"{source}.jsonl"), b"")
+    directory = events_dir(artifacts, source)
+    os.makedirs(directory, exist_ok=True)
+    for path in day_files(directory).values():
+        _unlink(path)
+    _unlink(legacy_path(artifacts, source))  # the layout before day files
     write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, [])))
 
 
@@ -152,6 +167,8 @@ def normalize_bundle(
     plans: dict[str, dict] = {}
     shard_jobs: list[tuple] = []
     changes: dict[str, list] = {s: [] for s in sources}
+    # the days whose files a change can reach (None: all of them)
+    days: dict[str, set | None] = {s: set() for s in sources}
     parsed_files = 0
     total_task_bytes = 0
     for source in sources:
@@ -165,10 +182,13 @@ def normalize_bundle(
         if cache.invalidated_all:
             stats["invalidate"] += stats.pop("miss")
             stats["miss"] = 0
+        if force or cache.invalidated_all:
+            days[source] = None
         if forget:
             gone = cache.forget_deleted()
             stats["forgotten"] = len(gone)
             changes[source] += [(path, entry, None) for path, entry in gone]
+            _add_days(days, source, (d for _, entry in gone for d in entry["segs"]))
         plans[source] = stats
         parsed_files += len(tasks)
         sizes = [max(0, listing.files[t[0]][0] - t[2]) for t in tasks]
@@ -186,6 +206,9 @@ def normalize_bundle(
                 diag.bad_line(path, where, reason)
             side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
             old = caches[source].store(res, side)
+            _add_days(days, source, res.days_changed)
+            if old is not None and res.mode != "resumed":
+                _add_days(days, source, old["segs"])
             # FORCE folds everything in from nothing (the merged state was reset)
             changes[source].append((res.path, None if force else old, res))
             parsed_bytes += res.end_offset
@@ -195,11 +218,16 @@ def normalize_bundle(
         if force:
             reparsed = {p for p, _, _ in changes[source]}
             changes[source] += kept_as_results(cache, sorted(p for p in cache.files if p not in reparsed))
+        dropped_before = {p: e["dropped"] for p, e in cache.files.items() if e.get("dropped")}
         fold_changes(cache, changes[source])
         changes[source] = []  # the results' rollups are folded in: free them
+        for path, e in cache.files.items():
+            if e.get("dropped") != dropped_before.get(path):
+                _add_days(days, source, e["segs"])
         cache.collect()
-        summary = write_source_artifacts(artifacts, source, cache)
+        summary = write_source_artifacts(artifacts, source, cache, days[source])
         cache.save()
+        clear_pending(cache.dir)
         listing = listings[source]
         mod = adapters.load(source)
         summary.update(
@@ -217,6 +245,11 @@ def normalize_bundle(
     return {"sources": out_sources, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
 
 
+def _add_days(days: dict, source: str, more) -> None:
+    if days[source] is not None:
+        days[source].update(more)
+
+
 def _source_of(path: str, listings: dict) -> str:
     for source, listing in listings.items():
         if path in listing.files:
@@ -224,9 +257,31 @@ def _source_of(path: str, listings: dict) -> str:
     raise DataError(f"parsed a file no source listed: {path}")
 
 
-def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> dict:
-    """Write events/<source>.jsonl (path order, copies of calls kept in another file
-    dropped) and rollups/<source>.json; return the source's counts."""
+PENDING = "days-pending.json"
+
+
+def _pending_days(cache_dir: str) -> set[str]:
+    """Days an interrupted run had started to rewrite (its index may not say why)."""
+    try:
+        with open(os.path.join(cache_dir, PENDING), "rb") as fh:
+            doc = orjson.loads(fh.read())
+        return set(doc["days"]) if isinstance(doc, dict) and isinstance(doc.get("days"), list) else set()
+    except (OSError, orjson.JSONDecodeError):
+        return set()
+
+
+def clear_pending(cache_dir: str) -> None:
+    """Called once the index that explains the rewritten days is saved."""
+    _unlink(os.path.join(cache_dir, PENDING))
+
+
+def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None) -> dict:
+    """Write the day files of events/<source>/ that ``days`` names (None: every day),
+    plus any missing one, remove the days that no longer hold events, write
+    rollups/<source>.json; return the source's counts.
+
+    A day file holds the day's events in path order, copies of calls kept in another
+    file dropped."""
     files = cache.files
     totals = {"records": 0, "duplicates": 0, "not_a_call": 0, "rejected": 0}
     rejected_by_reason: dict[str, int] = {}
@@ -235,53 +290,54 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
     events = 0
     deleted_events = 0
     deleted_files = 0
+    expected: set[str] = set()
+    for path in files:
+        e = files[path]
+        expected.update(e["segs"])
+        c = e["counts"]
+        totals["records"] += c["records"]
+        totals["duplicates"] += c["duplicates"]
+        totals["not_a_call"] += c["not_a_call"]
+        for reason, n in c["rejected"].items():
+            totals["rejected"] += n
+            rejected_by_reason[reason] = rejected_by_reason.get(reason, 0) + n
+        for k, n in c.get("notes", {}).items():
+            notes[k] = notes.get(k, 0) + n
+        for v, n in e["versions"].items():
+            versions[v] = versions.get(v, 0) + n
+        n_file = e["n"] - len(e.get("dropped", ()))
+        totals["duplicates"] += len(e.get("dropped", ()))
+        events += n_file
+        if e.get("deleted") and e["n"]:
+            deleted_events += n_file
+            deleted_files += 1
+
+    directory = events_dir(artifacts, source)
+    os.makedirs(directory, exist_ok=True)
+    _unlink(legacy_path(artifacts, source))  # the layout before day files
+    on_disk = day_files(directory)
+    pending = _pending_days(cache.dir)
+    todo = set(expected) if days is None else (days | pending | (expected - on_disk.keys())) & expected
+    if todo:
+        # what to finish if this run is cut short before the index is saved
+        with AtomicFile(os.path.join(cache.dir, PENDING)) as fh:
+            fh.write(orjson.dumps({"days": sorted(todo | pending)}))
+    holders: dict[str, list[str]] = {d: [] for d in todo}
+    for path, e in files.items():
+        for day in e["segs"]:
+            h = holders.get(day)
+            if h is not None:
+                h.append(path)
     fds: dict[str, int] = {}
+    drops: dict[str, set] = {}
     try:
-        with AtomicFile(os.path.join(artifacts, "events", f"{source}.jsonl")) as out:
-            out.flush()
-            out_fd = out.fileno()
-            run = None  # a run of adjacent segments in one pack, copied in one call
-            for path in sorted(files):
-                e = files[path]
-                c = e["counts"]
-                totals["records"] += c["records"]
-                totals["duplicates"] += c["duplicates"]
-                totals["not_a_call"] += c["not_a_call"]
-                for reason, n in c["rejected"].items():
-                    totals["rejected"] += n
-                    rejected_by_reason[reason] = rejected_by_reason.get(reason, 0) + n
-                for k, n in c.get("notes", {}).items():
-                    notes[k] = notes.get(k, 0) + n
-                for v, n in e["versions"].items():
-                    versions[v] = versions.get(v, 0) + n
-                n_file = e["n"]
-                if not n_file:
-                    continue
-                pack, offset, length = e["seg"]
-                if pack not in fds:
-                    fds[pack] = os.open(cache.pack_path(pack), os.O_RDONLY)
-                dropped = e.get("dropped")
-                if dropped:
-                    run = _flush_run(run, fds, out_fd)
-                    drop = set(dropped)
-                    data = os.pread(fds[pack], length, offset)
-                    kept = [line for line in data.splitlines() if orjson.loads(line)["id"] not in drop]
-                    os.write(out_fd, b"".join(line + b"\n" for line in kept))
-                    totals["duplicates"] += len(dropped)
-                    n_file -= len(dropped)
-                elif run is not None and run[0] == pack and run[1] + run[2] == offset:
-                    run[2] += length
-                else:
-                    run = _flush_run(run, fds, out_fd)
-                    run = [pack, offset, length]
-                events += n_file
-                if e.get("deleted"):
-                    deleted_events += n_file
-                    deleted_files += 1
-            _flush_run(run, fds, out_fd)
+        for day in sorted(todo):
+            _write_day(os.path.join(directory, f"{day}.jsonl"), day, sorted(holders[day]), cache, fds, drops)
     finally:
         for fd in fds.values():
             os.close(fd)
+    for day in on_disk.keys() - expected:
+        _unlink(on_disk[day])
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
     write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, cache.merged.sorted_rows())))
     rejected = totals["rejected"]
@@ -298,10 +354,42 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache) -> di
         "events_from_deleted_files": deleted_events,
         "source_versions": dict(sorted(versions.items())),
         "notes": dict(sorted(notes.items())),
+        "days_written": len(todo),
     }
 
 
-def _flush_run(run, fds: dict, out_fd: int):
-    if run is not None:
-        copy_range(fds[run[0]], out_fd, run[1], run[2])
-    return None
+def _write_day(out_path: str, day: str, paths: list[str], cache: EventCache, fds: dict, drops: dict) -> None:
+    """One day file from its holders' segments: runs of adjacent segments copied in one
+    call, a file with dropped copies filtered line by line. No events: no file."""
+    pieces: list = []  # [pack, offset, length] runs, or bytes
+    for path in paths:
+        e = cache.files[path]
+        pack, offset, length, _n = e["segs"][day]
+        if pack not in fds:
+            fds[pack] = os.open(cache.pack_path(pack), os.O_RDONLY)
+        dropped = e.get("dropped")
+        if dropped:
+            drop = drops.get(path)
+            if drop is None:
+                drop = drops[path] = set(dropped)
+            data = os.pread(fds[pack], length, offset)
+            kept = b"".join(line + b"\n" for line in data.splitlines() if orjson.loads(line)["id"] not in drop)
+            if kept:
+                pieces.append(kept)
+        elif pieces and isinstance(pieces[-1], list) and pieces[-1][0] == pack and pieces[-1][1] + pieces[-1][2] == offset:
+            pieces[-1][2] += length
+        else:
+            pieces.append([pack, offset, length])
+    if not pieces:
+        _unlink(out_path)
+        return
+    with AtomicFile(out_path) as out:
+        out.flush()
+        out_fd = out.fileno()
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(out_fd, view):]
+            else:
+                copy_range(fds[piece[0]], out_fd, piece[1], piece[2])

@@ -3,19 +3,23 @@
 Layout, per source, under ``$(ARTIFACTS)/cache/normalize/<source>/``:
 
 - ``pack-<n>.jsonl``: written by one parse shard each (so the workers never send event
-  bytes back to the parent). Per parsed file, two ranges: its *segment* (its events as
-  JSONL, deduplicated within the file, in the order they first appear) and its *bulk*
-  line (its event ids, totals and lines, and its slot rollup). A re-parsed file's old
-  ranges become dead; packs with nothing live are deleted, mostly-dead ones compacted.
+  bytes back to the parent). Per parsed file: one *segment* per UTC day its events fall
+  on (those events as JSONL, deduplicated within the file, in the order they first
+  appear), then its *bulk* line (its event ids, totals and lines in first-appearance
+  order, and its slot rollup). A re-parsed file's old ranges become dead (a file that
+  grew rewrites only the days its new records touched); packs with nothing live are
+  deleted, mostly-dead ones compacted.
 - ``index.json``: per file only what every run needs — its fingerprint (size, mtime,
   inode), where parsing stopped (byte offset after the last complete line, next line
-  number, the adapter's resume state), its record counts, where its segment and bulk
-  are, and the ids dropped as copies of a call kept in another file; per pack its size
-  (a torn write is detected); and the source's merged state (see ``MergedState``).
+  number, the adapter's resume state), its record counts, where its day segments
+  (``segs``: day -> [pack, offset, length, events]) and bulk are, and the ids dropped
+  as copies of a call kept in another file; per pack its size (a torn write is
+  detected); and the source's merged state (see ``MergedState``).
 
 So a run loads the per-file metadata and the merged state, and the bulk of just the
-files that changed: its cost follows the change, not the history, except for rewriting
-the events file. A file that grew is read from its stored offset (append-only logs); a
+files that changed: its cost follows the change, not the history. The days a file holds
+are in the index, so normalize rewrites only the day files of ``events/<source>/`` that
+a change can reach. A file that grew is read from its stored offset (append-only logs); a
 file that shrank, was replaced (other inode) or whose head changed is re-read whole; an
 unchanged file is not opened. A file the tool deleted keeps its entry (``deleted``):
 history is never lost by log cleanup, only by ``forget``. An index written by another
@@ -38,7 +42,7 @@ from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, s
 from scripts.core.rollup import N_KEY, Rollup
 from scripts.shared_io import AtomicFile
 
-CACHE_VERSION = 5  # 5: claude model names with dotted versions canonicalized
+CACHE_VERSION = 6  # 6: per-day segments (events/<source>/<day>.jsonl); 5: claude dotted model names
 # A file modified this recently may change again within the same mtime tick; its
 # content hash is kept so the next run can tell (the "racy clean" problem).
 RACY_NS = 2_000_000_000
@@ -64,7 +68,8 @@ class FileResult:
     n: int  # events kept in the file
     hashes: bytes  # array('Q') of its event ids' hashes, in event order
     rollup: list
-    seg: list = field(default_factory=list)  # [pack, offset, length]
+    segs: dict = field(default_factory=dict)  # day -> [pack, offset, length, n]
+    days_changed: list = field(default_factory=list)  # days whose events this parse changed
     bulk: list = field(default_factory=list)  # [pack, offset, length]
     bad: list = field(default_factory=list)  # (path, line, reason) to print
 
@@ -117,22 +122,43 @@ def unpack_ids(packed) -> list[str]:
     return packed.split("\n") if packed else []
 
 
-def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, bytes, bytes]:
-    """Parse one file; return its metadata, its events' JSONL segment and its bulk line.
+def event_day(ev: dict) -> str:
+    """The UTC day (``YYYY-MM-DD``) an event is filed under: its canonical timestamp's date,
+    whatever TIMEZONE the reports use."""
+    return ev["timestamp"][:10]
 
-    ``task`` is plain data: ``(path, mode, start_offset, next_lineno, state, prior_seg,
-    prior_counts, device)`` where ``prior_seg`` is the segment of the events already
-    parsed from this file (resumed files only)."""
-    path, mode, start, next_lineno, state, prior_seg, prior_counts, device = task
+
+def _read_prior(pack_dir: str, prior: dict) -> tuple[list[dict], dict[str, dict]]:
+    """A resumed file's events from its day segments, in first-appearance order (the
+    order of the ids in its bulk line), and by id."""
+    by_id: dict[str, dict] = {}
+    for ref in prior["segs"].values():
+        for line in read_range(os.path.join(pack_dir, ref[0]), ref[1], ref[2]).splitlines():
+            ev = orjson.loads(line)
+            by_id[ev["id"]] = ev
+    bulk = prior["bulk"]
+    ids = unpack_ids(orjson.loads(read_range(os.path.join(pack_dir, bulk[0]), bulk[1], bulk[2]))["ids"])
+    return [by_id[i] for i in ids], by_id
+
+
+def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dict[str, tuple[bytes, int]], bytes]:
+    """Parse one file; return its metadata, the JSONL segments of the days to (re)write
+    (day -> (bytes, events)) and its bulk line.
+
+    ``task`` is plain data: ``(path, mode, start_offset, next_lineno, state, prior,
+    prior_counts, device)`` where ``prior`` is ``{"segs": ..., "bulk": ...}`` of the
+    events already parsed from this file (resumed files only). A resumed file rewrites
+    only the days its new records touched; ``result.segs`` keeps the others' old ranges."""
+    path, mode, start, next_lineno, state, prior, prior_counts, device = task
     from scripts import adapters
 
     adapter = adapters.load(source)
     st = os.stat(path)
     bad: list = []
-    prior_events = []
-    if prior_seg:
-        data = read_range(os.path.join(pack_dir, prior_seg[0]), prior_seg[1], prior_seg[2])
-        prior_events = [orjson.loads(line) for line in data.splitlines()]
+    prior_events: list = []
+    prior_by_id: dict = {}
+    if prior:
+        prior_events, prior_by_id = _read_prior(pack_dir, prior)
     sink = FileSink(path, prior_events, on_bad=lambda p, where, reason: bad.append((p, where, reason)))
     ctx = ParseContext(path=path, device=device, state=dict(state or {}), mtime_ms=st.st_mtime_ns // 1_000_000)
     if adapter.resumable:
@@ -159,14 +185,36 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, byt
     events = list(sink.events.values())
     roll = Rollup()
     add = roll.add_event
-    dumps = orjson.dumps
-    parts = []
     ids = []
+    by_day: dict[str, list] = {}
     for ev in events:
         add(ev)
-        parts.append(dumps(ev, option=_DUMPS_OPT))
         ids.append(ev["id"])
-    segment = b"\n".join(parts) + b"\n" if parts else b""
+        day = ev["timestamp"][:10]
+        lst = by_day.get(day)
+        if lst is None:
+            by_day[day] = [ev]
+        else:
+            lst.append(ev)
+    if prior:
+        # the days an added or replaced event is on (and a replaced one was on)
+        changed = set()
+        for event_id, ev in sink.events.items():
+            before = prior_by_id.get(event_id)
+            if before is not ev:
+                changed.add(ev["timestamp"][:10])
+                if before is not None:
+                    changed.add(before["timestamp"][:10])
+        kept_segs = {d: list(ref) for d, ref in prior["segs"].items() if d not in changed and d in by_day}
+    else:
+        changed = set(by_day)
+        kept_segs = {}
+    dumps = orjson.dumps
+    segments = {}
+    for day in sorted(changed):
+        evs = by_day.get(day)
+        if evs:
+            segments[day] = (b"\n".join([dumps(ev, option=_DUMPS_OPT) for ev in evs]) + b"\n", len(evs))
     rollup = roll.rows()
     bulk = orjson.dumps(
         {
@@ -196,9 +244,11 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, byt
         n=len(events),
         hashes=array("Q", map(id_hash, ids)).tobytes(),
         rollup=rollup,
+        segs=kept_segs,
+        days_changed=sorted(changed),
         bad=bad,
     )
-    return result, segment, bulk
+    return result, segments, bulk
 
 
 def parse_shard(job: tuple) -> list[FileResult]:
@@ -208,10 +258,12 @@ def parse_shard(job: tuple) -> list[FileResult]:
     with open(os.path.join(pack_dir, pack_name), "wb") as pack:
         offset = 0
         for task in tasks:
-            res, segment, bulk = parse_file(source, task, pack_dir)
-            pack.write(segment)
-            res.seg = [pack_name, offset, len(segment)]
-            offset += len(segment)
+            res, segments, bulk = parse_file(source, task, pack_dir)
+            for day, (segment, n) in segments.items():
+                pack.write(segment)
+                res.segs[day] = [pack_name, offset, len(segment), n]
+                offset += len(segment)
+            res.segs = dict(sorted(res.segs.items()))
             pack.write(bulk)
             res.bulk = [pack_name, offset, len(bulk)]
             offset += len(bulk)
@@ -416,7 +468,7 @@ class EventCache:
 
         ``current`` maps path -> (size, mtime_ns, ino, side) for the files that exist now.
         Returns ``(tasks, stats)``; a task is ``(path, mode, start, next_lineno, state,
-        prior_seg, prior_counts)``."""
+        prior, prior_counts)``."""
         tasks = []
         stats = {"hit": 0, "miss": 0, "resumed": 0, "invalidate": 0, "deleted": 0}
         for path, (size, mtime_ns, ino, side) in sorted(current.items()):
@@ -448,7 +500,7 @@ class EventCache:
                 and _head_unchanged(path, entry)
             )
             if grew:
-                tasks.append((path, "resumed", entry["end_offset"], entry["next_lineno"], entry["state"], entry["seg"], entry["counts"]))
+                tasks.append((path, "resumed", entry["end_offset"], entry["next_lineno"], entry["state"], {"segs": entry["segs"], "bulk": entry["bulk"]}, entry["counts"]))
                 stats["resumed"] += 1
             else:
                 tasks.append((path, "reread", 0, 1, {}, None, None))
@@ -472,15 +524,16 @@ class EventCache:
         return orjson.loads(read_range(self.pack_path(pack), offset, length))
 
     def read_events(self, entry: dict) -> list[dict]:
-        pack, offset, length = entry["seg"]
-        if not length:
-            return []
-        return [orjson.loads(line) for line in read_range(self.pack_path(pack), offset, length).splitlines()]
+        """A file's events, day by day."""
+        out = []
+        for pack, offset, length, _n in entry["segs"].values():
+            out += [orjson.loads(line) for line in read_range(self.pack_path(pack), offset, length).splitlines()]
+        return out
 
     # -- applying results ---------------------------------------------------------
     def store(self, res: FileResult, side: str = "") -> dict | None:
         """Record a parsed file; return its previous entry (None if it is new)."""
-        for pack in (res.seg[0], res.bulk[0]):
+        for pack in {ref[0] for ref in res.segs.values()} | {res.bulk[0]}:
             if pack not in self.packs:
                 self.packs[pack] = _size(self.pack_path(pack))
         old = self.files.get(res.path)
@@ -503,7 +556,7 @@ class EventCache:
             "counts": res.counts,
             "versions": res.versions,
             "n": res.n,
-            "seg": res.seg,
+            "segs": res.segs,
             "bulk": res.bulk,
         }
         if old is not None and old.get("dropped"):
@@ -519,11 +572,11 @@ class EventCache:
     def collect(self) -> bool:
         """Drop packs nothing refers to; compact when dead bytes outweigh live ones.
 
-        Compaction rewrites every live segment, in path order, then every bulk line, into
-        one new pack (which also makes assembling the events artifact one sequential copy)."""
+        Compaction rewrites every live segment, by day then path, then every bulk line,
+        into one new pack (which also makes assembling a day's file one sequential copy)."""
         live: dict[str, int] = {}
         for e in self.files.values():
-            for ref in (e["seg"], e["bulk"]):
+            for ref in (*e["segs"].values(), e["bulk"]):
                 live[ref[0]] = live.get(ref[0], 0) + ref[2]
         for name in list(self.packs):
             if name not in live:
@@ -533,12 +586,16 @@ class EventCache:
             return False
         name = self.new_pack_name()
         with open(self.pack_path(name), "wb") as dst:
-            for key in ("seg", "bulk"):
-                for path in sorted(self.files):
-                    e = self.files[path]
-                    data = read_range(self.pack_path(e[key][0]), e[key][1], e[key][2])
-                    e[key] = [name, dst.tell(), len(data)]
-                    dst.write(data)
+            for day, path in sorted((d, p) for p, e in self.files.items() for d in e["segs"]):
+                ref = self.files[path]["segs"][day]
+                data = read_range(self.pack_path(ref[0]), ref[1], ref[2])
+                ref[:3] = [name, dst.tell(), len(data)]
+                dst.write(data)
+            for path in sorted(self.files):
+                e = self.files[path]
+                data = read_range(self.pack_path(e["bulk"][0]), e["bulk"][1], e["bulk"][2])
+                e["bulk"] = [name, dst.tell(), len(data)]
+                dst.write(data)
         self.packs = {name: _size(self.pack_path(name))}
         return True
 

@@ -11,7 +11,8 @@ SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pat
 
 # Which schema each bundle path follows (first match wins); paths are relative to the bundle.
 BUNDLE_SCHEMAS = [
-    ("events/*.jsonl", "event.v1.schema.json"),
+    ("events/*/*.jsonl", "event.v1.schema.json"),  # events/<source>/<YYYY-MM-DD>.jsonl
+    ("events/*.jsonl", "event.v1.schema.json"),  # the older single file per source
     ("rollups/*.json", "rollup.v1.schema.json"),
     ("stamps/*.fp", "stamp.v1.schema.json"),
     ("runs/*.json", "run-summary.v1.schema.json"),

@@ -316,9 +316,9 @@ def _check_index(directory: Path, doc: dict) -> list[str]:
         elif p.stat().st_size != size:
             out.append(f"pack {name} has {p.stat().st_size} bytes, the index says {size}")
     for path, e in doc.get("files", {}).items():
-        seg = e.get("seg")
-        if seg and seg[0] in doc.get("packs", {}) and seg[1] + seg[2] > doc["packs"][seg[0]]:
-            out.append(f"{path}: segment beyond its pack")
+        for day, seg in e.get("segs", {}).items():
+            if seg[0] in doc.get("packs", {}) and seg[1] + seg[2] > doc["packs"][seg[0]]:
+                out.append(f"{path}: segment of {day} beyond its pack")
     return out
 
 

@@ -14,6 +14,8 @@ import random
 import threading
 import time
 
+from conftest import event_bytes
+
 from .harness import LONG, diff_results, figure, make, results
 
 
@@ -101,7 +103,7 @@ def test_logs_growing_during_runs_lose_and_double_nothing(tree, tmp_path):
     assert not diff_results(results(art), results(fresh)), "appended-while-read differs from a fresh build"
     truth = json.loads((tree.logs / "expected.json").read_text())["bySource"]
     for source in ("claude", "codex"):
-        evs = [json.loads(line) for line in (art / "events" / f"{source}.jsonl").read_bytes().splitlines()]
+        evs = [json.loads(line) for line in event_bytes(art, source).splitlines()]
         assert len(evs) == truth[source]["events"]
         assert sum(e["usage"]["input_tokens"] for e in evs) == truth[source]["inputTokens"]
         assert sum(e["usage"]["output_tokens"] for e in evs) == truth[source]["outputTokens"]

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from conftest import event_bytes
+
 from .harness import LONG, check_bundle, figure, make
 
 HOLDER = r"""
@@ -79,7 +81,7 @@ def _env(tree, tmp_path, db):
 
 
 def _cursor_ids(art):
-    return [json.loads(line)["id"] for line in (art / "events" / "cursor.jsonl").read_bytes().splitlines()]
+    return [json.loads(line)["id"] for line in event_bytes(art, "cursor").splitlines()]
 
 
 CASES = [

@@ -61,7 +61,7 @@ def _token_values(obj, key=None, under_tokens=False):
 def test_tokens_are_integers_end_to_end(bundle):
     art, _book, tz = bundle
     seen = 0
-    for p in sorted((art / "events").glob("*.jsonl")):
+    for p in sorted((art / "events").glob("*/*.jsonl")):
         for line in p.read_bytes().splitlines():
             ev = json.loads(line)
             assert all(_is_int(ev["usage"][k]) for k in USAGE_KEYS) and _is_int(ev["total_tokens"]), ev

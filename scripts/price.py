@@ -294,7 +294,7 @@ def check(pricing, allow_unpriced, month, timezone, events, artifacts, strict, o
 
     \b
         price check --month 2026-08
-        price check --events artifacts/events/cursor.jsonl --allow-unpriced
+        cat artifacts/events/cursor/*.jsonl | price check --events - --allow-unpriced
     """
     from scripts.core import pricing_ops
 

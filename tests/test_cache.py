@@ -58,6 +58,11 @@ def test_incremental_rounds_equal_a_forced_rebuild(sample_logs, tmp_path):
         assert a[name] == b[name], f"{name} differs between incremental and FORCE=1"
     expected = load_json(logs / "expected.json")
     assert summary["totals"]["events"] == expected["totals"]["events"]
+    # the run summary's counts too (a resumed file adds its new lines to its earlier ones)
+    forced = load_json(fresh / "runs" / "latest.json")
+    for source, counts in forced["sources"].items():
+        for key in ("records", "events", "duplicates", "not_a_call", "rejected", "source_versions"):
+            assert summary["sources"][source][key] == counts[key], f"{source}.{key} differs from FORCE=1"
 
 
 def test_metrics_miss_then_hit_then_invalidate_on_pricing_change(sample_logs, tmp_path):

@@ -128,17 +128,14 @@ def event_day(ev: dict) -> str:
     return ev["timestamp"][:10]
 
 
-def _read_prior(pack_dir: str, prior: dict) -> tuple[list[dict], dict[str, dict]]:
-    """A resumed file's events from its day segments, in first-appearance order (the
-    order of the ids in its bulk line), and by id."""
+def _read_prior(pack_dir: str, prior: dict, ids: list[str]) -> dict[str, dict]:
+    """A resumed file's earlier events, by id (``ids``: their first-appearance order)."""
     by_id: dict[str, dict] = {}
     for ref in prior["segs"].values():
         for line in read_range(os.path.join(pack_dir, ref[0]), ref[1], ref[2]).splitlines():
             ev = orjson.loads(line)
             by_id[ev["id"]] = ev
-    bulk = prior["bulk"]
-    ids = unpack_ids(orjson.loads(read_range(os.path.join(pack_dir, bulk[0]), bulk[1], bulk[2]))["ids"])
-    return [by_id[i] for i in ids], by_id
+    return {i: by_id[i] for i in ids}
 
 
 def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dict[str, tuple[bytes, int]], bytes]:
@@ -148,18 +145,23 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dic
     ``task`` is plain data: ``(path, mode, start_offset, next_lineno, state, prior,
     prior_counts, device)`` where ``prior`` is ``{"segs": ..., "bulk": ...}`` of the
     events already parsed from this file (resumed files only). A resumed file rewrites
-    only the days its new records touched; ``result.segs`` keeps the others' old ranges."""
+    only the days its new records touched; ``result.segs`` keeps the others' old ranges.
+
+    A resumed file's earlier events are not read back: the sink is seeded with their ids
+    and totals (from the bulk line), which is all deduplication needs. Only when a new
+    line replaces an earlier call with a larger copy are the earlier events loaded."""
     path, mode, start, next_lineno, state, prior, prior_counts, device = task
     from scripts import adapters
 
     adapter = adapters.load(source)
     st = os.stat(path)
     bad: list = []
-    prior_events: list = []
-    prior_by_id: dict = {}
+    prior_bulk = None
+    seeds: list[dict] = []
     if prior:
-        prior_events, prior_by_id = _read_prior(pack_dir, prior)
-    sink = FileSink(path, prior_events, on_bad=lambda p, where, reason: bad.append((p, where, reason)))
+        prior_bulk = orjson.loads(read_range(os.path.join(pack_dir, prior["bulk"][0]), prior["bulk"][1], prior["bulk"][2]))
+        seeds = [{"id": i, "total_tokens": t} for i, t in zip(unpack_ids(prior_bulk["ids"]), prior_bulk["totals"])]
+    sink = FileSink(path, seeds, on_bad=lambda p, where, reason: bad.append((p, where, reason)))
     ctx = ParseContext(path=path, device=device, state=dict(state or {}), mtime_ms=st.st_mtime_ns // 1_000_000)
     if adapter.resumable:
         with open(path, "rb") as fh:
@@ -182,48 +184,59 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dic
                 adapter.parse_content(ctx, fh.read(), sink)
         end_offset = size_seen = st.st_size
         head = ""
-    events = list(sink.events.values())
+    kept = sink.events
     roll = Rollup()
-    add = roll.add_event
-    ids = []
-    by_day: dict[str, list] = {}
-    for ev in events:
-        add(ev)
-        ids.append(ev["id"])
-        day = ev["timestamp"][:10]
-        lst = by_day.get(day)
-        if lst is None:
-            by_day[day] = [ev]
-        else:
-            lst.append(ev)
-    if prior:
-        # the days an added or replaced event is on (and a replaced one was on)
-        changed = set()
-        for event_id, ev in sink.events.items():
-            before = prior_by_id.get(event_id)
-            if before is not ev:
-                changed.add(ev["timestamp"][:10])
-                if before is not None:
-                    changed.add(before["timestamp"][:10])
-        kept_segs = {d: list(ref) for d, ref in prior["segs"].items() if d not in changed and d in by_day}
-    else:
-        changed = set(by_day)
-        kept_segs = {}
     dumps = orjson.dumps
     segments = {}
-    for day in sorted(changed):
-        evs = by_day.get(day)
-        if evs:
-            segments[day] = (b"\n".join([dumps(ev, option=_DUMPS_OPT) for ev in evs]) + b"\n", len(evs))
+    if prior and all(kept[seed["id"]] is seed for seed in seeds):
+        # only appended calls: earlier days stay as they are, a day with new calls is its
+        # old segment (first-appearance order) followed by the new ones
+        events = list(kept.values())[len(seeds):]
+        roll.add_rows(prior_bulk["rollup"])
+        by_day = _by_day(events, roll)
+        ids = unpack_ids(prior_bulk["ids"]) + [ev["id"] for ev in events]
+        lines = prior_bulk["lines"] + [ev.get("source_line") or 0 for ev in events]
+        totals = prior_bulk["totals"] + [ev["total_tokens"] for ev in events]
+        changed = set(by_day)
+        kept_segs = {d: list(ref) for d, ref in prior["segs"].items() if d not in changed}
+        for day in sorted(changed):
+            evs = by_day[day]
+            ref = prior["segs"].get(day)
+            before = read_range(os.path.join(pack_dir, ref[0]), ref[1], ref[2]) if ref else b""
+            segments[day] = (before + b"\n".join([dumps(ev, option=_DUMPS_OPT) for ev in evs]) + b"\n", (ref[3] if ref else 0) + len(evs))
+        n_events = len(ids)
+    else:
+        prior_by_id: dict = {}
+        if prior:
+            # a call read before was replaced by a larger copy: bring the earlier events in
+            prior_by_id = _read_prior(pack_dir, prior, [seed["id"] for seed in seeds])
+            placeholders = {id(seed) for seed in seeds}
+            kept = {i: (prior_by_id[i] if id(ev) in placeholders else ev) for i, ev in kept.items()}
+        events = list(kept.values())
+        by_day = _by_day(events, roll)
+        ids = [ev["id"] for ev in events]
+        lines = [ev.get("source_line") or 0 for ev in events]
+        totals = [ev["total_tokens"] for ev in events]
+        if prior:
+            # the days an added or replaced event is on (and a replaced one was on)
+            changed = set()
+            for event_id, ev in kept.items():
+                before_ev = prior_by_id.get(event_id)
+                if before_ev is not ev:
+                    changed.add(ev["timestamp"][:10])
+                    if before_ev is not None:
+                        changed.add(before_ev["timestamp"][:10])
+            kept_segs = {d: list(ref) for d, ref in prior["segs"].items() if d not in changed and d in by_day}
+        else:
+            changed = set(by_day)
+            kept_segs = {}
+        for day in sorted(changed):
+            evs = by_day.get(day)
+            if evs:
+                segments[day] = (b"\n".join([dumps(ev, option=_DUMPS_OPT) for ev in evs]) + b"\n", len(evs))
+        n_events = len(events)
     rollup = roll.rows()
-    bulk = orjson.dumps(
-        {
-            "ids": pack_ids(ids),
-            "lines": [ev.get("source_line") or 0 for ev in events],
-            "rollup": rollup,
-            "totals": [ev["total_tokens"] for ev in events],
-        }
-    ) + b"\n"
+    bulk = orjson.dumps({"ids": pack_ids(ids), "lines": lines, "rollup": rollup, "totals": totals}) + b"\n"
     racy = None
     if time.time_ns() - st.st_mtime_ns < RACY_NS:
         with open(path, "rb") as fh:
@@ -241,7 +254,7 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dic
         state=ctx.state,
         counts=_add_counts(prior_counts or {}, sink.counts()),
         versions=sink.versions,
-        n=len(events),
+        n=n_events,
         hashes=array("Q", map(id_hash, ids)).tobytes(),
         rollup=rollup,
         segs=kept_segs,
@@ -249,6 +262,21 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dic
         bad=bad,
     )
     return result, segments, bulk
+
+
+def _by_day(events: list[dict], roll: Rollup) -> dict[str, list]:
+    """The events by UTC day (first-appearance order within a day), added to ``roll``."""
+    add = roll.add_event
+    by_day: dict[str, list] = {}
+    for ev in events:
+        add(ev)
+        day = ev["timestamp"][:10]
+        lst = by_day.get(day)
+        if lst is None:
+            by_day[day] = [ev]
+        else:
+            lst.append(ev)
+    return by_day
 
 
 def parse_shard(job: tuple) -> list[FileResult]:
@@ -542,6 +570,13 @@ class EventCache:
         else:
             fno = self.next_fno
             self.next_fno += 1
+        versions = res.versions
+        if res.mode == "resumed" and old is not None:
+            # a resumed parse saw only the new lines: the earlier lines' versions still count
+            versions = dict(old.get("versions", {}))
+            for v, n in res.versions.items():
+                versions[v] = versions.get(v, 0) + n
+            versions = dict(sorted(versions.items()))
         self.files[res.path] = {
             "fno": fno,
             "size": res.size,
@@ -554,7 +589,7 @@ class EventCache:
             "racy_hash": res.racy_hash,
             "state": res.state,
             "counts": res.counts,
-            "versions": res.versions,
+            "versions": versions,
             "n": res.n,
             "segs": res.segs,
             "bulk": res.bulk,

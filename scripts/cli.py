@@ -6,6 +6,7 @@ click's exit 2); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 
@@ -22,6 +23,12 @@ def stage_command(name: str | None = None, **kwargs):
     def decorate(func):
         @functools.wraps(func)
         def wrapper(*args, debug: bool = False, **kw):
+            # The cyclic garbage collector is off while a stage runs: a stage is a short
+            # batch that builds millions of objects and few cycles, and the collector's
+            # passes over them cost more than the cycles hold (normalize of a 1% append to
+            # 200k calls: 170 -> 130 ms). Reference counting still frees everything else.
+            collecting = gc.isenabled()
+            gc.disable()
             try:
                 return func(*args, **kw)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -41,6 +48,9 @@ def stage_command(name: str | None = None, **kwargs):
                 if debug:
                     raise
                 raise click.ClickException(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)") from None
+            finally:
+                if collecting:
+                    gc.enable()
 
         wrapper = click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one-line errors.")(wrapper)
         return click.command(name, context_settings=CONTEXT_SETTINGS, **kwargs)(wrapper)

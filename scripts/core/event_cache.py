@@ -384,9 +384,9 @@ class MergedState:
         self.hashes = HashIndex()
         self.dup_holders: dict[str, list[int]] = {}
 
-    def to_doc(self) -> dict:
+    def to_doc(self, sorted_rows: list[list] | None = None) -> dict:
         return {
-            "rows": [list(k) + v for k, v in sorted(self.rows.items(), key=_row_sort_key)],
+            "rows": self.sorted_rows() if sorted_rows is None else sorted_rows,
             "session_files": {s: sorted(f) for s, f in sorted(self.session_files.items())},
             "hashes": self.hashes.to_doc(),
             "dup_holders": {i: sorted(f) for i, f in sorted(self.dup_holders.items())},
@@ -461,7 +461,8 @@ class EventCache:
             self.next_pack = int(doc.get("next_pack", 0)) if isinstance(doc, dict) and isinstance(doc.get("next_pack"), int) else 0
         self._remove_unreferenced()
 
-    def save(self) -> None:
+    def save(self, sorted_rows: list[list] | None = None) -> None:
+        """Write the index; ``sorted_rows``: the merged rows already sorted for the rollup."""
         os.makedirs(self.dir, exist_ok=True)
         doc = {
             "cache_version": CACHE_VERSION,
@@ -472,7 +473,7 @@ class EventCache:
             "next_fno": self.next_fno,
             "packs": dict(sorted(self.packs.items())),
             "files": dict(sorted(self.files.items())),
-            "merged": self.merged.to_doc(),
+            "merged": self.merged.to_doc(sorted_rows),
         }
         with AtomicFile(self.index_path) as fh:
             fh.write(orjson.dumps(doc))

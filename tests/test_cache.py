@@ -214,3 +214,60 @@ def test_an_upgrade_of_the_code_reruns_every_stage_once(sample_logs, tmp_path):
         assert ran == {"cache_check"}
     finally:
         os.utime(marker, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+CLAUDE_FIXTURE = ROOT / "fixtures" / "claude" / "projects" / "-home-dev-projects-billing-api" / "5b0c9f7e-1d2a-4c3b-9e8f-0a1b2c3d4e5f.jsonl"
+
+
+def _parse_into(cache, path):
+    from scripts.core.event_cache import parse_shard
+
+    st = os.stat(path)
+    tasks, stats = cache.plan({str(path): (st.st_size, st.st_mtime_ns, st.st_ino, "")}, True, False)
+    for res in parse_shard(("claude", cache.dir, cache.new_pack_name(), [t + ("",) for t in tasks])):
+        cache.store(res)
+    return st, stats
+
+
+@pytest.mark.parametrize("coarse", [False, True], ids=["sub-second mtime", "whole-second mtime"])
+def test_a_log_rewritten_within_its_mtime_tick_is_read_again(tmp_path, coarse):
+    """The racy-clean case: a log rewritten in place, same size, same mtime, right after a
+    run read it. Its content hash (kept because the mtime was that recent) tells."""
+    import time
+
+    from scripts.adapters import claude
+    from scripts.core.event_cache import EventCache
+
+    log = tmp_path / "session.jsonl"
+    data = CLAUDE_FIXTURE.read_bytes()
+    log.write_bytes(data)
+    if coarse:  # a file system that keeps whole seconds: the window is seconds wide
+        now = time.time_ns()
+        os.utime(log, ns=(now, now - now % 1_000_000_000))
+    cache = EventCache(str(tmp_path / "cache"), "claude", claude.ADAPTER_VERSION)
+    os.makedirs(cache.dir)
+    st, _ = _parse_into(cache, log)
+    assert cache.files[str(log)]["racy_hash"], "read within its mtime's grain: its hash is kept"
+    changed = data.replace(b'"output_tokens":412', b'"output_tokens":413', 1)
+    assert changed != data and len(changed) == len(data)
+    log.write_bytes(changed)
+    os.utime(log, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _, stats = _parse_into(cache, log)
+    assert stats["hit"] == 0 and stats["invalidate"] == 1, stats
+
+
+def test_a_log_last_written_a_fraction_of_a_second_before_the_run_is_not_hashed(tmp_path):
+    """Sub-second mtimes come from the kernel's clock tick: 200 ms is far past it."""
+    from scripts.adapters import claude
+    from scripts.core.event_cache import EventCache
+
+    log = tmp_path / "session.jsonl"
+    log.write_bytes(CLAUDE_FIXTURE.read_bytes())
+    import time
+
+    old = time.time_ns() - 200_000_123
+    os.utime(log, ns=(old, old))
+    cache = EventCache(str(tmp_path / "cache"), "claude", claude.ADAPTER_VERSION)
+    os.makedirs(cache.dir)
+    _parse_into(cache, log)
+    assert cache.files[str(log)]["racy_hash"] is None

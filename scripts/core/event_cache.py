@@ -45,7 +45,16 @@ from scripts.shared_io import AtomicFile
 CACHE_VERSION = 6  # 6: per-day segments (events/<source>/<day>.jsonl); 5: claude dotted model names
 # A file modified this recently may change again within the same mtime tick; its
 # content hash is kept so the next run can tell (the "racy clean" problem).
+# How recent is too recent depends on the mtime's grain: whole seconds (FAT, HFS+, some
+# network file systems) need seconds; sub-second mtimes come from the kernel's clock tick
+# (at most 10 ms), so a 50 ms window covers them and a just-appended log is not hashed
+# whole on the next run.
 RACY_NS = 2_000_000_000
+RACY_FINE_NS = 50_000_000
+
+
+def racy_window(mtime_ns: int) -> int:
+    return RACY_NS if mtime_ns % 1_000_000_000 == 0 else RACY_FINE_NS
 HEAD_BYTES = 4096
 _DUMPS_OPT = orjson.OPT_SORT_KEYS
 I_SESSION = 4  # rollup key column holding the session id
@@ -238,7 +247,7 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dic
     rollup = roll.rows()
     bulk = orjson.dumps({"ids": pack_ids(ids), "lines": lines, "rollup": rollup, "totals": totals}) + b"\n"
     racy = None
-    if time.time_ns() - st.st_mtime_ns < RACY_NS:
+    if time.time_ns() - st.st_mtime_ns < racy_window(st.st_mtime_ns):
         with open(path, "rb") as fh:
             racy = _hash_bytes(fh.read())
     result = FileResult(
@@ -516,7 +525,7 @@ class EventCache:
                         same = _hash_bytes(fh.read()) == entry["racy_hash"]
                 except OSError:
                     same = False
-                if same and time.time_ns() - mtime_ns >= RACY_NS:
+                if same and time.time_ns() - mtime_ns >= racy_window(mtime_ns):
                     entry["racy_hash"] = None  # verified, and its mtime can no longer lie
             if same:
                 stats["hit"] += 1

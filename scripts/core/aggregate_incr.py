@@ -1,0 +1,386 @@
+"""Incremental ``aggregate``: recompute only the report rows whose rollup rows changed.
+
+The output is the document ``aggregation.aggregate_rollups`` gives, byte for byte (the
+tests compare the two), assembled from *units*: a day, ISO week, month, session or
+project (with its rows, period and period-provider entries) or a 5-hour block (start,
+provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
+
+- ``chunks``: the rollup rows of each UTC day, as JSON bytes. The days whose rows differ
+  from the last run give the changed rows (added or removed), hence the dirty local days,
+  weeks, months and sessions, and per provider the earliest changed slot.
+- ``days``: per local day, its row accumulators per (provider, model) and per (project,
+  provider, model) and its subscription basis: weeks, months, projects, the whole-range
+  tables and the allocation basis are regrouped from these (hundreds of entries, not
+  thousands of rollup rows).
+- ``blocks``: per provider, each block's first slot and start. Block assignment is
+  sequential, so blocks are recomputed from the block holding the last unchanged slot
+  before the earliest change; the ones before it keep their rows.
+- ``index``: per report kind and unit, the byte ranges of its rows, periods and
+  period-provider entries in the previous ``aggregates.json`` (whose inode, size and
+  mtime the state records): an unchanged unit is copied from there.
+
+Anything unexpected (no state, another version, other parameters, an output that is not
+the recorded one, more than a quarter of the days changed) recomputes every unit: the
+same code path with everything dirty.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import orjson
+
+from scripts.core import view_cache
+from scripts.core.aggregation import (
+    AGGREGATES_SCHEMA_VERSION,
+    DAY_MS,
+    REPORT_KINDS,
+    _MONTH,
+    _SESS,
+    SlotCalendar,
+    _block_table,
+    _fold,
+    _group,
+    _start,
+    _table,
+    _whole_range,
+    assign_blocks,
+    day_rows_of,
+    fold_rows,
+    iso_ms,
+    project_rows_of,
+    session_project_field,
+    session_rows_of,
+)
+
+STATE = "state.bin"
+_OPT = orjson.OPT_SORT_KEYS
+# more than this share of the days changed: recompute everything (cheaper than the bookkeeping)
+FULL_SHARE = 0.25
+
+
+def _dumps(obj) -> bytes:
+    return orjson.dumps(obj, option=_OPT)
+
+
+class Stats:
+    def __init__(self):
+        self.state = "none"  # used | bypassed | missing | corrupt | version | params | output | large
+        self.reused = 0
+        self.recomputed = 0
+
+    def as_dict(self) -> dict:
+        return {"state": self.state, "rows_reused": self.reused, "rows_recomputed": self.recomputed}
+
+
+def _units(table: dict, by_provider: bool = False) -> dict:
+    """``unit -> [rows bytes, periods bytes, period_providers bytes, row count]`` of a table."""
+    out: dict = {}
+
+    def add(entries, slot):
+        cur_key = None
+        cur: list = []
+        for e in entries:
+            k = (e["period"], e["provider"]) if by_provider else e["period"]
+            if k != cur_key:
+                if cur:
+                    out.setdefault(cur_key, [b"", b"", b"", 0])[slot] = b",".join(cur)
+                cur_key, cur = k, []
+            cur.append(_dumps(e))
+            if slot == 0:
+                out.setdefault(k, [b"", b"", b"", 0])[3] += 1
+        if cur:
+            out.setdefault(cur_key, [b"", b"", b"", 0])[slot] = b",".join(cur)
+
+    add(table["rows"], 0)
+    add(table["periods"], 1)
+    add(table["period_providers"], 2)
+    return out
+
+
+def _merge_groups(parts) -> dict:
+    """Group accumulators (with sessions and month_tokens) of several days by key."""
+    out: dict = {}
+    for part in parts:
+        for key, b in part.items():
+            a = out.get(key)
+            if a is None:
+                out[key] = _start(b, set(b[_SESS]), dict(b[_MONTH]))
+                continue
+            _fold(a, b)
+            a[_SESS] |= b[_SESS]
+            mt = a[_MONTH]
+            for m, n in b[_MONTH].items():
+                mt[m] = mt.get(m, 0) + n
+    return out
+
+
+def _basis_of(rows, of_slot) -> dict:
+    """Tokens per local day and provider, every row (filters never apply to the basis)."""
+    out: dict = {}
+    for r in rows:
+        day = of_slot(r[0])[0]
+        d = out.get(day)
+        if d is None:
+            d = out[day] = {}
+        d[r[1]] = d.get(r[1], 0) + r[10] + r[11] + r[12] + r[13] + r[14] + r[15]
+    return out
+
+
+def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, force: bool = False):
+    """Write the aggregates document for ``rows`` to ``output``; return Stats."""
+    stats = Stats()
+    cal = SlotCalendar(zone_name)
+    of_slot = cal.of_slot
+    identity = {
+        "stage": "aggregate",
+        "code": view_cache.code_hash("scripts.core.aggregation", "scripts.core.aggregate_incr", "scripts.core.view_cache"),
+        "timezone": zone_name,
+        "filters": filters.as_dict(),
+        "output": os.path.abspath(output),
+    }
+    state_path = os.path.join(cache_dir, STATE)
+    state = None
+    if force:
+        stats.state = "bypassed"
+    else:
+        state, why = view_cache.load(state_path, identity)
+        stats.state = why or "used"
+    old_data = None
+    if state is not None:
+        old_data = view_cache.read_previous(output, state["output"])
+        if old_data is None:
+            state, stats.state = None, "output"
+
+    # the rollup rows per UTC day, and their bytes (what tells a changed day)
+    chunks: dict[int, list] = {}
+    for r in rows:
+        d = r[0] // DAY_MS
+        lst = chunks.get(d)
+        if lst is None:
+            chunks[d] = [r]
+        else:
+            lst.append(r)
+    chunk_bytes = {d: _dumps(lst) for d, lst in chunks.items()}
+
+    full = state is None
+    changed_rows: list = []
+    if not full:
+        old_chunks = state["chunks"]
+        changed = [d for d in chunk_bytes.keys() | old_chunks.keys() if chunk_bytes.get(d) != old_chunks.get(d)]
+        if len(changed) > max(4, FULL_SHARE * len(chunk_bytes)):
+            full, stats.state = True, "large"
+        else:
+            for d in changed:
+                new = {tuple(r) for r in chunks.get(d, ())}
+                old = {tuple(r) for r in orjson.loads(old_chunks[d])} if d in old_chunks else set()
+                changed_rows += new ^ old
+            changed_chunks = changed
+
+    # ------------------------------------------------------------ what is dirty
+    if full:
+        days_state: dict = {}
+        index: dict = {}
+        blocks_state: dict = {}
+        day_rows_in = rows
+        dirty_days = None  # all
+    else:
+        days_state = state["days"]
+        index = state["index"]
+        blocks_state = state["blocks"]
+        dirty_days = set()
+        dirty_sessions = set()
+        first_change: dict[str, int] = {}
+        for r in changed_rows:
+            dirty_days.add(of_slot(r[0])[0])
+            dirty_sessions.add(r[4])
+            p = r[1]
+            if r[0] < first_change.get(p, 1 << 62):
+                first_change[p] = r[0]
+        near = set()
+        for d in changed_chunks:
+            near.update((d - 1, d, d + 1))
+        day_rows_in = [r for d in sorted(near) for r in chunks.get(d, ()) if of_slot(r[0])[0] in dirty_days]
+
+    # ------------------------------------------------------------ days
+    keeps_all = dirty_days is None
+    fine, slot_rows = fold_rows(day_rows_in, of_slot, filters, keeps_all)
+    fine_by_day: dict[str, dict] = {}
+    for k, a in fine.items():
+        fine_by_day.setdefault(k[0], {})[k] = a
+    basis_by_day = _basis_of(day_rows_in, of_slot)
+    new_days = set(fine_by_day) | set(basis_by_day)
+    for day in (dirty_days if dirty_days is not None else new_days) | new_days:
+        sub = fine_by_day.get(day)
+        if sub is None and day not in basis_by_day:
+            days_state.pop(day, None)
+            continue
+        days_state[day] = [day_rows_of(sub) if sub else {}, project_rows_of(sub) if sub else {}, basis_by_day.get(day, {})]
+    if dirty_days is None:
+        dirty_days = set(days_state)
+    week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state}
+    dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
+    dirty_months = {d[:7] for d in dirty_days}
+
+    all_day_rows: dict = {}
+    for day in sorted(days_state):
+        all_day_rows.update(days_state[day][0])
+    shared = _whole_range(all_day_rows)
+    new_units: dict[str, dict] = {}
+    new_units["daily"] = _units(_table({k: a for d in dirty_days if d in days_state for k, a in days_state[d][0].items()}, {}))
+    new_units["weekly"] = _units(_table(_group((((week_of[k[0]], k[1], k[2]), a) for k, a in all_day_rows.items() if week_of[k[0]] in dirty_weeks), True), {}))
+    new_units["monthly"] = _units(_table(_group((((k[0][:7], k[1], k[2]), a) for k, a in all_day_rows.items() if k[0][:7] in dirty_months), True), {}))
+    new_units["projects"] = _units(_table(_merge_groups(days_state[d][1] for d in sorted(days_state)), {}))
+    allocation: dict[str, dict[str, int]] = {}
+    for day in sorted(days_state):
+        for provider, n in days_state[day][2].items():
+            m = allocation.setdefault(day[:7], {})
+            m[provider] = m.get(provider, 0) + n
+
+    # ------------------------------------------------------------ sessions
+    if state is None:
+        sess_fine = fine  # consumed below; day accumulators were copied out of it already
+        sess_in_all = True
+    else:
+        sess_rows_in = [r for r in rows if r[4] in dirty_sessions]
+        sess_fine = fold_rows(sess_rows_in, of_slot, filters, False)[0]
+        sess_in_all = False
+    sess_units = _session_units(sess_fine)
+    # a session in several tools: every session gets a per-period entry of its own
+    old_multi = set() if state is None else set(state["multi_sessions"])
+    multi_sessions = {k for k, u in sess_units.items() if u[4]}
+    if not sess_in_all:
+        multi_sessions |= old_multi - dirty_sessions
+        if bool(multi_sessions) != bool(old_multi):
+            # the periods list changes form: redo every session
+            sess_units = _session_units(fold_rows(rows, of_slot, filters, False)[0])
+            sess_in_all = True
+            multi_sessions = {k for k, u in sess_units.items() if u[4]}
+    multi = bool(multi_sessions)
+    new_units["sessions"] = {k: [u[0], u[3] if multi else u[2], u[2], u[5]] for k, u in sess_units.items()}
+
+    # ------------------------------------------------------------ blocks
+    new_block_units: dict = {}
+    drop_from: dict[str, str | None] = {}  # provider -> first block start (iso) recomputed; None: all
+    if state is None:
+        block_slots = slot_rows
+        for provider in {k[0] for k in slot_rows}:
+            drop_from[provider] = None
+    else:
+        block_slots = {}
+        for provider, t0 in first_change.items():
+            starts = blocks_state.get(provider) or []
+            from_slot = None
+            for first_slot, start in starts:  # ascending
+                if first_slot < t0:
+                    from_slot, from_start = first_slot, start
+                else:
+                    break
+            drop_from[provider] = None if from_slot is None else iso_ms(from_start)
+            sub = [r for r in rows if r[1] == provider and (from_slot is None or r[0] >= from_slot)]
+            block_slots.update(fold_rows(sub, of_slot, filters, True)[1])
+    if block_slots:
+        new_block_units = _units(_block_table(block_slots, of_slot, {}, None), by_provider=True)
+    spans: dict[str, dict[int, list]] = {}
+    for (provider, slot), rs in block_slots.items():
+        spans.setdefault(provider, {})[slot] = [min(r[8] for r in rs), max(r[9] for r in rs)]
+    for provider, cut in drop_from.items():
+        kept = [] if cut is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) < cut]
+        firsts: dict[int, int] = {}
+        for slot, start in assign_blocks(spans.get(provider, {})).items():
+            if start not in firsts or slot < firsts[start]:
+                firsts[start] = slot
+        blocks_state[provider] = kept + sorted((f, s) for s, f in firsts.items())
+    new_units["blocks"] = new_block_units
+
+    # ------------------------------------------------------------ assemble
+    def stale(kind):
+        """Old units of ``kind`` that are recomputed (or gone)."""
+        if state is None:
+            return lambda k: True
+        if kind == "daily":
+            return lambda k: k in dirty_days
+        if kind == "weekly":
+            return lambda k: k in dirty_weeks
+        if kind == "monthly":
+            return lambda k: k in dirty_months
+        if kind == "projects":
+            return lambda k: True
+        if kind == "sessions":
+            return (lambda k: True) if sess_in_all else (lambda k: k in dirty_sessions)
+        return lambda k: k[1] in drop_from and (drop_from[k[1]] is None or k[0] >= drop_from[k[1]])
+
+    parts: list[bytes] = []
+    pos = 0
+
+    def put(b: bytes) -> int:
+        nonlocal pos
+        parts.append(b)
+        start = pos
+        pos += len(b)
+        return start
+
+    put(b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict())
+        + b',"kind":"aggregates","reports":{')
+    new_index: dict = {}
+    shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
+    shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
+    for n, kind in enumerate(sorted(REPORT_KINDS)):
+        old = index.get(kind, {})
+        is_stale = stale(kind)
+        units = {k: v for k, v in old.items() if not is_stale(k)}
+        fresh = new_units[kind]
+        units.update(fresh)
+        keys = sorted(units)
+        got = {}
+        for k in keys:
+            u = units[k]
+            if k in fresh:
+                got[k] = u
+                stats.recomputed += u[3]
+            else:
+                got[k] = [old_data[u[0]:u[0] + u[1]], old_data[u[2]:u[2] + u[3]], old_data[u[4]:u[4] + u[5]], u[6]]
+                stats.reused += u[6]
+        put((b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":[')
+        spots = {k: [0, 0, 0, 0, 0, 0, got[k][3]] for k in keys}
+        for slot, head in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
+            first = True
+            for k in keys:
+                b = got[k][slot]
+                if not b:
+                    spots[k][2 * slot] = pos
+                    continue
+                if not first:
+                    put(b",")
+                first = False
+                spots[k][2 * slot] = put(b)
+                spots[k][2 * slot + 1] = len(b)
+            if head:
+                put(head)
+        put(shared_tail)
+        new_index[kind] = spots
+    put(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
+
+    from scripts.shared_io import AtomicFile
+
+    with AtomicFile(output) as fh:
+        fh.write(b"".join(parts))
+    if output != "-":
+        view_cache.save(state_path, identity, {
+            "output": view_cache.file_identity(output),
+            "chunks": chunk_bytes,
+            "days": days_state,
+            "blocks": blocks_state,
+            "index": new_index,
+            "multi_sessions": multi_sessions,
+        })
+    return stats
+
+
+def _session_units(fine: dict) -> dict:
+    """``session -> [rows, periods(single form), pps, periods(multi form), multi?, n rows]``."""
+    sess_rows, project_of = session_rows_of(fine)
+    with_project = session_project_field(project_of)
+    table = _table(sess_rows, {}, with_project, with_periods=True, project_of=project_of)
+    units = _units(table)
+    return {k: [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]] for k, u in units.items()}

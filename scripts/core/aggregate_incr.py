@@ -73,24 +73,44 @@ class Stats:
         return {"state": self.state, "rows_reused": self.reused, "rows_recomputed": self.recomputed}
 
 
+_SEP = b'},{"'
+
+
+def entry_bytes(entries: list) -> list[bytes]:
+    """Each entry's compact JSON, from one dump of the list. Entries are objects whose
+    values are scalars, lists and flat objects, so ``},{"`` only occurs between two of
+    them (a ``"`` inside a string is escaped); checked by the count, else one by one."""
+    if not entries:
+        return []
+    whole = _dumps(entries)
+    pieces = whole[3:-2].split(_SEP)
+    if len(pieces) != len(entries):
+        return [_dumps(e) for e in entries]
+    return [b'{"' + p + b"}" for p in pieces]
+
+
 def _units(table: dict, by_provider: bool = False) -> dict:
     """``unit -> [rows bytes, periods bytes, period_providers bytes, row count]`` of a table."""
     out: dict = {}
 
     def add(entries, slot):
+        dumped = entry_bytes(entries)
         cur_key = None
-        cur: list = []
-        for e in entries:
+        start = 0
+        for i, e in enumerate(entries):
             k = (e["period"], e["provider"]) if by_provider else e["period"]
             if k != cur_key:
-                if cur:
-                    out.setdefault(cur_key, [b"", b"", b"", 0])[slot] = b",".join(cur)
-                cur_key, cur = k, []
-            cur.append(_dumps(e))
+                if i:
+                    out.setdefault(cur_key, [b"", b"", b"", 0])[slot] = b",".join(dumped[start:i])
+                cur_key, start = k, i
             if slot == 0:
-                out.setdefault(k, [b"", b"", b"", 0])[3] += 1
-        if cur:
-            out.setdefault(cur_key, [b"", b"", b"", 0])[slot] = b",".join(cur)
+                u = out.get(k)
+                if u is None:
+                    out[k] = [b"", b"", b"", 1]
+                else:
+                    u[3] += 1
+        if entries:
+            out.setdefault(cur_key, [b"", b"", b"", 0])[slot] = b",".join(dumped[start:])
 
     add(table["rows"], 0)
     add(table["periods"], 1)
@@ -169,7 +189,7 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         old_chunks = state["chunks"]
         changed = [d for d in chunk_bytes.keys() | old_chunks.keys() if chunk_bytes.get(d) != old_chunks.get(d)]
         if len(changed) > max(4, FULL_SHARE * len(chunk_bytes)):
-            full, stats.state = True, "large"
+            full, state, stats.state = True, None, "large"
         else:
             for d in changed:
                 new = {tuple(r) for r in chunks.get(d, ())}
@@ -191,12 +211,15 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         dirty_days = set()
         dirty_sessions = set()
         first_change: dict[str, int] = {}
+        last_change: dict[str, int] = {}
         for r in changed_rows:
             dirty_days.add(of_slot(r[0])[0])
             dirty_sessions.add(r[4])
             p = r[1]
             if r[0] < first_change.get(p, 1 << 62):
                 first_change[p] = r[0]
+            if r[0] > last_change.get(p, -1):
+                last_change[p] = r[0]
         near = set()
         for d in changed_chunks:
             near.update((d - 1, d, d + 1))
@@ -208,14 +231,22 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
     fine_by_day: dict[str, dict] = {}
     for k, a in fine.items():
         fine_by_day.setdefault(k[0], {})[k] = a
-    basis_by_day = _basis_of(day_rows_in, of_slot)
-    new_days = set(fine_by_day) | set(basis_by_day)
+    # the subscription basis counts every call, filtered out or not
+    basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
+    new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
     for day in (dirty_days if dirty_days is not None else new_days) | new_days:
         sub = fine_by_day.get(day)
-        if sub is None and day not in basis_by_day:
+        if sub is None and (basis_by_day is None or day not in basis_by_day):
             days_state.pop(day, None)
             continue
-        days_state[day] = [day_rows_of(sub) if sub else {}, project_rows_of(sub) if sub else {}, basis_by_day.get(day, {})]
+        day_rows = day_rows_of(sub) if sub else {}
+        if basis_by_day is None:
+            basis = {}
+            for (_d, provider, _m), a in day_rows.items():
+                basis[provider] = basis.get(provider, 0) + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
+        else:
+            basis = basis_by_day.get(day, {})
+        days_state[day] = [day_rows, project_rows_of(sub) if sub else {}, basis]
     if dirty_days is None:
         dirty_days = set(days_state)
     week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state}
@@ -245,27 +276,31 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         sess_rows_in = [r for r in rows if r[4] in dirty_sessions]
         sess_fine = fold_rows(sess_rows_in, of_slot, filters, False)[0]
         sess_in_all = False
-    sess_units = _session_units(sess_fine)
+    sess_units = _session_units(sess_fine, not sess_in_all)
     # a session in several tools: every session gets a per-period entry of its own
     old_multi = set() if state is None else set(state["multi_sessions"])
     multi_sessions = {k for k, u in sess_units.items() if u[4]}
     if not sess_in_all:
         multi_sessions |= old_multi - dirty_sessions
         if bool(multi_sessions) != bool(old_multi):
-            # the periods list changes form: redo every session
-            sess_units = _session_units(fold_rows(rows, of_slot, filters, False)[0])
-            sess_in_all = True
+            sess_in_all = True  # the periods list changes form: redo every session
+            sess_units = _session_units(fold_rows(rows, of_slot, filters, False)[0], True)
             multi_sessions = {k for k, u in sess_units.items() if u[4]}
+    elif multi_sessions:
+        sess_units = _session_units(fold_rows(rows, of_slot, filters, False)[0], True)
     multi = bool(multi_sessions)
     new_units["sessions"] = {k: [u[0], u[3] if multi else u[2], u[2], u[5]] for k, u in sess_units.items()}
 
     # ------------------------------------------------------------ blocks
+    # Per provider, the blocks from the one holding the last unchanged slot before the
+    # earliest change are recomputed, up to the first block after the last change that
+    # starts where it started before (from there on, the sequence is the old one).
     new_block_units: dict = {}
-    drop_from: dict[str, str | None] = {}  # provider -> first block start (iso) recomputed; None: all
+    redo: dict[str, tuple] = {}  # provider -> (first start recomputed or None, first start kept again or None), iso
     if state is None:
         block_slots = slot_rows
         for provider in {k[0] for k in slot_rows}:
-            drop_from[provider] = None
+            redo[provider] = (None, None)
     else:
         block_slots = {}
         for provider, t0 in first_change.items():
@@ -276,21 +311,32 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
                     from_slot, from_start = first_slot, start
                 else:
                     break
-            drop_from[provider] = None if from_slot is None else iso_ms(from_start)
             sub = [r for r in rows if r[1] == provider and (from_slot is None or r[0] >= from_slot)]
-            block_slots.update(fold_rows(sub, of_slot, filters, True)[1])
+            mine = fold_rows(sub, of_slot, filters, True)[1]
+            spans = {}
+            for (_p, slot), rs in mine.items():
+                spans[slot] = [rs[0][8], rs[0][9]] if len(rs) == 1 else [min(r[8] for r in rs), max(r[9] for r in rs)]
+            old_starts = set(starts)
+            t1 = last_change[provider]
+            until = None
+            prev = None
+            for slot, start in assign_blocks(spans).items():  # ascending
+                if start != prev:
+                    prev = start
+                    if slot > t1 and (slot, start) in old_starts:
+                        until = (slot, start)
+                        break
+            if until is not None:
+                mine = {k: v for k, v in mine.items() if k[1] < until[0]}
+            block_slots.update(mine)
+            redo[provider] = (None if from_slot is None else iso_ms(from_start), None if until is None else iso_ms(until[1]))
+    firsts: dict[str, dict[int, int]] = {}
     if block_slots:
-        new_block_units = _units(_block_table(block_slots, of_slot, {}, None), by_provider=True)
-    spans: dict[str, dict[int, list]] = {}
-    for (provider, slot), rs in block_slots.items():
-        spans.setdefault(provider, {})[slot] = [min(r[8] for r in rs), max(r[9] for r in rs)]
-    for provider, cut in drop_from.items():
-        kept = [] if cut is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) < cut]
-        firsts: dict[int, int] = {}
-        for slot, start in assign_blocks(spans.get(provider, {})).items():
-            if start not in firsts or slot < firsts[start]:
-                firsts[start] = slot
-        blocks_state[provider] = kept + sorted((f, s) for s, f in firsts.items())
+        new_block_units = _units(_block_table(block_slots, of_slot, {}, None, firsts), by_provider=True)
+    for provider, (cut, until) in redo.items():
+        before = [] if cut is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) < cut]
+        after = [] if until is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) >= until]
+        blocks_state[provider] = before + sorted((f, s) for s, f in firsts.get(provider, {}).items()) + after
     new_units["blocks"] = new_block_units
 
     # ------------------------------------------------------------ assemble
@@ -308,7 +354,12 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
             return lambda k: True
         if kind == "sessions":
             return (lambda k: True) if sess_in_all else (lambda k: k in dirty_sessions)
-        return lambda k: k[1] in drop_from and (drop_from[k[1]] is None or k[0] >= drop_from[k[1]])
+
+        def block_stale(k):
+            r = redo.get(k[1])
+            return r is not None and (r[0] is None or k[0] >= r[0]) and (r[1] is None or k[0] < r[1])
+
+        return block_stale
 
     parts: list[bytes] = []
     pos = 0
@@ -377,10 +428,11 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
     return stats
 
 
-def _session_units(fine: dict) -> dict:
-    """``session -> [rows, periods(single form), pps, periods(multi form), multi?, n rows]``."""
+def _session_units(fine: dict, multi_form: bool) -> dict:
+    """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
+    tools?, n rows]``."""
     sess_rows, project_of = session_rows_of(fine)
     with_project = session_project_field(project_of)
-    table = _table(sess_rows, {}, with_project, with_periods=True, project_of=project_of)
+    table = _table(sess_rows, {}, with_project, with_periods=multi_form, project_of=project_of)
     units = _units(table)
     return {k: [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]] for k, u in units.items()}

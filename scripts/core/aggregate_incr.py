@@ -63,16 +63,6 @@ def _dumps(obj) -> bytes:
     return orjson.dumps(obj, option=_OPT)
 
 
-class Stats:
-    def __init__(self):
-        self.state = "none"  # used | bypassed | missing | corrupt | version | params | output | large
-        self.reused = 0
-        self.recomputed = 0
-
-    def as_dict(self) -> dict:
-        return {"state": self.state, "rows_reused": self.reused, "rows_recomputed": self.recomputed}
-
-
 _SEP = b'},{"'
 
 
@@ -149,7 +139,7 @@ def _basis_of(rows, of_slot) -> dict:
 
 def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, force: bool = False):
     """Write the aggregates document for ``rows`` to ``output``; return Stats."""
-    stats = Stats()
+    stats = view_cache.Stats()
     cal = SlotCalendar(zone_name)
     of_slot = cal.of_slot
     identity = {

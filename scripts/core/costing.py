@@ -27,7 +27,7 @@ REPORT_SCHEMA_VERSION = 1
 _DROP = ("month_tokens", "long_context")
 
 
-class _Pricer:
+class Pricer:
     """Row money with per-model and per-provider lookups memoized."""
 
     def __init__(self, book: Book, basis: dict):
@@ -207,13 +207,33 @@ def _add_money(acc: dict, key, var, sub: int, sav: int, unpriced: int) -> None:
 _NOTHING = (0, False, 0, 0, 0)
 
 
-def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = None) -> dict:
+def price_table(table: dict, book: Book, basis: dict, pricer: Pricer | None = None) -> dict:
     """Price one aggregate table (rows, periods, period_providers, by_provider, by_model, totals).
 
     Rows are priced; period and period-provider entries get the sums of their rows
     (tokens, calls, first/last call, money); the whole-range entries get the money of
     their rows."""
-    pricer = pricer or _Pricer(book, basis)
+    pricer = pricer or Pricer(book, basis)
+    rows_out, periods, pps, per_model, per_provider, grand, unpriced = price_entries(table, pricer)
+    return whole_range(table, pricer, rows_out, periods, pps, per_model, per_provider, grand, unpriced)
+
+
+def periods_mode(table: dict) -> str:
+    """How a table's period entries are priced: ``pps`` (they are the period-provider
+    entries: blocks, sessions in one tool), ``provider`` (one provider each) or ``period``."""
+    if table["periods"] and "provider" in table["periods"][0]:
+        # one provider per period (blocks; sessions): periods are period-provider entries
+        if table["periods"] is table.get("period_providers") or table["periods"] == table.get("period_providers"):
+            return "pps"
+        return "provider"
+    return "period"
+
+
+def price_entries(table: dict, pricer: Pricer, mode: str | None = None):
+    """The priced rows, periods and period-provider entries of a table (or of some of its
+    periods: each period's entries depend on its own rows only), and the money sums the
+    whole-range entries are made of: per (provider, model), per provider, in all, and the
+    unpriced models."""
     money = pricer.money
     rows_out = []
     per_pp: dict[tuple, list] = {}
@@ -278,14 +298,18 @@ def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = N
         grand[3] += m[3]
         grand[4] += m[4]
     pps = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table.get("period_providers", [])]
-    if table["periods"] and "provider" in table["periods"][0]:
-        # one provider per period (blocks; sessions): periods are period-provider entries
-        if table["periods"] is table.get("period_providers") or table["periods"] == table.get("period_providers"):
-            periods = pps
-        else:
-            periods = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table["periods"]]
+    mode = mode or periods_mode(table)
+    if mode == "pps":
+        periods = pps
+    elif mode == "provider":
+        periods = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table["periods"]]
     else:
         periods = [_summary(p, per_period.get(p["period"])) for p in table["periods"]]
+    return rows_out, periods, pps, per_model, per_provider, grand, unpriced
+
+
+def whole_range(table: dict, pricer: Pricer, rows_out, periods, pps, per_model, per_provider, grand, unpriced) -> dict:
+    """The priced table: entries, and the whole-range entries with the money of their rows."""
     out = {
         "rows": rows_out,
         "periods": periods,
@@ -304,7 +328,7 @@ def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = N
 def price_aggregates(agg: dict, book: Book) -> dict[str, dict]:
     """Every report of an aggregates document, priced."""
     basis = agg.get("allocation_basis") or {}
-    pricer = _Pricer(book, basis)
+    pricer = Pricer(book, basis)
     described = book.describe()
     reports = {}
     for kind, table in agg["reports"].items():

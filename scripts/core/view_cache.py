@@ -29,6 +29,21 @@ MAGIC = b"tokentally-view-state\n"
 _CODE: dict[tuple, str] = {}
 
 
+class Stats:
+    """What a run did with its state: ``state`` is ``used``, ``bypassed`` (FORCE), or why
+    it was not used (``missing``, ``corrupt``, ``version``, ``params``, ``output``: the
+    previous output is not the one recorded, ``large``: too much changed to be worth it);
+    rows reused from the previous output and rows recomputed."""
+
+    def __init__(self):
+        self.state = "none"
+        self.reused = 0
+        self.recomputed = 0
+
+    def as_dict(self) -> dict:
+        return {"state": self.state, "rows_reused": self.reused, "rows_recomputed": self.recomputed}
+
+
 def code_hash(*modules: str) -> str:
     """A hash of the named modules' source files (what computes the cached rows)."""
     key = tuple(modules)

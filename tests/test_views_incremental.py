@@ -157,3 +157,89 @@ def test_bad_states_recompute_everything(tmp_path):
     assert out.read_bytes() == expected
     assert build(rows, "UTC", Filters(), str(out), str(cache), force=True).state == "bypassed"
     assert out.read_bytes() == expected
+
+
+# ---------------------------------------------------------------- price
+def _book(tmp_path, name="book.json", fee=0, double=None):
+    doc = json.loads((ROOT / "pricing.json").read_text())
+    doc["providers"]["claude"]["subscription_usd_month"] = fee
+    if double:
+        doc["models"][double]["output_usd_per_mtok"] *= 2
+    path = tmp_path / name
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def _expected_reports(agg_bytes, book):
+    from scripts.core.costing import price_aggregates
+    from scripts.core.render import render
+
+    reports = price_aggregates(json.loads(agg_bytes), book)
+    return {k: (dumps_line(r), render(r, "markdown").encode()) for k, r in reports.items()}
+
+
+@pytest.mark.parametrize("zone,filters,fee", [("UTC", Filters(), 0), ("Europe/Berlin", Filters(), 100),
+                                              ("America/Los_Angeles", Filters(since="2026-08-10", providers=["claude"]), 20)],
+                         ids=["utc", "berlin-fee", "la-filtered-fee"])
+def test_incremental_price_equals_from_scratch(tmp_path, zone, filters, fee):
+    from scripts.core.price_incr import build as price_build
+    from scripts.core.pricing_book import load_book
+
+    h = History(seed=11)
+    agg = tmp_path / "aggregates.json"
+    out = tmp_path / "reports"
+    out.mkdir()
+    book_path = _book(tmp_path, fee=fee)
+    states = []
+    for name, change in _rounds(h):
+        change()
+        build(h.rollup_rows(), zone, filters, str(agg), str(tmp_path / "cache-agg"))
+        if name == "nothing changed":  # a price change: every period re-priced, nothing re-aggregated
+            book_path = _book(tmp_path, "book2.json", fee=fee, double="claude-sonnet-4-5")
+        book = load_book(str(book_path))
+        stats, _unpriced, _written = price_build(agg.read_bytes(), book, str(out), str(tmp_path / "cache-price"), "warn")
+        states.append((name, stats.state, stats.reused, stats.recomputed))
+        for kind, (js, md) in _expected_reports(agg.read_bytes(), book).items():
+            assert (out / f"{kind}.json").read_bytes() == js, f"round {name!r}: {kind}.json differs ({stats.as_dict()})"
+            assert (out / f"{kind}.md").read_bytes() == md, f"round {name!r}: {kind}.md differs ({stats.as_dict()})"
+    by_name = {s[0]: s for s in states}
+    assert by_name["nothing changed"][1] == "params" and by_name["nothing changed"][2] == 0
+    if not fee:
+        assert by_name["append at the end"][1] == "used"
+        assert by_name["append at the end"][2] > by_name["append at the end"][3], states
+        assert by_name["a change in an old month"][2] > 5 * by_name["a change in an old month"][3], states
+
+
+def test_price_state_damage_and_foreign_documents(tmp_path):
+    from scripts.core.price_incr import Unsplittable, build as price_build
+    from scripts.core.pricing_book import load_book
+
+    h = History(seed=5)
+    h.burst(T0, 24 * 30, 800)
+    agg = tmp_path / "aggregates.json"
+    build(h.rollup_rows(), "UTC", Filters(), str(agg), str(tmp_path / "ca"))
+    out = tmp_path / "reports"
+    out.mkdir()
+    book = load_book(str(ROOT / "pricing.json"))
+    expected = _expected_reports(agg.read_bytes(), book)
+
+    def run(**kw):
+        stats = price_build(agg.read_bytes(), book, str(out), str(tmp_path / "cp"), "warn", **kw)[0]
+        for kind, (js, md) in expected.items():
+            assert (out / f"{kind}.json").read_bytes() == js and (out / f"{kind}.md").read_bytes() == md
+        return stats
+
+    assert run().state == "missing"
+    assert run().state == "used"
+    state = tmp_path / "cp" / "state.bin"
+    state.write_bytes(state.read_bytes()[:-10])
+    assert run().state == "corrupt"
+    (out / "sessions.md").write_bytes(b"edited by hand\n")
+    s = run()
+    assert s.state == "output" and s.reused > 0  # the other reports are still reused
+    assert run(force=True).state == "bypassed"
+    # what the byte-level cut does not take is priced whole by the caller
+    doc = json.loads(agg.read_bytes())
+    doc["reports"]["daily"]["rows"][0]["model"] = 'a "quoted" model'
+    with pytest.raises(Unsplittable):
+        price_build(dumps_line(doc), book, str(out), str(tmp_path / "cp"), "warn")

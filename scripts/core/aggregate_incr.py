@@ -63,28 +63,12 @@ def _dumps(obj) -> bytes:
     return orjson.dumps(obj, option=_OPT)
 
 
-_SEP = b'},{"'
-
-
-def entry_bytes(entries: list) -> list[bytes]:
-    """Each entry's compact JSON, from one dump of the list. Entries are objects whose
-    values are scalars, lists and flat objects, so ``},{"`` only occurs between two of
-    them (a ``"`` inside a string is escaped); checked by the count, else one by one."""
-    if not entries:
-        return []
-    whole = _dumps(entries)
-    pieces = whole[3:-2].split(_SEP)
-    if len(pieces) != len(entries):
-        return [_dumps(e) for e in entries]
-    return [b'{"' + p + b"}" for p in pieces]
-
-
 def _units(table: dict, by_provider: bool = False) -> dict:
     """``unit -> [rows bytes, periods bytes, period_providers bytes, row count]`` of a table."""
     out: dict = {}
 
     def add(entries, slot):
-        dumped = entry_bytes(entries)
+        dumped = view_cache.entry_bytes(entries)
         cur_key = None
         start = 0
         for i, e in enumerate(entries):

@@ -192,13 +192,16 @@ def _fold(a: list, b: list) -> None:
 
 
 def _add_money(acc: dict, key, var, sub: int, sav: int, unpriced: int) -> None:
+    """Add money into ``acc[key]``: ``[variable, how many of the parts had a variable cost
+    (only its truth is shown), subscription, savings, unpriced tokens]``. A count, not a
+    flag, so that sums kept per period add up to the table's (incremental price)."""
     a = acc.get(key)
     if a is None:
-        acc[key] = [var or 0, var is not None, sub, sav, unpriced]
+        acc[key] = [var or 0, int(var is not None), sub, sav, unpriced]
         return
     if var is not None:
         a[0] += var
-        a[1] = True
+        a[1] += 1
     a[2] += sub
     a[3] += sav
     a[4] += unpriced
@@ -229,11 +232,13 @@ def periods_mode(table: dict) -> str:
     return "period"
 
 
-def price_entries(table: dict, pricer: Pricer, mode: str | None = None):
+def price_entries(table: dict, pricer: Pricer, mode: str | None = None, per_unit: dict | None = None):
     """The priced rows, periods and period-provider entries of a table (or of some of its
     periods: each period's entries depend on its own rows only), and the money sums the
     whole-range entries are made of: per (provider, model), per provider, in all, and the
-    unpriced models."""
+    unpriced models. ``per_unit`` (if given) gets the same sums per period:
+    ``period -> [per (provider, model), per provider, all, unpriced (events, tokens)]``
+    (what the incremental price keeps)."""
     money = pricer.money
     rows_out = []
     per_pp: dict[tuple, list] = {}
@@ -281,9 +286,17 @@ def price_entries(table: dict, pricer: Pricer, mode: str | None = None):
                 u = unpriced[mk] = {"events": 0, "model": row["model"], "provider": provider, "tokens": 0}
             u["tokens"] += row["total_tokens"]
             u["events"] += row["events"]
+        if per_unit is not None:
+            pu = per_unit.get(k[0])
+            if pu is None:
+                pu = per_unit[k[0]] = [{}, {}, [0, 0, 0, 0, 0], {}]
+            _add_money(pu[0], mk, var if has_var else None, sub, sav, unp)
+            if priced_as is None:
+                e = pu[3].get(mk, (0, 0))
+                pu[3][mk] = (e[0] + row["events"], e[1] + row["total_tokens"])
     per_period: dict[str, list] = {}
     per_provider: dict[str, list] = {}
-    grand = [0, False, 0, 0, 0]
+    grand = [0, 0, 0, 0, 0]
     for (period, provider), a in per_pp.items():
         p = per_period.get(period)
         if p is None:
@@ -293,10 +306,21 @@ def price_entries(table: dict, pricer: Pricer, mode: str | None = None):
         m = a[11:]
         _add_money(per_provider, provider, m[0] if m[1] else None, m[2], m[3], m[4])
         grand[0] += m[0]
-        grand[1] = grand[1] or m[1]
+        grand[1] += 1 if m[1] else 0
         grand[2] += m[2]
         grand[3] += m[3]
         grand[4] += m[4]
+        if per_unit is not None:
+            pu = per_unit.get(period)
+            if pu is None:
+                pu = per_unit[period] = [{}, {}, [0, 0, 0, 0, 0], {}]
+            _add_money(pu[1], provider, m[0] if m[1] else None, m[2], m[3], m[4])
+            g = pu[2]
+            g[0] += m[0]
+            g[1] += 1 if m[1] else 0
+            g[2] += m[2]
+            g[3] += m[3]
+            g[4] += m[4]
     pps = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table.get("period_providers", [])]
     mode = mode or periods_mode(table)
     if mode == "pps":

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from itertools import accumulate
 
 import orjson
 
@@ -34,7 +36,7 @@ STATE = "state.bin"
 _OPT = orjson.OPT_SORT_KEYS
 _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
-_PERIOD = b'"period":"'
+_PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
 
 
 class Unsplittable(Exception):
@@ -90,43 +92,39 @@ def _groups(region: bytes):
         return []
     if b"\\" in region:
         raise Unsplittable("escaped characters")
-    pieces = region[2:-1].split(_SEP)
+    periods = _PERIOD_RE.findall(region)
+    lens = list(map(len, region.split(_SEP)))
+    if len(periods) != len(lens):
+        raise Unsplittable("entries without a period, or nested ones")
+    # region = piece0 '},{"' piece1 ...: entry i (i > 0) starts at the '{' of its separator
+    starts = [0]
+    starts += [c - 2 for c in accumulate(n + 4 for n in lens)]
     out = []
-    off = 0  # start of the current piece's object in region
     cur = None
-    for p in pieces:
-        if p.startswith(_PERIOD[1:]):  # the first key (its quote went with the separator)
-            i = len(_PERIOD) - 1
-        else:
-            i = p.find(_PERIOD)
-            if i < 0:
-                raise Unsplittable("entry without a period")
-            i += len(_PERIOD)
-        period = p[i:p.index(b'"', i)]
-        end = off + len(p) + 3  # b'{"' + p + b'}'
+    for i, period in enumerate(periods):
         if period != cur:
-            out.append([period, off, end])
+            if out:
+                out[-1][2] = starts[i] - 1
+                out[-1][3] = i - out[-1][3]
+            out.append([period, starts[i], 0, i])
             cur = period
-        else:
-            out[-1][2] = end
-        off = end + 1  # the comma
-    if off != len(region) + 1:
-        raise Unsplittable("entries not where expected")
+    out[-1][2] = len(region)
+    out[-1][3] = len(periods) - out[-1][3]
     return out
 
 
 def _units(regions):
-    """``{period: [rows range, periods range, pps range]}`` (ranges ``(start, end)``)."""
+    """``{period: [rows range, periods range, pps range]}`` (ranges ``(start, end, entries)``)."""
     pps, periods, rows = regions
     units: dict = {}
     for slot, region in ((0, rows), (1, periods), (2, pps)):
-        for period, start, end in _groups(region):
+        for period, start, end, n in _groups(region):
             u = units.get(period)
             if u is None:
                 u = units[period] = [None, None, None]
             elif u[slot] is not None:
                 raise Unsplittable("a period's entries are not together")
-            u[slot] = (start, end)
+            u[slot] = (start, end, n)
     return units
 
 
@@ -175,55 +173,52 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
             if old_json is None or old_md is None:
                 old = None
                 stats.state = "output"
+        old_keys = old["keys"] if old is not None else []
+        old_ord = dict(zip(old_keys, range(len(old_keys))))
+        sums = _Sums(old["sums"] if old is not None else None)
         units = units_of[kind]
-        per_model: dict = {}
-        per_provider: dict = {}
-        grand = [0, False, 0, 0, 0]
-        unpriced: dict = {}
-        got = []  # per period: key, rows, periods, pps, md, contributions, n rows
+        # per period in order: a key; consecutive periods kept from the last run form a
+        # stretch [first, last] of its ordinals, the others are priced now
+        # per period in order: a key; runs of periods kept from the last run are
+        # ["old", first, last] (its ordinals), runs of periods priced now ["new", a, b]
+        # (their places in ``todo``)
+        segments: list = []
+        todo = []  # (key, period, unit) to price now
         prefix = kind.encode() + (b"|same|" if same else b"|") + mode.encode() + b"|" + context
+        sha1 = hashlib.sha1
         for period in sorted(units):
             u = units[period]
-            h = hashlib.sha1(prefix)
-            for slot, region in ((0, rows_r), (1, periods_r), (2, pps_r)):
-                r = u[slot]
-                h.update(b"\x00" if r is None else region[r[0]:r[1]])
-            key = h.digest()
-            hit = old.get(key) if old is not None else None
-            if hit is not None:
-                ro, rl, po, pl, qo, ql, mo, ml, contrib, n = hit
-                got.append((key, old_json[ro:ro + rl], old_json[po:po + pl], old_json[qo:qo + ql], old_md[mo:mo + ml], contrib, n))
-                stats.reused += n
-            else:
-                mini = {}
-                for slot, name, region in ((0, "rows", rows_r), (1, "periods", periods_r), (2, "period_providers", pps_r)):
-                    r = u[slot]
-                    mini[name] = orjson.loads(b"[" + region[r[0]:r[1]] + b"]") if r is not None else []
-                if same:
-                    mini["periods"] = mini["period_providers"]
-                rows_out, periods, pps, pm, pp, gr, unp = price_entries(mini, pricer, mode)
-                contrib = (sorted(pm.items()), sorted(pp.items()), gr, sorted((k, (v["events"], v["tokens"])) for k, v in unp.items()))
-                got.append((key, b",".join(map(_dumps, rows_out)), b",".join(map(_dumps, periods)), b",".join(map(_dumps, pps)),
-                            "\n".join(markdown_rows(kind, rows_out)).encode(), contrib, len(rows_out)))
-                stats.recomputed += len(rows_out)
-            contrib = got[-1][5]
-            for k, v in contrib[0]:
-                _merge_money(per_model, k, v)
-            for k, v in contrib[1]:
-                _merge_money(per_provider, k, v)
-            gr = contrib[2]
-            grand[0] += gr[0]
-            grand[1] = grand[1] or gr[1]
-            grand[2] += gr[2]
-            grand[3] += gr[3]
-            grand[4] += gr[4]
-            for (p, m), (events, tokens) in contrib[3]:
-                e = unpriced.get((p, m))
-                if e is None:
-                    unpriced[(p, m)] = {"events": events, "model": m, "provider": p, "tokens": tokens}
+            r, q, pp = u
+            key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
+                       + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
+            o = old_ord.get(key)
+            last = segments[-1] if segments else None
+            if o is not None:
+                if last is not None and last[0] == "old" and last[2] == o - 1:
+                    last[2] = o
                 else:
-                    e["events"] += events
-                    e["tokens"] += tokens
+                    segments.append(["old", o, o])
+                continue
+            if last is not None and last[0] == "new":
+                last[2] += 1
+            else:
+                segments.append(["new", len(todo), len(todo) + 1])
+            todo.append((key, period, u))
+        batch = _price_now(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer) if todo else None
+        # the money sums: the previous ones, less the periods gone, plus the new ones
+        kept = bytearray(len(old_keys))
+        for seg in segments:
+            if seg[0] == "old":
+                kept[seg[1]:seg[2] + 1] = b"\x01" * (seg[2] - seg[1] + 1)
+                stats.reused += sum(old["n"][seg[1]:seg[2] + 1])
+        if old is not None and kept.count(0):
+            for i in range(len(old_keys)):
+                if not kept[i]:
+                    sums.add(old["contrib"][i], -1)
+        if batch is not None:
+            sums.add(batch.total, 1)
+            stats.recomputed += len(batch.rows_out)
+        per_model, per_provider, grand, unpriced = sums.as_costing()
         whole = whole_range(table, pricer, [], [], [], per_model, per_provider, grand, unpriced)
         report = {
             "schema_version": REPORT_SCHEMA_VERSION, "kind": kind, "timezone": doc["timezone"], "filters": doc["filters"],
@@ -231,47 +226,35 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
         }
         if first_unpriced is None:
             first_unpriced = report["unpriced"]
-        # the JSON, assembled in sorted key order, noting where each period's bytes go
-        parts = [b'{"by_model":' + _dumps(report["by_model"]) + b',"by_provider":' + _dumps(report["by_provider"])
-                 + b',"currency":"USD","filters":' + _dumps(report["filters"]) + b',"kind":' + _dumps(kind) + b',"period_providers":[']
-        pos = len(parts[0])
-        spots = [[0] * 6 for _ in got]
-        for slot, tail in ((3, b'],"periods":['), (2, b'],"pricing":' + _dumps(described) + b',"rows":['), (1, None)):
-            first = True
-            for i, g in enumerate(got):
-                b = g[slot]
-                if not b:
-                    spots[i][2 * (slot - 1)] = pos
-                    continue
-                if not first:
-                    parts.append(b",")
-                    pos += 1
-                first = False
-                spots[i][2 * (slot - 1)] = pos
-                spots[i][2 * (slot - 1) + 1] = len(b)
-                parts.append(b)
-                pos += len(b)
-            if tail:
-                parts.append(tail)
-                pos += len(tail)
-        parts.append(b'],"schema_version":' + str(REPORT_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(report["timezone"])
-                     + b',"totals":' + _dumps(report["totals"]) + b',"unpriced":' + _dumps(report["unpriced"]) + b"}\n")
-        reports_json[kind] = b"".join(parts)
+        # the JSON, assembled in sorted key order
+        idx = {"keys": [], "contrib": [], "n": [], "lens": [None] * 4, "base": [0] * 4, "sums": sums.state()}
+        for seg in segments:
+            if seg[0] == "old":
+                idx["keys"] += old_keys[seg[1]:seg[2] + 1]
+                idx["contrib"] += old["contrib"][seg[1]:seg[2] + 1]
+                idx["n"] += old["n"][seg[1]:seg[2] + 1]
+            else:
+                idx["keys"] += [t[0] for t in todo[seg[1]:seg[2]]]
+                idx["contrib"] += batch.contrib[seg[1]:seg[2]]
+                idx["n"] += batch.n[seg[1]:seg[2]]
+        out = _Assembly(old, old_json, segments, batch, idx)
+        out.put(b'{"by_model":' + _dumps(report["by_model"]) + b',"by_provider":' + _dumps(report["by_provider"])
+                + b',"currency":"USD","filters":' + _dumps(report["filters"]) + b',"kind":' + _dumps(kind) + b',"period_providers":[')
+        out.entries(2)
+        out.put(b'],"periods":[')
+        out.entries(1)
+        out.put(b'],"pricing":' + _dumps(described) + b',"rows":[')
+        out.entries(0)
+        out.put(b'],"schema_version":' + str(REPORT_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(report["timezone"])
+                + b',"totals":' + _dumps(report["totals"]) + b',"unpriced":' + _dumps(report["unpriced"]) + b"}\n")
+        reports_json[kind] = out.bytes()
         # the Markdown: head, each period's lines, foot
-        head = ("\n".join(markdown_head(report)) + "\n").encode()
-        md = [head]
-        pos = len(head)
-        md_spots = []
-        for g in got:
-            b = g[4]
-            md_spots.append((pos, len(b)))
-            if b:
-                md.append(b + b"\n")
-                pos += len(b) + 1
-        md.append(("\n".join(markdown_foot(report)) + "\n").encode())
-        reports_md[kind] = b"".join(md)
-        # spots are (rows, periods, pps) in slot order 1, 2, 3 -> store rows, periods, pps
-        new_index[kind] = {g[0]: (s[0], s[1], s[2], s[3], s[4], s[5], m[0], m[1], g[5], g[6]) for g, s, m in zip(got, spots, md_spots)}
+        md = _Assembly(old, old_md, segments, batch, idx)
+        md.put(("\n".join(markdown_head(report)) + "\n").encode())
+        md.entries(3, trailing=True)
+        md.put(("\n".join(markdown_foot(report)) + "\n").encode())
+        reports_md[kind] = md.bytes()
+        new_index[kind] = idx
     unpriced_now = first_unpriced or []
     if unpriced_now and on_unpriced == "error":
         return stats, unpriced_now, None
@@ -290,13 +273,157 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
     return stats, unpriced_now, sorted(reports_json)
 
 
-def _merge_money(acc: dict, key, v) -> None:
-    a = acc.get(key)
-    if a is None:
-        acc[key] = list(v)
-        return
-    a[0] += v[0]
-    a[1] = a[1] or v[1]
-    a[2] += v[2]
-    a[3] += v[3]
-    a[4] += v[4]
+class _Batch:
+    """The periods priced in this run, priced together: per slot (rows, periods,
+    period_providers, Markdown lines) each entry's bytes and where each period's
+    entries start; per period its money sums and row count; the sums of them all."""
+
+    def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer):
+        mini = {}
+        for slot, name in ((0, "rows"), (1, "periods"), (2, "period_providers")):
+            region = regions[slot]
+            mini[name] = orjson.loads(b"[" + b",".join(region[u[slot][0]:u[slot][1]] for _k, _p, u in todo if u[slot] is not None) + b"]")
+        if same:
+            mini["periods"] = mini["period_providers"]
+        per_unit: dict = {}
+        rows_out, periods, pps, pm, pp, g, unp = price_entries(mini, pricer, mode, per_unit)
+        self.rows_out = rows_out
+        lines = markdown_rows(kind, rows_out)
+        self.entries = (view_cache.entry_bytes(rows_out), view_cache.entry_bytes(periods), view_cache.entry_bytes(pps),
+                        [line.encode() for line in lines])
+        counts = [[u[slot][2] if u[slot] is not None else 0 for _k, _p, u in todo] for slot in (0, 1, 2)]
+        counts.append(counts[0])
+        # starts[slot][j]: the first entry of period j; ends[slot][j] = starts[slot][j + 1]
+        self.starts = [[0, *accumulate(c)] for c in counts]
+        # sizes[slot][j]: the bytes of period j's entries, each with its separator
+        self.sizes = []
+        for slot in range(4):
+            pre = [0, *accumulate(map((1).__add__, map(len, self.entries[slot])))]
+            st = self.starts[slot]
+            self.sizes.append([pre[st[j + 1]] - pre[st[j]] for j in range(len(todo))])
+        if self.starts[0][-1] != len(rows_out) or self.starts[2][-1] != len(pps) or self.starts[1][-1] != len(periods):
+            raise AssertionError("priced entries do not line up with their periods")
+        self.n = counts[0]
+        empty = ({}, {}, [0, 0, 0, 0, 0], {})
+        self.contrib = []
+        for _k, period, _u in todo:
+            pu = per_unit.get(period.decode())
+            if pu is None:
+                self.contrib.append(empty)
+            else:
+                gr = pu[2]
+                self.contrib.append((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3]))
+        self.total = (pm, pp, [g[0], int(g[1]), g[2], g[3], g[4]], {k: (v["events"], v["tokens"]) for k, v in unp.items()})
+
+
+def _price_now(kind, todo, regions, same, mode, pricer) -> _Batch:
+    return _Batch(kind, todo, regions, same, mode, pricer)
+
+
+class _Sums:
+    """A table's money sums over its periods, kept so that a run only adds the periods
+    priced anew and takes off the ones gone: ``[var, n with var, sub, savings, unpriced
+    tokens]`` per (provider, model), per provider and in all; ``[events, tokens, n]`` per
+    unpriced model. Integers, so the result is exactly the sum a full run makes."""
+
+    def __init__(self, saved=None):
+        if saved is None:
+            self.model, self.provider, self.grand, self.unpriced = {}, {}, [0, 0, 0, 0, 0], {}
+        else:
+            self.model = {k: list(v) for k, v in saved[0]}
+            self.provider = {k: list(v) for k, v in saved[1]}
+            self.grand = list(saved[2])
+            self.unpriced = {k: list(v) for k, v in saved[3]}
+
+    def add(self, contrib, sign: int) -> None:
+        for acc, items in ((self.model, contrib[0]), (self.provider, contrib[1])):
+            for k, v in items.items():
+                a = acc.get(k)
+                if a is None:
+                    a = acc[k] = [0, 0, 0, 0, 0]
+                a[0] += sign * v[0]
+                a[1] += sign * int(v[1])
+                a[2] += sign * v[2]
+                a[3] += sign * v[3]
+                a[4] += sign * v[4]
+        for i in range(5):
+            self.grand[i] += sign * contrib[2][i]
+        for k, (events, tokens) in contrib[3].items():
+            a = self.unpriced.get(k)
+            if a is None:
+                a = self.unpriced[k] = [0, 0, 0]
+            a[0] += sign * events
+            a[1] += sign * tokens
+            a[2] += sign
+
+    def as_costing(self):
+        """per_model, per_provider, grand and unpriced as costing.whole_range takes them."""
+        def money(v):
+            return [v[0], v[1] > 0, v[2], v[3], v[4]]
+
+        g = self.grand
+        unpriced = {k: {"events": v[0], "model": k[1], "provider": k[0], "tokens": v[1]} for k, v in self.unpriced.items() if v[2] > 0}
+        return ({k: money(v) for k, v in self.model.items()}, {k: money(v) for k, v in self.provider.items()},
+                [g[0], g[1] > 0, g[2], g[3], g[4]], unpriced)
+
+    def state(self):
+        return (sorted(self.model.items()), sorted(self.provider.items()), self.grand,
+                sorted((k, v) for k, v in self.unpriced.items() if v[2] > 0))
+
+
+class _Assembly:
+    """An output built from runs of the previous output's bytes and runs of new entries.
+
+    Per slot (0 rows, 1 periods, 2 period_providers, 3 Markdown lines) the index keeps
+    where its entries begin (``base``) and each period's length with one separator
+    (``lens``: 0 for a period with no entry there), so a run of periods kept from the
+    last run is one slice of the previous output."""
+
+    def __init__(self, old, old_data, segments, batch, idx):
+        self.parts: list[bytes] = []
+        self.pos = 0
+        self.old, self.old_data, self.segments, self.batch, self.idx = old, old_data, segments, batch, idx
+
+    def put(self, b: bytes) -> None:
+        self.parts.append(b)
+        self.pos += len(b)
+
+    def entries(self, slot: int, trailing: bool = False) -> None:
+        """Each period's entries of ``slot``, comma-separated (or each ended by a newline)."""
+        parts = self.parts
+        lens: list[int] = []
+        self.idx["base"][slot] = self.pos
+        wrote = False
+        sep = b"\n" if trailing else b","
+        if self.old is not None:
+            old_lens = self.old["lens"][slot]
+            base = self.old["base"][slot]
+            pre = [0]
+            pre += accumulate(old_lens)
+        batch = self.batch
+        for kind, i, k in self.segments:
+            if kind == "old":
+                k += 1
+                n = pre[k] - pre[i]
+                lens += old_lens[i:k]
+                if not n:
+                    continue
+                b = self.old_data[base + pre[i]:base + pre[k] - (0 if trailing else 1)]
+            else:
+                lens += batch.sizes[slot][i:k]
+                st = batch.starts[slot]
+                if st[k] == st[i]:
+                    continue
+                b = sep.join(batch.entries[slot][st[i]:st[k]])
+                if trailing:
+                    b += sep
+            if wrote and not trailing:
+                parts.append(sep)
+                self.pos += 1
+            parts.append(b)
+            self.pos += len(b)
+            wrote = True
+        self.idx["lens"][slot] = lens
+
+    def bytes(self) -> bytes:
+        return b"".join(self.parts)

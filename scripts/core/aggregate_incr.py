@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from itertools import accumulate
 
 import orjson
 
@@ -285,7 +286,11 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
                     from_slot, from_start = first_slot, start
                 else:
                     break
-            sub = [r for r in rows if r[1] == provider and (from_slot is None or r[0] >= from_slot)]
+            if from_slot is None:
+                sub = [r for r in rows if r[1] == provider]
+            else:
+                first_day = from_slot // DAY_MS
+                sub = [r for d in sorted(chunks) if d >= first_day for r in chunks[d] if r[1] == provider and r[0] >= from_slot]
             mine = fold_rows(sub, of_slot, filters, True)[1]
             spans = {}
             for (_p, slot), rs in mine.items():
@@ -335,56 +340,84 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
 
         return block_stale
 
-    parts: list[bytes] = []
-    pos = 0
-
-    def put(b: bytes) -> int:
-        nonlocal pos
-        parts.append(b)
-        start = pos
-        pos += len(b)
-        return start
-
-    put(b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict())
-        + b',"kind":"aggregates","reports":{')
+    parts: list[bytes] = [b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict())
+                          + b',"kind":"aggregates","reports":{']
+    pos = len(parts[0])
     new_index: dict = {}
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
     for n, kind in enumerate(sorted(REPORT_KINDS)):
-        old = index.get(kind, {})
-        is_stale = stale(kind)
-        units = {k: v for k, v in old.items() if not is_stale(k)}
+        old = index.get(kind)
+        old_keys = old["keys"] if old is not None else []
         fresh = new_units[kind]
-        units.update(fresh)
-        keys = sorted(units)
-        got = {}
-        for k in keys:
-            u = units[k]
-            if k in fresh:
-                got[k] = u
-                stats.recomputed += u[3]
-            else:
-                got[k] = [old_data[u[0]:u[0] + u[1]], old_data[u[2]:u[2] + u[3]], old_data[u[4]:u[4] + u[5]], u[6]]
-                stats.reused += u[6]
-        put((b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":[')
-        spots = {k: [0, 0, 0, 0, 0, 0, got[k][3]] for k in keys}
-        for slot, head in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
-            first = True
-            for k in keys:
-                b = got[k][slot]
-                if not b:
-                    spots[k][2 * slot] = pos
+        is_stale = stale(kind)
+        kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
+        # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
+        segments: list = []
+        if kept:
+            old_ord = dict(zip(old_keys, range(len(old_keys))))
+            for k in sorted(kept + list(fresh)):
+                o = old_ord.get(k) if k not in fresh else None
+                if o is None:
+                    segments.append(k)
                     continue
-                if not first:
-                    put(b",")
-                first = False
-                spots[k][2 * slot] = put(b)
-                spots[k][2 * slot + 1] = len(b)
-            if head:
-                put(head)
-        put(shared_tail)
-        new_index[kind] = spots
-    put(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
+                last = segments[-1] if segments else None
+                if last is not None and last.__class__ is list and last[2] == o - 1:
+                    last[2] = o
+                else:
+                    segments.append(["old", o, o])
+        else:
+            segments = sorted(fresh)
+        idx = {"keys": [], "n": [], "lens": [None] * 3, "base": [0] * 3}
+        for seg in segments:
+            if seg.__class__ is list:
+                idx["keys"] += old_keys[seg[1]:seg[2] + 1]
+                ns = old["n"][seg[1]:seg[2] + 1]
+                idx["n"] += ns
+                stats.reused += sum(ns)
+            else:
+                idx["keys"].append(seg)
+                idx["n"].append(fresh[seg][3])
+                stats.recomputed += fresh[seg][3]
+        head = (b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":['
+        parts.append(head)
+        pos += len(head)
+        for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
+            idx["base"][slot] = pos
+            lens: list[int] = []
+            wrote = False
+            if old is not None:
+                old_lens = old["lens"][slot]
+                obase = old["base"][slot]
+                pre = [0]
+                pre += accumulate(old_lens)
+            for seg in segments:
+                if seg.__class__ is list:
+                    i, k = seg[1], seg[2] + 1
+                    lens += old_lens[i:k]
+                    if pre[k] == pre[i]:
+                        continue
+                    b = old_data[obase + pre[i]:obase + pre[k] - 1]
+                else:
+                    b = fresh[seg][slot]
+                    if not b:
+                        lens.append(0)
+                        continue
+                    lens.append(len(b) + 1)
+                if wrote:
+                    parts.append(b",")
+                    pos += 1
+                parts.append(b)
+                pos += len(b)
+                wrote = True
+            idx["lens"][slot] = lens
+            if tail:
+                parts.append(tail)
+                pos += len(tail)
+        parts.append(shared_tail)
+        pos += len(shared_tail)
+        new_index[kind] = idx
+    parts.append(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
 
     from scripts.shared_io import AtomicFile
 

@@ -243,3 +243,82 @@ def test_price_state_damage_and_foreign_documents(tmp_path):
     doc["reports"]["daily"]["rows"][0]["model"] = 'a "quoted" model'
     with pytest.raises(Unsplittable):
         price_build(dumps_line(doc), book, str(out), str(tmp_path / "cp"), "warn")
+
+
+# ---------------------------------------------------------------- make all
+VIEW_GLOBS = ("aggregates/*.json", "reports/*.json", "reports/*.md")
+
+
+def _views(art):
+    return {p.relative_to(art).as_posix(): p.read_bytes() for g in VIEW_GLOBS for p in sorted(art.glob(g))}
+
+
+def _ran(art):
+    s = load_json(art / "runs" / "latest.json")
+    return {k for k, v in s["stages"].items() if v["ran"]}, s
+
+
+def test_make_all_incremental_views_equal_force(sample_logs, tmp_path):
+    logs = sample_logs(events=3000, seed=33)
+    live = tmp_path / "live"
+    art = tmp_path / "art"
+    book = tmp_path / "pricing.json"
+    shutil.copy(ROOT / "pricing.json", book)
+    env = sample_env(live, art, PRICING=book, TIMEZONE="UTC")
+    env["CLAUDE_CONFIG_DIR"] = str(live / "home" / ".claude")
+    env["CODEX_HOME"] = str(live / "home" / ".codex")
+
+    def check_against_force(env_now):
+        fresh = tmp_path / f"fresh{len(list(tmp_path.glob('fresh*')))}"
+        make("all", env=dict(env_now, ARTIFACTS=str(fresh), FORCE="1"))
+        assert _views(art) == _views(fresh)
+
+    from scripts.bench import append_one_percent
+
+    shutil.copytree(logs / "home", live / "home")
+    make("all", env=env)
+    # small batches of new calls: at the end, in an old month, across the month boundary
+    for r, (start, days) in enumerate((("2026-09-30", 1), ("2026-08-03", 1), ("2026-08-31", 2))):
+        append_one_percent(str(live / "home"), str(sample_logs(events=40, seed=100 + r, start=start, days=days)), r)
+        make("all", env=env)
+        ran, s = _ran(art)
+        assert {"aggregate", "price"} <= ran
+    agg, rep = s["caches"]["aggregates"], s["caches"]["reports"]
+    assert agg["state"] == "used" and agg["rows_reused"] > agg["rows_recomputed"] > 0, agg
+    assert rep["state"] == "used" and rep["rows_reused"] > rep["rows_recomputed"] > 0, rep
+    check_against_force(env)
+
+    # a price change re-prices (whole: the state is for another book) and re-aggregates nothing
+    doc = json.loads(book.read_text())
+    doc["models"]["claude-sonnet-4-5"]["output_usd_per_mtok"] *= 2
+    book.write_text(json.dumps(doc, indent=2))
+    make("all", env=env)
+    ran, s = _ran(art)
+    assert "aggregate" not in ran and "price" in ran
+    assert s["caches"]["reports"]["state"] == "params" and s["caches"]["reports"]["rows_reused"] == 0
+    check_against_force(env)
+
+    # another time zone: everything recomputed, the same as from scratch
+    env_tz = dict(env, TIMEZONE="Asia/Tokyo")
+    make("all", env=env_tz)
+    ran, s = _ran(art)
+    assert s["caches"]["aggregates"]["state"] == "params"
+    check_against_force(env_tz)
+
+    # a corrupted state file: recomputed, never misread
+    state = art / "cache" / "aggregate" / "state.bin"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    state.write_bytes(bytes(data))
+    (art / "cache" / "price" / "state.bin").write_bytes(b"not a state")
+    os.utime(art / "stamps" / "params.fp")  # make aggregate and price run
+    make("all", env=env_tz)
+    _ran_now, s = _ran(art)
+    assert s["caches"]["aggregates"]["state"] == "corrupt"
+    assert s["caches"]["reports"]["state"] == "corrupt"
+    check_against_force(env_tz)
+
+    # FORCE=1 bypasses the states
+    make("all", env=dict(env_tz, FORCE="1"))
+    _ran_now, s = _ran(art)
+    assert s["caches"]["aggregates"]["state"] == "bypassed" and s["caches"]["reports"]["state"] == "bypassed"

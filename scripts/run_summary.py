@@ -50,11 +50,6 @@ def transform(fragments: dict, previous: dict | None, finished_at: str) -> dict:
         frag = fragments.get(stage)
         outcome = (frag or {}).get("cache_outcome") or ("hit" if frag is None else "miss")
         caches[cache] = {"hit": int(outcome == "hit"), "miss": int(outcome == "miss"), "invalidate": int(outcome == "invalidate")}
-        incremental = (frag or {}).get("cache")
-        if incremental:
-            # the incremental state (aggregate, price): rows copied from the previous
-            # output, rows computed anew, and whether the state was used (or why not)
-            caches[cache].update(rows_reused=incremental["rows_reused"], rows_recomputed=incremental["rows_recomputed"], state=incremental["state"])
     totals = {k: sum(s.get(k, 0) for s in sources.values()) for k in ("records", "events", "duplicates", "not_a_call", "rejected", "events_from_deleted_files")}
     totals["balanced"] = totals["events"] + totals["duplicates"] + totals["not_a_call"] + totals["rejected"] == totals["records"]
     return {

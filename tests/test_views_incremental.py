@@ -283,7 +283,7 @@ def test_make_all_incremental_views_equal_force(sample_logs, tmp_path):
         make("all", env=env)
         ran, s = _ran(art)
         assert {"aggregate", "price"} <= ran
-    agg, rep = s["caches"]["aggregates"], s["caches"]["reports"]
+    agg, rep = s["stages"]["aggregate"]["cache"], s["stages"]["price"]["cache"]
     assert agg["state"] == "used" and agg["rows_reused"] > agg["rows_recomputed"] > 0, agg
     assert rep["state"] == "used" and rep["rows_reused"] > rep["rows_recomputed"] > 0, rep
     check_against_force(env)
@@ -295,14 +295,14 @@ def test_make_all_incremental_views_equal_force(sample_logs, tmp_path):
     make("all", env=env)
     ran, s = _ran(art)
     assert "aggregate" not in ran and "price" in ran
-    assert s["caches"]["reports"]["state"] == "params" and s["caches"]["reports"]["rows_reused"] == 0
+    assert s["stages"]["price"]["cache"]["state"] == "params" and s["stages"]["price"]["cache"]["rows_reused"] == 0
     check_against_force(env)
 
     # another time zone: everything recomputed, the same as from scratch
     env_tz = dict(env, TIMEZONE="Asia/Tokyo")
     make("all", env=env_tz)
     ran, s = _ran(art)
-    assert s["caches"]["aggregates"]["state"] == "params"
+    assert s["stages"]["aggregate"]["cache"]["state"] == "params"
     check_against_force(env_tz)
 
     # a corrupted state file: recomputed, never misread
@@ -314,11 +314,11 @@ def test_make_all_incremental_views_equal_force(sample_logs, tmp_path):
     os.utime(art / "stamps" / "params.fp")  # make aggregate and price run
     make("all", env=env_tz)
     _ran_now, s = _ran(art)
-    assert s["caches"]["aggregates"]["state"] == "corrupt"
-    assert s["caches"]["reports"]["state"] == "corrupt"
+    assert s["stages"]["aggregate"]["cache"]["state"] == "corrupt"
+    assert s["stages"]["price"]["cache"]["state"] == "corrupt"
     check_against_force(env_tz)
 
     # FORCE=1 bypasses the states
     make("all", env=dict(env_tz, FORCE="1"))
     _ran_now, s = _ran(art)
-    assert s["caches"]["aggregates"]["state"] == "bypassed" and s["caches"]["reports"]["state"] == "bypassed"
+    assert s["stages"]["aggregate"]["cache"]["state"] == "bypassed" and s["stages"]["price"]["cache"]["state"] == "bypassed"

@@ -85,17 +85,8 @@ def file_identity(path: str) -> list | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def load(path: str, identity: dict):
-    """``(body, None)`` or ``(None, reason)``: reason is ``missing``, ``corrupt``,
-    ``version`` (another cache version or another code) or ``params`` (computed for other
-    parameters)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return None, "missing"
-    except OSError:
-        return None, "corrupt"
+def _parse(data: bytes):
+    """``(header, body)`` of a state's bytes, or ``(None, reason)``."""
     if not data.startswith(MAGIC):
         return None, "corrupt"
     end = data.find(b"\n", len(MAGIC))
@@ -108,6 +99,30 @@ def load(path: str, identity: dict):
     body = memoryview(data)[end + 1:]
     if not isinstance(header, dict) or header.get("digest") != hashlib.sha1(body).hexdigest():
         return None, "corrupt"
+    return header, body
+
+
+def verify(data: bytes) -> str | None:
+    """Why a state file's bytes are not a complete state (None if they are): for checks
+    that a kill never leaves a cut-short one (tests/faults)."""
+    header, why = _parse(data)
+    return why if header is None else None
+
+
+def load(path: str, identity: dict):
+    """``(body, None)`` or ``(None, reason)``: reason is ``missing``, ``corrupt``,
+    ``version`` (another cache version or another code) or ``params`` (computed for other
+    parameters)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError:
+        return None, "corrupt"
+    header, body = _parse(data)
+    if header is None:
+        return None, body
     if header.get("version") != CACHE_VERSION or (header.get("identity") or {}).get("code") != identity.get("code"):
         return None, "version"
     if header.get("identity") != identity:

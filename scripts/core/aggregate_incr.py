@@ -129,8 +129,9 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
     of_slot = cal.of_slot
     identity = {
         "stage": "aggregate",
-        "code": view_cache.code_hash("scripts.core.aggregation", "scripts.core.aggregate_incr", "scripts.core.view_cache"),
-        "timezone": zone_name,
+        "code": view_cache.code_hash("scripts.core.aggregation", "scripts.core.aggregate_incr", "scripts.core.view_cache",
+                                     "scripts.core.periods", "scripts.core.event"),
+        "timezone": view_cache.zone_identity(zone_name),
         "filters": filters.as_dict(),
         "output": os.path.abspath(output),
     }

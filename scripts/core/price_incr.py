@@ -117,8 +117,13 @@ def _units(regions):
     """``{period: [rows range, periods range, pps range]}`` (ranges ``(start, end, entries)``)."""
     pps, periods, rows = regions
     units: dict = {}
+    groups = {}
     for slot, region in ((0, rows), (1, periods), (2, pps)):
-        for period, start, end, n in _groups(region):
+        if slot == 2 and region == periods:
+            g = groups[1]  # blocks, sessions in one tool: the same entries
+        else:
+            g = groups[slot] = _groups(region)
+        for period, start, end, n in g:
             u = units.get(period)
             if u is None:
                 u = units[period] = [None, None, None]
@@ -138,7 +143,8 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
     basis = doc.get("allocation_basis") or {}
     identity = {
         "stage": "price",
-        "code": view_cache.code_hash("scripts.core.costing", "scripts.core.render", "scripts.core.pricing_book", "scripts.core.price_incr", "scripts.core.view_cache"),
+        "code": view_cache.code_hash("scripts.core.costing", "scripts.core.render", "scripts.core.pricing_book", "scripts.core.price_incr", "scripts.core.view_cache",
+                                     "scripts.core.event"),
         "pricing": described,
         "out_dir": os.path.abspath(out_dir),
         "timezone": doc.get("timezone"),

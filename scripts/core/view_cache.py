@@ -66,13 +66,37 @@ def code_hash(*modules: str) -> str:
     key = tuple(modules)
     hit = _CODE.get(key)
     if hit is None:
-        h = hashlib.sha1(sys.version.encode())
+        h = hashlib.sha1(sys.version.encode() + orjson.__version__.encode())
         for name in modules:
             module = sys.modules.get(name) or __import__(name, fromlist=["_"])
             with open(module.__file__, "rb") as fh:
                 h.update(fh.read())
         hit = _CODE[key] = h.hexdigest()
     return hit
+
+
+def zone_identity(zone_name: str) -> str:
+    """A hash of the rules a time zone name stands for here (the TZif file zoneinfo reads:
+    the system's, else the tzdata package's), so that new zone rules recompute the days."""
+    import zoneinfo
+
+    parts = zone_name.split("/")
+    for base in zoneinfo.TZPATH:
+        path = os.path.join(base, *parts)
+        if os.path.isfile(path):
+            break
+    else:
+        try:
+            import tzdata
+
+            path = os.path.join(os.path.dirname(tzdata.__file__), "zoneinfo", *parts)
+        except ImportError:
+            return zone_name
+    try:
+        with open(path, "rb") as fh:
+            return zone_name + ":" + hashlib.sha1(fh.read()).hexdigest()
+    except OSError:
+        return zone_name
 
 
 def file_identity(path: str) -> list | None:

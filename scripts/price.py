@@ -97,8 +97,12 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, force, artifacts,
     with open_input(input_path) as fh:
         data = fh.read()
     stripped = data.lstrip()
-    first_line = stripped.split(b"\n", 1)[0]
-    if stripped.startswith(b"{") and b'"usage"' in first_line and first_line.rstrip().endswith(b"}"):
+    # event lines, or one aggregates document (a single line of megabytes: not copied)
+    end = stripped.find(b"\n")
+    end = len(stripped) if end < 0 else end
+    while end and stripped[end - 1] in b" \t\r":
+        end -= 1
+    if stripped.startswith(b"{") and stripped.find(b'"usage"', 0, end) >= 0 and stripped[end - 1:end] == b"}":
         _price_events(data, book, input_path, diag, on_unpriced)
         return
     if out_dir and not kinds and on_unpriced != "skip" and stripped:

@@ -5,9 +5,10 @@ tests compare the two), assembled from *units*: a day, ISO week, month, session 
 project (with its rows, period and period-provider entries) or a 5-hour block (start,
 provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
-- ``chunks``: the rollup rows of each UTC day, as JSON bytes. The days whose rows differ
-  from the last run give the changed rows (added or removed), hence the dirty local days,
-  weeks, months and sessions, and per provider the earliest changed slot.
+- ``chunks``: per UTC day, the SHA-1 of its rollup rows (as JSON) and the (provider,
+  session) pairs they hold. A day whose rows differ from the last run's dirties the
+  local days it overlaps, the sessions it held before or holds now, and per provider the
+  blocks from its start to its end.
 - ``days``: per local day, its row accumulators per (provider, model) and per (project,
   provider, model) and its subscription basis: weeks, months, projects, the whole-range
   tables and the allocation basis are regrouped from these (hundreds of entries, not
@@ -26,6 +27,7 @@ same code path with everything dirty.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from itertools import accumulate
 
@@ -36,6 +38,7 @@ from scripts.core.aggregation import (
     AGGREGATES_SCHEMA_VERSION,
     DAY_MS,
     REPORT_KINDS,
+    SLOT_MS,
     _MONTH,
     _SESS,
     SlotCalendar,
@@ -157,21 +160,18 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
             chunks[d] = [r]
         else:
             lst.append(r)
-    chunk_bytes = {d: _dumps(lst) for d, lst in chunks.items()}
+    sha1 = hashlib.sha1
+    digests = {d: sha1(_dumps(lst)).digest() for d, lst in chunks.items()}
+
+    def pairs(lst):
+        return sorted({(r[1], r[4]) for r in lst})
 
     full = state is None
-    changed_rows: list = []
     if not full:
         old_chunks = state["chunks"]
-        changed = [d for d in chunk_bytes.keys() | old_chunks.keys() if chunk_bytes.get(d) != old_chunks.get(d)]
-        if len(changed) > max(4, FULL_SHARE * len(chunk_bytes)):
+        changed = [d for d in digests.keys() | old_chunks.keys() if d not in old_chunks or d not in digests or digests[d] != old_chunks[d][0]]
+        if len(changed) > max(4, FULL_SHARE * len(digests)):
             full, state, stats.state = True, None, "large"
-        else:
-            for d in changed:
-                new = {tuple(r) for r in chunks.get(d, ())}
-                old = {tuple(r) for r in orjson.loads(old_chunks[d])} if d in old_chunks else set()
-                changed_rows += new ^ old
-            changed_chunks = changed
 
     # ------------------------------------------------------------ what is dirty
     if full:
@@ -180,24 +180,32 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         blocks_state: dict = {}
         day_rows_in = rows
         dirty_days = None  # all
+        new_chunks = {d: (digests[d], pairs(lst)) for d, lst in chunks.items()}
     else:
         days_state = state["days"]
         index = state["index"]
         blocks_state = state["blocks"]
+        # A changed UTC day dirties, from its rows before and after: the local days it
+        # overlaps, its sessions, and per provider the blocks from its start to its end.
+        new_chunks = {d: old_chunks[d] for d in digests if d not in changed}
         dirty_days = set()
         dirty_sessions = set()
         first_change: dict[str, int] = {}
         last_change: dict[str, int] = {}
-        for r in changed_rows:
-            dirty_days.add(of_slot(r[0])[0])
-            dirty_sessions.add(r[4])
-            p = r[1]
-            if r[0] < first_change.get(p, 1 << 62):
-                first_change[p] = r[0]
-            if r[0] > last_change.get(p, -1):
-                last_change[p] = r[0]
+        for d in changed:
+            if d in digests:
+                new_chunks[d] = (digests[d], pairs(chunks[d]))
+            dirty_days.add(of_slot(d * DAY_MS)[0])
+            dirty_days.add(of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0])
+            for pr in (old_chunks[d][1] if d in old_chunks else ()), (new_chunks[d][1] if d in digests else ()):
+                for provider, session in pr:
+                    dirty_sessions.add(session)
+                    if d * DAY_MS < first_change.get(provider, 1 << 62):
+                        first_change[provider] = d * DAY_MS
+                    if d * DAY_MS + DAY_MS - SLOT_MS > last_change.get(provider, -1):
+                        last_change[provider] = d * DAY_MS + DAY_MS - SLOT_MS
         near = set()
-        for d in changed_chunks:
+        for d in changed:
             near.update((d - 1, d, d + 1))
         day_rows_in = [r for d in sorted(near) for r in chunks.get(d, ()) if of_slot(r[0])[0] in dirty_days]
 
@@ -237,7 +245,15 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
     new_units["daily"] = _units(_table({k: a for d in dirty_days if d in days_state for k, a in days_state[d][0].items()}, {}))
     new_units["weekly"] = _units(_table(_group((((week_of[k[0]], k[1], k[2]), a) for k, a in all_day_rows.items() if week_of[k[0]] in dirty_weeks), True), {}))
     new_units["monthly"] = _units(_table(_group((((k[0][:7], k[1], k[2]), a) for k, a in all_day_rows.items() if k[0][:7] in dirty_months), True), {}))
-    new_units["projects"] = _units(_table(_merge_groups(days_state[d][1] for d in sorted(days_state)), {}))
+    # projects: per month from its days (only the dirty months), then the months together
+    proj_months = {} if state is None else state["proj_months"]
+    months_now = {d[:7] for d in days_state}
+    for month in list(proj_months):
+        if month not in months_now:
+            del proj_months[month]
+    for month in months_now if state is None else dirty_months & months_now:
+        proj_months[month] = _merge_groups(days_state[d][1] for d in sorted(days_state) if d[:7] == month)
+    new_units["projects"] = _units(_table(_merge_groups(proj_months[m] for m in sorted(proj_months)), {}))
     allocation: dict[str, dict[str, int]] = {}
     for day in sorted(days_state):
         for provider, n in days_state[day][2].items():
@@ -427,8 +443,9 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
     if output != "-":
         view_cache.save(state_path, identity, {
             "output": view_cache.file_identity(output),
-            "chunks": chunk_bytes,
+            "chunks": new_chunks,
             "days": days_state,
+            "proj_months": proj_months,
             "blocks": blocks_state,
             "index": new_index,
             "multi_sessions": multi_sessions,

@@ -5,12 +5,15 @@ tests compare the two). A table's entries are grouped by period (a day, week, mo
 session, project or block start): a period's priced rows, period and period-provider
 entries and Markdown lines depend only on its own aggregate entries, the pricing book
 and, for a provider with a subscription fee, the allocation basis. So each period is
-keyed by a SHA-1 of its entries' bytes in ``aggregates.json`` (and of the basis, when a
-fee applies); the state (``cache/price/state.bin``, see view_cache.py) maps each key to
-the byte ranges of that period in the previous ``reports/<kind>.json`` and ``.md``, and
-to its money sums (per model, per provider, in all; unpriced models), from which the
-whole-range entries are added up again. The state is keyed by the book's hash and the
-code: a price change re-prices everything (and re-aggregates nothing).
+keyed by a SHA-1 of its entries' bytes in ``aggregates.json`` (with the whole basis when
+the book has a fee: then any new call re-prices every period, as a full run would). The
+state (``cache/price/state.bin``, see view_cache.py) keeps per report the periods' keys
+in order, each one's byte length in the previous ``reports/<kind>.json`` and ``.md`` (so a
+run of unchanged periods is one slice of the previous file), and each one's money sums
+(per model, per provider, in all; unpriced models) with the table's: the whole-range
+entries are the previous sums less the periods gone plus the periods priced now
+(integers, so exactly what a full run adds up). The state is keyed by the book's hash
+and the code: a price change re-prices everything (and re-aggregates nothing).
 
 The aggregates document is not parsed whole: its arrays of entries are cut out at the
 byte level (objects whose values are scalars, lists and flat objects: ``},{"`` only
@@ -210,7 +213,7 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
             else:
                 segments.append(["new", len(todo), len(todo) + 1])
             todo.append((key, period, u))
-        batch = _price_now(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer) if todo else None
+        batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, len(todo) == len(units)) if todo else None
         # the money sums: the previous ones, less the periods gone, plus the new ones
         kept = bytearray(len(old_keys))
         for seg in segments:
@@ -284,11 +287,14 @@ class _Batch:
     period_providers, Markdown lines) each entry's bytes and where each period's
     entries start; per period its money sums and row count; the sums of them all."""
 
-    def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer):
+    def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer, everything: bool = False):
         mini = {}
         for slot, name in ((0, "rows"), (1, "periods"), (2, "period_providers")):
             region = regions[slot]
-            mini[name] = orjson.loads(b"[" + b",".join(region[u[slot][0]:u[slot][1]] for _k, _p, u in todo if u[slot] is not None) + b"]")
+            if everything:  # every period of the table: its entries as they are
+                mini[name] = orjson.loads(b"[" + region + b"]")
+            else:
+                mini[name] = orjson.loads(b"[" + b",".join(region[u[slot][0]:u[slot][1]] for _k, _p, u in todo if u[slot] is not None) + b"]")
         if same:
             mini["periods"] = mini["period_providers"]
         per_unit: dict = {}
@@ -320,10 +326,6 @@ class _Batch:
                 gr = pu[2]
                 self.contrib.append((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3]))
         self.total = (pm, pp, [g[0], int(g[1]), g[2], g[3], g[4]], {k: (v["events"], v["tokens"]) for k, v in unp.items()})
-
-
-def _price_now(kind, todo, regions, same, mode, pricer) -> _Batch:
-    return _Batch(kind, todo, regions, same, mode, pricer)
 
 
 class _Sums:

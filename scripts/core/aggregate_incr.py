@@ -13,12 +13,14 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   provider, model) and its subscription basis: weeks, months, projects, the whole-range
   tables and the allocation basis are regrouped from these (hundreds of entries, not
   thousands of rollup rows).
+- ``proj_months``: per local month, its project row accumulators (from its days).
 - ``blocks``: per provider, each block's first slot and start. Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
-  before the earliest change; the ones before it keep their rows.
-- ``index``: per report kind and unit, the byte ranges of its rows, periods and
-  period-provider entries in the previous ``aggregates.json`` (whose inode, size and
-  mtime the state records): an unchanged unit is copied from there.
+  before the earliest change, until a block after the last change starts where it
+  started before; the others keep their rows.
+- ``index``: per report kind, the units' keys in order and each one's byte length (rows,
+  periods, period-provider entries) in the previous ``aggregates.json``, whose inode,
+  size and mtime the state records: a run of unchanged units is one slice of it.
 
 Anything unexpected (no state, another version, other parameters, an output that is not
 the recorded one, more than a quarter of the days changed) recomputes every unit: the

@@ -300,9 +300,22 @@ class _Batch:
         per_unit: dict = {}
         rows_out, periods, pps, pm, pp, g, unp = price_entries(mini, pricer, mode, per_unit)
         self.rows_out = rows_out
-        lines = markdown_rows(kind, rows_out)
-        self.entries = (view_cache.entry_bytes(rows_out), view_cache.entry_bytes(periods), view_cache.entry_bytes(pps),
-                        [line.encode() for line in lines])
+        # per slot: all its entries as one bytes object (JSON: the dump of the list,
+        # brackets included; Markdown: the lines, each ending in a newline) and the
+        # offset where each entry starts, so that any run of periods is one slice
+        self.data = []
+        self.offsets = []
+        for entries in (rows_out, periods, pps):
+            whole = _dumps(entries)
+            sizes = _entry_sizes(whole, entries)
+            self.data.append(whole)
+            self.offsets.append([1, *accumulate(sizes, initial=1)][1:])
+        text = "\n".join(markdown_rows(kind, rows_out))
+        md = (text + "\n").encode() if rows_out else b""
+        lines = text.split("\n") if rows_out else []
+        self.data.append(md)
+        self.offsets.append([*accumulate((map(len, lines) if len(md) == len(text) + 1 or not rows_out
+                                          else (len(x.encode()) for x in lines)), lambda a, n: a + n + 1, initial=0)])
         counts = [[u[slot][2] if u[slot] is not None else 0 for _k, _p, u in todo] for slot in (0, 1, 2)]
         counts.append(counts[0])
         # starts[slot][j]: the first entry of period j; ends[slot][j] = starts[slot][j + 1]
@@ -310,9 +323,9 @@ class _Batch:
         # sizes[slot][j]: the bytes of period j's entries, each with its separator
         self.sizes = []
         for slot in range(4):
-            pre = [0, *accumulate(map((1).__add__, map(len, self.entries[slot])))]
+            off = self.offsets[slot]
             st = self.starts[slot]
-            self.sizes.append([pre[st[j + 1]] - pre[st[j]] for j in range(len(todo))])
+            self.sizes.append(list(map(int.__sub__, [off[e] for e in st[1:]], [off[b] for b in st[:-1]])))
         if self.starts[0][-1] != len(rows_out) or self.starts[2][-1] != len(pps) or self.starts[1][-1] != len(periods):
             raise AssertionError("priced entries do not line up with their periods")
         self.n = counts[0]
@@ -326,6 +339,17 @@ class _Batch:
                 gr = pu[2]
                 self.contrib.append((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3]))
         self.total = (pm, pp, [g[0], int(g[1]), g[2], g[3], g[4]], {k: (v["events"], v["tokens"]) for k, v in unp.items()})
+
+
+def _entry_sizes(whole: bytes, entries: list) -> list[int]:
+    """Each entry's length in the dump of the list, plus its separator (see
+    view_cache.entry_bytes for why ``},{"`` separates them)."""
+    if not entries:
+        return []
+    pieces = whole[3:-2].split(_SEP)
+    if len(pieces) != len(entries):
+        raise Unsplittable("entries with nested objects")
+    return [n + 4 for n in map(len, pieces)]
 
 
 class _Sums:
@@ -422,9 +446,8 @@ class _Assembly:
                 st = batch.starts[slot]
                 if st[k] == st[i]:
                     continue
-                b = sep.join(batch.entries[slot][st[i]:st[k]])
-                if trailing:
-                    b += sep
+                off = batch.offsets[slot]
+                b = batch.data[slot][off[st[i]]:off[st[k]] - (0 if trailing else 1)]
             if wrote and not trailing:
                 parts.append(sep)
                 self.pos += 1

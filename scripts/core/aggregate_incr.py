@@ -5,10 +5,10 @@ tests compare the two), assembled from *units*: a day, ISO week, month, session 
 project (with its rows, period and period-provider entries) or a 5-hour block (start,
 provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
-- ``chunks``: per UTC day, the SHA-1 of its rollup rows (as JSON) and the (provider,
-  session) pairs they hold. A day whose rows differ from the last run's dirties the
-  local days it overlaps, the sessions it held before or holds now, and per provider the
-  blocks from its start to its end.
+- ``chunks``: per UTC day, the SHA-1 of its rollup rows (as JSON). A day whose rows
+  differ from the last run's dirties the local days it overlaps, the sessions it held
+  before (from the day accumulators below) or holds now, and per provider the blocks
+  from its start to its end.
 - ``days``: per local day, its row accumulators per (provider, model) and per (project,
   provider, model) and its subscription basis: weeks, months, projects, the whole-range
   tables and the allocation basis are regrouped from these (hundreds of entries, not
@@ -165,13 +165,10 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
     sha1 = hashlib.sha1
     digests = {d: sha1(_dumps(lst)).digest() for d, lst in chunks.items()}
 
-    def pairs(lst):
-        return sorted({(r[1], r[4]) for r in lst})
-
     full = state is None
     if not full:
         old_chunks = state["chunks"]
-        changed = [d for d in digests.keys() | old_chunks.keys() if d not in old_chunks or d not in digests or digests[d] != old_chunks[d][0]]
+        changed = [d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)]
         if len(changed) > max(4, FULL_SHARE * len(digests)):
             full, state, stats.state = True, None, "large"
 
@@ -182,30 +179,33 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         blocks_state: dict = {}
         day_rows_in = rows
         dirty_days = None  # all
-        new_chunks = {d: (digests[d], pairs(lst)) for d, lst in chunks.items()}
     else:
         days_state = state["days"]
         index = state["index"]
         blocks_state = state["blocks"]
-        # A changed UTC day dirties, from its rows before and after: the local days it
-        # overlaps, its sessions, and per provider the blocks from its start to its end.
-        new_chunks = {d: old_chunks[d] for d in digests if d not in changed}
+        # A changed UTC day dirties the local days it overlaps, the sessions it held
+        # before (the old day rows' sessions: a row the filters drop changes no session)
+        # or holds now, and per provider the blocks from its start to its end.
         dirty_days = set()
         dirty_sessions = set()
         first_change: dict[str, int] = {}
         last_change: dict[str, int] = {}
+
+        def touch(provider, d):
+            if d * DAY_MS < first_change.get(provider, 1 << 62):
+                first_change[provider] = d * DAY_MS
+            if d * DAY_MS + DAY_MS - SLOT_MS > last_change.get(provider, -1):
+                last_change[provider] = d * DAY_MS + DAY_MS - SLOT_MS
+
         for d in changed:
-            if d in digests:
-                new_chunks[d] = (digests[d], pairs(chunks[d]))
-            dirty_days.add(of_slot(d * DAY_MS)[0])
-            dirty_days.add(of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0])
-            for pr in (old_chunks[d][1] if d in old_chunks else ()), (new_chunks[d][1] if d in digests else ()):
-                for provider, session in pr:
-                    dirty_sessions.add(session)
-                    if d * DAY_MS < first_change.get(provider, 1 << 62):
-                        first_change[provider] = d * DAY_MS
-                    if d * DAY_MS + DAY_MS - SLOT_MS > last_change.get(provider, -1):
-                        last_change[provider] = d * DAY_MS + DAY_MS - SLOT_MS
+            for day in (of_slot(d * DAY_MS)[0], of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0]):
+                dirty_days.add(day)
+                for (_day, provider, _m), a in (days_state.get(day) or ({},))[0].items():
+                    dirty_sessions |= a[_SESS]
+                    touch(provider, d)
+            for r in chunks.get(d, ()):
+                dirty_sessions.add(r[4])
+                touch(r[1], d)
         near = set()
         for d in changed:
             near.update((d - 1, d, d + 1))
@@ -445,7 +445,7 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
     if output != "-":
         view_cache.save(state_path, identity, {
             "output": view_cache.file_identity(output),
-            "chunks": new_chunks,
+            "chunks": digests,
             "days": days_state,
             "proj_months": proj_months,
             "blocks": blocks_state,

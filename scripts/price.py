@@ -37,15 +37,21 @@ def transform(doc, book, on_unpriced: str = "warn", diag: Diagnostics | None = N
     reports = price_aggregates(doc, book)
     unpriced = next(iter(reports.values()), {}).get("unpriced", []) if reports else []
     if unpriced:
-        names = ", ".join(f"{u['provider']}/{u['model']} ({u['tokens']:,} tokens)" for u in unpriced)
-        if on_unpriced == "error":
-            raise DataError(f"unpriced models: {names} (add them to the pricing book or run `price coverage`)")
-        if on_unpriced == "warn" and diag is not None:
-            diag.notice(f"price: unpriced, reported as such and not as $0: {names}")
+        _unpriced_notice(unpriced, on_unpriced, diag)
         if on_unpriced == "skip":
             for rep in reports.values():
                 rep["rows"] = [r for r in rep["rows"] if r.get("priced_as") is not None]
     return reports
+
+
+def _unpriced_notice(unpriced: list, on_unpriced: str, diag: Diagnostics | None) -> None:
+    if not unpriced:
+        return
+    names = ", ".join(f"{u['provider']}/{u['model']} ({u['tokens']:,} tokens)" for u in unpriced)
+    if on_unpriced == "error":
+        raise DataError(f"unpriced models: {names} (add them to the pricing book or run `price coverage`)")
+    if on_unpriced == "warn" and diag is not None:
+        diag.notice(f"price: unpriced, reported as such and not as $0: {names}")
 
 
 @click.group("price", cls=DefaultGroup, context_settings=CONTEXT_SETTINGS)
@@ -67,9 +73,10 @@ def cli():
 @click.option("--report", "kinds", multiple=True, help="Only these report kinds (default all).")
 @click.option("--out-dir", default=None, help="Write <kind>.json and <kind>.md here (what `make` uses) instead of stdout.")
 @click.option("--format", "fmt", type=click.Choice(("json", "table", "markdown", "csv")), default="json", show_default=True, help="Stdout format.")
+@click.option("--force", is_flag=True, envvar="FORCE", help="With --out-dir: ignore the incremental state in $ARTIFACTS/cache/price/ (env FORCE=1).")
 @artifacts_option
 @strict_option
-def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict):
+def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, force, artifacts, strict):
     """Price INPUT: an aggregates document, or a JSONL stream of normalized events
     (each event comes back with ``cost_usd``). ``-`` is stdin.
 
@@ -90,10 +97,28 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, artifacts, strict
     with open_input(input_path) as fh:
         data = fh.read()
     stripped = data.lstrip()
-    first_line = stripped.split(b"\n", 1)[0]
-    if stripped.startswith(b"{") and b'"usage"' in first_line and first_line.rstrip().endswith(b"}"):
+    # event lines, or one aggregates document (a single line of megabytes: not copied)
+    end = stripped.find(b"\n")
+    end = len(stripped) if end < 0 else end
+    while end and stripped[end - 1] in b" \t\r":
+        end -= 1
+    if stripped.startswith(b"{") and stripped.find(b'"usage"', 0, end) >= 0 and stripped[end - 1:end] == b"}":
         _price_events(data, book, input_path, diag, on_unpriced)
         return
+    if out_dir and not kinds and on_unpriced != "skip" and stripped:
+        # the bundle's case: price only the periods whose aggregate entries changed
+        # (scripts/core/price_incr.py); the bytes are those of transform() + render()
+        from scripts.core.price_incr import Unsplittable, build
+
+        outcome = "invalidate" if os.path.exists(os.path.join(out_dir, "daily.json")) else "miss"
+        try:
+            stats, unpriced, written = build(data, book, out_dir, os.path.join(artifacts, "cache", "price"), on_unpriced, force)
+        except Unsplittable:
+            pass  # not in the form the byte-level cut expects: priced whole below
+        else:
+            _unpriced_notice(unpriced, on_unpriced, diag)
+            timer.finish(cache_outcome=outcome, reports=written, pricing=book.describe(), unpriced=unpriced, cache=stats.as_dict())
+            return
     from scripts.shared_io import loads
 
     try:

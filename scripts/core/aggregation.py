@@ -338,15 +338,15 @@ def aggregate_rollups(rollup_rows: Iterable[list], zone_name: str, filters: Filt
             gc.enable()
 
 
-def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> dict:
-    cal = SlotCalendar(zone_name)
-    of_slot = cal.of_slot
-    basis: dict[tuple, int] = {}
+def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None):
+    """One pass over rollup rows: ``fine`` accumulators per (local day, provider, model,
+    project, session) of the rows the filters keep, and (``want_blocks``) the kept rows per
+    (provider, slot). ``basis`` (if given, and only when filters are active) gets every
+    row's tokens per (month, provider), filtered out or not."""
     # fine: (day, provider, model, project, session) -> accumulator (sessions and
     # month_tokens unset: one session, the day's month)
     fine: dict[tuple, list] = {}
     # blocks: (provider, slot) -> its rollup rows
-    want_blocks = "blocks" in kinds
     slot_rows: dict[tuple, list[list]] = {}
     keeps = filters.keeps if filters.active else None
     for row in rollup_rows:
@@ -355,8 +355,9 @@ def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> 
         provider = row[1]
         if keeps is not None:
             # the subscription basis counts every call, filtered out or not
-            bk = (day[:7], provider)
-            basis[bk] = basis.get(bk, 0) + row[10] + row[11] + row[12] + row[13] + row[14] + row[15]
+            if basis is not None:
+                bk = (day[:7], provider)
+                basis[bk] = basis.get(bk, 0) + row[10] + row[11] + row[12] + row[13] + row[14] + row[15]
             if not keeps(day, provider, row[2], row[3]):
                 continue
         key = (day, provider, row[2], row[3], row[4])
@@ -390,8 +391,11 @@ def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> 
                 slot_rows[sk] = [row]
             else:
                 lst.append(row)
+    return fine, slot_rows
 
-    # day rows (also the source of weeks, months and the whole-range tables)
+
+def day_rows_of(fine: dict[tuple, list]) -> dict[tuple, list]:
+    """Row accumulators per (day, provider, model), with sessions and month_tokens."""
     day_rows: dict[tuple, list] = {}
     for (day, provider, model, _project, session), b in fine.items():
         k = (day, provider, model)
@@ -403,6 +407,36 @@ def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> 
             a[_SESS].add(session)
     for (day, _p, _m), a in day_rows.items():
         a[_MONTH] = {day[:7]: _tokens(a)}
+    return day_rows
+
+
+def project_rows_of(fine: dict[tuple, list]) -> dict[tuple, list]:
+    """Row accumulators per (project, provider, model), with sessions and month_tokens."""
+    proj_rows: dict[tuple, list] = {}
+    for (day, provider, model, project, session), b in fine.items():
+        k = (project or NO_PROJECT, provider, model)
+        a = proj_rows.get(k)
+        tokens = b[3] + b[4] + b[5] + b[6] + b[7] + b[8]
+        if a is None:
+            proj_rows[k] = _start(b, {session}, {day[:7]: tokens})
+        else:
+            _fold(a, b)
+            a[_SESS].add(session)
+            mt = a[_MONTH]
+            mt[day[:7]] = mt.get(day[:7], 0) + tokens
+    return proj_rows
+
+
+def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> dict:
+    cal = SlotCalendar(zone_name)
+    of_slot = cal.of_slot
+    basis: dict[tuple, int] = {}
+    want_blocks = "blocks" in kinds
+    keeps = filters.keeps if filters.active else None
+    fine, slot_rows = fold_rows(rollup_rows, of_slot, filters, want_blocks, basis)
+
+    # day rows (also the source of weeks, months and the whole-range tables)
+    day_rows = day_rows_of(fine)
 
     if keeps is None:
         for (day, provider, _m), a in day_rows.items():
@@ -421,19 +455,7 @@ def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> 
     if "monthly" in kinds:
         reports["monthly"] = _table(_group((((k[0][:7], k[1], k[2]), a) for k, a in day_rows.items()), True), shared)
     if "projects" in kinds:
-        proj_rows: dict[tuple, list] = {}
-        for (day, provider, model, project, session), b in fine.items():
-            k = (project or NO_PROJECT, provider, model)
-            a = proj_rows.get(k)
-            tokens = b[3] + b[4] + b[5] + b[6] + b[7] + b[8]
-            if a is None:
-                proj_rows[k] = _start(b, {session}, {day[:7]: tokens})
-            else:
-                _fold(a, b)
-                a[_SESS].add(session)
-                mt = a[_MONTH]
-                mt[day[:7]] = mt.get(day[:7], 0) + tokens
-        reports["projects"] = _table(proj_rows, shared)
+        reports["projects"] = _table(project_rows_of(fine), shared)
     if "sessions" in kinds:
         reports["sessions"] = _session_table(fine, shared)
     if want_blocks:
@@ -452,10 +474,11 @@ def _aggregate(rollup_rows, zone_name: str, filters: Filters, kinds, now_ms) -> 
     }
 
 
-def _session_table(fine: dict[tuple, list], shared: dict) -> dict:
-    """Rows per (session, provider, model). Consumes ``fine``: most sessions have one
-    fine accumulator (one day, one model), which becomes their row as it is. A
-    session's project is the one of its earliest call that has one."""
+def session_rows_of(fine: dict[tuple, list]):
+    """Row accumulators per (session, provider, model) and ``project_of(session)``.
+    Consumes ``fine``: most sessions have one fine accumulator (one day, one model),
+    which becomes their row as it is. A session's project is the one of its earliest
+    call that has one."""
     sess_rows: dict[tuple, list] = {}
     owned: set[tuple] = set()
     session_project: dict[str, tuple[int, str]] = {}
@@ -484,9 +507,22 @@ def _session_table(fine: dict[tuple, list], shared: dict) -> dict:
         sp = session_project.get(session)
         return sp[1] if sp else None
 
+    return sess_rows, project_of
+
+
+def session_project_field(project_of):
+    """The ``extra`` of session period entries: the session's project."""
+
     def with_project(d, period, _provider):
         d["project"] = project_of(period)
 
+    return with_project
+
+
+def _session_table(fine: dict[tuple, list], shared: dict) -> dict:
+    """Rows per (session, provider, model); see session_rows_of."""
+    sess_rows, project_of = session_rows_of(fine)
+    with_project = session_project_field(project_of)
     table = _table(sess_rows, shared, with_project, with_periods=False, project_of=project_of)
     if len(table["period_providers"]) == len({k[0] for k in sess_rows}):
         # a session runs in one tool: its entry names that provider, and the per-period
@@ -562,7 +598,9 @@ def assign_blocks(spans: dict[int, list]) -> dict[int, int]:
     return out
 
 
-def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_ms: int | None) -> dict:
+def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_ms: int | None, firsts: dict | None = None) -> dict:
+    """The blocks table; ``firsts`` (if given) gets, per provider, ``{block start: its
+    first slot}`` (what the incremental aggregate keeps)."""
     spans: dict[str, dict[int, list]] = {}
     for (provider, slot), rows in slot_rows.items():
         if len(rows) == 1:
@@ -574,7 +612,13 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
     split_months: list[tuple] = []  # blocks that cross a local month boundary (rare)
     for provider, provider_spans in spans.items():
         months: dict[int, str] = {}
-        for slot, start in assign_blocks(provider_spans).items():
+        assigned = assign_blocks(provider_spans)
+        if firsts is not None:
+            mine = firsts[provider] = {}
+            for slot, start in assigned.items():  # slots ascending
+                if start not in mine:
+                    mine[start] = slot
+        for slot, start in assigned.items():
             month = of_slot(slot)[2]
             if months.setdefault(start, month) != month:
                 split_months.append((provider, start))

@@ -27,7 +27,7 @@ REPORT_SCHEMA_VERSION = 1
 _DROP = ("month_tokens", "long_context")
 
 
-class _Pricer:
+class Pricer:
     """Row money with per-model and per-provider lookups memoized."""
 
     def __init__(self, book: Book, basis: dict):
@@ -192,13 +192,16 @@ def _fold(a: list, b: list) -> None:
 
 
 def _add_money(acc: dict, key, var, sub: int, sav: int, unpriced: int) -> None:
+    """Add money into ``acc[key]``: ``[variable, how many of the parts had a variable cost
+    (only its truth is shown), subscription, savings, unpriced tokens]``. A count, not a
+    flag, so that sums kept per period add up to the table's (incremental price)."""
     a = acc.get(key)
     if a is None:
-        acc[key] = [var or 0, var is not None, sub, sav, unpriced]
+        acc[key] = [var or 0, int(var is not None), sub, sav, unpriced]
         return
     if var is not None:
         a[0] += var
-        a[1] = True
+        a[1] += 1
     a[2] += sub
     a[3] += sav
     a[4] += unpriced
@@ -207,13 +210,35 @@ def _add_money(acc: dict, key, var, sub: int, sav: int, unpriced: int) -> None:
 _NOTHING = (0, False, 0, 0, 0)
 
 
-def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = None) -> dict:
+def price_table(table: dict, book: Book, basis: dict, pricer: Pricer | None = None) -> dict:
     """Price one aggregate table (rows, periods, period_providers, by_provider, by_model, totals).
 
     Rows are priced; period and period-provider entries get the sums of their rows
     (tokens, calls, first/last call, money); the whole-range entries get the money of
     their rows."""
-    pricer = pricer or _Pricer(book, basis)
+    pricer = pricer or Pricer(book, basis)
+    rows_out, periods, pps, per_model, per_provider, grand, unpriced = price_entries(table, pricer)
+    return whole_range(table, pricer, rows_out, periods, pps, per_model, per_provider, grand, unpriced)
+
+
+def periods_mode(table: dict) -> str:
+    """How a table's period entries are priced: ``pps`` (they are the period-provider
+    entries: blocks, sessions in one tool), ``provider`` (one provider each) or ``period``."""
+    if table["periods"] and "provider" in table["periods"][0]:
+        # one provider per period (blocks; sessions): periods are period-provider entries
+        if table["periods"] is table.get("period_providers") or table["periods"] == table.get("period_providers"):
+            return "pps"
+        return "provider"
+    return "period"
+
+
+def price_entries(table: dict, pricer: Pricer, mode: str | None = None, per_unit: dict | None = None):
+    """The priced rows, periods and period-provider entries of a table (or of some of its
+    periods: each period's entries depend on its own rows only), and the money sums the
+    whole-range entries are made of: per (provider, model), per provider, in all, and the
+    unpriced models. ``per_unit`` (if given) gets the same sums per period:
+    ``period -> [per (provider, model), per provider, all, unpriced (events, tokens)]``
+    (what the incremental price keeps)."""
     money = pricer.money
     rows_out = []
     per_pp: dict[tuple, list] = {}
@@ -261,9 +286,17 @@ def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = N
                 u = unpriced[mk] = {"events": 0, "model": row["model"], "provider": provider, "tokens": 0}
             u["tokens"] += row["total_tokens"]
             u["events"] += row["events"]
+        if per_unit is not None:
+            pu = per_unit.get(k[0])
+            if pu is None:
+                pu = per_unit[k[0]] = [{}, {}, [0, 0, 0, 0, 0], {}]
+            _add_money(pu[0], mk, var if has_var else None, sub, sav, unp)
+            if priced_as is None:
+                e = pu[3].get(mk, (0, 0))
+                pu[3][mk] = (e[0] + row["events"], e[1] + row["total_tokens"])
     per_period: dict[str, list] = {}
     per_provider: dict[str, list] = {}
-    grand = [0, False, 0, 0, 0]
+    grand = [0, 0, 0, 0, 0]
     for (period, provider), a in per_pp.items():
         p = per_period.get(period)
         if p is None:
@@ -273,19 +306,34 @@ def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = N
         m = a[11:]
         _add_money(per_provider, provider, m[0] if m[1] else None, m[2], m[3], m[4])
         grand[0] += m[0]
-        grand[1] = grand[1] or m[1]
+        grand[1] += 1 if m[1] else 0
         grand[2] += m[2]
         grand[3] += m[3]
         grand[4] += m[4]
+        if per_unit is not None:
+            pu = per_unit.get(period)
+            if pu is None:
+                pu = per_unit[period] = [{}, {}, [0, 0, 0, 0, 0], {}]
+            _add_money(pu[1], provider, m[0] if m[1] else None, m[2], m[3], m[4])
+            g = pu[2]
+            g[0] += m[0]
+            g[1] += 1 if m[1] else 0
+            g[2] += m[2]
+            g[3] += m[3]
+            g[4] += m[4]
     pps = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table.get("period_providers", [])]
-    if table["periods"] and "provider" in table["periods"][0]:
-        # one provider per period (blocks; sessions): periods are period-provider entries
-        if table["periods"] is table.get("period_providers") or table["periods"] == table.get("period_providers"):
-            periods = pps
-        else:
-            periods = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table["periods"]]
+    mode = mode or periods_mode(table)
+    if mode == "pps":
+        periods = pps
+    elif mode == "provider":
+        periods = [_summary(p, per_pp.get((p["period"], p["provider"]))) for p in table["periods"]]
     else:
         periods = [_summary(p, per_period.get(p["period"])) for p in table["periods"]]
+    return rows_out, periods, pps, per_model, per_provider, grand, unpriced
+
+
+def whole_range(table: dict, pricer: Pricer, rows_out, periods, pps, per_model, per_provider, grand, unpriced) -> dict:
+    """The priced table: entries, and the whole-range entries with the money of their rows."""
     out = {
         "rows": rows_out,
         "periods": periods,
@@ -304,7 +352,7 @@ def price_table(table: dict, book: Book, basis: dict, pricer: _Pricer | None = N
 def price_aggregates(agg: dict, book: Book) -> dict[str, dict]:
     """Every report of an aggregates document, priced."""
     basis = agg.get("allocation_basis") or {}
-    pricer = _Pricer(book, basis)
+    pricer = Pricer(book, basis)
     described = book.describe()
     reports = {}
     for kind, table in agg["reports"].items():

@@ -108,23 +108,52 @@ def _cells(report: dict, view: str):
     return headers, body, foot, numeric
 
 
+def _markdown_head(report: dict, headers, numeric) -> list[str]:
+    title = TITLES.get(report.get("kind", ""), "Usage")
+    return [f"## {title} ({report.get('timezone', 'UTC')})", "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+
+
+def _markdown_foot(report: dict, foot) -> list[str]:
+    out = ["| " + " | ".join(f"**{c}**" if c else "" for c in foot) + " |"]
+    if report.get("unpriced"):
+        out += ["", "Unpriced (no rate in the pricing book; not counted as $0):", ""]
+        out += [f"- {u['provider']} / {u['model']}: {u['tokens']:,} tokens in {u['events']:,} calls" for u in report["unpriced"]]
+    return out
+
+
+# The Markdown of the row view in three parts, so that the incremental price can keep
+# each period's lines: render(report, "markdown") is head + rows + foot, joined by newlines.
+def markdown_head(report: dict) -> list[str]:
+    cols = columns(report.get("kind", ""), "row")
+    return _markdown_head(report, [t for _k, t in cols], [False] * (len(cols) - len(NUMBERS)) + [True] * len(NUMBERS))
+
+
+def markdown_rows(kind: str, rows: list[dict]) -> list[str]:
+    cols = columns(kind, "row")
+    head_keys = [k for k, _t in cols[: len(cols) - len(NUMBERS)]]
+    return ["| " + " | ".join(["-" if r.get(k) is None else str(r.get(k)) for k in head_keys] + _number_cells(r)) + " |" for r in rows]
+
+
+def markdown_foot(report: dict) -> list[str]:
+    cols = columns(report.get("kind", ""), "row")
+    n_head = len(cols) - len(NUMBERS)
+    totals = report.get("totals") or {}
+    foot = ["Total"] + [""] * (n_head - 1) + (_number_cells(totals) if totals else [""] * len(NUMBERS))
+    return _markdown_foot(report, foot)
+
+
 def render(report: dict, fmt: str, view: str = "row") -> str:
     if fmt == "json":
         return dumps_doc(report).decode()
     if fmt == "csv":
         return render_csv(report, view)
+    if fmt == "markdown" and view == "row":
+        return "\n".join(markdown_head(report) + markdown_rows(report.get("kind", ""), entries(report, view)) + markdown_foot(report)) + "\n"
     headers, body, foot, numeric = _cells(report, view)
     if fmt == "markdown":
-        title = TITLES.get(report.get("kind", ""), "Usage")
-        out = [f"## {title} ({report.get('timezone', 'UTC')})", ""]
-        out.append("| " + " | ".join(headers) + " |")
-        out.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
-        out += ["| " + " | ".join(r) + " |" for r in body]
-        out.append("| " + " | ".join(f"**{c}**" if c else "" for c in foot) + " |")
-        if report.get("unpriced"):
-            out += ["", "Unpriced (no rate in the pricing book; not counted as $0):", ""]
-            out += [f"- {u['provider']} / {u['model']}: {u['tokens']:,} tokens in {u['events']:,} calls" for u in report["unpriced"]]
-        return "\n".join(out) + "\n"
+        return "\n".join(_markdown_head(report, headers, numeric) + ["| " + " | ".join(r) + " |" for r in body] + _markdown_foot(report, foot)) + "\n"
     widths = [len(h) for h in headers]
     for r in body + [foot]:
         for i, c in enumerate(r):

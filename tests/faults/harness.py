@@ -260,6 +260,15 @@ def check_bundle(art: Path, known: dict[str, set] | None = None, settled: bool =
                 packs_referenced[str(p.parent)] = set(doc.get("packs", {}))
                 c.validated += 1
             continue  # packs: checked through their index below
+        if parts[0] == "cache" and parts[1] in ("aggregate", "price"):
+            # the incremental aggregate's and price's states (binary, with their own digest)
+            from scripts.core.view_cache import verify
+
+            why = verify(data)
+            if why:
+                c.problems.append(f"{rel}: {why}")
+            c.validated += 1
+            continue
         cmp = _strip_clock(rel, data) if rel in RESULT_FILES else data
         if cmp in known.get(rel, ()):
             c.known += 1

@@ -1,0 +1,465 @@
+"""Incremental ``aggregate``: recompute only the report rows whose rollup rows changed.
+
+The output is the document ``aggregation.aggregate_rollups`` gives, byte for byte (the
+tests compare the two), assembled from *units*: a day, ISO week, month, session or
+project (with its rows, period and period-provider entries) or a 5-hour block (start,
+provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
+
+- ``chunks``: per UTC day, the SHA-1 of its rollup rows (as JSON). A day whose rows
+  differ from the last run's dirties the local days it overlaps, the sessions it held
+  before (from the day accumulators below) or holds now, and per provider the blocks
+  from its start to its end.
+- ``days``: per local day, its row accumulators per (provider, model) and per (project,
+  provider, model) and its subscription basis: weeks, months, projects, the whole-range
+  tables and the allocation basis are regrouped from these (hundreds of entries, not
+  thousands of rollup rows).
+- ``proj_months``: per local month, its project row accumulators (from its days).
+- ``blocks``: per provider, each block's first slot and start. Block assignment is
+  sequential, so blocks are recomputed from the block holding the last unchanged slot
+  before the earliest change, until a block after the last change starts where it
+  started before; the others keep their rows.
+- ``index``: per report kind, the units' keys in order and each one's byte length (rows,
+  periods, period-provider entries) in the previous ``aggregates.json``, whose inode,
+  size and mtime the state records: a run of unchanged units is one slice of it.
+
+Anything unexpected (no state, another version, other parameters, an output that is not
+the recorded one, more than a quarter of the days changed) recomputes every unit: the
+same code path with everything dirty.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from itertools import accumulate
+
+import orjson
+
+from scripts.core import view_cache
+from scripts.core.aggregation import (
+    AGGREGATES_SCHEMA_VERSION,
+    DAY_MS,
+    REPORT_KINDS,
+    SLOT_MS,
+    _MONTH,
+    _SESS,
+    SlotCalendar,
+    _block_table,
+    _fold,
+    _group,
+    _start,
+    _table,
+    _whole_range,
+    assign_blocks,
+    day_rows_of,
+    fold_rows,
+    iso_ms,
+    project_rows_of,
+    session_project_field,
+    session_rows_of,
+)
+
+STATE = "state.bin"
+_OPT = orjson.OPT_SORT_KEYS
+# more than this share of the days changed: recompute everything (cheaper than the bookkeeping)
+FULL_SHARE = 0.25
+
+
+def _dumps(obj) -> bytes:
+    return orjson.dumps(obj, option=_OPT)
+
+
+def _units(table: dict, by_provider: bool = False) -> dict:
+    """``unit -> [rows bytes, periods bytes, period_providers bytes, row count]`` of a table."""
+    out: dict = {}
+
+    def add(entries, slot):
+        dumped = view_cache.entry_bytes(entries)
+        cur_key = None
+        start = 0
+        for i, e in enumerate(entries):
+            k = (e["period"], e["provider"]) if by_provider else e["period"]
+            if k != cur_key:
+                if i:
+                    out.setdefault(cur_key, [b"", b"", b"", 0])[slot] = b",".join(dumped[start:i])
+                cur_key, start = k, i
+            if slot == 0:
+                u = out.get(k)
+                if u is None:
+                    out[k] = [b"", b"", b"", 1]
+                else:
+                    u[3] += 1
+        if entries:
+            out.setdefault(cur_key, [b"", b"", b"", 0])[slot] = b",".join(dumped[start:])
+
+    add(table["rows"], 0)
+    add(table["periods"], 1)
+    add(table["period_providers"], 2)
+    return out
+
+
+def _merge_groups(parts) -> dict:
+    """Group accumulators (with sessions and month_tokens) of several days by key."""
+    out: dict = {}
+    for part in parts:
+        for key, b in part.items():
+            a = out.get(key)
+            if a is None:
+                out[key] = _start(b, set(b[_SESS]), dict(b[_MONTH]))
+                continue
+            _fold(a, b)
+            a[_SESS] |= b[_SESS]
+            mt = a[_MONTH]
+            for m, n in b[_MONTH].items():
+                mt[m] = mt.get(m, 0) + n
+    return out
+
+
+def _basis_of(rows, of_slot) -> dict:
+    """Tokens per local day and provider, every row (filters never apply to the basis)."""
+    out: dict = {}
+    for r in rows:
+        day = of_slot(r[0])[0]
+        d = out.get(day)
+        if d is None:
+            d = out[day] = {}
+        d[r[1]] = d.get(r[1], 0) + r[10] + r[11] + r[12] + r[13] + r[14] + r[15]
+    return out
+
+
+def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, force: bool = False):
+    """Write the aggregates document for ``rows`` to ``output``; return Stats."""
+    stats = view_cache.Stats()
+    cal = SlotCalendar(zone_name)
+    of_slot = cal.of_slot
+    identity = {
+        "stage": "aggregate",
+        "code": view_cache.code_hash("scripts.core.aggregation", "scripts.core.aggregate_incr", "scripts.core.view_cache",
+                                     "scripts.core.periods", "scripts.core.event"),
+        "timezone": view_cache.zone_identity(zone_name),
+        "filters": filters.as_dict(),
+        "output": os.path.abspath(output),
+    }
+    state_path = os.path.join(cache_dir, STATE)
+    state = None
+    if force:
+        stats.state = "bypassed"
+    else:
+        state, why = view_cache.load(state_path, identity)
+        stats.state = why or "used"
+    old_data = None
+    if state is not None:
+        old_data = view_cache.read_previous(output, state["output"])
+        if old_data is None:
+            state, stats.state = None, "output"
+
+    # the rollup rows per UTC day, and their bytes (what tells a changed day)
+    chunks: dict[int, list] = {}
+    for r in rows:
+        d = r[0] // DAY_MS
+        lst = chunks.get(d)
+        if lst is None:
+            chunks[d] = [r]
+        else:
+            lst.append(r)
+    sha1 = hashlib.sha1
+    digests = {d: sha1(_dumps(lst)).digest() for d, lst in chunks.items()}
+
+    full = state is None
+    if not full:
+        old_chunks = state["chunks"]
+        changed = [d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)]
+        if len(changed) > max(4, FULL_SHARE * len(digests)):
+            full, state, stats.state = True, None, "large"
+
+    # ------------------------------------------------------------ what is dirty
+    if full:
+        days_state: dict = {}
+        index: dict = {}
+        blocks_state: dict = {}
+        day_rows_in = rows
+        dirty_days = None  # all
+    else:
+        days_state = state["days"]
+        index = state["index"]
+        blocks_state = state["blocks"]
+        # A changed UTC day dirties the local days it overlaps, the sessions it held
+        # before (the old day rows' sessions: a row the filters drop changes no session)
+        # or holds now, and per provider the blocks from its start to its end.
+        dirty_days = set()
+        dirty_sessions = set()
+        first_change: dict[str, int] = {}
+        last_change: dict[str, int] = {}
+
+        def touch(provider, d):
+            if d * DAY_MS < first_change.get(provider, 1 << 62):
+                first_change[provider] = d * DAY_MS
+            if d * DAY_MS + DAY_MS - SLOT_MS > last_change.get(provider, -1):
+                last_change[provider] = d * DAY_MS + DAY_MS - SLOT_MS
+
+        for d in changed:
+            for day in (of_slot(d * DAY_MS)[0], of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0]):
+                dirty_days.add(day)
+                for (_day, provider, _m), a in (days_state.get(day) or ({},))[0].items():
+                    dirty_sessions |= a[_SESS]
+                    touch(provider, d)
+            for r in chunks.get(d, ()):
+                dirty_sessions.add(r[4])
+                touch(r[1], d)
+        near = set()
+        for d in changed:
+            near.update((d - 1, d, d + 1))
+        day_rows_in = [r for d in sorted(near) for r in chunks.get(d, ()) if of_slot(r[0])[0] in dirty_days]
+
+    # ------------------------------------------------------------ days
+    keeps_all = dirty_days is None
+    fine, slot_rows = fold_rows(day_rows_in, of_slot, filters, keeps_all)
+    fine_by_day: dict[str, dict] = {}
+    for k, a in fine.items():
+        fine_by_day.setdefault(k[0], {})[k] = a
+    # the subscription basis counts every call, filtered out or not
+    basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
+    new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
+    for day in (dirty_days if dirty_days is not None else new_days) | new_days:
+        sub = fine_by_day.get(day)
+        if sub is None and (basis_by_day is None or day not in basis_by_day):
+            days_state.pop(day, None)
+            continue
+        day_rows = day_rows_of(sub) if sub else {}
+        if basis_by_day is None:
+            basis = {}
+            for (_d, provider, _m), a in day_rows.items():
+                basis[provider] = basis.get(provider, 0) + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
+        else:
+            basis = basis_by_day.get(day, {})
+        days_state[day] = [day_rows, project_rows_of(sub) if sub else {}, basis]
+    if dirty_days is None:
+        dirty_days = set(days_state)
+    week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state}
+    dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
+    dirty_months = {d[:7] for d in dirty_days}
+
+    all_day_rows: dict = {}
+    for day in sorted(days_state):
+        all_day_rows.update(days_state[day][0])
+    shared = _whole_range(all_day_rows)
+    new_units: dict[str, dict] = {}
+    new_units["daily"] = _units(_table({k: a for d in dirty_days if d in days_state for k, a in days_state[d][0].items()}, {}))
+    new_units["weekly"] = _units(_table(_group((((week_of[k[0]], k[1], k[2]), a) for k, a in all_day_rows.items() if week_of[k[0]] in dirty_weeks), True), {}))
+    new_units["monthly"] = _units(_table(_group((((k[0][:7], k[1], k[2]), a) for k, a in all_day_rows.items() if k[0][:7] in dirty_months), True), {}))
+    # projects: per month from its days (only the dirty months), then the months together
+    proj_months = {} if state is None else state["proj_months"]
+    months_now = {d[:7] for d in days_state}
+    for month in list(proj_months):
+        if month not in months_now:
+            del proj_months[month]
+    for month in months_now if state is None else dirty_months & months_now:
+        proj_months[month] = _merge_groups(days_state[d][1] for d in sorted(days_state) if d[:7] == month)
+    new_units["projects"] = _units(_table(_merge_groups(proj_months[m] for m in sorted(proj_months)), {}))
+    allocation: dict[str, dict[str, int]] = {}
+    for day in sorted(days_state):
+        for provider, n in days_state[day][2].items():
+            m = allocation.setdefault(day[:7], {})
+            m[provider] = m.get(provider, 0) + n
+
+    # ------------------------------------------------------------ sessions
+    if state is None:
+        sess_fine = fine  # consumed below; day accumulators were copied out of it already
+        sess_in_all = True
+    else:
+        sess_rows_in = [r for r in rows if r[4] in dirty_sessions]
+        sess_fine = fold_rows(sess_rows_in, of_slot, filters, False)[0]
+        sess_in_all = False
+    sess_units = _session_units(sess_fine, not sess_in_all)
+    # a session in several tools: every session gets a per-period entry of its own
+    old_multi = set() if state is None else set(state["multi_sessions"])
+    multi_sessions = {k for k, u in sess_units.items() if u[4]}
+    if not sess_in_all:
+        multi_sessions |= old_multi - dirty_sessions
+        if bool(multi_sessions) != bool(old_multi):
+            sess_in_all = True  # the periods list changes form: redo every session
+            sess_units = _session_units(fold_rows(rows, of_slot, filters, False)[0], True)
+            multi_sessions = {k for k, u in sess_units.items() if u[4]}
+    elif multi_sessions:
+        sess_units = _session_units(fold_rows(rows, of_slot, filters, False)[0], True)
+    multi = bool(multi_sessions)
+    new_units["sessions"] = {k: [u[0], u[3] if multi else u[2], u[2], u[5]] for k, u in sess_units.items()}
+
+    # ------------------------------------------------------------ blocks
+    # Per provider, the blocks from the one holding the last unchanged slot before the
+    # earliest change are recomputed, up to the first block after the last change that
+    # starts where it started before (from there on, the sequence is the old one).
+    new_block_units: dict = {}
+    redo: dict[str, tuple] = {}  # provider -> (first start recomputed or None, first start kept again or None), iso
+    if state is None:
+        block_slots = slot_rows
+        for provider in {k[0] for k in slot_rows}:
+            redo[provider] = (None, None)
+    else:
+        block_slots = {}
+        for provider, t0 in first_change.items():
+            starts = blocks_state.get(provider) or []
+            from_slot = None
+            for first_slot, start in starts:  # ascending
+                if first_slot < t0:
+                    from_slot, from_start = first_slot, start
+                else:
+                    break
+            if from_slot is None:
+                sub = [r for r in rows if r[1] == provider]
+            else:
+                first_day = from_slot // DAY_MS
+                sub = [r for d in sorted(chunks) if d >= first_day for r in chunks[d] if r[1] == provider and r[0] >= from_slot]
+            mine = fold_rows(sub, of_slot, filters, True)[1]
+            spans = {}
+            for (_p, slot), rs in mine.items():
+                spans[slot] = [rs[0][8], rs[0][9]] if len(rs) == 1 else [min(r[8] for r in rs), max(r[9] for r in rs)]
+            old_starts = set(starts)
+            t1 = last_change[provider]
+            until = None
+            prev = None
+            for slot, start in assign_blocks(spans).items():  # ascending
+                if start != prev:
+                    prev = start
+                    if slot > t1 and (slot, start) in old_starts:
+                        until = (slot, start)
+                        break
+            if until is not None:
+                mine = {k: v for k, v in mine.items() if k[1] < until[0]}
+            block_slots.update(mine)
+            redo[provider] = (None if from_slot is None else iso_ms(from_start), None if until is None else iso_ms(until[1]))
+    firsts: dict[str, dict[int, int]] = {}
+    if block_slots:
+        new_block_units = _units(_block_table(block_slots, of_slot, {}, None, firsts), by_provider=True)
+    for provider, (cut, until) in redo.items():
+        before = [] if cut is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) < cut]
+        after = [] if until is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) >= until]
+        blocks_state[provider] = before + sorted((f, s) for s, f in firsts.get(provider, {}).items()) + after
+    new_units["blocks"] = new_block_units
+
+    # ------------------------------------------------------------ assemble
+    def stale(kind):
+        """Old units of ``kind`` that are recomputed (or gone)."""
+        if state is None:
+            return lambda k: True
+        if kind == "daily":
+            return lambda k: k in dirty_days
+        if kind == "weekly":
+            return lambda k: k in dirty_weeks
+        if kind == "monthly":
+            return lambda k: k in dirty_months
+        if kind == "projects":
+            return lambda k: True
+        if kind == "sessions":
+            return (lambda k: True) if sess_in_all else (lambda k: k in dirty_sessions)
+
+        def block_stale(k):
+            r = redo.get(k[1])
+            return r is not None and (r[0] is None or k[0] >= r[0]) and (r[1] is None or k[0] < r[1])
+
+        return block_stale
+
+    parts: list[bytes] = [b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict())
+                          + b',"kind":"aggregates","reports":{']
+    pos = len(parts[0])
+    new_index: dict = {}
+    shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
+    shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
+    for n, kind in enumerate(sorted(REPORT_KINDS)):
+        old = index.get(kind)
+        old_keys = old["keys"] if old is not None else []
+        fresh = new_units[kind]
+        is_stale = stale(kind)
+        kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
+        # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
+        segments: list = []
+        if kept:
+            old_ord = dict(zip(old_keys, range(len(old_keys))))
+            for k in sorted(kept + list(fresh)):
+                o = old_ord.get(k) if k not in fresh else None
+                if o is None:
+                    segments.append(k)
+                    continue
+                last = segments[-1] if segments else None
+                if last is not None and last.__class__ is list and last[2] == o - 1:
+                    last[2] = o
+                else:
+                    segments.append(["old", o, o])
+        else:
+            segments = sorted(fresh)
+        idx = {"keys": [], "n": [], "lens": [None] * 3, "base": [0] * 3}
+        for seg in segments:
+            if seg.__class__ is list:
+                idx["keys"] += old_keys[seg[1]:seg[2] + 1]
+                ns = old["n"][seg[1]:seg[2] + 1]
+                idx["n"] += ns
+                stats.reused += sum(ns)
+            else:
+                idx["keys"].append(seg)
+                idx["n"].append(fresh[seg][3])
+                stats.recomputed += fresh[seg][3]
+        head = (b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":['
+        parts.append(head)
+        pos += len(head)
+        for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
+            idx["base"][slot] = pos
+            lens: list[int] = []
+            wrote = False
+            if old is not None:
+                old_lens = old["lens"][slot]
+                obase = old["base"][slot]
+                pre = [0]
+                pre += accumulate(old_lens)
+            for seg in segments:
+                if seg.__class__ is list:
+                    i, k = seg[1], seg[2] + 1
+                    lens += old_lens[i:k]
+                    if pre[k] == pre[i]:
+                        continue
+                    b = old_data[obase + pre[i]:obase + pre[k] - 1]
+                else:
+                    b = fresh[seg][slot]
+                    if not b:
+                        lens.append(0)
+                        continue
+                    lens.append(len(b) + 1)
+                if wrote:
+                    parts.append(b",")
+                    pos += 1
+                parts.append(b)
+                pos += len(b)
+                wrote = True
+            idx["lens"][slot] = lens
+            if tail:
+                parts.append(tail)
+                pos += len(tail)
+        parts.append(shared_tail)
+        pos += len(shared_tail)
+        new_index[kind] = idx
+    parts.append(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
+
+    from scripts.shared_io import AtomicFile
+
+    with AtomicFile(output) as fh:
+        fh.write(b"".join(parts))
+    if output != "-":
+        view_cache.save(state_path, identity, {
+            "output": view_cache.file_identity(output),
+            "chunks": digests,
+            "days": days_state,
+            "proj_months": proj_months,
+            "blocks": blocks_state,
+            "index": new_index,
+            "multi_sessions": multi_sessions,
+        })
+    return stats
+
+
+def _session_units(fine: dict, multi_form: bool) -> dict:
+    """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
+    tools?, n rows]``."""
+    sess_rows, project_of = session_rows_of(fine)
+    with_project = session_project_field(project_of)
+    table = _table(sess_rows, {}, with_project, with_periods=multi_form, project_of=project_of)
+    units = _units(table)
+    return {k: [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]] for k, u in units.items()}

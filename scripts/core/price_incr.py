@@ -1,0 +1,460 @@
+"""Incremental ``price run --out-dir``: price only the periods whose aggregate entries changed.
+
+The reports are those ``costing.price_aggregates`` + ``render`` give, byte for byte (the
+tests compare the two). A table's entries are grouped by period (a day, week, month,
+session, project or block start): a period's priced rows, period and period-provider
+entries and Markdown lines depend only on its own aggregate entries, the pricing book
+and, for a provider with a subscription fee, the allocation basis. So each period is
+keyed by a SHA-1 of its entries' bytes in ``aggregates.json`` (with the whole basis when
+the book has a fee: then any new call re-prices every period, as a full run would). The
+state (``cache/price/state.bin``, see view_cache.py) keeps per report the periods' keys
+in order, each one's byte length in the previous ``reports/<kind>.json`` and ``.md`` (so a
+run of unchanged periods is one slice of the previous file), and each one's money sums
+(per model, per provider, in all; unpriced models) with the table's: the whole-range
+entries are the previous sums less the periods gone plus the periods priced now
+(integers, so exactly what a full run adds up). The state is keyed by the book's hash
+and the code: a price change re-prices everything (and re-aggregates nothing).
+
+The aggregates document is not parsed whole: its arrays of entries are cut out at the
+byte level (objects whose values are scalars, lists and flat objects: ``},{"`` only
+occurs between two of them, since a quote inside a string is escaped), and the rest (the
+skeleton) is parsed and checked. Anything unexpected (a backslash in an entry, a
+skeleton that does not match) prices the whole document as before.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from itertools import accumulate
+
+import orjson
+
+from scripts.core import view_cache
+from scripts.core.costing import REPORT_SCHEMA_VERSION, Pricer, price_entries, whole_range
+from scripts.core.render import markdown_foot, markdown_head, markdown_rows
+from scripts.shared_io import AtomicFile
+
+STATE = "state.bin"
+_OPT = orjson.OPT_SORT_KEYS
+_SEP = b'},{"'
+_ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
+_PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
+
+
+class Unsplittable(Exception):
+    """The document is not in the form the byte-level cut expects: price it whole."""
+
+
+def _dumps(obj) -> bytes:
+    return orjson.dumps(obj, option=_OPT)
+
+
+def split(data: bytes):
+    """``(skeleton document, {kind: (pps, periods, rows)})``: each array as its raw bytes."""
+    out = []
+    skeleton = []
+    pos = 0
+    at = data.find(b'"reports":{')
+    if at < 0:
+        raise Unsplittable("no reports")
+    while True:
+        a0 = data.find(_ARRAYS[0], at)
+        if a0 < 0:
+            break
+        a1 = data.find(_ARRAYS[1], a0)
+        a2 = data.find(_ARRAYS[2], a1)
+        a3 = data.find(_ARRAYS[3], a2)
+        if min(a1, a2, a3) < 0:
+            raise Unsplittable("table arrays not found")
+        s0, s1, s2 = a0 + len(_ARRAYS[0]), a1 + len(_ARRAYS[1]), a2 + len(_ARRAYS[2])
+        out.append((data[s0:a1], data[s1:a2], data[s2:a3]))
+        skeleton += [data[pos:s0], data[a1:s1], data[a2:s2]]
+        pos = at = a3
+    skeleton.append(data[pos:])
+    try:
+        doc = orjson.loads(b"".join(skeleton))
+    except orjson.JSONDecodeError:
+        raise Unsplittable("skeleton is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "aggregates" or doc.get("schema_version") != 1 or not isinstance(doc.get("reports"), dict):
+        raise Unsplittable("not an aggregates document")
+    kinds = sorted(doc["reports"])
+    if len(kinds) != len(out) or list(doc["reports"]) != kinds:
+        raise Unsplittable("tables not where expected")
+    for kind in kinds:
+        t = doc["reports"][kind]
+        if not isinstance(t, dict) or t.get("rows") != [] or t.get("periods") != [] or t.get("period_providers") != []:
+            raise Unsplittable("tables not where expected")
+    return doc, dict(zip(kinds, out))
+
+
+def _groups(region: bytes):
+    """``[(period, start, end)]``: consecutive entries of one period, as byte ranges of
+    ``region`` (each range holds whole objects, comma-separated)."""
+    if not region:
+        return []
+    if b"\\" in region:
+        raise Unsplittable("escaped characters")
+    periods = _PERIOD_RE.findall(region)
+    lens = list(map(len, region.split(_SEP)))
+    if len(periods) != len(lens):
+        raise Unsplittable("entries without a period, or nested ones")
+    # region = piece0 '},{"' piece1 ...: entry i (i > 0) starts at the '{' of its separator
+    starts = [0]
+    starts += [c - 2 for c in accumulate(n + 4 for n in lens)]
+    out = []
+    cur = None
+    for i, period in enumerate(periods):
+        if period != cur:
+            if out:
+                out[-1][2] = starts[i] - 1
+                out[-1][3] = i - out[-1][3]
+            out.append([period, starts[i], 0, i])
+            cur = period
+    out[-1][2] = len(region)
+    out[-1][3] = len(periods) - out[-1][3]
+    return out
+
+
+def _units(regions):
+    """``{period: [rows range, periods range, pps range]}`` (ranges ``(start, end, entries)``)."""
+    pps, periods, rows = regions
+    units: dict = {}
+    groups = {}
+    for slot, region in ((0, rows), (1, periods), (2, pps)):
+        if slot == 2 and region == periods:
+            g = groups[1]  # blocks, sessions in one tool: the same entries
+        else:
+            g = groups[slot] = _groups(region)
+        for period, start, end, n in g:
+            u = units.get(period)
+            if u is None:
+                u = units[period] = [None, None, None]
+            elif u[slot] is not None:
+                raise Unsplittable("a period's entries are not together")
+            u[slot] = (start, end, n)
+    return units
+
+
+def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, force: bool = False):
+    """Write reports/<kind>.json and .md for the aggregates document ``data``; return
+    ``(stats, first report's unpriced list)``. Raises Unsplittable before writing anything."""
+    doc, tables = split(data)
+    stats = view_cache.Stats()
+    described = book.describe()
+    fees = any(book.subscription(p) for p in getattr(book, "providers", {}) or {})
+    basis = doc.get("allocation_basis") or {}
+    identity = {
+        "stage": "price",
+        "code": view_cache.code_hash("scripts.core.costing", "scripts.core.render", "scripts.core.pricing_book", "scripts.core.price_incr", "scripts.core.view_cache",
+                                     "scripts.core.event"),
+        "pricing": described,
+        "out_dir": os.path.abspath(out_dir),
+        "timezone": doc.get("timezone"),
+        "filters": doc.get("filters"),
+    }
+    # the basis matters only where a fee is spread: then every period depends on it
+    context = _dumps(basis) if fees else b""
+    units_of = {kind: _units(regions) for kind, regions in tables.items()}
+    state_path = os.path.join(cache_dir, STATE)
+    state = None
+    if force:
+        stats.state = "bypassed"
+    else:
+        state, why = view_cache.load(state_path, identity)
+        stats.state = why or "used"
+    pricer = Pricer(book, basis)
+    reports_md: dict[str, bytes] = {}
+    reports_json: dict[str, bytes] = {}
+    new_index: dict = {}
+    first_unpriced = None
+    for kind in tables:
+        table = doc["reports"][kind]
+        pps_r, periods_r, rows_r = tables[kind]
+        same = periods_r == pps_r
+        mode = "pps" if same and periods_r else ("provider" if b'"provider":' in periods_r[:periods_r.find(b"}") + 1] else "period")
+        old = None
+        old_json = old_md = None
+        if state is not None and kind in state["index"]:
+            old = state["index"][kind]
+            old_json = view_cache.read_previous(os.path.join(out_dir, f"{kind}.json"), state["files"].get(f"{kind}.json"))
+            old_md = view_cache.read_previous(os.path.join(out_dir, f"{kind}.md"), state["files"].get(f"{kind}.md"))
+            if old_json is None or old_md is None:
+                old = None
+                stats.state = "output"
+        old_keys = old["keys"] if old is not None else []
+        old_ord = dict(zip(old_keys, range(len(old_keys))))
+        sums = _Sums(old["sums"] if old is not None else None)
+        units = units_of[kind]
+        # per period in order: a key; consecutive periods kept from the last run form a
+        # stretch [first, last] of its ordinals, the others are priced now
+        # per period in order: a key; runs of periods kept from the last run are
+        # ["old", first, last] (its ordinals), runs of periods priced now ["new", a, b]
+        # (their places in ``todo``)
+        segments: list = []
+        todo = []  # (key, period, unit) to price now
+        prefix = kind.encode() + (b"|same|" if same else b"|") + mode.encode() + b"|" + context
+        sha1 = hashlib.sha1
+        for period in sorted(units):
+            u = units[period]
+            r, q, pp = u
+            key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
+                       + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
+            o = old_ord.get(key)
+            last = segments[-1] if segments else None
+            if o is not None:
+                if last is not None and last[0] == "old" and last[2] == o - 1:
+                    last[2] = o
+                else:
+                    segments.append(["old", o, o])
+                continue
+            if last is not None and last[0] == "new":
+                last[2] += 1
+            else:
+                segments.append(["new", len(todo), len(todo) + 1])
+            todo.append((key, period, u))
+        batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, len(todo) == len(units)) if todo else None
+        # the money sums: the previous ones, less the periods gone, plus the new ones
+        kept = bytearray(len(old_keys))
+        for seg in segments:
+            if seg[0] == "old":
+                kept[seg[1]:seg[2] + 1] = b"\x01" * (seg[2] - seg[1] + 1)
+                stats.reused += sum(old["n"][seg[1]:seg[2] + 1])
+        if old is not None and kept.count(0):
+            for i in range(len(old_keys)):
+                if not kept[i]:
+                    sums.add(old["contrib"][i], -1)
+        if batch is not None:
+            sums.add(batch.total, 1)
+            stats.recomputed += len(batch.rows_out)
+        per_model, per_provider, grand, unpriced = sums.as_costing()
+        whole = whole_range(table, pricer, [], [], [], per_model, per_provider, grand, unpriced)
+        report = {
+            "schema_version": REPORT_SCHEMA_VERSION, "kind": kind, "timezone": doc["timezone"], "filters": doc["filters"],
+            "currency": "USD", "pricing": described, **whole,
+        }
+        if first_unpriced is None:
+            first_unpriced = report["unpriced"]
+        # the JSON, assembled in sorted key order
+        idx = {"keys": [], "contrib": [], "n": [], "lens": [None] * 4, "base": [0] * 4, "sums": sums.state()}
+        for seg in segments:
+            if seg[0] == "old":
+                idx["keys"] += old_keys[seg[1]:seg[2] + 1]
+                idx["contrib"] += old["contrib"][seg[1]:seg[2] + 1]
+                idx["n"] += old["n"][seg[1]:seg[2] + 1]
+            else:
+                idx["keys"] += [t[0] for t in todo[seg[1]:seg[2]]]
+                idx["contrib"] += batch.contrib[seg[1]:seg[2]]
+                idx["n"] += batch.n[seg[1]:seg[2]]
+        out = _Assembly(old, old_json, segments, batch, idx)
+        out.put(b'{"by_model":' + _dumps(report["by_model"]) + b',"by_provider":' + _dumps(report["by_provider"])
+                + b',"currency":"USD","filters":' + _dumps(report["filters"]) + b',"kind":' + _dumps(kind) + b',"period_providers":[')
+        out.entries(2)
+        out.put(b'],"periods":[')
+        out.entries(1)
+        out.put(b'],"pricing":' + _dumps(described) + b',"rows":[')
+        out.entries(0)
+        out.put(b'],"schema_version":' + str(REPORT_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(report["timezone"])
+                + b',"totals":' + _dumps(report["totals"]) + b',"unpriced":' + _dumps(report["unpriced"]) + b"}\n")
+        reports_json[kind] = out.bytes()
+        # the Markdown: head, each period's lines, foot
+        md = _Assembly(old, old_md, segments, batch, idx)
+        md.put(("\n".join(markdown_head(report)) + "\n").encode())
+        md.entries(3, trailing=True)
+        md.put(("\n".join(markdown_foot(report)) + "\n").encode())
+        reports_md[kind] = md.bytes()
+        new_index[kind] = idx
+    unpriced_now = first_unpriced or []
+    if unpriced_now and on_unpriced == "error":
+        return stats, unpriced_now, None
+    # every .md before any .json: Make and refresh judge this stage by the .json files
+    for kind, body in reports_md.items():
+        with AtomicFile(os.path.join(out_dir, f"{kind}.md")) as fh:
+            fh.write(body)
+    for kind, body in reports_json.items():
+        with AtomicFile(os.path.join(out_dir, f"{kind}.json")) as fh:
+            fh.write(body)
+    files = {}
+    for kind in reports_json:
+        for ext in ("json", "md"):
+            files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
+    view_cache.save(state_path, identity, {"index": new_index, "files": files})
+    return stats, unpriced_now, sorted(reports_json)
+
+
+class _Batch:
+    """The periods priced in this run, priced together: per slot (rows, periods,
+    period_providers, Markdown lines) each entry's bytes and where each period's
+    entries start; per period its money sums and row count; the sums of them all."""
+
+    def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer, everything: bool = False):
+        mini = {}
+        for slot, name in ((0, "rows"), (1, "periods"), (2, "period_providers")):
+            region = regions[slot]
+            if everything:  # every period of the table: its entries as they are
+                mini[name] = orjson.loads(b"[" + region + b"]")
+            else:
+                mini[name] = orjson.loads(b"[" + b",".join(region[u[slot][0]:u[slot][1]] for _k, _p, u in todo if u[slot] is not None) + b"]")
+        if same:
+            mini["periods"] = mini["period_providers"]
+        per_unit: dict = {}
+        rows_out, periods, pps, pm, pp, g, unp = price_entries(mini, pricer, mode, per_unit)
+        self.rows_out = rows_out
+        # per slot: all its entries as one bytes object (JSON: the dump of the list,
+        # brackets included; Markdown: the lines, each ending in a newline) and the
+        # offset where each entry starts, so that any run of periods is one slice
+        self.data = []
+        self.offsets = []
+        for entries in (rows_out, periods, pps):
+            whole = _dumps(entries)
+            sizes = _entry_sizes(whole, entries)
+            self.data.append(whole)
+            self.offsets.append([1, *accumulate(sizes, initial=1)][1:])
+        text = "\n".join(markdown_rows(kind, rows_out))
+        md = (text + "\n").encode() if rows_out else b""
+        lines = text.split("\n") if rows_out else []
+        self.data.append(md)
+        self.offsets.append([*accumulate((map(len, lines) if len(md) == len(text) + 1 or not rows_out
+                                          else (len(x.encode()) for x in lines)), lambda a, n: a + n + 1, initial=0)])
+        counts = [[u[slot][2] if u[slot] is not None else 0 for _k, _p, u in todo] for slot in (0, 1, 2)]
+        counts.append(counts[0])
+        # starts[slot][j]: the first entry of period j; ends[slot][j] = starts[slot][j + 1]
+        self.starts = [[0, *accumulate(c)] for c in counts]
+        # sizes[slot][j]: the bytes of period j's entries, each with its separator
+        self.sizes = []
+        for slot in range(4):
+            off = self.offsets[slot]
+            st = self.starts[slot]
+            self.sizes.append(list(map(int.__sub__, [off[e] for e in st[1:]], [off[b] for b in st[:-1]])))
+        if self.starts[0][-1] != len(rows_out) or self.starts[2][-1] != len(pps) or self.starts[1][-1] != len(periods):
+            raise AssertionError("priced entries do not line up with their periods")
+        self.n = counts[0]
+        empty = ({}, {}, [0, 0, 0, 0, 0], {})
+        self.contrib = []
+        for _k, period, _u in todo:
+            pu = per_unit.get(period.decode())
+            if pu is None:
+                self.contrib.append(empty)
+            else:
+                gr = pu[2]
+                self.contrib.append((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3]))
+        self.total = (pm, pp, [g[0], int(g[1]), g[2], g[3], g[4]], {k: (v["events"], v["tokens"]) for k, v in unp.items()})
+
+
+def _entry_sizes(whole: bytes, entries: list) -> list[int]:
+    """Each entry's length in the dump of the list, plus its separator (see
+    view_cache.entry_bytes for why ``},{"`` separates them)."""
+    if not entries:
+        return []
+    pieces = whole[3:-2].split(_SEP)
+    if len(pieces) != len(entries):
+        raise Unsplittable("entries with nested objects")
+    return [n + 4 for n in map(len, pieces)]
+
+
+class _Sums:
+    """A table's money sums over its periods, kept so that a run only adds the periods
+    priced anew and takes off the ones gone: ``[var, n with var, sub, savings, unpriced
+    tokens]`` per (provider, model), per provider and in all; ``[events, tokens, n]`` per
+    unpriced model. Integers, so the result is exactly the sum a full run makes."""
+
+    def __init__(self, saved=None):
+        if saved is None:
+            self.model, self.provider, self.grand, self.unpriced = {}, {}, [0, 0, 0, 0, 0], {}
+        else:
+            self.model = {k: list(v) for k, v in saved[0]}
+            self.provider = {k: list(v) for k, v in saved[1]}
+            self.grand = list(saved[2])
+            self.unpriced = {k: list(v) for k, v in saved[3]}
+
+    def add(self, contrib, sign: int) -> None:
+        for acc, items in ((self.model, contrib[0]), (self.provider, contrib[1])):
+            for k, v in items.items():
+                a = acc.get(k)
+                if a is None:
+                    a = acc[k] = [0, 0, 0, 0, 0]
+                a[0] += sign * v[0]
+                a[1] += sign * int(v[1])
+                a[2] += sign * v[2]
+                a[3] += sign * v[3]
+                a[4] += sign * v[4]
+        for i in range(5):
+            self.grand[i] += sign * contrib[2][i]
+        for k, (events, tokens) in contrib[3].items():
+            a = self.unpriced.get(k)
+            if a is None:
+                a = self.unpriced[k] = [0, 0, 0]
+            a[0] += sign * events
+            a[1] += sign * tokens
+            a[2] += sign
+
+    def as_costing(self):
+        """per_model, per_provider, grand and unpriced as costing.whole_range takes them."""
+        def money(v):
+            return [v[0], v[1] > 0, v[2], v[3], v[4]]
+
+        g = self.grand
+        unpriced = {k: {"events": v[0], "model": k[1], "provider": k[0], "tokens": v[1]} for k, v in self.unpriced.items() if v[2] > 0}
+        return ({k: money(v) for k, v in self.model.items()}, {k: money(v) for k, v in self.provider.items()},
+                [g[0], g[1] > 0, g[2], g[3], g[4]], unpriced)
+
+    def state(self):
+        return (sorted(self.model.items()), sorted(self.provider.items()), self.grand,
+                sorted((k, v) for k, v in self.unpriced.items() if v[2] > 0))
+
+
+class _Assembly:
+    """An output built from runs of the previous output's bytes and runs of new entries.
+
+    Per slot (0 rows, 1 periods, 2 period_providers, 3 Markdown lines) the index keeps
+    where its entries begin (``base``) and each period's length with one separator
+    (``lens``: 0 for a period with no entry there), so a run of periods kept from the
+    last run is one slice of the previous output."""
+
+    def __init__(self, old, old_data, segments, batch, idx):
+        self.parts: list[bytes] = []
+        self.pos = 0
+        self.old, self.old_data, self.segments, self.batch, self.idx = old, old_data, segments, batch, idx
+
+    def put(self, b: bytes) -> None:
+        self.parts.append(b)
+        self.pos += len(b)
+
+    def entries(self, slot: int, trailing: bool = False) -> None:
+        """Each period's entries of ``slot``, comma-separated (or each ended by a newline)."""
+        parts = self.parts
+        lens: list[int] = []
+        self.idx["base"][slot] = self.pos
+        wrote = False
+        sep = b"\n" if trailing else b","
+        if self.old is not None:
+            old_lens = self.old["lens"][slot]
+            base = self.old["base"][slot]
+            pre = [0]
+            pre += accumulate(old_lens)
+        batch = self.batch
+        for kind, i, k in self.segments:
+            if kind == "old":
+                k += 1
+                n = pre[k] - pre[i]
+                lens += old_lens[i:k]
+                if not n:
+                    continue
+                b = self.old_data[base + pre[i]:base + pre[k] - (0 if trailing else 1)]
+            else:
+                lens += batch.sizes[slot][i:k]
+                st = batch.starts[slot]
+                if st[k] == st[i]:
+                    continue
+                off = batch.offsets[slot]
+                b = batch.data[slot][off[st[i]]:off[st[k]] - (0 if trailing else 1)]
+            if wrote and not trailing:
+                parts.append(sep)
+                self.pos += 1
+            parts.append(b)
+            self.pos += len(b)
+            wrote = True
+        self.idx["lens"][slot] = lens
+
+    def bytes(self) -> bytes:
+        return b"".join(self.parts)

@@ -1,0 +1,185 @@
+"""The state files of the incremental ``aggregate`` and ``price`` (``cache/aggregate/``,
+``cache/price/``): what a run needs to redo only the report rows whose inputs changed.
+
+A state file is ``MAGIC``, one JSON header line and a marshal body. The header holds the
+cache version, the *identity* of what the state was computed for (parameters, time zone,
+filters, pricing hash, a hash of the code that wrote it, the Python version, whose marshal
+format it is) and the body's SHA-1. A state is used only when all of it matches; a missing,
+cut-short, corrupted or foreign file reads as "no state" with the reason, and the stage
+recomputes everything. Written through a temp file and a rename, after the outputs it
+describes, so a kill leaves the old state or the new one.
+
+A state also records the identity (inode, size, mtime) of each output file it indexes:
+reused rows are byte ranges of the previous outputs, so an output that is not exactly the
+one the state describes (replaced, edited, left by a killed run) disables reuse.
+"""
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+
+import orjson
+
+from scripts.shared_io import AtomicFile
+
+CACHE_VERSION = 1
+MAGIC = b"tokentally-view-state\n"
+_CODE: dict[tuple, str] = {}
+
+
+class Stats:
+    """What a run did with its state: ``state`` is ``used``, ``bypassed`` (FORCE), or why
+    it was not used (``missing``, ``corrupt``, ``version``, ``params``, ``output``: the
+    previous output is not the one recorded, ``large``: too much changed to be worth it);
+    rows reused from the previous output and rows recomputed."""
+
+    def __init__(self):
+        self.state = "none"
+        self.reused = 0
+        self.recomputed = 0
+
+    def as_dict(self) -> dict:
+        return {"state": self.state, "rows_reused": self.reused, "rows_recomputed": self.recomputed}
+
+
+_SEP = b'},{"'
+
+
+def entry_bytes(entries: list) -> list[bytes]:
+    """Each entry's compact JSON (sorted keys), from one dump of the list. Entries are
+    objects whose values are scalars, lists and flat objects, so ``},{"`` only occurs
+    between two of them (a quote inside a string is escaped); checked by the count, else
+    dumped one by one."""
+    if not entries:
+        return []
+    whole = orjson.dumps(entries, option=orjson.OPT_SORT_KEYS)
+    pieces = whole[3:-2].split(_SEP)
+    if len(pieces) != len(entries):
+        return [orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for e in entries]
+    return [b'{"' + p + b"}" for p in pieces]
+
+
+def code_hash(*modules: str) -> str:
+    """A hash of the named modules' source files (what computes the cached rows)."""
+    key = tuple(modules)
+    hit = _CODE.get(key)
+    if hit is None:
+        h = hashlib.sha1(sys.version.encode() + orjson.__version__.encode())
+        for name in modules:
+            module = sys.modules.get(name) or __import__(name, fromlist=["_"])
+            with open(module.__file__, "rb") as fh:
+                h.update(fh.read())
+        hit = _CODE[key] = h.hexdigest()
+    return hit
+
+
+def zone_identity(zone_name: str) -> str:
+    """A hash of the rules a time zone name stands for here (the TZif file zoneinfo reads:
+    the system's, else the tzdata package's), so that new zone rules recompute the days."""
+    import zoneinfo
+
+    parts = zone_name.split("/")
+    for base in zoneinfo.TZPATH:
+        path = os.path.join(base, *parts)
+        if os.path.isfile(path):
+            break
+    else:
+        try:
+            import tzdata
+
+            path = os.path.join(os.path.dirname(tzdata.__file__), "zoneinfo", *parts)
+        except ImportError:
+            return zone_name
+    try:
+        with open(path, "rb") as fh:
+            return zone_name + ":" + hashlib.sha1(fh.read()).hexdigest()
+    except OSError:
+        return zone_name
+
+
+def file_identity(path: str) -> list | None:
+    """``[inode, size, mtime_ns]`` of a file, None if it is missing. A file replaced by
+    rename gets a new inode, so this changes whenever a stage rewrites its output."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _parse(data: bytes):
+    """``(header, body)`` of a state's bytes, or ``(None, reason)``."""
+    if not data.startswith(MAGIC):
+        return None, "corrupt"
+    end = data.find(b"\n", len(MAGIC))
+    if end < 0:
+        return None, "corrupt"
+    try:
+        header = orjson.loads(data[len(MAGIC):end])
+    except orjson.JSONDecodeError:
+        return None, "corrupt"
+    body = memoryview(data)[end + 1:]
+    if not isinstance(header, dict) or header.get("digest") != hashlib.sha1(body).hexdigest():
+        return None, "corrupt"
+    return header, body
+
+
+def verify(data: bytes) -> str | None:
+    """Why a state file's bytes are not a complete state (None if they are): for checks
+    that a kill never leaves a cut-short one (tests/faults)."""
+    header, why = _parse(data)
+    return why if header is None else None
+
+
+def load(path: str, identity: dict):
+    """``(body, None)`` or ``(None, reason)``: reason is ``missing``, ``corrupt``,
+    ``version`` (another cache version or another code) or ``params`` (computed for other
+    parameters)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError:
+        return None, "corrupt"
+    header, body = _parse(data)
+    if header is None:
+        return None, body
+    if header.get("version") != CACHE_VERSION or (header.get("identity") or {}).get("code") != identity.get("code"):
+        return None, "version"
+    if header.get("identity") != identity:
+        return None, "params"
+    try:
+        return marshal.loads(body), None
+    except (EOFError, ValueError, TypeError):
+        return None, "corrupt"
+
+
+def save(path: str, identity: dict, body) -> None:
+    payload = marshal.dumps(body)
+    header = orjson.dumps({"version": CACHE_VERSION, "identity": identity, "digest": hashlib.sha1(payload).hexdigest()}, option=orjson.OPT_SORT_KEYS)
+    with AtomicFile(path) as fh:
+        fh.write(MAGIC + header + b"\n")
+        fh.write(payload)
+
+
+def discard(path: str) -> None:
+    """Remove a state (before its outputs change without it: FORCE, no cache)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def read_previous(path: str, recorded) -> bytes | None:
+    """The bytes of a previous output if it is exactly the file a state recorded."""
+    if recorded is None or file_identity(path) != list(recorded):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return data if len(data) == recorded[1] else None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 import click
 
@@ -141,5 +142,23 @@ def _cmd(module: str, args: list[str]) -> None:
 
 main = cli
 
+
+def run_and_exit() -> None:
+    """Run the command, then leave without tearing the heap down: everything is written
+    and closed by then, and freeing a run's objects one by one (the parse cache's index,
+    the reports) took ~15 ms of an incremental run's ~0.3 s."""
+    try:
+        cli.main(prog_name="refresh")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    cli()
+    run_and_exit()

@@ -111,15 +111,46 @@ def test_cache_from_another_version_is_rebuilt_not_misread(sample_logs, tmp_path
     env = sample_env(logs, tmp_path / "art")
     make("all", env=env)
     good = _snapshot_bytes(tmp_path / "art")
-    index = tmp_path / "art" / "cache" / "normalize" / "claude" / "index.json"
-    doc = json.loads(index.read_bytes())
+    from scripts.core.event_cache import INDEX_NAME, decode_index, encode_index
+
+    index = tmp_path / "art" / "cache" / "normalize" / "claude" / INDEX_NAME
+    doc = decode_index(index.read_bytes())
     doc["cache_version"] = -1
-    index.write_bytes(json.dumps(doc).encode())
+    index.write_bytes(encode_index(doc))
     os.utime(tmp_path / "art" / "stamps" / "claude.fp")  # make normalize run
     make("all", env=env)
     s = load_json(tmp_path / "art" / "runs" / "latest.json")
     assert s["sources"]["claude"]["cache"]["invalidate"] > 0
     assert _snapshot_bytes(tmp_path / "art") == good
+
+
+@pytest.mark.parametrize("damage", ["cut short", "another python", "older json index"])
+def test_an_index_this_code_cannot_read_is_rebuilt_not_misread(sample_logs, tmp_path, damage):
+    from scripts.core.event_cache import INDEX_MAGIC, INDEX_NAME, LEGACY_INDEX_NAME
+
+    logs = sample_logs(events=1000, seed=4)
+    env = sample_env(logs, tmp_path / "art")
+    make("all", env=env)
+    good = _snapshot_bytes(tmp_path / "art")
+    cache_dir = tmp_path / "art" / "cache" / "normalize" / "claude"
+    index = cache_dir / INDEX_NAME
+    data = index.read_bytes()
+    if damage == "cut short":
+        index.write_bytes(data[: len(data) // 2])
+    elif damage == "another python":
+        head, _, body = data[len(INDEX_MAGIC):].partition(b"\n")
+        header = json.loads(head)
+        header["python"] = [3, 99]
+        index.write_bytes(INDEX_MAGIC + json.dumps(header).encode() + b"\n" + body)
+    else:  # what an earlier version left: index.json, and no index.marshal
+        index.unlink()
+        (cache_dir / LEGACY_INDEX_NAME).write_bytes(b'{"cache_version": 6, "files": {}}')
+    os.utime(tmp_path / "art" / "stamps" / "claude.fp")  # make normalize run
+    make("all", env=env)
+    s = load_json(tmp_path / "art" / "runs" / "latest.json")
+    assert s["sources"]["claude"]["cache"]["invalidate"] > 0 and s["sources"]["claude"]["cache"]["miss"] == 0
+    assert _snapshot_bytes(tmp_path / "art") == good
+    assert not (cache_dir / LEGACY_INDEX_NAME).exists()
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

@@ -225,9 +225,8 @@ def normalize_bundle(
             if e.get("dropped") != dropped_before.get(path):
                 _add_days(days, source, e["segs"])
         cache.collect()
-        rows = cache.merged.sorted_rows()  # sorted once, for the rollup and the index
-        summary = write_source_artifacts(artifacts, source, cache, days[source], rows)
-        cache.save(rows)
+        summary = write_source_artifacts(artifacts, source, cache, days[source])
+        cache.save()
         clear_pending(cache.dir)
         listing = listings[source]
         mod = adapters.load(source)
@@ -276,8 +275,7 @@ def clear_pending(cache_dir: str) -> None:
     _unlink(os.path.join(cache_dir, PENDING))
 
 
-def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None,
-                           rows: list[list] | None = None) -> dict:
+def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None) -> dict:
     """Write the day files of events/<source>/ that ``days`` names (None: every day),
     plus any missing one, remove the days that no longer hold events, write
     rollups/<source>.json; return the source's counts.
@@ -341,7 +339,7 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days:
     for day in on_disk.keys() - expected:
         _unlink(on_disk[day])
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
-    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, cache.merged.sorted_rows() if rows is None else rows)))
+    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, cache.merged.sorted_rows())))
     rejected = totals["rejected"]
     return {
         "records": totals["records"],

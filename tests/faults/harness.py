@@ -250,11 +250,12 @@ def check_bundle(art: Path, known: dict[str, set] | None = None, settled: bool =
         data = p.read_bytes()
         parts = rel.split("/")
         if parts[0] == "cache" and parts[1] == "normalize":
-            if p.name == "index.json":
-                try:
-                    doc = orjson.loads(data)
-                except orjson.JSONDecodeError as exc:
-                    c.problems.append(f"{rel}: not valid JSON ({exc})")
+            if p.name == "index.marshal":
+                from scripts.core.event_cache import decode_index
+
+                doc = decode_index(data)
+                if doc is None:
+                    c.problems.append(f"{rel}: not a whole index")
                     continue
                 c.problems += [f"{rel}: {m}" for m in _check_index(p.parent, doc)]
                 packs_referenced[str(p.parent)] = set(doc.get("packs", {}))

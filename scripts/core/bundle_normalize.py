@@ -11,7 +11,6 @@ nor on how many runs built it. A run rewrites only the day files a change can re
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 
@@ -143,6 +142,8 @@ def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
         for job in jobs_list:
             yield parse_shard(job)
         return
+    import multiprocessing  # only here: importing it costs ~5 ms of a run that needs no pool
+
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     # biggest shards first: the last one to finish is then a small one
     order = sorted(range(len(jobs_list)), key=lambda i: -jobs_list[i][-1].__len__())

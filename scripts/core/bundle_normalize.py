@@ -20,7 +20,7 @@ from scripts import adapters
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import EventCache, FileResult, copy_range, parse_shard
+from scripts.core.event_cache import INDEX_NAME, EventCache, FileResult, copy_range, parse_shard
 from scripts.core.event_merge import fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, write_if_changed
@@ -163,6 +163,8 @@ def normalize_bundle(
 ) -> dict:
     """Bring ``events/`` and ``rollups/`` up to date for ``sources``; return the fragment."""
     jobs = jobs or (os.cpu_count() or 1)
+    if jobs > 1 and len(sources) > 1 and not force and hasattr(os, "fork") and all(_has_index(artifacts, s) for s in sources):
+        return _one_process_per_source(artifacts, sources, forget=forget, jobs=jobs, device=device, diag=diag)
     caches: dict[str, EventCache] = {}
     listings: dict[str, src_mod.SourceListing] = {}
     plans: dict[str, dict] = {}
@@ -249,6 +251,68 @@ def normalize_bundle(
 def _add_days(days: dict, source: str, more) -> None:
     if days[source] is not None:
         days[source].update(more)
+
+
+def _has_index(artifacts: str, source: str) -> bool:
+    return os.path.exists(os.path.join(artifacts, "cache", "normalize", source, INDEX_NAME))
+
+
+def _one_process_per_source(artifacts: str, sources: list[str], *, forget: bool, jobs: int, device: str, diag: Diagnostics) -> dict:
+    """Sources that have a cache (a run after the first) are independent: each loads its
+    index, parses what changed and writes its artifacts in a process of its own, ``jobs``
+    at a time, so an incremental run uses both cores (the first run, whose parse dominates,
+    shares one pool of workers over the files of every source instead)."""
+    import marshal
+
+    out = {"sources": {}, "parsed_files": 0, "parsed_bytes": 0}
+    pending = list(sources)
+    while pending:
+        batch, pending = pending[:jobs], pending[jobs:]
+        children = []
+        for source in batch:
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: one source, its diagnostics straight to stderr
+                os.close(read_end)
+                child_diag = Diagnostics(strict=diag.strict, limit=diag.limit)
+                try:
+                    frag = normalize_bundle(artifacts, [source], forget=forget, jobs=1, device=device, diag=child_diag)
+                    result = {"frag": frag, "bad_lines": child_diag.bad_lines, "notices": child_diag.notices}
+                except DataError as exc:
+                    result = {"error": exc.reason, "where": exc.where}
+                except BaseException as exc:  # noqa: BLE001 - reported by the parent, in one line
+                    result = {"crash": f"{type(exc).__name__}: {exc}"}
+                data = marshal.dumps(result)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(write_end, view):]
+                os._exit(0)
+            os.close(write_end)
+            children.append((source, pid, read_end))
+        for source, pid, read_end in children:
+            chunks = []
+            while True:
+                chunk = os.read(read_end, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            os.close(read_end)
+            _, status = os.waitpid(pid, 0)
+            if not chunks or os.waitstatus_to_exitcode(status) != 0:
+                raise DataError(f"normalize of {source} ended early (exit status {os.waitstatus_to_exitcode(status)})")
+            result = marshal.loads(b"".join(chunks))
+            if "error" in result:
+                raise DataError(result["error"], where=result["where"])
+            if "crash" in result:
+                raise RuntimeError(f"normalize of {source}: {result['crash']}")
+            diag.bad_lines += result["bad_lines"]
+            diag.notices += result["notices"]
+            frag = result["frag"]
+            out["sources"].update(frag["sources"])
+            out["parsed_files"] += frag["parsed_files"]
+            out["parsed_bytes"] += frag["parsed_bytes"]
+    out["sources"] = {s: out["sources"][s] for s in sources}
+    return out
 
 
 def _source_of(path: str, listings: dict) -> str:

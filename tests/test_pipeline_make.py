@@ -104,3 +104,38 @@ def test_strict_makes_a_bad_line_fail_the_run(tmp_path):
     assert "s.jsonl:1: " in failed.stderr.decode()
     assert "Traceback" not in failed.stderr.decode()
     assert not list((tmp_path / "art2" / "events").rglob("*.jsonl"))
+
+
+def test_bad_lines_in_a_later_run_are_reported_from_each_sources_own_process(sample_logs, tmp_path):
+    """After the first run each changed source is normalized in a process of its own: its
+    bad lines still reach stderr and the run summary, and STRICT=1 still fails the run in
+    one line, leaving the bundle as it was."""
+    import shutil
+
+    logs = sample_logs(events=400, seed=5)
+    live = tmp_path / "live"
+    shutil.copytree(logs / "home", live)
+    env = sample_env(logs, tmp_path / "art")
+    env.update(CLAUDE_CONFIG_DIR=str(live / ".claude"), CODEX_HOME=str(live / ".codex"))
+    make("all", env=env)
+    claude_log = sorted((live / ".claude" / "projects").rglob("*.jsonl"))[0]
+    codex_log = sorted((live / ".codex").rglob("*.jsonl"))[0]
+    n_claude = len(claude_log.read_bytes().splitlines())
+    with open(codex_log, "ab") as fh:  # both sources changed: one process each
+        fh.write(b"\n")
+    strict = make("all", env=dict(env, STRICT="1"), check=True)
+    before = {p: p.read_bytes() for p in (tmp_path / "art" / "events").rglob("*.jsonl")}
+    with open(claude_log, "ab") as fh:
+        fh.write(b'{"type":"assistant","message":{"usage":\n')
+    with open(codex_log, "ab") as fh:
+        fh.write(b"\n")
+    failed = make("all", env=dict(env, STRICT="1"), check=False)
+    err = failed.stderr.decode()
+    assert failed.returncode != 0 and f"{claude_log.name}:{n_claude + 1}: " in err and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in (tmp_path / "art" / "events").rglob("*.jsonl")} == before
+    ok = make("all", env=env)
+    assert f"{claude_log.name}:{n_claude + 1}: " in ok.stderr.decode()
+    summary = load_json(tmp_path / "art" / "runs" / "latest.json")
+    assert summary["stages"]["normalize"]["bad_lines"] == 1
+    assert summary["sources"]["claude"]["rejected"] == 1 and summary["totals"]["balanced"]
+    assert strict.returncode == 0

@@ -54,13 +54,19 @@ def test_day_files_follow_utc_whatever_the_time_zone(sample_logs, tmp_path):
     assert not list((utc / "events").glob("*.jsonl"))  # no single file per source any more
 
 
-def test_an_append_rewrites_only_its_days_and_a_day_without_events_goes(sample_logs, tmp_path):
-    logs = sample_logs(events=1000, seed=6)
+def _built_from_a_live_copy(sample_logs, tmp_path, seed):
+    """Generated logs copied to a live home (so a test can change them) and built once."""
+    logs = sample_logs(events=1000, seed=seed)
     live = tmp_path / "live"
     shutil.copytree(logs / "home", live / "home")
     art = tmp_path / "art"
     env = sample_env(live, art)
     make("all", env=env)
+    return live, art, env
+
+
+def test_an_append_rewrites_only_its_days_and_a_day_without_events_goes(sample_logs, tmp_path):
+    live, art, env = _built_from_a_live_copy(sample_logs, tmp_path, seed=6)
     before = _days(art)
     codex_before = _days(art, "codex")
     victim = sorted((live / "home" / ".claude" / "projects").rglob("*.jsonl"))[0]
@@ -84,12 +90,7 @@ def test_an_append_rewrites_only_its_days_and_a_day_without_events_goes(sample_l
 
 
 def test_a_missing_day_and_an_interrupted_rewrite_are_repaired(sample_logs, tmp_path):
-    logs = sample_logs(events=1000, seed=7)
-    live = tmp_path / "live"
-    shutil.copytree(logs / "home", live / "home")
-    art = tmp_path / "art"
-    env = sample_env(live, art)
-    make("all", env=env)
+    live, art, env = _built_from_a_live_copy(sample_logs, tmp_path, seed=7)
     good = _tree(art)
     days = sorted(_days(art))
     gone, torn = days[0], days[1]

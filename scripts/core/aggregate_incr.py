@@ -141,12 +141,7 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         "output": os.path.abspath(output),
     }
     state_path = os.path.join(cache_dir, STATE)
-    state = None
-    if force:
-        stats.state = "bypassed"
-    else:
-        state, why = view_cache.load(state_path, identity)
-        stats.state = why or "used"
+    state = view_cache.load_unless_forced(state_path, identity, force, stats)
     old_data = None
     if state is not None:
         old_data = view_cache.read_previous(output, state["output"])

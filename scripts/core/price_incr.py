@@ -157,12 +157,7 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
     context = _dumps(basis) if fees else b""
     units_of = {kind: _units(regions) for kind, regions in tables.items()}
     state_path = os.path.join(cache_dir, STATE)
-    state = None
-    if force:
-        stats.state = "bypassed"
-    else:
-        state, why = view_cache.load(state_path, identity)
-        stats.state = why or "used"
+    state = view_cache.load_unless_forced(state_path, identity, force, stats)
     pricer = Pricer(book, basis)
     reports_md: dict[str, bytes] = {}
     reports_json: dict[str, bytes] = {}

@@ -133,6 +133,17 @@ def verify(data: bytes) -> str | None:
     return why if header is None else None
 
 
+def load_unless_forced(path: str, identity: dict, force: bool, stats: "Stats"):
+    """The state body to build on, or None; ``stats.state`` says which and why
+    (``bypassed`` under FORCE, else what ``load`` found)."""
+    if force:
+        stats.state = "bypassed"
+        return None
+    state, why = load(path, identity)
+    stats.state = why or "used"
+    return state
+
+
 def load(path: str, identity: dict):
     """``(body, None)`` or ``(None, reason)``: reason is ``missing``, ``corrupt``,
     ``version`` (another cache version or another code) or ``params`` (computed for other

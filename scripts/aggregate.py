@@ -100,9 +100,6 @@ def cli(events, rollup_dir, kinds, output, force, timezone, since, until, provid
     """
     from scripts.core.periods import parse_day, resolve_zone_name
 
-    import gc
-
-    gc.disable()  # many short-lived, acyclic lists and dicts: the cyclic collector only costs time
     diag = Diagnostics(strict=strict_from_env(strict))
     timer = StageTimer(artifacts if rollup_dir else None, "aggregate")
     for value, what in ((since, "--since"), (until, "--until")):

@@ -88,9 +88,6 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, force, artifacts,
     """
     from scripts.core.pricing_book import load_book
 
-    import gc
-
-    gc.disable()  # many short-lived, acyclic dicts: the cyclic collector only costs time
     diag = Diagnostics(strict=strict_from_env(strict))
     timer = StageTimer(artifacts if out_dir else None, "price")
     book = load_book(pricing)

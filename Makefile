@@ -57,20 +57,23 @@ help: ## this list
 	  /^[a-z][a-z_-]*:.*## / {name = $$1; sub(/:.*/, "", name); text = $$NF; sub(/^ +/, "", text); \
 	    printf "  make %-14s %s\n", name, text}' $(MAKEFILE_LIST)
 
-all: ## the bundle from your real logs, in $(ARTIFACTS)/
-	@$(LOCKED) $(MAKE) bundle-graph
+all: $(VENV_STAMP) ## the bundle from your real logs, in $(ARTIFACTS)/
+	@$(LOCKED) $(REFRESH)
 
-# One run at a time per bundle: a target that writes it runs its graph in a sub-make that
-# holds $(A)/.lock (scripts/locked.sh); a second run says so and waits up to LOCK_WAIT.
+# One run at a time per bundle: a target that writes it runs its graph (a sub-make, or
+# for `make all` the one refresh process) holding $(A)/.lock (scripts/locked.sh); a second
+# run says so and waits up to LOCK_WAIT.
 # Already held by this make (forget -> all): no second lock.
 LOCKED = $(if $(filter $(abspath $(A)),$(TOKENTALLY_LOCK_HELD)),,TOKENTALLY_LOCK_HELD="$(strip $(TOKENTALLY_LOCK_HELD) $(abspath $(A)))" \
   PYTHON=$(PYTHON) sh scripts/locked.sh $(A) $(LOCK_WAIT) "make $@")
 
 # One Python process runs the whole graph (scripts/refresh.py --check: cache-check, then
-# every stage whose inputs are newer than its outputs, the rules below applied in Python).
+# every stage whose inputs are newer than its outputs, the rules below applied in Python);
+# `make all` runs it under the lock directly, with no sub-make in between.
+REFRESH = $(PY) -m scripts.refresh --check --normalize --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
+  --snapshot-mode $(SNAPSHOT_MODE) $(TZ_ARGS) $(FILTER_ARGS)
 bundle-graph: $(VENV_STAMP)
-	@$(PY) -m scripts.refresh --check --normalize --artifacts $(A) --pricing $(PRICING) --month "$(MONTH)" \
-	  --snapshot-mode $(SNAPSHOT_MODE) $(TZ_ARGS) $(FILTER_ARGS)
+	@$(REFRESH)
 
 demo: $(VENV_STAMP) ## the same bundle from fixtures/, in artifacts/demo/
 	@$(MAKE) all ARTIFACTS=artifacts/demo $(DEMO_SOURCES) TIMEZONE=$(or $(TIMEZONE),UTC) MONTH=$(or $(MONTH),$(DEMO_MONTH))

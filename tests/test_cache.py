@@ -124,7 +124,7 @@ def test_cache_from_another_version_is_rebuilt_not_misread(sample_logs, tmp_path
     assert _snapshot_bytes(tmp_path / "art") == good
 
 
-@pytest.mark.parametrize("damage", ["cut short", "another python", "older json index"])
+@pytest.mark.parametrize("damage", ["cut short", "a flipped byte", "another python", "older json index"])
 def test_an_index_this_code_cannot_read_is_rebuilt_not_misread(sample_logs, tmp_path, damage):
     from scripts.core.event_cache import INDEX_MAGIC, INDEX_NAME, LEGACY_INDEX_NAME
 
@@ -137,6 +137,9 @@ def test_an_index_this_code_cannot_read_is_rebuilt_not_misread(sample_logs, tmp_
     data = index.read_bytes()
     if damage == "cut short":
         index.write_bytes(data[: len(data) // 2])
+    elif damage == "a flipped byte":
+        i = len(data) - 100
+        index.write_bytes(data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1:])
     elif damage == "another python":
         head, _, body = data[len(INDEX_MAGIC):].partition(b"\n")
         header = json.loads(head)

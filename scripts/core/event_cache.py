@@ -37,6 +37,7 @@ import marshal
 import os
 import sys
 import time
+import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
@@ -55,13 +56,16 @@ LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
 
 def encode_index(doc: dict) -> bytes:
     body = marshal.dumps(doc)
-    header = orjson.dumps({"cache_version": CACHE_VERSION, "python": list(sys.version_info[:2]), "length": len(body)})
+    header = orjson.dumps(
+        {"cache_version": CACHE_VERSION, "python": list(sys.version_info[:2]), "length": len(body), "crc32": zlib.crc32(body)}
+    )
     return INDEX_MAGIC + header + b"\n" + body
 
 
 def decode_index(data: bytes) -> dict | None:
     """The index document, or None when the bytes are not a whole index that this Python's
-    marshal can read (cut short, another Python version, not an index)."""
+    marshal can read (cut short, damaged: its CRC differs, another Python version, not an
+    index)."""
     if not data.startswith(INDEX_MAGIC):
         return None
     end = data.find(b"\n", len(INDEX_MAGIC))
@@ -69,10 +73,16 @@ def decode_index(data: bytes) -> dict | None:
         header = orjson.loads(data[len(INDEX_MAGIC):end]) if end > 0 else None
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(header, dict) or header.get("python") != list(sys.version_info[:2]) or header.get("length") != len(data) - end - 1:
+    body = memoryview(data)[end + 1:]
+    if (
+        not isinstance(header, dict)
+        or header.get("python") != list(sys.version_info[:2])
+        or header.get("length") != len(body)
+        or header.get("crc32") != zlib.crc32(body)
+    ):
         return None
     try:
-        doc = marshal.loads(memoryview(data)[end + 1:])
+        doc = marshal.loads(body)
     except (EOFError, ValueError, TypeError):
         return None
     return doc if isinstance(doc, dict) else None

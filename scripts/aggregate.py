@@ -107,20 +107,22 @@ def cli(events, rollup_dir, kinds, output, force, timezone, since, until, provid
             parse_day(value, what)
     zone_name = resolve_zone_name(timezone)
     filters = Filters(since, until, split_multi(providers), split_multi(models), split_multi(projects))
+    # no clock here: whether a block is active is decided by whoever reads the report
+    outcome = "invalidate" if output != STDIO and os.path.exists(output) else "miss"
+    if rollup_dir and output != STDIO and set(kinds or REPORT_KINDS) == set(REPORT_KINDS):
+        # the bundle's case: redo only the report rows whose rollup rows changed, reading
+        # only the rollup days needed (scripts/core/aggregate_incr.py); the bytes are
+        # those of transform()
+        from scripts.core.aggregate_incr import build_from_files
+
+        stats, n_rows = build_from_files(glob.glob(os.path.join(rollup_dir, "*.json")), zone_name, filters, output,
+                                         os.path.join(artifacts, "cache", "aggregate"), force)
+        timer.finish(rollup_rows=n_rows, bad_lines=diag.bad_lines, cache_outcome=outcome, cache=stats.as_dict())
+        return
     if rollup_dir:
         rows = rollup_from_files(glob.glob(os.path.join(rollup_dir, "*.json")))
     else:
         rows = rollup_from_events(events or STDIO, diag)
-    # no clock here: whether a block is active is decided by whoever reads the report
-    outcome = "invalidate" if output != STDIO and os.path.exists(output) else "miss"
-    if rollup_dir and output != STDIO and set(kinds or REPORT_KINDS) == set(REPORT_KINDS):
-        # the bundle's case: redo only the report rows whose rollup rows changed
-        # (scripts/core/aggregate_incr.py); the bytes are those of transform()
-        from scripts.core.aggregate_incr import build
-
-        stats = build(rows, zone_name, filters, output, os.path.join(artifacts, "cache", "aggregate"), force)
-        timer.finish(rollup_rows=len(rows), bad_lines=diag.bad_lines, cache_outcome=outcome, cache=stats.as_dict())
-        return
     doc = transform(rows, timezone=zone_name, filters=filters, kinds=kinds or REPORT_KINDS)
     with AtomicFile(output) as fh:
         fh.write(dumps_line(doc))  # compact: 12 MB less to write and parse than indented

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ROOT, load_json, make, sample_env
 from scripts.core import view_cache
-from scripts.core.aggregate_incr import build
+from scripts.core.aggregate_incr import build_from_files
 from scripts.core.aggregation import Filters, aggregate_rollups
 from scripts.shared_io import dumps_line
 
@@ -101,6 +101,24 @@ def _rounds(h: History):
     yield "append again", lambda: h.burst(T0 + 53 * day, 30, 40)
 
 
+def build(rows, zone, filters, out, cache, force=False):
+    """The incremental aggregate of ``rows`` written as rollup files (one per provider,
+    as normalize writes them) next to ``cache``."""
+    from scripts.core.rollup import document
+    from scripts.shared_io import write_bytes
+
+    rollups = os.path.join(os.path.dirname(cache), "rollups")
+    os.makedirs(rollups, exist_ok=True)
+    paths = []
+    for provider in ("claude", "codex"):
+        path = os.path.join(rollups, provider + ".json")
+        write_bytes(path, dumps_line(document(provider, [r for r in rows if r[1] == provider])))
+        paths.append(path)
+    stats, n_rows = build_from_files(paths, zone, filters, out, cache, force)
+    assert n_rows == len(rows)
+    return stats
+
+
 CASES = [
     ("UTC", Filters()),
     ("Europe/Berlin", Filters()),
@@ -119,13 +137,15 @@ def test_incremental_aggregate_equals_from_scratch(tmp_path, zone, filters):
         change()
         rows = h.rollup_rows()
         stats = build(rows, zone, filters, str(out), str(cache))
-        states.append((name, stats.state, stats.reused, stats.recomputed))
+        states.append((name, stats.state, stats.reused, stats.recomputed, stats.source))
         expected = dumps_line(aggregate_rollups([list(r) for r in rows], zone, filters))
         assert out.read_bytes() == expected, f"round {name!r}: incremental differs from scratch ({stats.as_dict()})"
     used = [s for s in states if s[1] == "used"]
     assert len(used) >= 8, states
     assert all(s[2] > s[3] for s in used if s[0] not in ("rows removed (forget)",)), states
     assert ("a big change (everything recomputed)", "large") == states[-2][:2]
+    # with a state, the rollups are read lazily (only the days needed are parsed)
+    assert all(s[4] == "lazy" for s in states if s[1] in ("used", "large")), states
 
 
 def test_bad_states_recompute_everything(tmp_path):

@@ -127,8 +127,21 @@ def _basis_of(rows, of_slot) -> dict:
     return out
 
 
-def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, force: bool = False):
-    """Write the aggregates document for ``rows`` to ``output``; return Stats."""
+def build_from_files(paths, zone_name: str, filters, output: str, cache_dir: str, force: bool = False):
+    """Write the aggregates document for the rows of the rollup files ``paths`` to
+    ``output``; return ``(Stats, number of rollup rows)``. With a usable state the files
+    are read lazily (only the days needed are parsed); anything unexpected there reads
+    them whole instead (same result)."""
+    try:
+        return build(paths, zone_name, filters, output, cache_dir, force, lazy=True)
+    except Fallback:
+        return build(paths, zone_name, filters, output, cache_dir, force, lazy=False)
+
+
+def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bool = False, lazy: bool = True):
+    """Write the aggregates document for the rollup files ``paths`` to ``output``; return
+    ``(Stats, number of rollup rows)``. Raises ``Fallback`` (before writing anything)
+    if the lazy reading meets anything unexpected."""
     stats = view_cache.Stats()
     cal = SlotCalendar(zone_name)
     of_slot = cal.of_slot
@@ -148,24 +161,25 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         if old_data is None:
             state, stats.state = None, "output"
 
-    # the rollup rows per UTC day, and their bytes (what tells a changed day)
-    chunks: dict[int, list] = {}
-    for r in rows:
-        d = r[0] // DAY_MS
-        lst = chunks.get(d)
-        if lst is None:
-            chunks[d] = [r]
-        else:
-            lst.append(r)
-    sha1 = hashlib.sha1
-    digests = {d: sha1(_dumps(lst)).digest() for d, lst in chunks.items()}
+    # the rollup rows per UTC day, and their digests (what tells a changed day)
+    source = LazyRollups(paths) if lazy and state is not None else EagerRollups(paths)
+    stats.source = "lazy" if source.__class__ is LazyRollups else "eager"
+    digests = source.digests
 
     full = state is None
+    changed: list = []
     if not full:
         old_chunks = state["chunks"]
-        changed = [d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)]
+        changed = {d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)}
         if len(changed) > max(4, FULL_SHARE * len(digests)):
             full, state, stats.state = True, None, "large"
+    rows = source.all() if full else None
+    # rows per UTC day (unchanged days: as recorded)
+    if full:
+        day_counts = {d: source.count(d) for d in digests}
+    else:
+        old_counts = state["day_counts"]
+        day_counts = {d: old_counts[d] if d in old_counts and d not in changed else len(source.day(d)) for d in digests}
 
     # ------------------------------------------------------------ what is dirty
     if full:
@@ -198,13 +212,13 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
                 for (_day, provider, _m), a in (days_state.get(day) or ({},))[0].items():
                     dirty_sessions |= a[_SESS]
                     touch(provider, d)
-            for r in chunks.get(d, ()):
+            for r in source.day(d):
                 dirty_sessions.add(r[4])
                 touch(r[1], d)
         near = set()
         for d in changed:
             near.update((d - 1, d, d + 1))
-        day_rows_in = [r for d in sorted(near) for r in chunks.get(d, ()) if of_slot(r[0])[0] in dirty_days]
+        day_rows_in = [r for d in sorted(near) for r in source.day(d) if of_slot(r[0])[0] in dirty_days]
 
     # ------------------------------------------------------------ days
     keeps_all = dirty_days is None
@@ -262,7 +276,16 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         sess_fine = fine  # consumed below; day accumulators were copied out of it already
         sess_in_all = True
     else:
-        sess_rows_in = [r for r in rows if r[4] in dirty_sessions]
+        # only the UTC days that hold a dirty session's rows (that the filters keep) are
+        # read: those overlapping a local day whose accumulators (just brought up to date)
+        # name the session. A UTC day overlaps at most three local days (each is 22 h or
+        # more): those of its first, middle and last slot.
+        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
+                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
+        sess_days = {d for d in digests
+                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
+                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
+        sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
         sess_fine = fold_rows(sess_rows_in, of_slot, filters, False)[0]
         sess_in_all = False
     sess_units = _session_units(sess_fine, not sess_in_all)
@@ -273,10 +296,10 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         multi_sessions |= old_multi - dirty_sessions
         if bool(multi_sessions) != bool(old_multi):
             sess_in_all = True  # the periods list changes form: redo every session
-            sess_units = _session_units(fold_rows(rows, of_slot, filters, False)[0], True)
+            sess_units = _session_units(fold_rows(source.all(), of_slot, filters, False)[0], True)
             multi_sessions = {k for k, u in sess_units.items() if u[4]}
     elif multi_sessions:
-        sess_units = _session_units(fold_rows(rows, of_slot, filters, False)[0], True)
+        sess_units = _session_units(fold_rows(source.all(), of_slot, filters, False)[0], True)
     multi = bool(multi_sessions)
     new_units["sessions"] = {k: [u[0], u[3] if multi else u[2], u[2], u[5]] for k, u in sess_units.items()}
 
@@ -301,10 +324,10 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
                 else:
                     break
             if from_slot is None:
-                sub = [r for r in rows if r[1] == provider]
+                sub = [r for r in source.all() if r[1] == provider]
             else:
                 first_day = from_slot // DAY_MS
-                sub = [r for d in sorted(chunks) if d >= first_day for r in chunks[d] if r[1] == provider and r[0] >= from_slot]
+                sub = [r for d in sorted(digests) if d >= first_day for r in source.day(d) if r[1] == provider and r[0] >= from_slot]
             mine = fold_rows(sub, of_slot, filters, True)[1]
             spans = {}
             for (_p, slot), rs in mine.items():
@@ -441,13 +464,14 @@ def build(rows: list, zone_name: str, filters, output: str, cache_dir: str, forc
         view_cache.save(state_path, identity, {
             "output": view_cache.file_identity(output),
             "chunks": digests,
+            "day_counts": day_counts,
             "days": days_state,
             "proj_months": proj_months,
             "blocks": blocks_state,
             "index": new_index,
             "multi_sessions": multi_sessions,
         })
-    return stats
+    return stats, sum(day_counts.values())
 
 
 def _session_units(fine: dict, multi_form: bool) -> dict:
@@ -458,3 +482,209 @@ def _session_units(fine: dict, multi_form: bool) -> dict:
     table = _table(sess_rows, {}, with_project, with_periods=multi_form, project_of=project_of)
     units = _units(table)
     return {k: [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]] for k, u in units.items()}
+
+
+# ------------------------------------------------------------------ rollup sources
+# What build reads the rollup rows through. A day's *digest* is the SHA-1 of, per rollup
+# file holding rows of that UTC day (in path order), its name and the exact bytes of
+# those rows (as orjson writes them: ``row],[row``): equal digests mean equal rows.
+# ``LazyRollups`` finds the days' byte ranges in the files without parsing them and parses
+# only the days asked for; ``EagerRollups`` parses everything (the first run, or whenever
+# the lazy reading meets anything unexpected).
+
+
+class Fallback(Exception):
+    """The lazy reading met something it cannot vouch for: read everything instead."""
+
+
+def _digest(parts) -> bytes:
+    """``parts``: ``(file name, row bytes)`` of one day, in path order."""
+    h = hashlib.sha1()
+    for name, piece in parts:
+        h.update(b"%d:%s%d:" % (len(name), name, len(piece)))
+        h.update(piece)
+    return h.digest()
+
+
+class EagerRollups:
+    def __init__(self, paths):
+        from scripts.core.report_query import read_rollup_rows
+
+        self.files = []  # per file: {utc day: rows}
+        days: dict[int, list] = {}
+        for path in sorted(paths):
+            rows = read_rollup_rows([path])
+            per: dict[int, list] = {}
+            for r in rows:
+                d = r[0] // DAY_MS
+                lst = per.get(d)
+                if lst is None:
+                    per[d] = [r]
+                else:
+                    lst.append(r)
+            name = os.path.basename(path).encode()
+            for d, lst in per.items():
+                days.setdefault(d, []).append((name, _dumps(lst)[2:-2]))
+            self.files.append(per)
+        self.digests = {d: _digest(parts) for d, parts in days.items()}
+        self.n_rows = sum(len(lst) for per in self.files for lst in per.values())
+
+    def day(self, d) -> list:
+        """The rows of UTC day ``d`` (file by file)."""
+        out: list = []
+        for per in self.files:
+            out += per.get(d, ())
+        return out
+
+    def rows_of_days(self, days) -> list:
+        """The rows of these days, file by file (each file's in its order)."""
+        days = sorted(days)
+        return [r for per in self.files for d in days for r in per.get(d, ())]
+
+    def all(self) -> list:
+        return [r for per in self.files for d in sorted(per) for r in per[d]]
+
+    def count(self, d) -> int:
+        return sum(len(per.get(d, ())) for per in self.files)
+
+
+_HEAD = b'{"columns":' + orjson.dumps(["slot_ms", "provider", "model", "project", "session_id", "device", "ctx_class", "events",
+                                       "first_ms", "last_ms", "input_tokens", "output_tokens", "cache_write_tokens",
+                                       "cache_read_tokens", "tool_input_tokens", "tool_output_tokens", "reasoning_tokens",
+                                       "cache_write_1h_tokens"]) + b',"rows":['
+_TAIL = b'],"schema_version":'
+
+
+def _slot_at(inner: bytes, pos: int) -> int:
+    end = inner.find(b",", pos, pos + 24)
+    if end < 0:
+        raise Fallback("no slot")
+    try:
+        return int(inner[pos:end])
+    except ValueError:
+        raise Fallback("no slot") from None
+
+
+def _day_ranges(inner: bytes) -> list:
+    """``[(utc day, start, end)]`` of the rows ``row],[row...`` in ``inner`` (sorted by
+    slot): each day's first row by a binary search on byte offsets (the row starts after
+    an offset are found with ``find``). Checked by the caller (parse or digest)."""
+    n = len(inner)
+    out = []
+    pos = 0
+    find = inner.find
+    guess = 1 << 14
+    while pos < n:
+        d = _slot_at(inner, pos) // DAY_MS
+        target = (d + 1) * DAY_MS
+
+        def next_start(x):
+            p = find(b"],[", x - 3 if x > 3 else 0)
+            return n if p < 0 else p + 3
+
+        def ok(x):  # the first row start >= x is the end or a row of a later day
+            q = next_start(x)
+            return q >= n or _slot_at(inner, q) >= target
+
+        lo, hi = pos + 1, min(n, pos + guess)
+        if not ok(hi):
+            lo, hi = hi + 1, n
+        while lo < hi:
+            m = (lo + hi) >> 1
+            if ok(m):
+                hi = m
+            else:
+                lo = m + 1
+        end = next_start(lo)
+        if end < n:
+            if inner[end - 3:end] != b"],[":
+                raise Fallback("no row boundary")
+            out.append((d, pos, end - 3))
+        else:
+            out.append((d, pos, n))
+        if out[-1][1] >= out[-1][2] or (len(out) > 1 and out[-2][0] >= d):
+            raise Fallback("rows not sorted")
+        guess = max(1 << 10, 2 * (end - pos))
+        pos = end
+    return out
+
+
+class LazyRollups:
+    """The rollup files' rows, parsed per UTC day on demand. Any day that is parsed is
+    checked (its bytes are rows, each of that day); a day not parsed is trusted only
+    through its digest (equal to the last run's, whose rows were checked). Since each
+    day's bytes are checked to be whole rows, the day boundaries found are row
+    boundaries. Anything else raises ``Fallback``."""
+
+    def __init__(self, paths):
+        self.names = []
+        self.inners = []
+        self.ranges = []  # per file: {day: (start, end)}
+        days: dict[int, list] = {}
+        for path in sorted(paths):
+            with open(path, "rb") as fh:
+                data = fh.read()
+            if not data.startswith(_HEAD):
+                raise Fallback("head")
+            k = data.rfind(_TAIL)
+            if k < len(_HEAD) - 1:
+                raise Fallback("tail")
+            try:
+                tail = orjson.loads(b"{" + data[k + 2:])
+            except orjson.JSONDecodeError:
+                raise Fallback("tail") from None
+            if not isinstance(tail, dict) or tail.get("schema_version") != 1 or set(tail) != {"schema_version", "slot_ms", "source"}:
+                raise Fallback("tail")
+            rows_bytes = data[len(_HEAD) - 1:k + 1]  # [ ... ]
+            if rows_bytes == b"[]":
+                inner = b""
+            elif rows_bytes.startswith(b"[[") and rows_bytes.endswith(b"]]"):
+                inner = rows_bytes[2:-2]
+            else:
+                raise Fallback("rows")
+            name = os.path.basename(path).encode()
+            mv = memoryview(inner)
+            rng = {}
+            for d, a, b in _day_ranges(inner):
+                rng[d] = (a, b)
+                days.setdefault(d, []).append((name, mv[a:b]))
+            self.names.append(name)
+            self.inners.append(inner)
+            self.ranges.append(rng)
+        self.digests = {d: _digest(parts) for d, parts in days.items()}
+        self._parsed: dict = {}  # (file index, day) -> rows
+
+    def _file_day(self, i: int, d: int) -> list:
+        key = (i, d)
+        rows = self._parsed.get(key)
+        if rows is None:
+            ab = self.ranges[i].get(d)
+            if ab is None:
+                rows = []
+            else:
+                try:
+                    rows = orjson.loads(b"[[" + self.inners[i][ab[0]:ab[1]] + b"]]")
+                except orjson.JSONDecodeError:
+                    raise Fallback("day does not parse") from None
+                lo, hi = d * DAY_MS, d * DAY_MS + DAY_MS
+                for r in rows:
+                    if r.__class__ is not list or len(r) < 16 or r[0].__class__ is not int or not lo <= r[0] < hi:
+                        raise Fallback("row outside its day")
+            self._parsed[key] = rows
+        return rows
+
+    def day(self, d) -> list:
+        out: list = []
+        for i in range(len(self.inners)):
+            out += self._file_day(i, d)
+        return out
+
+    def rows_of_days(self, days) -> list:
+        days = sorted(days)
+        return [r for i in range(len(self.inners)) for d in days for r in self._file_day(i, d)]
+
+    def all(self) -> list:
+        return [r for i, rng in enumerate(self.ranges) for d in sorted(rng) for r in self._file_day(i, d)]
+
+    def count(self, d) -> int:
+        return len(self.day(d))

@@ -5,10 +5,14 @@ tests compare the two), assembled from *units*: a day, ISO week, month, session 
 project (with its rows, period and period-provider entries) or a 5-hour block (start,
 provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
-- ``chunks``: per UTC day, the SHA-1 of its rollup rows (as JSON). A day whose rows
-  differ from the last run's dirties the local days it overlaps, the sessions it held
-  before (from the day accumulators below) or holds now, and per provider the blocks
-  from its start to its end.
+- ``chunks``: per UTC day, a SHA-1 of its rollup rows' bytes per file (see ``_digest``),
+  and ``day_counts`` its number of rows. A day whose rows differ from the last run's
+  dirties the local days it overlaps, the sessions it held before (from the day
+  accumulators below) or holds now, and per provider the blocks from its start to its
+  end. With a state, the rollup files are not parsed whole (``LazyRollups``): each
+  file's days are found as byte ranges and digested, and only the days this run needs
+  are parsed (changed days and their neighbours, the days holding a dirty session, the
+  days blocks are redone from).
 - ``days``: per local day, its row accumulators per (provider, model) and per (project,
   provider, model) and its subscription basis: weeks, months, projects, the whole-range
   tables and the allocation basis are regrouped from these (hundreds of entries, not
@@ -58,6 +62,7 @@ from scripts.core.aggregation import (
     session_project_field,
     session_rows_of,
 )
+from scripts.core.rollup import COLUMNS
 
 STATE = "state.bin"
 _OPT = orjson.OPT_SORT_KEYS
@@ -548,10 +553,7 @@ class EagerRollups:
         return sum(len(per.get(d, ())) for per in self.files)
 
 
-_HEAD = b'{"columns":' + orjson.dumps(["slot_ms", "provider", "model", "project", "session_id", "device", "ctx_class", "events",
-                                       "first_ms", "last_ms", "input_tokens", "output_tokens", "cache_write_tokens",
-                                       "cache_read_tokens", "tool_input_tokens", "tool_output_tokens", "reasoning_tokens",
-                                       "cache_write_1h_tokens"]) + b',"rows":['
+_HEAD = b'{"columns":' + orjson.dumps(list(COLUMNS)) + b',"rows":['  # how normalize writes a rollup (sorted keys, compact)
 _TAIL = b'],"schema_version":'
 
 

@@ -567,13 +567,14 @@ def _slot_at(inner: bytes, pos: int) -> int:
         raise Fallback("no slot") from None
 
 
-def _day_ranges(inner: bytes) -> list:
-    """``[(utc day, start, end)]`` of the rows ``row],[row...`` in ``inner`` (sorted by
-    slot): each day's first row by a binary search on byte offsets (the row starts after
-    an offset are found with ``find``). Checked by the caller (parse or digest)."""
-    n = len(inner)
+def _day_ranges(inner: bytes, start: int = 0, end: int | None = None) -> list:
+    """``[(utc day, start, end)]`` of the rows ``row],[row...`` in ``inner[start:end]``
+    (sorted by slot): each day's first row by a binary search on byte offsets (the row
+    starts after an offset are found with ``find``). Checked by the caller (parse or
+    digest)."""
+    n = len(inner) if end is None else end
     out = []
-    pos = 0
+    pos = start
     find = inner.find
     guess = 1 << 14
     while pos < n:
@@ -581,7 +582,7 @@ def _day_ranges(inner: bytes) -> list:
         target = (d + 1) * DAY_MS
 
         def next_start(x):
-            p = find(b"],[", x - 3 if x > 3 else 0)
+            p = find(b"],[", x - 3 if x > start + 3 else start, n)
             return n if p < 0 else p + 3
 
         def ok(x):  # the first row start >= x is the end or a row of a later day
@@ -619,8 +620,7 @@ class LazyRollups:
     boundaries. Anything else raises ``Fallback``."""
 
     def __init__(self, paths):
-        self.names = []
-        self.inners = []
+        self.inners = []  # per file: its bytes
         self.ranges = []  # per file: {day: (start, end)}
         days: dict[int, list] = {}
         for path in sorted(paths):
@@ -629,7 +629,7 @@ class LazyRollups:
             if not data.startswith(_HEAD):
                 raise Fallback("head")
             k = data.rfind(_TAIL)
-            if k < len(_HEAD) - 1:
+            if k < len(_HEAD):
                 raise Fallback("tail")
             try:
                 tail = orjson.loads(b"{" + data[k + 2:])
@@ -637,21 +637,18 @@ class LazyRollups:
                 raise Fallback("tail") from None
             if not isinstance(tail, dict) or tail.get("schema_version") != 1 or set(tail) != {"schema_version", "slot_ms", "source"}:
                 raise Fallback("tail")
-            rows_bytes = data[len(_HEAD) - 1:k + 1]  # [ ... ]
-            if rows_bytes == b"[]":
-                inner = b""
-            elif rows_bytes.startswith(b"[[") and rows_bytes.endswith(b"]]"):
-                inner = rows_bytes[2:-2]
-            else:
-                raise Fallback("rows")
-            name = os.path.basename(path).encode()
-            mv = memoryview(inner)
+            # the rows array is data[len(_HEAD) - 1:k + 1]: ``[]`` or ``[[...],...,[...]]``
+            start, end = len(_HEAD) + 1, k - 1
             rng = {}
-            for d, a, b in _day_ranges(inner):
-                rng[d] = (a, b)
-                days.setdefault(d, []).append((name, mv[a:b]))
-            self.names.append(name)
-            self.inners.append(inner)
+            if k != len(_HEAD):
+                if data[start - 2:start] != b"[[" or data[end:end + 2] != b"]]" or start >= end:
+                    raise Fallback("rows")
+                name = os.path.basename(path).encode()
+                mv = memoryview(data)
+                for d, a, b in _day_ranges(data, start, end):
+                    rng[d] = (a, b)
+                    days.setdefault(d, []).append((name, mv[a:b]))
+            self.inners.append(data)
             self.ranges.append(rng)
         self.digests = {d: _digest(parts) for d, parts in days.items()}
         self._parsed: dict = {}  # (file index, day) -> rows

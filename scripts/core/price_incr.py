@@ -12,8 +12,10 @@ in order, each one's byte length in the previous ``reports/<kind>.json`` and ``.
 run of unchanged periods is one slice of the previous file), and each one's money sums
 (per model, per provider, in all; unpriced models) with the table's: the whole-range
 entries are the previous sums less the periods gone plus the periods priced now
-(integers, so exactly what a full run adds up). The state is keyed by the book's hash
-and the code: a price change re-prices everything (and re-aggregates nothing).
+(integers, so exactly what a full run adds up; each period's sums are stored marshalled on
+their own, so loading the state unmarshals only the few that change). The state is keyed
+by the book's hash and the code: a price change re-prices everything (and re-aggregates
+nothing).
 
 The aggregates document is not parsed whole: its arrays of entries are cut out at the
 byte level (objects whose values are scalars, lists and flat objects: ``},{"`` only
@@ -24,6 +26,7 @@ skeleton that does not match) prices the whole document as before.
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import re
 from itertools import accumulate
@@ -218,7 +221,7 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
         if old is not None and kept.count(0):
             for i in range(len(old_keys)):
                 if not kept[i]:
-                    sums.add(old["contrib"][i], -1)
+                    sums.add(marshal.loads(old["contrib"][i]), -1)
         if batch is not None:
             sums.add(batch.total, 1)
             stats.recomputed += len(batch.rows_out)
@@ -324,7 +327,9 @@ class _Batch:
         if self.starts[0][-1] != len(rows_out) or self.starts[2][-1] != len(pps) or self.starts[1][-1] != len(periods):
             raise AssertionError("priced entries do not line up with their periods")
         self.n = counts[0]
-        empty = ({}, {}, [0, 0, 0, 0, 0], {})
+        # each period's sums marshalled on their own: the state loads as a list of bytes,
+        # and only the few periods that change are ever unmarshalled (taken off the sums)
+        empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
         self.contrib = []
         for _k, period, _u in todo:
             pu = per_unit.get(period.decode())
@@ -332,7 +337,7 @@ class _Batch:
                 self.contrib.append(empty)
             else:
                 gr = pu[2]
-                self.contrib.append((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3]))
+                self.contrib.append(marshal.dumps((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3])))
         self.total = (pm, pp, [g[0], int(g[1]), g[2], g[3], g[4]], {k: (v["events"], v["tokens"]) for k, v in unp.items()})
 
 

@@ -12,8 +12,18 @@ in order, each one's byte length in the previous ``reports/<kind>.json`` and ``.
 run of unchanged periods is one slice of the previous file), and each one's money sums
 (per model, per provider, in all; unpriced models) with the table's: the whole-range
 entries are the previous sums less the periods gone plus the periods priced now
-(integers, so exactly what a full run adds up). The state is keyed by the book's hash
-and the code: a price change re-prices everything (and re-aggregates nothing).
+(integers, so exactly what a full run adds up; each period's sums are stored marshalled on
+their own, so loading the state unmarshals only the few that change). The state is keyed
+by the book's hash and the code: a price change re-prices everything (and re-aggregates
+nothing).
+
+A run told the file it priced keeps a hard link to it (``cache/price/aggregates.previous.json``,
+recorded in the state by inode, size and mtime); the next run lays each region of the new
+document over the same region of that one (``_walk``): the aggregate stage copies its
+unchanged units as bytes, so long runs of periods are found unchanged by comparing bytes
+(they keep their key), and only the rest is cut into entries and hashed. Not with a
+subscription fee (every key depends on the basis), nor when the kept file is not the one
+recorded: then every period is cut out and hashed.
 
 The aggregates document is not parsed whole: its arrays of entries are cut out at the
 byte level (objects whose values are scalars, lists and flat objects: ``},{"`` only
@@ -24,6 +34,7 @@ skeleton that does not match) prices the whole document as before.
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import re
 from itertools import accumulate
@@ -36,6 +47,7 @@ from scripts.core.render import markdown_foot, markdown_head, markdown_rows
 from scripts.shared_io import AtomicFile
 
 STATE = "state.bin"
+PREVIOUS = "aggregates.previous.json"  # a hard link to the document the state describes
 _OPT = orjson.OPT_SORT_KEYS
 _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
@@ -51,8 +63,10 @@ def _dumps(obj) -> bytes:
 
 
 def split(data: bytes):
-    """``(skeleton document, {kind: (pps, periods, rows)})``: each array as its raw bytes."""
+    """``(skeleton document, {kind: (pps, periods, rows)}, {kind: ((start, end) of each)})``:
+    each array as its raw bytes, and where it lies in ``data``."""
     out = []
+    spans = []
     skeleton = []
     pos = 0
     at = data.find(b'"reports":{')
@@ -69,6 +83,7 @@ def split(data: bytes):
             raise Unsplittable("table arrays not found")
         s0, s1, s2 = a0 + len(_ARRAYS[0]), a1 + len(_ARRAYS[1]), a2 + len(_ARRAYS[2])
         out.append((data[s0:a1], data[s1:a2], data[s2:a3]))
+        spans.append(((s0, a1), (s1, a2), (s2, a3)))
         skeleton += [data[pos:s0], data[a1:s1], data[a2:s2]]
         pos = at = a3
     skeleton.append(data[pos:])
@@ -85,7 +100,7 @@ def split(data: bytes):
         t = doc["reports"][kind]
         if not isinstance(t, dict) or t.get("rows") != [] or t.get("periods") != [] or t.get("period_providers") != []:
             raise Unsplittable("tables not where expected")
-    return doc, dict(zip(kinds, out))
+    return doc, dict(zip(kinds, out)), dict(zip(kinds, spans))
 
 
 def _groups(region: bytes):
@@ -117,15 +132,15 @@ def _groups(region: bytes):
 
 
 def _units(regions):
-    """``{period: [rows range, periods range, pps range]}`` (ranges ``(start, end, entries)``)."""
+    """``({period: [rows range, periods range, pps range]}, layouts)`` (ranges ``(start, end,
+    entries)``; layouts: see ``_layout``, the pps one None when it is the periods one)."""
     pps, periods, rows = regions
     units: dict = {}
     groups = {}
+    layouts = [_layout(groups.setdefault(0, _groups(rows))), _layout(groups.setdefault(1, _groups(periods))),
+               None if pps == periods else _layout(groups.setdefault(2, _groups(pps)))]
     for slot, region in ((0, rows), (1, periods), (2, pps)):
-        if slot == 2 and region == periods:
-            g = groups[1]  # blocks, sessions in one tool: the same entries
-        else:
-            g = groups[slot] = _groups(region)
+        g = groups[1] if slot == 2 and region == periods else groups[slot]  # blocks, sessions: the same entries
         for period, start, end, n in g:
             u = units.get(period)
             if u is None:
@@ -133,13 +148,130 @@ def _units(regions):
             elif u[slot] is not None:
                 raise Unsplittable("a period's entries are not together")
             u[slot] = (start, end, n)
-    return units
+    return units, layouts
 
 
-def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, force: bool = False):
+def _layout(groups):
+    """A region's periods in their order there: ``(periods, each one's bytes + 1 for its
+    separator, each one's entries)``, what the next run lays its region over (``_walk``)."""
+    return [g[0] for g in groups], [g[2] - g[1] + 1 for g in groups], [g[3] for g in groups]
+
+
+def _walk(new: bytes, old, layout):
+    """Lay a region ``new`` over the same region of the last run's document (``old``, a
+    memoryview, whose periods were ``layout``), to find the periods whose entries differ
+    without cutting the whole region up: runs of periods whose bytes are the same are
+    found by comparing bytes (a galloping search), only the rest is cut into entries.
+    ``(layout of new, periods whose entries differ, are new or are gone)``, or None where
+    the region is not as expected (the caller cuts it whole) or too much changed."""
+    if b"\\" in new:
+        return None
+    periods, lens, counts = layout
+    m = len(periods)
+    off = [0, *accumulate(lens)]  # unit i is old[off[i]:off[i + 1] - 1]; off[m] = len(old) + 1
+    where = dict(zip(periods, range(m)))
+    limit = max(64, m // 4)
+    n = len(new)
+    startswith = new.startswith
+    search = _PERIOD_RE.search
+    findall = _PERIOD_RE.findall
+    out_p: list = []
+    out_l: list = []
+    out_c: list = []
+    changed: set = set()
+    i = c = 0
+    while c < n:
+        # the longest run of units i..j-1 whose bytes are those at c
+        j = i
+        if i < m and startswith(old[off[i]:off[i + 1] - 1], c):
+            lo, step, hi = i + 1, 1, 0
+            base = off[i]
+            while lo < m:
+                t = min(lo + step, m)
+                if startswith(old[base:off[t] - 1], c):
+                    lo = t
+                    step += step
+                else:
+                    hi = t
+                    break
+            if hi:
+                while hi - lo > 1:
+                    mid = (lo + hi) >> 1
+                    if startswith(old[base:off[mid] - 1], c):
+                        lo = mid
+                    else:
+                        hi = mid
+            j = lo
+            e = c + off[j] - base - 1  # where the run ends in new
+            if e < n:
+                # the run ends where new's entry ends, and the next entry is another period's
+                # (else its last period goes on: that one differs)
+                if new[e - 1:e + 3] != _SEP:
+                    j -= 1
+                else:
+                    s = new.find(_SEP, e + 1)
+                    nxt = search(new, e + 1, n if s < 0 else s + 1)
+                    if nxt is None:
+                        return None
+                    if nxt.group(1) == periods[j - 1]:
+                        j -= 1
+        if j > i:
+            out_p += periods[i:j]
+            out_l += lens[i:j]
+            out_c += counts[i:j]
+            c += off[j] - off[i]
+            i = j
+            continue
+        # entries that differ from unit i: the ones of the period at c
+        first = None
+        pos = c
+        count = 0
+        end = c
+        while pos < n:
+            s = new.find(_SEP, pos)
+            stop = n if s < 0 else s + 1
+            found = findall(new, pos, stop)
+            if len(found) != 1:
+                return None
+            if first is None:
+                first = found[0]
+            elif found[0] != first:
+                break
+            count += 1
+            end = stop
+            pos = stop + 1
+        k = where.get(first)
+        if k is None:
+            if first in changed:
+                return None  # a new period's entries in two places
+            changed.add(first)
+        elif k < i:
+            return None  # not in the order of the last run
+        else:
+            if k > i:
+                changed.update(periods[i:k])  # gone from this region
+            if end - c != lens[k] - 1 or not startswith(old[off[k]:off[k + 1] - 1], c):
+                changed.add(first)
+            i = k + 1
+        out_p.append(first)
+        out_l.append(end - c + 1)
+        out_c.append(count)
+        c = end + 1
+        if len(changed) > limit:
+            return None
+    changed.update(periods[i:])
+    return (out_p, out_l, out_c), changed
+
+
+def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, force: bool = False, source=None):
     """Write reports/<kind>.json and .md for the aggregates document ``data``; return
-    ``(stats, first report's unpriced list)``. Raises Unsplittable before writing anything."""
-    doc, tables = split(data)
+    ``(stats, first report's unpriced list)``. Raises Unsplittable before writing anything.
+
+    ``source``: ``(path, file_identity)`` of the file ``data`` was read from, if it is one:
+    it is kept (a hard link in the cache) so that the next run finds the periods that
+    changed by comparing bytes with it (``_walk``) rather than by cutting up and hashing
+    every period."""
+    doc, tables, spans = split(data)
     stats = view_cache.Stats()
     described = book.describe()
     fees = any(book.subscription(p) for p in getattr(book, "providers", {}) or {})
@@ -155,9 +287,15 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
     }
     # the basis matters only where a fee is spread: then every period depends on it
     context = _dumps(basis) if fees else b""
-    units_of = {kind: _units(regions) for kind, regions in tables.items()}
     state_path = os.path.join(cache_dir, STATE)
+    prev_path = os.path.join(cache_dir, PREVIOUS)
     state = view_cache.load_unless_forced(state_path, identity, force, stats)
+    # the last run's document, where the state says which periods its regions held (not
+    # with a fee: then every key depends on the allocation basis)
+    prev = None
+    if state is not None and not fees and state.get("previous") is not None:
+        prev_bytes = view_cache.read_previous(prev_path, state["previous"])
+        prev = memoryview(prev_bytes) if prev_bytes is not None else None
     pricer = Pricer(book, basis)
     reports_md: dict[str, bytes] = {}
     reports_json: dict[str, bytes] = {}
@@ -180,22 +318,36 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
         old_keys = old["keys"] if old is not None else []
         old_ord = dict(zip(old_keys, range(len(old_keys))))
         sums = _Sums(old["sums"] if old is not None else None)
-        units = units_of[kind]
-        # per period in order: a key; consecutive periods kept from the last run form a
-        # stretch [first, last] of its ordinals, the others are priced now
+        prefix = kind.encode() + (b"|same|" if same else b"|") + mode.encode() + b"|" + context
+        walked = None
+        if prev is not None and old is not None and old.get("walk") is not None and old["walk"][0] == prefix:
+            walked = _walk_kind(tables[kind], prev, old["walk"], same)
+        if walked is None:
+            units, layouts = _units(tables[kind])
+            periods_now = sorted(units)
+            old_at = None
+        else:
+            # only the periods that differ are cut out and hashed; the others keep their key
+            units, layouts, periods_now = walked
+            old_at = dict(zip(old["periods"], range(len(old_keys))))
         # per period in order: a key; runs of periods kept from the last run are
         # ["old", first, last] (its ordinals), runs of periods priced now ["new", a, b]
         # (their places in ``todo``)
         segments: list = []
         todo = []  # (key, period, unit) to price now
-        prefix = kind.encode() + (b"|same|" if same else b"|") + mode.encode() + b"|" + context
+        keys = []
         sha1 = hashlib.sha1
-        for period in sorted(units):
-            u = units[period]
-            r, q, pp = u
-            key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
-                       + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
-            o = old_ord.get(key)
+        for period in periods_now:
+            u = units.get(period)
+            if u is None:  # the same bytes as in the last run
+                o = old_at[period]
+                key = old_keys[o]
+            else:
+                r, q, pp = u
+                key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
+                           + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
+                o = old_ord.get(key)
+            keys.append(key)
             last = segments[-1] if segments else None
             if o is not None:
                 if last is not None and last[0] == "old" and last[2] == o - 1:
@@ -208,7 +360,7 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
             else:
                 segments.append(["new", len(todo), len(todo) + 1])
             todo.append((key, period, u))
-        batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, len(todo) == len(units)) if todo else None
+        batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, len(todo) == len(periods_now)) if todo else None
         # the money sums: the previous ones, less the periods gone, plus the new ones
         kept = bytearray(len(old_keys))
         for seg in segments:
@@ -218,7 +370,7 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
         if old is not None and kept.count(0):
             for i in range(len(old_keys)):
                 if not kept[i]:
-                    sums.add(old["contrib"][i], -1)
+                    sums.add(marshal.loads(old["contrib"][i]), -1)
         if batch is not None:
             sums.add(batch.total, 1)
             stats.recomputed += len(batch.rows_out)
@@ -231,14 +383,13 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
         if first_unpriced is None:
             first_unpriced = report["unpriced"]
         # the JSON, assembled in sorted key order
-        idx = {"keys": [], "contrib": [], "n": [], "lens": [None] * 4, "base": [0] * 4, "sums": sums.state()}
+        idx = {"keys": keys, "periods": periods_now, "contrib": [], "n": [], "lens": [None] * 4, "base": [0] * 4, "sums": sums.state(),
+               "walk": (prefix, layouts, spans[kind])}
         for seg in segments:
             if seg[0] == "old":
-                idx["keys"] += old_keys[seg[1]:seg[2] + 1]
                 idx["contrib"] += old["contrib"][seg[1]:seg[2] + 1]
                 idx["n"] += old["n"][seg[1]:seg[2] + 1]
             else:
-                idx["keys"] += [t[0] for t in todo[seg[1]:seg[2]]]
                 idx["contrib"] += batch.contrib[seg[1]:seg[2]]
                 idx["n"] += batch.n[seg[1]:seg[2]]
         out = _Assembly(old, old_json, segments, batch, idx)
@@ -273,8 +424,66 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
     for kind in reports_json:
         for ext in ("json", "md"):
             files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
-    view_cache.save(state_path, identity, {"index": new_index, "files": files})
+    previous = _keep(source, prev_path) if source is not None and not fees else None
+    view_cache.save(state_path, identity, {"index": new_index, "files": files, "previous": previous})
     return stats, unpriced_now, sorted(reports_json)
+
+
+def _keep(source, prev_path: str):
+    """Hard-link the document just priced as ``prev_path``; its identity if that is the
+    file as it was read (else None: the next run cuts every region up)."""
+    path, read_as = source
+    # named like AtomicFile's temp files, so that a killed run's is cleaned up the same way
+    tmp = os.path.join(os.path.dirname(prev_path), f".{os.path.basename(prev_path)}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    try:
+        os.makedirs(os.path.dirname(prev_path) or ".", exist_ok=True)
+        os.link(path, tmp)
+        os.replace(tmp, prev_path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return None
+    now = view_cache.file_identity(prev_path)
+    return now if now == list(read_as) else None
+
+
+def _walk_kind(regions, prev, walk, same: bool):
+    """``(units of the periods that differ, layouts, all periods in order)`` of a table,
+    its regions laid over the last run's (``_walk``), or None to cut them whole."""
+    _prefix, layouts, spans = walk
+    pps, periods, rows = regions
+    new = [None, None, None]
+    changed: set = set()
+    for slot, region, (start, end) in ((0, rows, spans[2]), (1, periods, spans[1]), (2, pps, spans[0])):
+        if slot == 2 and same:
+            new[2] = new[1]
+            break
+        r = _walk(region, prev[start:end], layouts[slot])
+        if r is None:
+            return None
+        new[slot], ch = r
+        changed |= ch
+    units: dict = {}
+    for slot in range(3):
+        if not changed:
+            break
+        if slot == 2 and same:
+            for u in units.values():
+                u[2] = u[1]
+            break
+        pl, ll, cl = new[slot]
+        at = dict(zip(pl, range(len(pl))))
+        off = [0, *accumulate(ll)]
+        for p in changed:
+            q = at.get(p)
+            if q is not None:
+                u = units.get(p)
+                if u is None:
+                    u = units[p] = [None, None, None]
+                u[slot] = (off[q], off[q] + ll[q] - 1, cl[q])
+    return units, [new[0], new[1], None if same else new[2]], sorted(set(new[0][0]).union(new[1][0], new[2][0]))
 
 
 class _Batch:
@@ -324,7 +533,9 @@ class _Batch:
         if self.starts[0][-1] != len(rows_out) or self.starts[2][-1] != len(pps) or self.starts[1][-1] != len(periods):
             raise AssertionError("priced entries do not line up with their periods")
         self.n = counts[0]
-        empty = ({}, {}, [0, 0, 0, 0, 0], {})
+        # each period's sums marshalled on their own: the state loads as a list of bytes,
+        # and only the few periods that change are ever unmarshalled (taken off the sums)
+        empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
         self.contrib = []
         for _k, period, _u in todo:
             pu = per_unit.get(period.decode())
@@ -332,7 +543,7 @@ class _Batch:
                 self.contrib.append(empty)
             else:
                 gr = pu[2]
-                self.contrib.append((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3]))
+                self.contrib.append(marshal.dumps((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3])))
         self.total = (pm, pp, [g[0], int(g[1]), g[2], g[3], g[4]], {k: (v["events"], v["tokens"]) for k, v in unp.items()})
 
 

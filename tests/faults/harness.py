@@ -261,6 +261,18 @@ def check_bundle(art: Path, known: dict[str, set] | None = None, settled: bool =
                 packs_referenced[str(p.parent)] = set(doc.get("packs", {}))
                 c.validated += 1
             continue  # packs: checked through their index below
+        if rel == "cache/price/aggregates.previous.json":
+            # price's hard link to the aggregates document it priced last (a whole one:
+            # aggregate writes it by rename); compared with by the next run
+            try:
+                doc = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                c.problems.append(f"{rel}: not valid JSON ({exc})")
+                continue
+            if not isinstance(doc, dict) or doc.get("kind") != "aggregates":
+                c.problems.append(f"{rel}: not an aggregates document")
+            c.validated += 1
+            continue
         if parts[0] == "cache" and parts[1] in ("aggregate", "price"):
             # the incremental aggregate's and price's states (binary, with their own digest)
             from scripts.core.view_cache import verify

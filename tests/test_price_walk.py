@@ -14,9 +14,8 @@ import random
 import pytest
 
 from scripts.core import price_incr, view_cache
-from scripts.core.aggregate_incr import build
 from scripts.core.aggregation import Filters
-from test_views_incremental import History, _book, _expected_reports, _rounds
+from test_views_incremental import History, _book, _expected_reports, _rounds, build
 
 
 @pytest.mark.parametrize("zone,filters,fee", [("UTC", Filters(), 0), ("America/Los_Angeles", Filters(since="2026-08-10", providers=["claude"]), 0),

@@ -15,14 +15,12 @@ import pytest
 
 from scripts.core import price_incr, view_cache
 from scripts.core.aggregation import Filters
-from test_views_incremental import History, _book, _expected_reports, _rounds, build
+from test_views_incremental import History, _expected_reports, aggregated_rounds, assert_reports_from_scratch, build
 
 
 @pytest.mark.parametrize("zone,filters,fee", [("UTC", Filters(), 0), ("America/Los_Angeles", Filters(since="2026-08-10", providers=["claude"]), 0),
                                               ("Europe/Berlin", Filters(), 100)], ids=["utc", "la-filtered", "berlin-fee"])
 def test_walked_price_equals_from_scratch(tmp_path, monkeypatch, zone, filters, fee):
-    from scripts.core.pricing_book import load_book
-
     walked = []
     real = price_incr._walk_kind
 
@@ -32,26 +30,14 @@ def test_walked_price_equals_from_scratch(tmp_path, monkeypatch, zone, filters, 
         return r
 
     monkeypatch.setattr(price_incr, "_walk_kind", spy)
-    h = History(seed=13)
-    agg = tmp_path / "aggregates.json"
-    out = tmp_path / "reports"
-    out.mkdir()
-    book_path = _book(tmp_path, fee=fee)
     per_round = []
-    for name, change in _rounds(h):
-        change()
-        build(h.rollup_rows(), zone, filters, str(agg), str(tmp_path / "cache-agg"))
-        if name == "nothing changed":
-            book_path = _book(tmp_path, "book2.json", fee=fee, double="claude-sonnet-4-5")
-        book = load_book(str(book_path))
+    for name, agg, out, book in aggregated_rounds(tmp_path, 13, zone, filters, fee):
         walked.clear()
         data = agg.read_bytes()
         stats = price_incr.build(data, book, str(out), str(tmp_path / "cache-price"), "warn",
                                  source=(str(agg), view_cache.file_identity(str(agg))))[0]
         per_round.append((name, stats.state, sum(walked), len(walked)))
-        for kind, (js, md) in _expected_reports(data, book).items():
-            assert (out / f"{kind}.json").read_bytes() == js, f"round {name!r}: {kind}.json differs ({stats.as_dict()})"
-            assert (out / f"{kind}.md").read_bytes() == md, f"round {name!r}: {kind}.md differs ({stats.as_dict()})"
+        assert_reports_from_scratch(name, data, book, out, stats)
     rounds = dict((r[0], r[1:]) for r in per_round)
     if fee:  # every key depends on the allocation basis: never walked
         assert all(r[2] == 0 for r in per_round), per_round

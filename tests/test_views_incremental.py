@@ -198,30 +198,42 @@ def _expected_reports(agg_bytes, book):
     return {k: (dumps_line(r), render(r, "markdown").encode()) for k, r in reports.items()}
 
 
+def aggregated_rounds(tmp_path, seed, zone, filters, fee):
+    """Per round of ``_rounds``: its name, the aggregates built incrementally, the reports
+    directory and the book to price with (a rate doubled from the "nothing changed"
+    round on: a price change re-prices every period and re-aggregates nothing)."""
+    from scripts.core.pricing_book import load_book
+
+    h = History(seed=seed)
+    agg = tmp_path / "aggregates.json"
+    out = tmp_path / "reports"
+    out.mkdir()
+    book_path = _book(tmp_path, fee=fee)
+    for name, change in _rounds(h):
+        change()
+        build(h.rollup_rows(), zone, filters, str(agg), str(tmp_path / "cache-agg"))
+        if name == "nothing changed":
+            book_path = _book(tmp_path, "book2.json", fee=fee, double="claude-sonnet-4-5")
+        yield name, agg, out, load_book(str(book_path))
+
+
+def assert_reports_from_scratch(name, data, book, out, stats):
+    for kind, (js, md) in _expected_reports(data, book).items():
+        assert (out / f"{kind}.json").read_bytes() == js, f"round {name!r}: {kind}.json differs ({stats.as_dict()})"
+        assert (out / f"{kind}.md").read_bytes() == md, f"round {name!r}: {kind}.md differs ({stats.as_dict()})"
+
+
 @pytest.mark.parametrize("zone,filters,fee", [("UTC", Filters(), 0), ("Europe/Berlin", Filters(), 100),
                                               ("America/Los_Angeles", Filters(since="2026-08-10", providers=["claude"]), 20)],
                          ids=["utc", "berlin-fee", "la-filtered-fee"])
 def test_incremental_price_equals_from_scratch(tmp_path, zone, filters, fee):
     from scripts.core.price_incr import build as price_build
-    from scripts.core.pricing_book import load_book
 
-    h = History(seed=11)
-    agg = tmp_path / "aggregates.json"
-    out = tmp_path / "reports"
-    out.mkdir()
-    book_path = _book(tmp_path, fee=fee)
     states = []
-    for name, change in _rounds(h):
-        change()
-        build(h.rollup_rows(), zone, filters, str(agg), str(tmp_path / "cache-agg"))
-        if name == "nothing changed":  # a price change: every period re-priced, nothing re-aggregated
-            book_path = _book(tmp_path, "book2.json", fee=fee, double="claude-sonnet-4-5")
-        book = load_book(str(book_path))
+    for name, agg, out, book in aggregated_rounds(tmp_path, 11, zone, filters, fee):
         stats, _unpriced, _written = price_build(agg.read_bytes(), book, str(out), str(tmp_path / "cache-price"), "warn")
         states.append((name, stats.state, stats.reused, stats.recomputed))
-        for kind, (js, md) in _expected_reports(agg.read_bytes(), book).items():
-            assert (out / f"{kind}.json").read_bytes() == js, f"round {name!r}: {kind}.json differs ({stats.as_dict()})"
-            assert (out / f"{kind}.md").read_bytes() == md, f"round {name!r}: {kind}.md differs ({stats.as_dict()})"
+        assert_reports_from_scratch(name, agg.read_bytes(), book, out, stats)
     by_name = {s[0]: s for s in states}
     assert by_name["nothing changed"][1] == "params" and by_name["nothing changed"][2] == 0
     if not fee:

@@ -126,8 +126,9 @@ def cli(pricing, month, snapshot_mode, force, with_check, with_normalize, timezo
         stamps = os.path.join(artifacts, "stamps")
         if force or stale([raw_cursor], [os.path.join(stamps, "cursor.fp"), os.path.join(stamps, "code.fp")]):
             _cmd("extract_cursor", ["--artifacts", artifacts, "-o", raw_cursor])
-    whole = parses_whole_history(artifacts, force)
+    whole = force
     if with_normalize and (force or normalize_needed(artifacts)):
+        whole = parses_whole_history(artifacts, force)
         _cmd("normalize", ["--bundle", "--only-stale", "--artifacts", artifacts], separate=whole)
     for stage, outputs, inputs in plan(artifacts):
         if force or stale(outputs, inputs):
@@ -160,10 +161,10 @@ def parses_whole_history(artifacts: str, force: bool) -> bool:
     the memory they used goes back to the system instead of stacking under price's peak
     (a first run of 400k calls: 169 -> 144 MB). Not on later runs: a fork's copy-on-write
     faults cost more than their small work holds."""
-    from scripts.core.event_cache import INDEX_NAME
     from scripts.core.event import PROVIDERS
+    from scripts.core.event_cache import has_index
 
-    return force or not all(os.path.exists(os.path.join(artifacts, "cache", "normalize", s, INDEX_NAME)) for s in PROVIDERS)
+    return force or not all(has_index(artifacts, s) for s in PROVIDERS)
 
 
 def _exit_code_of(command: click.Command, args: list[str]) -> int:

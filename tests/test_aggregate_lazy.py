@@ -3,8 +3,6 @@ vouch for (a string that looks like a row boundary, a cut or edited file, unsort
 another layout) falls back to reading everything, never to a wrong answer."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from scripts.core.aggregate_incr import Fallback, LazyRollups, _day_ranges, build_from_files

@@ -20,7 +20,7 @@ from scripts import adapters
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import INDEX_NAME, EventCache, FileResult, copy_range, parse_shard
+from scripts.core.event_cache import EventCache, FileResult, copy_range, has_index, parse_shard, source_cache_dir
 from scripts.core.event_merge import fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, write_if_changed
@@ -163,7 +163,7 @@ def normalize_bundle(
 ) -> dict:
     """Bring ``events/`` and ``rollups/`` up to date for ``sources``; return the fragment."""
     jobs = jobs or (os.cpu_count() or 1)
-    if jobs > 1 and len(sources) > 1 and not force and hasattr(os, "fork") and all(_has_index(artifacts, s) for s in sources):
+    if jobs > 1 and len(sources) > 1 and not force and hasattr(os, "fork") and all(has_index(artifacts, s) for s in sources):
         return _one_process_per_source(artifacts, sources, forget=forget, jobs=jobs, device=device, diag=diag)
     caches: dict[str, EventCache] = {}
     listings: dict[str, src_mod.SourceListing] = {}
@@ -178,7 +178,7 @@ def normalize_bundle(
         mod = adapters.load(source)
         listing = load_listing(artifacts, source)
         listings[source] = listing
-        cache = EventCache(os.path.join(artifacts, "cache", "normalize", source), source, mod.ADAPTER_VERSION, device)
+        cache = EventCache(source_cache_dir(artifacts, source), source, mod.ADAPTER_VERSION, device)
         cache.load(force=force)
         caches[source] = cache
         tasks, stats = cache.plan(listing.files, mod.resumable, force)
@@ -251,10 +251,6 @@ def normalize_bundle(
 def _add_days(days: dict, source: str, more) -> None:
     if days[source] is not None:
         days[source].update(more)
-
-
-def _has_index(artifacts: str, source: str) -> bool:
-    return os.path.exists(os.path.join(artifacts, "cache", "normalize", source, INDEX_NAME))
 
 
 def _one_process_per_source(artifacts: str, sources: list[str], *, forget: bool, jobs: int, device: str, diag: Diagnostics) -> dict:

@@ -45,13 +45,23 @@ from dataclasses import dataclass, field
 import orjson
 
 from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, split_complete
-from scripts.core.rollup import N_KEY, Rollup
+from scripts.core.rollup import Rollup
 from scripts.shared_io import AtomicFile
 
 CACHE_VERSION = 7  # 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
 INDEX_MAGIC = b"tokentally-parse-index\n"
 LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
+
+
+def source_cache_dir(artifacts: str, source: str) -> str:
+    """Where a source's parse cache lives in a bundle."""
+    return os.path.join(artifacts, "cache", "normalize", source)
+
+
+def has_index(artifacts: str, source: str) -> bool:
+    """Whether a source has a parse cache (a run after its first)."""
+    return os.path.exists(os.path.join(source_cache_dir(artifacts, source), INDEX_NAME))
 
 
 def encode_index(doc: dict) -> bytes:

@@ -92,7 +92,8 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
     if bundle and (since or until):
         raise click.UsageError("--since/--until prune files in file mode; a bundle filters its reports with SINCE/UNTIL")
     if bundle:
-        from scripts.core.bundle_normalize import normalize_bundle, stale_sources, write_empty_source
+        from scripts.core.bundle_normalize import normalize_bundle, write_empty_source
+        from scripts.core.event_files import stale_sources
 
         timer = StageTimer(artifacts, "normalize")
         wanted = requested = list(sources) or list(adapters.SOURCES)

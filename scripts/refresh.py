@@ -45,22 +45,6 @@ def stale(outputs: list[str], inputs: list[str]) -> bool:
     return any(_mtime(p) > oldest for p in inputs)
 
 
-def normalize_needed(artifacts: str) -> bool:
-    """Whether some source's inputs are newer than its last normalize (normalize
-    --only-stale then decides per source). Only stats files: this runs on every make all,
-    so it must not import the parsing machinery."""
-    from scripts.core.event import PROVIDERS
-
-    stamps = os.path.join(artifacts, "stamps")
-    shared = [os.path.join(stamps, "device.fp"), os.path.join(stamps, "code.fp"), os.path.join(artifacts, "raw", "cursor.jsonl")]
-    for source in PROVIDERS:
-        outputs = [os.path.join(stamps, f"{source}.normalized"), os.path.join(artifacts, "events", source),
-                   os.path.join(artifacts, "rollups", f"{source}.json")]
-        if stale(outputs[:1], [os.path.join(stamps, f"{source}.fp")] + shared) or min(_mtime(p) for p in outputs) < 0:
-            return True
-    return False
-
-
 def plan(artifacts: str) -> list[tuple[str, list[str], list[str]]]:
     """(stage, outputs, inputs) in order; inputs of a later stage include earlier outputs."""
     a = artifacts
@@ -127,7 +111,7 @@ def cli(pricing, month, snapshot_mode, force, with_check, with_normalize, timezo
         if force or stale([raw_cursor], [os.path.join(stamps, "cursor.fp"), os.path.join(stamps, "code.fp")]):
             _cmd("extract_cursor", ["--artifacts", artifacts, "-o", raw_cursor])
     whole = force
-    if with_normalize and (force or normalize_needed(artifacts)):
+    if with_normalize and (force or _normalize_needed(artifacts)):
         whole = parses_whole_history(artifacts, force)
         _cmd("normalize", ["--bundle", "--only-stale", "--artifacts", artifacts], separate=whole)
     for stage, outputs, inputs in plan(artifacts):
@@ -153,6 +137,14 @@ def _cmd(module: str, args: list[str], separate: bool = False) -> None:
     code = os.waitstatus_to_exitcode(status)
     if code:
         raise SystemExit(code if code > 0 else 1)  # the stage has said why, in one line
+
+
+def _normalize_needed(artifacts: str) -> bool:
+    """Whether some source is stale (normalize --only-stale then does just those)."""
+    from scripts import adapters
+    from scripts.core.event_files import stale_sources
+
+    return bool(stale_sources(artifacts, list(adapters.SOURCES)))
 
 
 def parses_whole_history(artifacts: str, force: bool) -> bool:

@@ -28,33 +28,6 @@ from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, wr
 SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more than it saves
 
 
-def _mtime(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return -1
-
-
-def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
-    """Sources whose fingerprint (or the device or code stamp) is newer than their last normalize,
-    or whose outputs are missing: what Make's grouped rule could not tell apart."""
-    out = []
-    device = max(_mtime(os.path.join(artifacts, "stamps", "device.fp")), _mtime(os.path.join(artifacts, "stamps", "code.fp")))
-    for s in sources:
-        done = _mtime(os.path.join(artifacts, "stamps", f"{s}.normalized"))
-        extracted = getattr(adapters.load(s), "EXTRACTED_INPUT", None) if s in adapters.available() else None
-        if (
-            done < 0
-            or done < _mtime(os.path.join(artifacts, "stamps", f"{s}.fp"))
-            or (extracted and done < _mtime(os.path.join(artifacts, extracted)))
-            or done < device
-            or not os.path.isdir(events_dir(artifacts, s))
-            or _mtime(os.path.join(artifacts, "rollups", f"{s}.json")) < 0
-        ):
-            out.append(s)
-    return out
-
-
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)

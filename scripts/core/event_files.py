@@ -4,7 +4,8 @@ One file per source and UTC day of the events' ``timestamp`` (never the report t
 zone), so a run rewrites only the days a change reaches. A source's whole stream is its
 day files in name order (``cat events/claude/*.jsonl``): by day, within a day by source
 file path. Readers also accept the older single ``events/<source>.jsonl``, e.g. in a
-bundle copied from a machine that runs an older version.
+bundle copied from a machine that runs an older version. ``stale_sources`` says which
+sources' events are older than their inputs (what normalize --only-stale redoes).
 """
 from __future__ import annotations
 
@@ -69,3 +70,33 @@ def read_source(artifacts: str, source: str) -> bytes:
         with open(path, "rb") as fh:
             out.append(fh.read())
     return b"".join(out)
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
+    """Sources whose fingerprint (or the device or code stamp, or an extracted input) is
+    newer than their last normalize, or whose outputs are missing: what Make's grouped
+    rule could not tell apart. Only stats files (refresh asks it on every run)."""
+    from scripts import adapters
+
+    out = []
+    device = max(_mtime(os.path.join(artifacts, "stamps", "device.fp")), _mtime(os.path.join(artifacts, "stamps", "code.fp")))
+    for s in sources:
+        done = _mtime(os.path.join(artifacts, "stamps", f"{s}.normalized"))
+        extracted = getattr(adapters.load(s), "EXTRACTED_INPUT", None) if s in adapters.available() else None
+        if (
+            done < 0
+            or done < _mtime(os.path.join(artifacts, "stamps", f"{s}.fp"))
+            or (extracted and done < _mtime(os.path.join(artifacts, extracted)))
+            or done < device
+            or not os.path.isdir(source_dir(artifacts, s))
+            or _mtime(os.path.join(artifacts, "rollups", f"{s}.json")) < 0
+        ):
+            out.append(s)
+    return out

@@ -41,6 +41,7 @@ import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import chain
 
 import orjson
 
@@ -402,13 +403,7 @@ class HashIndex:
             return
         removed = dict(self.removed)
         keep = []
-        for h in self.base:
-            r = removed.get(h)
-            if r:
-                removed[h] = r - 1
-                continue
-            keep.append(h)
-        for h in self.added:
+        for h in chain(self.base, self.added):
             r = removed.get(h)
             if r:
                 removed[h] = r - 1

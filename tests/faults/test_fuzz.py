@@ -424,30 +424,28 @@ def test_opencode_database(data):
 @FUZZ
 @given(data=st.data())
 def test_gemini(data):
-    if data.draw(st.booleans()):
-        content = jsonl(data, BASES["gemini_jsonl"], 12)
-        path = "/fuzz/tmp/web-frontend/chats/session-2026-08-11T16-40-9b7d3e2a.jsonl"
-        at_least = non_blank_lines(content)
-    else:
-        content = _doc(data, BASES["gemini_json"])
-        path = "/fuzz/tmp/web-frontend/chats/session-2026-08-09T10-15-4f2a9c1e.json"
-        at_least = 0
-    sink, bad = new_sink(path)
-    adapters.load("gemini").parse_content(ParseContext(path=path, device="fuzz"), content, sink)
-    check_sink("gemini", sink, bad, None, at_least=at_least)
+    sink, bad, lines = _parse_jsonl_or_document(data, "gemini", "/fuzz/tmp/web-frontend/chats/session-2026-08-11T16-40-9b7d3e2a.jsonl",
+                                                "/fuzz/tmp/web-frontend/chats/session-2026-08-09T10-15-4f2a9c1e.json")
+    check_sink("gemini", sink, bad, None, at_least=lines or 0)
 
 
 @FUZZ
 @given(data=st.data())
 def test_cliproxy(data):
+    sink, bad, lines = _parse_jsonl_or_document(data, "cliproxy", "/fuzz/cliproxy/usage-2026-08-12.jsonl",
+                                                "/fuzz/cliproxy/export-2026-08-10T09-00-00Z.json")
+    check_sink("cliproxy", sink, bad, lines)
+
+
+def _parse_jsonl_or_document(data, source: str, jsonl_path: str, document_path: str):
+    """A source that writes either JSONL or one JSON document, fuzzed as either; returns
+    the sink, the bad lines and (JSONL only, else None) how many non-blank lines it had."""
     if data.draw(st.booleans()):
-        content = jsonl(data, BASES["cliproxy_jsonl"], 12)
-        path = "/fuzz/cliproxy/usage-2026-08-12.jsonl"
-        expected = non_blank_lines(content)
+        content = jsonl(data, BASES[f"{source}_jsonl"], 12)
+        path, lines = jsonl_path, non_blank_lines(content)
     else:
-        content = _doc(data, BASES["cliproxy_json"])
-        path = "/fuzz/cliproxy/export-2026-08-10T09-00-00Z.json"
-        expected = None
+        content = _doc(data, BASES[f"{source}_json"])
+        path, lines = document_path, None
     sink, bad = new_sink(path)
-    adapters.load("cliproxy").parse_content(ParseContext(path=path, device="fuzz"), content, sink)
-    check_sink("cliproxy", sink, bad, expected)
+    adapters.load(source).parse_content(ParseContext(path=path, device="fuzz"), content, sink)
+    return sink, bad, lines

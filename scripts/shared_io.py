@@ -94,6 +94,14 @@ class AtomicFile:
                     pass
 
 
+def remove_if_present(path: str) -> None:
+    """Delete a file; one that is already gone is fine."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def holds_bundle_lock(artifacts: str) -> bool:
     """True when this process runs under the bundle's lock (the Makefile's LOCKED sets
     ``TOKENTALLY_LOCK_HELD`` to the bundles its make holds), so no other writer is active."""

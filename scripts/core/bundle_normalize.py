@@ -23,16 +23,9 @@ from scripts.core.event_files import source_dir as events_dir
 from scripts.core.event_cache import EventCache, FileResult, copy_range, has_index, parse_shard, source_cache_dir
 from scripts.core.event_merge import fold_changes, kept_as_results
 from scripts.core.rollup import document
-from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, write_if_changed
+from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, remove_if_present, write_if_changed
 
 SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more than it saves
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def write_empty_source(artifacts: str, source: str) -> None:
@@ -40,8 +33,8 @@ def write_empty_source(artifacts: str, source: str) -> None:
     directory = events_dir(artifacts, source)
     os.makedirs(directory, exist_ok=True)
     for path in day_files(directory).values():
-        _unlink(path)
-    _unlink(legacy_path(artifacts, source))  # the layout before day files
+        remove_if_present(path)
+    remove_if_present(legacy_path(artifacts, source))  # the layout before day files
     write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, [])))
 
 
@@ -306,7 +299,7 @@ def _pending_days(cache_dir: str) -> set[str]:
 
 def clear_pending(cache_dir: str) -> None:
     """Called once the index that explains the rewritten days is saved."""
-    _unlink(os.path.join(cache_dir, PENDING))
+    remove_if_present(os.path.join(cache_dir, PENDING))
 
 
 def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None) -> dict:
@@ -348,7 +341,7 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days:
 
     directory = events_dir(artifacts, source)
     os.makedirs(directory, exist_ok=True)
-    _unlink(legacy_path(artifacts, source))  # the layout before day files
+    remove_if_present(legacy_path(artifacts, source))  # the layout before day files
     on_disk = day_files(directory)
     pending = _pending_days(cache.dir)
     todo = set(expected) if days is None else (days | pending | (expected - on_disk.keys())) & expected
@@ -371,7 +364,7 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days:
         for fd in fds.values():
             os.close(fd)
     for day in on_disk.keys() - expected:
-        _unlink(on_disk[day])
+        remove_if_present(on_disk[day])
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
     write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, cache.merged.sorted_rows())))
     rejected = totals["rejected"]
@@ -415,7 +408,7 @@ def _write_day(out_path: str, day: str, paths: list[str], cache: EventCache, fds
         else:
             pieces.append([pack, offset, length])
     if not pieces:
-        _unlink(out_path)
+        remove_if_present(out_path)
         return
     with AtomicFile(out_path) as out:
         out.flush()

@@ -47,7 +47,7 @@ import orjson
 
 from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, split_complete
 from scripts.core.rollup import Rollup
-from scripts.shared_io import AtomicFile
+from scripts.shared_io import AtomicFile, remove_if_present
 
 CACHE_VERSION = 7  # 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
@@ -527,10 +527,7 @@ class EventCache:
         }
         with AtomicFile(self.index_path) as fh:
             fh.write(encode_index(doc))
-        try:
-            os.unlink(os.path.join(self.dir, LEGACY_INDEX_NAME))
-        except FileNotFoundError:
-            pass
+        remove_if_present(os.path.join(self.dir, LEGACY_INDEX_NAME))
         self._remove_unreferenced()
 
     def _remove_unreferenced(self) -> None:

@@ -14,7 +14,7 @@ from scripts.core.event import USAGE_KEYS, normalize_timestamp
 from scripts.core.ledger_rules import Mapping, Rules
 from scripts.core.ledger_sql import EVENTS, INDEXES, LEDGER_SCHEMA_VERSION, SEED_TABLES, TABLES, VIEWS, create_table_sql
 from scripts.core.ledger_table import EventStats, Usage
-from scripts.shared_io import DataError, Diagnostics, display_name, iter_jsonl
+from scripts.shared_io import DataError, Diagnostics, display_name, iter_jsonl, remove_if_present
 
 BATCH = 2000
 
@@ -55,10 +55,7 @@ def discard(db, tmp: str) -> None:
         db.close()
     finally:
         for path in (tmp, tmp + "-journal"):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            remove_if_present(path)
 
 
 def _problem(ev) -> str | None:

@@ -22,7 +22,7 @@ import orjson
 from scripts.core import event_files as ef
 from scripts.core.event import USAGE_KEYS, as_count, normalize_timestamp, timestamp_ms
 from scripts.core.rollup import Rollup, document
-from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line
+from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, remove_if_present
 
 
 _REQUIRED = ("id", "provider", "model", "session_id")
@@ -79,10 +79,7 @@ class _DaySpool:
 
     def discard(self) -> None:
         for tmp in self.tmps.values():
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            remove_if_present(tmp)
 
 
 def _events(path: str, diag: Diagnostics | None):

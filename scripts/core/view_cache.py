@@ -22,7 +22,7 @@ import sys
 
 import orjson
 
-from scripts.shared_io import AtomicFile
+from scripts.shared_io import AtomicFile, remove_if_present
 
 CACHE_VERSION = 1
 MAGIC = b"tokentally-view-state\n"
@@ -178,10 +178,7 @@ def save(path: str, identity: dict, body) -> None:
 
 def discard(path: str) -> None:
     """Remove a state (before its outputs change without it: FORCE, no cache)."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    remove_if_present(path)
 
 
 def read_previous(path: str, recorded) -> bytes | None:

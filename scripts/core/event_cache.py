@@ -223,7 +223,8 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dic
     seeds: list[dict] = []
     if prior:
         prior_bulk = orjson.loads(read_range(os.path.join(pack_dir, prior["bulk"][0]), prior["bulk"][1], prior["bulk"][2]))
-        seeds = [{"id": i, "total_tokens": t} for i, t in zip(unpack_ids(prior_bulk["ids"]), prior_bulk["totals"])]
+        prior_ids = unpack_ids(prior_bulk["ids"])
+        seeds = [{"id": i, "total_tokens": t} for i, t in zip(prior_ids, prior_bulk["totals"])]
     sink = FileSink(path, seeds, on_bad=lambda p, where, reason: bad.append((p, where, reason)))
     ctx = ParseContext(path=path, device=device, state=dict(state or {}), mtime_ms=st.st_mtime_ns // 1_000_000)
     if adapter.resumable:
@@ -257,7 +258,7 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dic
         events = list(kept.values())[len(seeds):]
         roll.add_rows(prior_bulk["rollup"])
         by_day = _by_day(events, roll)
-        ids = unpack_ids(prior_bulk["ids"]) + [ev["id"] for ev in events]
+        ids = prior_ids + [ev["id"] for ev in events]
         lines = prior_bulk["lines"] + [ev.get("source_line") or 0 for ev in events]
         totals = prior_bulk["totals"] + [ev["total_tokens"] for ev in events]
         changed = set(by_day)
@@ -272,7 +273,7 @@ def parse_file(source: str, task: tuple, pack_dir: str) -> tuple[FileResult, dic
         prior_by_id: dict = {}
         if prior:
             # a call read before was replaced by a larger copy: bring the earlier events in
-            prior_by_id = _read_prior(pack_dir, prior, [seed["id"] for seed in seeds])
+            prior_by_id = _read_prior(pack_dir, prior, prior_ids)
             placeholders = {id(seed) for seed in seeds}
             kept = {i: (prior_by_id[i] if id(ev) in placeholders else ev) for i, ev in kept.items()}
         events = list(kept.values())

@@ -24,7 +24,7 @@ import click
 from scripts import adapters
 from scripts.cli import artifacts_option, filter_options, split_multi, stage_command, timezone_option
 from scripts.core.runlog import StageTimer, start_run
-from scripts.shared_io import AtomicFile, dumps_doc, dumps_line, holds_bundle_lock, remove_interrupted_writes, write_if_changed
+from scripts.shared_io import AtomicFile, dumps_doc, dumps_line, holds_bundle_lock, remove_interrupted_writes, write_bytes, write_if_changed
 
 
 def transform(listing) -> dict:
@@ -124,10 +124,12 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
         # The listing first, then the stamp: normalize reads the listing when the stamp is
         # new, so a run killed between the two writes must not leave a new stamp over an
         # old listing (the next run would see the stamp unchanged and keep the old one).
-        if force or _content(stamp_path) != stamp_data or not os.path.exists(os.path.join(manifests, f"{source}.json")):
+        did = force or _content(stamp_path) != stamp_data
+        if did or not os.path.exists(os.path.join(manifests, f"{source}.json")):
             with AtomicFile(os.path.join(manifests, f"{source}.json")) as fh:
                 fh.write(dumps_line(manifest))
-        did = write_if_changed(stamp_path, stamp_data, force)
+        if did:
+            write_bytes(stamp_path, stamp_data)
         changed[source] = did
         report[source] = {"changed": did, "files": stamp["files"], "bytes": stamp["bytes"]}
         if not quiet:

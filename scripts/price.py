@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import sys
 
 import click
@@ -88,15 +87,16 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, force, artifacts,
         normalize --source codex rollout.jsonl | price --pricing pricing.json -
     """
     from scripts.core.pricing_book import load_book
+    from scripts.core.view_cache import file_identity
 
     diag = Diagnostics(strict=strict_from_env(strict))
     timer = StageTimer(artifacts if out_dir else None, "price")
     book = load_book(pricing)
     with open_input(input_path) as fh:
-        before = _identity(fh) if input_path != STDIO else None
+        before = file_identity(fh.fileno()) if input_path != STDIO else None
         data = fh.read()
         # the file as read (unchanged while read): the incremental price keeps it to compare with
-        source = (input_path, before) if before is not None and before == _identity(fh) else None
+        source = (input_path, before) if before is not None and before == file_identity(fh.fileno()) else None
     stripped = data.lstrip()
     # event lines, or one aggregates document (a single line of megabytes: not copied)
     end = stripped.find(b"\n")
@@ -151,15 +151,6 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, force, artifacts,
 
     for kind, rep in reports.items():
         click.echo(render(rep, fmt), nl=False)
-
-
-def _identity(fh) -> list | None:
-    """``[inode, size, mtime_ns]`` of an open regular file (view_cache.file_identity's form)."""
-    try:
-        st = os.fstat(fh.fileno())
-    except (OSError, ValueError):
-        return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns] if stat.S_ISREG(st.st_mode) else None
 
 
 def _price_events(data: bytes, book, name: str, diag: Diagnostics, on_unpriced: str = "warn") -> None:

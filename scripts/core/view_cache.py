@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import stat
 import sys
 
 import orjson
@@ -99,14 +100,15 @@ def zone_identity(zone_name: str) -> str:
         return zone_name
 
 
-def file_identity(path: str) -> list | None:
-    """``[inode, size, mtime_ns]`` of a file, None if it is missing. A file replaced by
-    rename gets a new inode, so this changes whenever a stage rewrites its output."""
+def file_identity(path: str | int) -> list | None:
+    """``[inode, size, mtime_ns]`` of a regular file (a path or an open descriptor), None
+    if it is missing or not a regular file (a pipe). A file replaced by rename gets a new
+    inode, so this changes whenever a stage rewrites its output."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):
         return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+    return [st.st_ino, st.st_size, st.st_mtime_ns] if stat.S_ISREG(st.st_mode) else None
 
 
 def _parse(data: bytes):

@@ -114,6 +114,7 @@ $(VENV_STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation --config-settings editable_mode=compat -e . 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(VENV)/bin/python -m compileall -q scripts >/dev/null # bytecode even under PYTHONDONTWRITEBYTECODE
 	touch $@
 
 # ---------------------------------------------------------------- the pipeline

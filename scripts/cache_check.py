@@ -91,6 +91,7 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
         cache-check --artifacts artifacts --pricing pricing.json
         CLAUDE_CONFIG_DIR=/data/claude cache-check --source claude
     """
+    from scripts.core import listing_prefetch
     from scripts.core import sources as src_mod
     from scripts.core.periods import Periods, parse_month, resolve_zone_name
 
@@ -104,14 +105,15 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
     manifests = os.path.join(artifacts, "cache", "manifest")
     changed: dict[str, bool] = {}
     report = {}
-    have = set(adapters.available())
+    prefetched = listing_prefetch.take() or {}  # refresh --check lists them in a child
+    have = set(prefetched) or set(adapters.available())
     for source in sources or adapters.SOURCES:
         if source not in have:
             # no adapter in this checkout: stamp it absent so the pipeline stays whole
             write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc({"schema_version": 1, "source": source, "present": False, "adapter": None}), force)
             report[source] = {"changed": False, "files": 0, "bytes": 0, "adapter": None}
             continue
-        listing = src_mod.list_source(source)
+        listing = prefetched.get(source) or src_mod.list_source(source)
         stamp = transform(listing)
         manifest = {
             "source": source,

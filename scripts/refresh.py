@@ -21,9 +21,16 @@ one alone (`make normalized`, `make reports`, ...).
 """
 from __future__ import annotations
 
-import glob
 import os
 import sys
+
+if __name__ == "__main__" and "--check" in sys.argv:
+    # before the imports below: the logs are listed on the other core meanwhile
+    from scripts.core import listing_prefetch
+
+    listing_prefetch.start()
+
+import glob
 
 import click
 

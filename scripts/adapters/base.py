@@ -22,21 +22,24 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
-
-import orjson
+from collections.abc import Callable, Iterable, Iterator
 
 from scripts.core.event import MAX_TOKENS, check_usage, total_tokens
 
 
-@dataclass
 class ParseContext:
-    path: str
-    device: str = ""
-    state: dict = field(default_factory=dict)
-    # file modification time (epoch ms) for sources that date a record by it
-    mtime_ms: int = 0
+    """What an adapter knows of the file it parses. (A plain class, like the modules here
+    importing orjson only in the functions that parse: cache-check imports every adapter
+    for its discovery rules, and that import stays light.)"""
+
+    __slots__ = ("path", "device", "state", "mtime_ms")
+
+    def __init__(self, path: str, device: str = "", state: dict | None = None, mtime_ms: int = 0):
+        self.path = path
+        self.device = device
+        self.state = {} if state is None else state
+        # file modification time (epoch ms) for sources that date a record by it
+        self.mtime_ms = mtime_ms
 
 
 class FileSink:
@@ -145,6 +148,8 @@ def split_complete(data: bytes) -> tuple[bytes, bytes]:
     cut = data.rfind(b"\n") + 1
     tail = data[cut:]
     if tail.strip():
+        import orjson
+
         try:
             orjson.loads(tail)
         except orjson.JSONDecodeError:
@@ -174,6 +179,8 @@ def read_whole(ctx: ParseContext, sink: FileSink) -> bytes | None:
 def load_document(content: bytes, sink: FileSink, where: int | str | None = None) -> dict | None:
     """A whole-file source's JSON document, or None after rejecting the file as one record:
     not JSON (at ``where``, else the line the parser names) or not an object."""
+    import orjson
+
     try:
         doc = orjson.loads(content)
     except orjson.JSONDecodeError as exc:

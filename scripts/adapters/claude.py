@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import orjson
-
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
@@ -54,6 +52,8 @@ def _count(value) -> int:
 
 
 def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
+    import orjson
+
     path = ctx.path
     loads = orjson.loads
     kept_total = sink.kept_total

@@ -20,10 +20,7 @@ reaches an event: the session is a short hash of it.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-
-import orjson
 
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from, split_complete
 from scripts.core.event import as_count, make_event, normalize_timestamp, usage
@@ -68,6 +65,8 @@ def discover(roots: list[str]) -> list[str]:
 # ------------------------------------------------------------------ ids
 def key_pseudonym(api_key) -> str:
     """A stable, non-reversible name for a client API key (the key itself is a secret)."""
+    import hashlib
+
     if not isinstance(api_key, str) or not api_key:
         return "key-none"
     return "key-" + hashlib.blake2b(api_key.encode(), digest_size=5).hexdigest()
@@ -76,6 +75,9 @@ def key_pseudonym(api_key) -> str:
 def request_hash(api_key, model, record: dict) -> str:
     """The identity of a request without a request id: (api key, model, timestamp,
     source, auth_index, tokens), as v6 exports repeat the same detail verbatim."""
+    import hashlib
+    import orjson
+
     tokens = record.get("tokens")
     ident = [api_key, model, record.get("timestamp"), record.get("source"), record.get("auth_index"), tokens]
     blob = orjson.dumps(ident, option=orjson.OPT_SORT_KEYS)
@@ -90,6 +92,8 @@ def parse_file(ctx: ParseContext, sink: FileSink) -> None:
 
 
 def parse_content(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
+    import orjson
+
     if ctx.path.endswith(".json") or (not ctx.path.endswith(".jsonl") and _looks_like_export(content)):
         _parse_export(ctx, content, sink)
         return
@@ -110,6 +114,8 @@ def parse_content(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
 
 def _looks_like_export(content: bytes) -> bool:
     """For stdin (no file name): one JSON document holding a usage snapshot."""
+    import orjson
+
     try:
         doc = orjson.loads(content)
     except orjson.JSONDecodeError:

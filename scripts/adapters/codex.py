@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import re
 
-import orjson
-
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
@@ -64,6 +62,8 @@ _HEAD_LEN = 128
 
 
 def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
+    import orjson
+
     st = ctx.state
     if not st:
         match = _UUID_IN_NAME.search(ctx.path)

@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 import sys
 
-import orjson
-
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
@@ -62,6 +60,8 @@ def side_paths(path: str) -> list[str]:
 
 # ------------------------------------------------------------------ records -> events
 def parse_content(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
+    import orjson
+
     records: list[tuple[int, dict]] = []
     for lineno, line in enumerate(content.split(b"\n"), 1):
         if not line.strip():

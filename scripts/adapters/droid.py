@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 import re
 
-import orjson
-
 from scripts.adapters.base import FileSink, ParseContext, load_document, read_whole, roots_from
 from scripts.core.event import as_count, canonical_model, format_ms, make_event, normalize_timestamp, project_name, usage
 
@@ -163,6 +161,8 @@ _REMINDER = re.compile(rb"<system-reminder>(.*?)</system-reminder>", re.S)
 def _sidecar_info(path: str) -> dict:
     """From the head of the transcript: session_start's cwd/version and the first
     ``Model: <name>`` marker inside a ``<system-reminder>`` (Droid writes it there)."""
+    import orjson
+
     info: dict = {}
     try:
         with open(sidecar_path(path), "rb") as fh:

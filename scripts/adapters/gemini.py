@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 import re
 
-import orjson
-
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from, split_complete
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
@@ -114,6 +112,8 @@ def _parse_json(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
 
 def _parse_jsonl(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
     # a log being appended to ends mid-line: that tail is read on a later run
+    import orjson
+
     complete, _partial = split_complete(content)
     meta: dict = {}
     entries: list[tuple[int, dict]] = []

@@ -22,8 +22,6 @@ import glob
 import os
 import re
 
-import orjson
-
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
@@ -168,6 +166,8 @@ def _message(ctx, sink: FileSink, where, key, message_id: str, session_id: str, 
 def _session_info(message_path: str, session_id: str) -> dict:
     """``directory`` and ``version`` of a legacy session file
     (``storage/session/<projectID>/<sessionID>.json``), if there is one."""
+    import orjson
+
     storage = os.path.dirname(os.path.dirname(os.path.dirname(message_path)))
     for candidate in sorted(glob.glob(os.path.join(glob.escape(storage), "session", "*", glob.escape(session_id) + ".json"))):
         try:
@@ -196,6 +196,8 @@ def _parse_db_bytes(ctx: ParseContext, content: bytes, sink: FileSink) -> None:
 
 
 def _parse_db(ctx: ParseContext, db_path: str, sink: FileSink) -> None:
+    import orjson
+
     import sqlite3
 
     from scripts.core.cursor_store import StoreError, connect_readonly, describe_sqlite_error

@@ -5,25 +5,31 @@ Every location is overridable by the source's variable (``CLAUDE_CONFIG_DIR``,
 """
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
 
 from scripts import adapters
 
 
-@dataclass
 class SourceListing:
-    source: str
-    env_var: str
-    locations: list[str]  # where we looked
-    files: dict[str, tuple[int, int, int, str]]  # path -> (size, mtime_ns, inode, side files)
+    """One source's files as found. (A plain class and a lazy hashlib: the child that lists
+    the logs while refresh imports its stages, scripts/core/listing_prefetch.py, imports
+    this module and should not wait on heavy imports.)"""
+
+    __slots__ = ("source", "env_var", "locations", "files")
+
+    def __init__(self, source: str, env_var: str, locations: list[str], files: dict[str, tuple[int, int, int, str]]):
+        self.source = source
+        self.env_var = env_var
+        self.locations = locations  # where we looked
+        self.files = files  # path -> (size, mtime_ns, inode, side files)
 
     @property
     def present(self) -> bool:
         return bool(self.files)
 
     def fingerprint(self) -> str:
+        import hashlib
+
         h = hashlib.blake2b(digest_size=16)
         h.update(self.source.encode())
         for path in sorted(self.files):

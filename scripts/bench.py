@@ -12,6 +12,12 @@ process tree):
                installed, else a plain single-process Python loop (substring
                pre-filter + json.loads) over the same files
 
+Before each timed run the file system's dirty pages are flushed (``os.sync``, outside
+the timing): a run's files are written back by the kernel in the background after it
+ends, and back-to-back runs would otherwise pay for the previous run's writeback (the
+incremental rounds after five cold runs grew from 0.24 to 0.38 s without it), which no
+run a user starts a while after the last one does.
+
 Results go to $ARTIFACTS/bench/<run-id>.json and bench/latest.json with the ratios
 ours/reference. ``--gate`` compares the ratios with the median of earlier runs of the same
 size (and the committed baseline bench/baseline.json) and fails on a regression beyond
@@ -131,6 +137,7 @@ def measure(events: int, runs: int, seed: int, workdir: str, artifacts: str, use
         for i in range(runs):
             if before:
                 before(i)
+            os.sync()  # not the previous run's writeback (see the module docstring)
             w, r, _ = run_measured(argv, envv)
             walls.append(w)
             rss.append(r)

@@ -451,11 +451,17 @@ class MergedState:
         return m
 
     def sorted_rows(self) -> list[list]:
-        return [list(k) + v for k, v in sorted(self.rows.items(), key=_row_sort_key)]
+        rows = self.rows
+        try:
+            # the keys alone, compared as plain tuples (in C): the same order as
+            # _row_sort_key's whenever no project is None (then it raises, and that runs)
+            keys = sorted(rows)
+        except TypeError:
+            keys = sorted(rows, key=_row_sort_key)
+        return [list(k) + rows[k] for k in keys]
 
 
-def _row_sort_key(item):
-    k = item[0]
+def _row_sort_key(k: tuple):
     return (k[0], k[1], k[2], k[3] or "", k[4], k[5], k[6])
 
 

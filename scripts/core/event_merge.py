@@ -85,7 +85,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     files = _Files(cache, fresh)
     affected_sessions: set[str] = set()
     changed_fnos: set[int] = set()
-    session_sets = {s: set(f) for s, f in m.session_files.items()}
+    session_sets = _SessionSets(m.session_files)
 
     # 1. the changed files' old contributions go, their new ones come
     for path, old, res in changed:
@@ -94,12 +94,12 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             old_bulk = cache.read_bulk(old)
             m.hashes.remove(id_hash(i) for i in unpack_ids(old_bulk["ids"]))
             for s in _sessions(old_bulk["rollup"]):
-                session_sets.get(s, set()).discard(fno)
+                session_sets.of(s).discard(fno)
                 affected_sessions.add(s)
         if res is not None:
             fno = cache.files[path]["fno"]
             for s in _sessions(res.rollup):
-                session_sets.setdefault(s, set()).add(fno)
+                session_sets.of(s).add(fno)
                 affected_sessions.add(s)
         changed_fnos.add(fno)
 
@@ -180,7 +180,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             affected_sessions |= _sessions(files.bulk(path)["rollup"])
 
     # 4. the merged rollup of the affected sessions, from every file holding them
-    m.session_files = {s: sorted(f) for s, f in session_sets.items() if f}
+    session_sets.apply_to(m.session_files)
     for key in [k for k in m.rows if k[I_SESSION] in affected_sessions]:
         del m.rows[key]
     acc = Rollup()
@@ -193,6 +193,28 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
                 rows = rows_of[path] = files.effective_rows(path)
             acc.add_rows(r for r in rows if r[I_SESSION] == s)
     m.rows.update(acc.acc)
+
+
+class _SessionSets:
+    """``session_files`` as sets, made only for the sessions a change touches (a run
+    touches a few of thousands), written back sorted; a session left with no file goes."""
+
+    def __init__(self, session_files: dict[str, list[int]]):
+        self.before = session_files
+        self.sets: dict[str, set[int]] = {}
+
+    def of(self, session: str) -> set[int]:
+        got = self.sets.get(session)
+        if got is None:
+            got = self.sets[session] = set(self.before.get(session, ()))
+        return got
+
+    def apply_to(self, session_files: dict[str, list[int]]) -> None:
+        for session, fnos in self.sets.items():
+            if fnos:
+                session_files[session] = sorted(fnos)
+            else:
+                session_files.pop(session, None)
 
 
 def _ids_of(files: _Files, path: str) -> list[str]:

@@ -35,6 +35,7 @@ import glob
 import click
 
 from scripts.cli import artifacts_option, filter_options, stage_command, timezone_option
+from scripts.core import background
 
 
 def _mtime(path: str) -> int:
@@ -118,12 +119,19 @@ def cli(pricing, month, snapshot_mode, force, with_check, with_normalize, timezo
         if force or stale([raw_cursor], [os.path.join(stamps, "cursor.fp"), os.path.join(stamps, "code.fp")]):
             _cmd("extract_cursor", ["--artifacts", artifacts, "-o", raw_cursor])
     whole = force
-    if with_normalize and (force or _normalize_needed(artifacts)):
-        whole = parses_whole_history(artifacts, force)
-        _cmd("normalize", ["--bundle", "--only-stale", "--artifacts", artifacts], separate=whole)
-    for stage, outputs, inputs in plan(artifacts):
-        if force or stale(outputs, inputs):
-            commands[stage]()
+    try:
+        if with_normalize and (force or _normalize_needed(artifacts)):
+            whole = parses_whole_history(artifacts, force)
+            _cmd("normalize", ["--bundle", "--only-stale", "--artifacts", artifacts], separate=whole)
+        for stage, outputs, inputs in plan(artifacts):
+            if force or stale(outputs, inputs):
+                commands[stage]()
+    finally:
+        # a stage copy that released us early is still writing (background.py): the run,
+        # and this process (whose exit frees the bundle's lock), end only after it
+        failed = background.finish()
+    if failed:
+        raise SystemExit(failed[0][1])  # the copy has said why, in one line
     _cmd("run_summary", ["--artifacts", artifacts])
 
 
@@ -137,9 +145,16 @@ def _cmd(module: str, args: list[str], separate: bool = False) -> None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(read_end)
+        background.prepare_child(write_end)
         os._exit(_exit_code_of(command, args))
+    os.close(write_end)
+    if background.wait_for_release(read_end):
+        background.track(pid, module)  # what later stages read is written; it goes on
+        return
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code:

@@ -17,6 +17,7 @@ import re
 import orjson
 
 from scripts import adapters
+from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
@@ -80,6 +81,7 @@ def _worker_init() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    background.close_inherited()  # only the stage's own process may release its parent
 
 
 def make_shards(tasks: list[tuple], sizes: list[int], jobs: int) -> list[list[int]]:
@@ -182,6 +184,7 @@ def normalize_bundle(
             changes[source].append((res.path, None if force else old, res))
             parsed_bytes += res.end_offset
     out_sources = {}
+    day_plans = {}
     for source in sources:
         cache = caches[source]
         if force:
@@ -194,9 +197,7 @@ def normalize_bundle(
             if e.get("dropped") != dropped_before.get(path):
                 _add_days(days, source, e["segs"])
         cache.collect()
-        summary = write_source_artifacts(artifacts, source, cache, days[source])
-        cache.save()
-        clear_pending(cache.dir)
+        summary, day_plans[source] = write_source_rollup(artifacts, source, cache, days[source])
         listing = listings[source]
         mod = adapters.load(source)
         summary.update(
@@ -211,6 +212,14 @@ def normalize_bundle(
         known = max((_version_key(v) for v in mod.FORMAT_VERSIONS), default=())
         summary["newer_than_fixtures"] = sorted(v for v in summary["source_versions"] if _version_key(v) > known)
         out_sources[source] = summary
+    # every rollup is written: what later stages read (scripts/core/background.py); the
+    # day files and the index are for the user and the next run
+    background.release()
+    for source in sources:
+        cache = caches[source]
+        write_source_days(artifacts, source, cache, day_plans[source])
+        cache.save()
+        clear_pending(cache.dir)
     return {"sources": out_sources, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
 
 
@@ -303,12 +312,21 @@ def clear_pending(cache_dir: str) -> None:
 
 
 def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None) -> dict:
-    """Write the day files of events/<source>/ that ``days`` names (None: every day),
-    plus any missing one, remove the days that no longer hold events, write
-    rollups/<source>.json; return the source's counts.
+    """Write rollups/<source>.json, then the day files of events/<source>/ that ``days``
+    names (None: every day), plus any missing one, and remove the days that no longer hold
+    events; return the source's counts.
 
     A day file holds the day's events in path order, copies of calls kept in another
     file dropped."""
+    summary, plan = write_source_rollup(artifacts, source, cache, days)
+    write_source_days(artifacts, source, cache, plan)
+    return summary
+
+
+def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None) -> tuple[dict, tuple]:
+    """The first half of ``write_source_artifacts``: the source's counts, the day files to
+    write (recorded in days-pending.json first, so a run cut short finishes them next
+    time) and rollups/<source>.json. Returns (counts, the plan for ``write_source_days``)."""
     files = cache.files
     totals = {"records": 0, "duplicates": 0, "not_a_call": 0, "rejected": 0}
     rejected_by_reason: dict[str, int] = {}
@@ -349,25 +367,10 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days:
         # what to finish if this run is cut short before the index is saved
         with AtomicFile(os.path.join(cache.dir, PENDING)) as fh:
             fh.write(orjson.dumps({"days": sorted(todo | pending)}))
-    holders: dict[str, list[str]] = {d: [] for d in todo}
-    for path, e in files.items():
-        for day in e["segs"]:
-            h = holders.get(day)
-            if h is not None:
-                h.append(path)
-    fds: dict[str, int] = {}
-    drops: dict[str, set] = {}
-    try:
-        for day in sorted(todo):
-            _write_day(os.path.join(directory, f"{day}.jsonl"), day, sorted(holders[day]), cache, fds, drops)
-    finally:
-        for fd in fds.values():
-            os.close(fd)
-    for day in on_disk.keys() - expected:
-        remove_if_present(on_disk[day])
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
     write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, cache.merged.sorted_rows())))
     rejected = totals["rejected"]
+    plan = (directory, todo, [on_disk[day] for day in sorted(on_disk.keys() - expected)])
     return {
         "records": totals["records"],
         "events": events,
@@ -382,7 +385,29 @@ def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days:
         "source_versions": dict(sorted(versions.items())),
         "notes": dict(sorted(notes.items())),
         "days_written": len(todo),
-    }
+    }, plan
+
+
+def write_source_days(artifacts: str, source: str, cache: EventCache, plan: tuple) -> None:
+    """The second half of ``write_source_artifacts``: the planned day files, and the
+    removal of days that no longer hold events."""
+    directory, todo, gone = plan
+    holders: dict[str, list[str]] = {d: [] for d in todo}
+    for path, e in cache.files.items():
+        for day in e["segs"]:
+            h = holders.get(day)
+            if h is not None:
+                h.append(path)
+    fds: dict[str, int] = {}
+    drops: dict[str, set] = {}
+    try:
+        for day in sorted(todo):
+            _write_day(os.path.join(directory, f"{day}.jsonl"), day, sorted(holders[day]), cache, fds, drops)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    for path in gone:
+        remove_if_present(path)
 
 
 def _write_day(out_path: str, day: str, paths: list[str], cache: EventCache, fds: dict, drops: dict) -> None:

@@ -9,7 +9,6 @@ Two ways to run it:
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Iterable, Iterator
 
@@ -92,8 +91,9 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
     if bundle and (since or until):
         raise click.UsageError("--since/--until prune files in file mode; a bundle filters its reports with SINCE/UNTIL")
     if bundle:
+        from scripts.core import background
         from scripts.core.bundle_normalize import normalize_bundle, write_empty_source
-        from scripts.core.event_files import stale_sources
+        from scripts.core.event_files import stale_sources, touch_normalized
 
         timer = StageTimer(artifacts, "normalize")
         wanted = requested = list(sources) or list(adapters.SOURCES)
@@ -101,13 +101,21 @@ def cli(inputs, sources, output, bundle, force, forget, only_stale, jobs, device
             wanted = stale_sources(artifacts, wanted)
         have = set(adapters.available())
         frag = normalize_bundle(artifacts, [s for s in wanted if s in have], force=force, forget=forget, jobs=jobs, device=device, diag=diag)
+        # sources whose process is still writing day files and its cache (it touches its
+        # stamp when done); refresh lets them finish while aggregate runs (background.py)
+        finishing = frag.pop("finishing", [])
+        if not background.deferred:
+            failed = background.finish()
+            if failed:
+                raise DataError(f"{failed[0][0]} failed (exit status {failed[0][1]})")
         for source in wanted:
             if source not in have:
                 write_empty_source(artifacts, source)
         # every requested source is up to date now (the others were not stale): touch all
         # their stamps, or Make's grouped rule sees an older one and reruns normalize forever
         for source in requested:
-            _touch(os.path.join(artifacts, "stamps", f"{source}.normalized"))
+            if source not in finishing:
+                touch_normalized(artifacts, source)
         timer.finish(bad_lines=diag.bad_lines, **frag)
         return
     if len(sources) != 1:
@@ -146,13 +154,6 @@ def _prune(source: str, names: list[str], since: str, until: str, timezone: str,
             reasons[reason] = reasons.get(reason, 0) + 1
         diag.notice("normalize: not read, nothing in range: " + ", ".join(f"{n} file(s) {r}" for r, n in sorted(reasons.items())))
     return keep
-
-
-def _touch(path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a"):
-        pass
-    os.utime(path)
 
 
 main = cli

@@ -97,6 +97,7 @@ def cli(pricing, month, snapshot_mode, force, with_check, with_normalize, timezo
     \b
         refresh --check --normalize --artifacts artifacts --pricing pricing.json --timezone UTC
     """
+    background.deferred = True  # the later stages run here: a stage's finishing children are ours to wait for
     filters = []
     for flag, values in (("--since", [since] if since else []), ("--until", [until] if until else []),
                          ("--provider", providers), ("--model", models), ("--project", projects)):

@@ -7,11 +7,19 @@ every rollup is written, normalize calls ``release()``: refresh stops waiting, r
 aggregate and price on one core while the copy finishes the day files on the other, and
 waits for it (``finish()``) before the run summary, so a run still ends only when all of
 it is written. Outside refresh (a stage run alone) ``release()`` does nothing.
+
+Later runs parse little, and normalize gives each changed source a process of its own
+(bundle_normalize._one_process_per_source): there each source's process hands its counts
+to normalize once its rollup is written, then writes its day files and saves its parse
+cache, and touches its ``.normalized`` stamp last. normalize ``track``s it; run alone,
+normalize waits for it before it ends; under refresh (``deferred``) refresh does.
 """
 from __future__ import annotations
 
 import os
 
+# refresh runs the later stages itself: a stage leaves its released children to it
+deferred = False
 _release_fd: int | None = None  # the write end refresh gave this forked copy
 _release_pid = 0  # ... and which process may use it (not a grandchild)
 _running: list[tuple[int, str]] = []  # (pid, stage) released copies still running

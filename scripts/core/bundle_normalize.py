@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import orjson
 
@@ -128,8 +129,13 @@ def normalize_bundle(
     jobs: int = 0,
     device: str = "",
     diag: Diagnostics,
+    on_release=None,
 ) -> dict:
-    """Bring ``events/`` and ``rollups/`` up to date for ``sources``; return the fragment."""
+    """Bring ``events/`` and ``rollups/`` up to date for ``sources``; return the fragment.
+
+    Once every rollup is written (what later stages read) the fragment is complete:
+    ``on_release(fragment)`` is called then, before the day files and the parse cache are
+    written (default: ``background.release()``)."""
     jobs = jobs or (os.cpu_count() or 1)
     if jobs > 1 and len(sources) > 1 and not force and hasattr(os, "fork") and all(has_index(artifacts, s) for s in sources):
         return _one_process_per_source(artifacts, sources, forget=forget, jobs=jobs, device=device, diag=diag)
@@ -212,15 +218,19 @@ def normalize_bundle(
         known = max((_version_key(v) for v in mod.FORMAT_VERSIONS), default=())
         summary["newer_than_fixtures"] = sorted(v for v in summary["source_versions"] if _version_key(v) > known)
         out_sources[source] = summary
+    frag = {"sources": out_sources, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
     # every rollup is written: what later stages read (scripts/core/background.py); the
     # day files and the index are for the user and the next run
-    background.release()
+    if on_release is not None:
+        on_release(frag)
+    else:
+        background.release()
     for source in sources:
         cache = caches[source]
         write_source_days(artifacts, source, cache, day_plans[source])
         cache.save()
         clear_pending(cache.dir)
-    return {"sources": out_sources, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
+    return frag
 
 
 def _add_days(days: dict, source: str, more) -> None:
@@ -232,10 +242,12 @@ def _one_process_per_source(artifacts: str, sources: list[str], *, forget: bool,
     """Sources that have a cache (a run after the first) are independent: each loads its
     index, parses what changed and writes its artifacts in a process of its own, ``jobs``
     at a time, so an incremental run uses both cores (the first run, whose parse dominates,
-    shares one pool of workers over the files of every source instead)."""
-    import marshal
+    shares one pool of workers over the files of every source instead).
 
-    out = {"sources": {}, "parsed_files": 0, "parsed_bytes": 0}
+    A source's process sends its counts once its rollup is written and then goes on with
+    its day files, its parse cache and its ``.normalized`` stamp; it is tracked in
+    ``background`` (listed under ``finishing``), for normalize or refresh to wait for."""
+    out = {"sources": {}, "parsed_files": 0, "parsed_bytes": 0, "finishing": []}
     pending = list(sources)
     while pending:
         batch, pending = pending[:jobs], pending[jobs:]
@@ -245,36 +257,20 @@ def _one_process_per_source(artifacts: str, sources: list[str], *, forget: bool,
             pid = os.fork()
             if pid == 0:  # the child: one source, its diagnostics straight to stderr
                 os.close(read_end)
-                child_diag = Diagnostics(strict=diag.strict, limit=diag.limit)
-                try:
-                    frag = normalize_bundle(artifacts, [source], forget=forget, jobs=1, device=device, diag=child_diag)
-                    result = {"frag": frag, "bad_lines": child_diag.bad_lines, "notices": child_diag.notices}
-                except DataError as exc:
-                    result = {"error": exc.reason, "where": exc.where}
-                except BaseException as exc:  # noqa: BLE001 - reported by the parent, in one line
-                    result = {"crash": f"{type(exc).__name__}: {exc}"}
-                data = marshal.dumps(result)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(write_end, view):]
-                os._exit(0)
+                os._exit(_source_process(artifacts, source, write_end, forget=forget, device=device, diag=diag))
             os.close(write_end)
+            background.track(pid, f"normalize of {source}")  # waited for, whatever happens
             children.append((source, pid, read_end))
         for source, pid, read_end in children:
-            chunks = []
-            while True:
-                chunk = os.read(read_end, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            os.close(read_end)
-            _, status = os.waitpid(pid, 0)
-            if not chunks or os.waitstatus_to_exitcode(status) != 0:
-                raise DataError(f"normalize of {source} ended early (exit status {os.waitstatus_to_exitcode(status)})")
-            result = marshal.loads(b"".join(chunks))
+            result = _read_result(read_end)
+            if result is None:
+                failed = dict(background.finish())
+                raise DataError(f"normalize of {source} ended early (exit status {failed.get(f'normalize of {source}', 0)})")
             if "error" in result:
+                background.finish()
                 raise DataError(result["error"], where=result["where"])
             if "crash" in result:
+                background.finish()
                 raise RuntimeError(f"normalize of {source}: {result['crash']}")
             diag.bad_lines += result["bad_lines"]
             diag.notices += result["notices"]
@@ -282,8 +278,66 @@ def _one_process_per_source(artifacts: str, sources: list[str], *, forget: bool,
             out["sources"].update(frag["sources"])
             out["parsed_files"] += frag["parsed_files"]
             out["parsed_bytes"] += frag["parsed_bytes"]
+            out["finishing"].append(source)
     out["sources"] = {s: out["sources"][s] for s in sources}
     return out
+
+
+def _source_process(artifacts: str, source: str, write_end: int, *, forget: bool, device: str, diag: Diagnostics) -> int:
+    """The body of one source's process; returns its exit status. Its result goes to the
+    parent once (counts, or the error that stopped it before it had any); an error after
+    that is printed here, in one line, and the exit status tells the parent."""
+    import marshal
+
+    from scripts.core.event_files import touch_normalized
+
+    child_diag = Diagnostics(strict=diag.strict, limit=diag.limit)
+    sent = False
+
+    def send(result: dict) -> None:
+        nonlocal sent
+        view = memoryview(marshal.dumps(result))
+        while view:
+            view = view[os.write(write_end, view):]
+        os.close(write_end)
+        sent = True
+
+    try:
+        normalize_bundle(artifacts, [source], forget=forget, jobs=1, device=device, diag=child_diag,
+                         on_release=lambda frag: send({"frag": frag, "bad_lines": child_diag.bad_lines, "notices": child_diag.notices}))
+        touch_normalized(artifacts, source)
+        return 0
+    except DataError as exc:
+        if not sent:
+            send({"error": exc.reason, "where": exc.where})
+            return 0
+        sys.stderr.write(f"Error: {exc}\n")
+    except BaseException as exc:  # noqa: BLE001 - one line, reported by the parent or here
+        if not sent:
+            send({"crash": f"{type(exc).__name__}: {exc}"})
+            return 0
+        sys.stderr.write(f"Error: internal error: normalize of {source}: {type(exc).__name__}: {exc}\n")
+    sys.stderr.flush()
+    return 1
+
+
+def _read_result(read_end: int) -> dict | None:
+    """A source process's result: everything until it closes its end (None: nothing)."""
+    import marshal
+
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(read_end, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+    try:
+        return marshal.loads(b"".join(chunks)) if chunks else None
+    except (EOFError, ValueError, TypeError):
+        return None
 
 
 def _source_of(path: str, listings: dict) -> str:

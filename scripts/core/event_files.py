@@ -79,6 +79,19 @@ def _mtime(path: str) -> int:
         return -1
 
 
+def normalized_stamp(artifacts: str, source: str) -> str:
+    """Touched once a source's events, rollup and parse cache are all written."""
+    return os.path.join(artifacts, "stamps", f"{source}.normalized")
+
+
+def touch_normalized(artifacts: str, source: str) -> None:
+    path = normalized_stamp(artifacts, source)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a"):
+        pass
+    os.utime(path)
+
+
 def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
     """Sources whose fingerprint (or the device or code stamp, or an extracted input) is
     newer than their last normalize, or whose outputs are missing: what Make's grouped
@@ -88,7 +101,7 @@ def stale_sources(artifacts: str, sources: list[str]) -> list[str]:
     out = []
     device = max(_mtime(os.path.join(artifacts, "stamps", "device.fp")), _mtime(os.path.join(artifacts, "stamps", "code.fp")))
     for s in sources:
-        done = _mtime(os.path.join(artifacts, "stamps", f"{s}.normalized"))
+        done = _mtime(normalized_stamp(artifacts, s))
         extracted = getattr(adapters.load(s), "EXTRACTED_INPUT", None) if s in adapters.available() else None
         if (
             done < 0

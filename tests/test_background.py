@@ -1,0 +1,94 @@
+"""A stage's process that released refresh early (scripts/core/background.py) still decides
+the run: when it fails after the release the run fails in one line and writes no run
+summary, and the next run repairs everything; run alone, normalize waits for it."""
+from __future__ import annotations
+
+import shutil
+
+from conftest import load_json, make, sample_env, stage
+from scripts.bench import append_one_percent
+from test_cache import _snapshot_bytes
+
+
+def _block(art, day: str) -> None:
+    """Put a directory where normalize will write events/claude/<day>.jsonl."""
+    path = art / "events" / "claude" / f"{day}.jsonl"
+    if path.exists():
+        path.unlink()
+    (path / "blocker").mkdir(parents=True)
+
+
+def _unblock(art, day: str) -> None:
+    shutil.rmtree(art / "events" / "claude" / f"{day}.jsonl")
+
+
+def _equals_forced_rebuild(tmp_path, env, art) -> None:
+    fresh = tmp_path / "fresh"
+    make("all", env=dict(env, ARTIFACTS=str(fresh), FORCE="1"))
+    a, b = _snapshot_bytes(art), _snapshot_bytes(fresh)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name] == b[name], f"{name} differs from a FORCE=1 rebuild"
+
+
+def _first_day(art) -> str:
+    return sorted(p.stem for p in (art / "events" / "claude").glob("*.jsonl"))[0]
+
+
+def test_first_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path):
+    logs = sample_logs(events=2000, seed=5)
+    probe = tmp_path / "probe"
+    make("all", env=sample_env(logs, probe))
+    day = _first_day(probe)
+    art = tmp_path / "art"
+    env = sample_env(logs, art)
+    _block(art, day)
+    res = make("all", env=env, check=False)
+    assert res.returncode != 0
+    err = res.stderr.decode()
+    assert "Error" in err and "Traceback" not in err, err
+    assert not (art / "runs" / "latest.json").exists(), "a failed run writes no run summary"
+    _unblock(art, day)
+    make("all", env=env)
+    _equals_forced_rebuild(tmp_path, env, art)
+
+
+def test_later_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path):
+    logs = sample_logs(events=2000, seed=6)
+    delta = sample_logs(events=40, seed=1006, start="2026-09-30", days=1)
+    live = tmp_path / "live"
+    shutil.copytree(logs / "home", live / "home")
+    art = tmp_path / "art"
+    env = sample_env(live, art)
+    make("all", env=env)
+    before = load_json(art / "runs" / "latest.json")["run_id"]
+    append_one_percent(str(live / "home"), str(delta), 0)
+    _block(art, "2026-09-30")
+    res = make("all", env=env, check=False)
+    assert res.returncode != 0
+    err = res.stderr.decode()
+    assert "2026-09-30" in err and "Traceback" not in err, err
+    assert load_json(art / "runs" / "latest.json")["run_id"] == before, "a failed run writes no run summary"
+    _unblock(art, "2026-09-30")
+    make("all", env=env)
+    _equals_forced_rebuild(tmp_path, env, art)
+
+
+def test_normalize_alone_returns_only_when_every_source_is_written(sample_logs, tmp_path):
+    logs = sample_logs(events=2000, seed=7)
+    delta = sample_logs(events=40, seed=1007, start="2026-09-30", days=1)
+    live = tmp_path / "live"
+    shutil.copytree(logs / "home", live / "home")
+    art = tmp_path / "art"
+    env = sample_env(live, art)
+    make("all", env=env)
+    append_one_percent(str(live / "home"), str(delta), 0)
+    stage("cache_check", "--artifacts", art, "--quiet", env=env)
+    index = art / "cache" / "normalize" / "claude" / "index.marshal"
+    stamp = art / "stamps" / "claude.normalized"
+    index_before, stamp_before = index.stat().st_mtime_ns, stamp.stat().st_mtime_ns
+    stage("normalize", "--bundle", "--only-stale", "--artifacts", art, env=env)
+    # the command has returned: its per-source processes have saved and stamped
+    assert index.stat().st_mtime_ns > index_before
+    assert stamp.stat().st_mtime_ns > stamp_before
+    assert not (art / "cache" / "normalize" / "claude" / "days-pending.json").exists()

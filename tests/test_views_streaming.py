@@ -1,0 +1,69 @@
+"""The incremental aggregate and price written entry by entry (bounded memory): the bytes
+still equal a from-scratch run.
+
+The price prices a chunk of periods at a time and keeps a large batch's bytes in a temp
+file (``CHUNK_ENTRIES``, ``SPILL_BYTES``); the sizes here are tiny, so that every round
+of ``_rounds`` goes through many chunks and spills.
+"""
+from __future__ import annotations
+
+import pytest
+
+from scripts.core import price_incr, view_cache
+from scripts.core.aggregation import Filters
+from test_views_incremental import HOUR, T0, History, _book, aggregated_rounds, assert_reports_from_scratch, build
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    spills = []
+    real = price_incr._unnamed_temp
+
+    def counted(directory):
+        spills.append(directory)
+        return real(directory)
+
+    monkeypatch.setattr(price_incr, "CHUNK_ENTRIES", 5)
+    monkeypatch.setattr(price_incr, "SPILL_BYTES", 64)
+    monkeypatch.setattr(price_incr, "_unnamed_temp", counted)
+    return spills
+
+
+@pytest.mark.parametrize("zone,filters,fee", [("UTC", Filters(), 0), ("Europe/Berlin", Filters(), 100)], ids=["utc", "berlin-fee"])
+def test_chunked_spilled_price_equals_from_scratch(tmp_path, tiny_chunks, zone, filters, fee):
+    for name, agg, out, book in aggregated_rounds(tmp_path, 17, zone, filters, fee):
+        data = agg.read_bytes()
+        stats = price_incr.build([data], book, str(out), str(tmp_path / "cache-price"), "warn",
+                                 source=(str(agg), view_cache.file_identity(str(agg))))[0]
+        assert_reports_from_scratch(name, data, book, out, stats)
+        assert not [p for p in out.iterdir() if p.name.startswith(".")], "temp files left behind"
+    assert tiny_chunks, "no batch was spilled"
+
+
+def test_unpriced_model_stays_listed_when_several_of_its_periods_change(tmp_path):
+    """A model the book does not know stays in ``unpriced`` as long as any period holds it,
+    however many of its periods one run re-prices or drops."""
+    from scripts.core.pricing_book import load_book
+
+    h = History(seed=1)
+    h.burst(T0, 24 * 10, 300)
+    for d in range(5):
+        h.call(T0 + d * 24 * HOUR + HOUR, model="brand-new-model", provider="claude")
+    agg, out = tmp_path / "aggregates.json", tmp_path / "reports"
+    out.mkdir()
+    book = load_book(str(_book(tmp_path)))
+
+    def run(name):
+        build(h.rollup_rows(), "UTC", Filters(), str(agg), str(tmp_path / "ca"))
+        data = agg.read_bytes()
+        stats = price_incr.build(data, book, str(out), str(tmp_path / "cp"), "warn")[0]
+        assert_reports_from_scratch(name, data, book, out, stats)
+        return stats
+
+    assert run("first").state == "missing"
+    for d in (0, 1):  # two of its days re-priced in one run
+        h.call(T0 + d * 24 * HOUR + HOUR + 60_000, model="brand-new-model", provider="claude")
+    assert run("two changed").state == "used"
+    for k in [k for k in h.rows if k[2] == "brand-new-model" and k[0] < T0 + 2 * 24 * HOUR]:
+        del h.rows[k]
+    assert run("two gone").state == "used"

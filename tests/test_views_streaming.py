@@ -67,3 +67,31 @@ def test_unpriced_model_stays_listed_when_several_of_its_periods_change(tmp_path
     for k in [k for k in h.rows if k[2] == "brand-new-model" and k[0] < T0 + 2 * 24 * HOUR]:
         del h.rows[k]
     assert run("two gone").state == "used"
+
+
+@pytest.mark.parametrize("zone,filters", [("UTC", Filters()), ("America/Los_Angeles", Filters(since="2026-08-10", providers=["claude"]))],
+                         ids=["utc", "la-filtered"])
+def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, filters):
+    """A full run (the first, or one where much changed) reads every rollup row once for
+    the days and sessions and once more for the blocks, keeping none; the sessions are
+    made a few at a time. Round after round the document equals a from-scratch one."""
+    from scripts.core import aggregate_incr
+    from scripts.core.aggregation import aggregate_rollups
+    from scripts.shared_io import dumps_line
+    from test_views_incremental import _rounds
+
+    monkeypatch.setattr(aggregate_incr, "SESSION_CHUNK", 3)
+    h = History(seed=23)
+    # a session in two tools from the start: the first run's sessions take the multi-tool form
+    h.call(T0 + 20 * 24 * HOUR, provider="claude", session="both")
+    h.call(T0 + 20 * 24 * HOUR + HOUR, provider="codex", session="both")
+    out, cache = tmp_path / "aggregates.json", tmp_path / "cache"
+    states = []
+    for name, change in _rounds(h):
+        change()
+        rows = h.rollup_rows()
+        stats = build(rows, zone, filters, str(out), str(cache))
+        states.append((name, stats.state, stats.source))
+        assert out.read_bytes() == dumps_line(aggregate_rollups([list(r) for r in rows], zone, filters)), f"round {name!r}"
+    assert states[0] == ("first history", "missing", "lazy")
+    assert ("a big change (everything recomputed)", "large", "lazy") in states

@@ -21,7 +21,7 @@ from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
 from scripts.core.event_cache import EventCache, FileResult, copy_range, has_index, parse_shard, source_cache_dir
-from scripts.core.event_merge import fold_changes, kept_as_results
+from scripts.core.event_merge import Parsed, fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, remove_if_present, write_if_changed
 
@@ -140,6 +140,7 @@ def normalize_bundle(
     days: dict[str, set | None] = {s: set() for s in sources}
     parsed_files = 0
     total_task_bytes = 0
+    from_nothing: set[str] = set()  # sources with no (usable) parse cache: every file is parsed
     for source in sources:
         mod = adapters.load(source)
         listing = load_listing(artifacts, source)
@@ -147,6 +148,8 @@ def normalize_bundle(
         cache = EventCache(source_cache_dir(artifacts, source), source, mod.ADAPTER_VERSION, device)
         cache.load(force=force)
         caches[source] = cache
+        if force or not cache.files:
+            from_nothing.add(source)
         tasks, stats = cache.plan(listing.files, mod.resumable, force)
         if cache.invalidated_all:
             stats["invalidate"] += stats.pop("miss")
@@ -179,7 +182,7 @@ def normalize_bundle(
             if old is not None and res.mode != "resumed":
                 _add_days(days, source, old["segs"])
             # FORCE folds everything in from nothing (the merged state was reset)
-            changes[source].append((res.path, None if force else old, res))
+            changes[source].append((res.path, None if force else old, Parsed.of(res)))
             parsed_bytes += res.end_offset
     out_sources = {}
     for source in sources:
@@ -211,6 +214,11 @@ def normalize_bundle(
         known = max((_version_key(v) for v in mod.FORMAT_VERSIONS), default=())
         summary["newer_than_fixtures"] = sorted(v for v in summary["source_versions"] if _version_key(v) > known)
         out_sources[source] = summary
+        if source in from_nothing and source != sources[-1]:
+            # built whole (a first run, FORCE): its index and merged state are saved, free
+            # them before the next source's are built (later runs fold little: not worth the
+            # time it takes to free an index object by object)
+            caches[source] = cache = None
     return {"sources": out_sources, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
 
 

@@ -111,8 +111,12 @@ def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
     import multiprocessing  # only here: importing it costs ~5 ms of a run that needs no pool
 
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    # biggest shards first: the last one to finish is then a small one
-    order = sorted(range(len(jobs_list)), key=lambda i: -jobs_list[i][-1].__len__())
+    # a source's shards together (its files are folded and written while the next source's
+    # are parsed), biggest first: the last one to finish is then a small one
+    rank: dict[str, int] = {}
+    for job in jobs_list:
+        rank.setdefault(job[0], len(rank))
+    order = sorted(range(len(jobs_list)), key=lambda i: (rank[jobs_list[i][0]], -jobs_list[i][-1].__len__()))
     with ctx.Pool(min(workers, len(jobs_list)), initializer=_worker_init) as pool:
         yield from pool.imap_unordered(parse_shard, [jobs_list[i] for i in order])
 
@@ -170,22 +174,37 @@ def normalize_bundle(
             plain = [tasks[i] + (device,) for i in shard]
             shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain))
     parsed_bytes = 0
-    for results in run_jobs(shard_jobs, jobs, total_task_bytes):
-        for res in results:
-            res: FileResult
-            source = _source_of(res.path, listings)
-            for path, where, reason in res.bad:
-                diag.bad_line(path, where, reason)
-            side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
-            old = caches[source].store(res, side)
-            _add_days(days, source, res.days_changed)
-            if old is not None and res.mode != "resumed":
-                _add_days(days, source, old["segs"])
-            # FORCE folds everything in from nothing (the merged state was reset)
-            changes[source].append((res.path, None if force else old, Parsed.of(res)))
-            parsed_bytes += res.end_offset
+    shards_left = {s: 0 for s in sources}
+    for job in shard_jobs:
+        shards_left[job[0]] += 1
+
+    def parsed_in_turn():
+        """Each source once all its shards are parsed and stored, then those with none: a
+        source is folded and written while the pool parses the next one's files (its shards
+        come first), so the parent holds one source's results and merged state at a time."""
+        nonlocal parsed_bytes
+        for results in run_jobs(shard_jobs, jobs, total_task_bytes):
+            for res in results:
+                res: FileResult
+                source = _source_of(res.path, listings)
+                for path, where, reason in res.bad:
+                    diag.bad_line(path, where, reason)
+                side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
+                old = caches[source].store(res, side)
+                _add_days(days, source, res.days_changed)
+                if old is not None and res.mode != "resumed":
+                    _add_days(days, source, old["segs"])
+                # FORCE folds everything in from nothing (the merged state was reset)
+                changes[source].append((res.path, None if force else old, Parsed.of(res)))
+                parsed_bytes += res.end_offset
+            source = _source_of(results[0].path, listings)  # a shard holds one source's files
+            shards_left[source] -= 1
+            if not shards_left[source]:
+                yield source
+        yield from (s for s in sources if s not in out_sources)
+
     out_sources = {}
-    for source in sources:
+    for source in parsed_in_turn():
         cache = caches[source]
         if force:
             reparsed = {p for p, _, _ in changes[source]}
@@ -214,12 +233,12 @@ def normalize_bundle(
         known = max((_version_key(v) for v in mod.FORMAT_VERSIONS), default=())
         summary["newer_than_fixtures"] = sorted(v for v in summary["source_versions"] if _version_key(v) > known)
         out_sources[source] = summary
-        if source in from_nothing and source != sources[-1]:
-            # built whole (a first run, FORCE): its index and merged state are saved, free
-            # them before the next source's are built (later runs fold little: not worth the
-            # time it takes to free an index object by object)
+        if source in from_nothing and any(shards_left.values()):
+            # built whole (a first run, FORCE) while other sources are being parsed: its
+            # index and merged state are saved, free them before theirs are built (later
+            # runs fold little: not worth the time it takes to free an index object by object)
             caches[source] = cache = None
-    return {"sources": out_sources, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
+    return {"sources": {s: out_sources[s] for s in sources}, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
 
 
 def _add_days(days: dict, source: str, more) -> None:

@@ -28,7 +28,10 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
 Anything unexpected (no state, another version, other parameters, an output that is not
 the recorded one, more than a quarter of the days changed) recomputes every unit: the
-same code path with everything dirty.
+same code path with everything dirty. Such a full run keeps no rollup row: the rows are
+read a (file, day) at a time and folded into the day and session accumulators, and read
+once more for the blocks, whose slots' spans (all that placing blocks needs) the first
+pass kept; sessions become entries ``SESSION_CHUNK`` rows at a time.
 """
 from __future__ import annotations
 

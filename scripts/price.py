@@ -112,10 +112,23 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, force, artifacts,
         from scripts.core.price_incr import Unsplittable, build
 
         outcome = "invalidate" if os.path.exists(os.path.join(out_dir, "daily.json")) else "miss"
+        held = data
+        if source is not None:
+            # a file: handed over, not kept here, so that the whole document is not held
+            # while the reports are built (read again should the cut fail midway)
+            held = [data]
+            del data, stripped
         try:
-            stats, unpriced, written = build(data, book, out_dir, os.path.join(artifacts, "cache", "price"), on_unpriced, force, source)
+            stats, unpriced, written = build(held, book, out_dir, os.path.join(artifacts, "cache", "price"), on_unpriced, force, source)
         except Unsplittable:
-            pass  # not in the form the byte-level cut expects: priced whole below
+            # not in the form the byte-level cut expects: priced whole below
+            if source is not None:
+                if held:
+                    data = held.pop()
+                else:
+                    with open_input(input_path) as fh:
+                        data = fh.read()
+                stripped = data.lstrip()
         else:
             _unpriced_notice(unpriced, on_unpriced, diag)
             timer.finish(cache_outcome=outcome, reports=written, pricing=book.describe(), unpriced=unpriced, cache=stats.as_dict())

@@ -28,7 +28,10 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
 Anything unexpected (no state, another version, other parameters, an output that is not
 the recorded one, more than a quarter of the days changed) recomputes every unit: the
-same code path with everything dirty.
+same code path with everything dirty. Such a full run keeps no rollup row: the rows are
+read a (file, day) at a time and folded into the day and session accumulators, and read
+once more for the blocks, whose slots' spans (all that placing blocks needs) the first
+pass kept; sessions become entries ``SESSION_CHUNK`` rows at a time.
 """
 from __future__ import annotations
 
@@ -49,12 +52,14 @@ from scripts.core.aggregation import (
     _SESS,
     SlotCalendar,
     _block_table,
+    _blocks_as_table,
     _fold,
     _group,
     _start,
     _table,
     _whole_range,
     assign_blocks,
+    block_rows_of,
     day_rows_of,
     fold_rows,
     iso_ms,
@@ -68,6 +73,7 @@ STATE = "state.bin"
 _OPT = orjson.OPT_SORT_KEYS
 # more than this share of the days changed: recompute everything (cheaper than the bookkeeping)
 FULL_SHARE = 0.25
+SESSION_CHUNK = 2000  # session rows turned into entries at a time
 
 
 def _dumps(obj) -> bytes:
@@ -122,7 +128,10 @@ def _merge_groups(parts) -> dict:
 
 def _basis_of(rows, of_slot) -> dict:
     """Tokens per local day and provider, every row (filters never apply to the basis)."""
-    out: dict = {}
+    return _add_basis({}, rows, of_slot)
+
+
+def _add_basis(out: dict, rows, of_slot) -> dict:
     for r in rows:
         day = of_slot(r[0])[0]
         d = out.get(day)
@@ -166,8 +175,9 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         if old_data is None:
             state, stats.state = None, "output"
 
-    # the rollup rows per UTC day, and their digests (what tells a changed day)
-    source = LazyRollups(paths) if lazy and state is not None else EagerRollups(paths)
+    # the rollup rows per UTC day, and their digests (what tells a changed day); a first
+    # run reads them lazily too (every day is then parsed, and checked, once per pass)
+    source = LazyRollups(paths) if lazy else EagerRollups(paths)
     stats.source = "lazy" if source.__class__ is LazyRollups else "eager"
     digests = source.digests
 
@@ -178,10 +188,9 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         changed = {d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)}
         if len(changed) > max(4, FULL_SHARE * len(digests)):
             full, state, stats.state = True, None, "large"
-    rows = source.all() if full else None
-    # rows per UTC day (unchanged days: as recorded)
+    # rows per UTC day (unchanged days: as recorded; on a full run, counted as they are read)
     if full:
-        day_counts = {d: source.count(d) for d in digests}
+        day_counts = {}
     else:
         old_counts = state["day_counts"]
         day_counts = {d: old_counts[d] if d in old_counts and d not in changed else len(source.day(d)) for d in digests}
@@ -191,7 +200,6 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         days_state: dict = {}
         index: dict = {}
         blocks_state: dict = {}
-        day_rows_in = rows
         dirty_days = None  # all
     else:
         days_state = state["days"]
@@ -226,13 +234,27 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         day_rows_in = [r for d in sorted(near) for r in source.day(d) if of_slot(r[0])[0] in dirty_days]
 
     # ------------------------------------------------------------ days
-    keeps_all = dirty_days is None
-    fine, slot_rows = fold_rows(day_rows_in, of_slot, filters, keeps_all)
+    if full:
+        # one pass over every row, a (file, day) at a time, none kept: the blocks read
+        # them again once their slots' spans have placed the blocks
+        basis_by_day = {} if filters.active else None
+
+        def every_row():
+            for d, rows in source.iter_days():
+                day_counts[d] = day_counts.get(d, 0) + len(rows)
+                if basis_by_day is not None:
+                    _add_basis(basis_by_day, rows, of_slot)
+                yield from rows
+
+        fine, slot_spans = fold_rows(every_row(), of_slot, filters, True, spans_only=True)
+    else:
+        fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
     fine_by_day: dict[str, dict] = {}
     for k, a in fine.items():
         fine_by_day.setdefault(k[0], {})[k] = a
-    # the subscription basis counts every call, filtered out or not
-    basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
+    if not full:
+        # the subscription basis counts every call, filtered out or not
+        basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
     new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
     for day in (dirty_days if dirty_days is not None else new_days) | new_days:
         sub = fine_by_day.get(day)
@@ -304,9 +326,13 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
             sess_units = _session_units(fold_rows(source.all(), of_slot, filters, False)[0], True)
             multi_sessions = {k for k, u in sess_units.items() if u[4]}
     elif multi_sessions:
-        sess_units = _session_units(fold_rows(source.all(), of_slot, filters, False)[0], True)
+        sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True)
     multi = bool(multi_sessions)
-    new_units["sessions"] = {k: [u[0], u[3] if multi else u[2], u[2], u[5]] for k, u in sess_units.items()}
+    for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
+        u[1] = u[3] if multi else u[2]
+        u[3] = u[5]
+        del u[4:]
+    new_units["sessions"] = sess_units
 
     # ------------------------------------------------------------ blocks
     # Per provider, the blocks from the one holding the last unchanged slot before the
@@ -314,10 +340,22 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     # starts where it started before (from there on, the sequence is the old one).
     new_block_units: dict = {}
     redo: dict[str, tuple] = {}  # provider -> (first start recomputed or None, first start kept again or None), iso
+    firsts: dict[str, dict[int, int]] = {}
     if state is None:
-        block_slots = slot_rows
-        for provider in {k[0] for k in slot_rows}:
+        block_slots = {}
+        spans: dict[str, dict[int, list]] = {}
+        for (provider, slot), span in slot_spans.items():
+            spans.setdefault(provider, {})[slot] = span
+        assigned = {}
+        for provider, provider_spans in spans.items():
+            assigned[provider] = assign_blocks(provider_spans)
+            mine = firsts[provider] = {}
+            for slot, start in assigned[provider].items():  # slots ascending
+                if start not in mine:
+                    mine[start] = slot
             redo[provider] = (None, None)
+        if assigned:
+            new_block_units = _units(_blocks_as_table(block_rows_of(assigned, source.iter_rows(), of_slot, filters), {}, None), by_provider=True)
     else:
         block_slots = {}
         for provider, t0 in first_change.items():
@@ -351,7 +389,6 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
                 mine = {k: v for k, v in mine.items() if k[1] < until[0]}
             block_slots.update(mine)
             redo[provider] = (None if from_slot is None else iso_ms(from_start), None if until is None else iso_ms(until[1]))
-    firsts: dict[str, dict[int, int]] = {}
     if block_slots:
         new_block_units = _units(_block_table(block_slots, of_slot, {}, None, firsts), by_provider=True)
     for provider, (cut, until) in redo.items():
@@ -388,6 +425,7 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     new_index: dict = {}
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
+    old_view = memoryview(old_data) if old_data is not None else None
     for n, kind in enumerate(sorted(REPORT_KINDS)):
         old = index.get(kind)
         old_keys = old["keys"] if old is not None else []
@@ -439,7 +477,7 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
                     lens += old_lens[i:k]
                     if pre[k] == pre[i]:
                         continue
-                    b = old_data[obase + pre[i]:obase + pre[k] - 1]
+                    b = old_view[obase + pre[i]:obase + pre[k] - 1]
                 else:
                     b = fresh[seg][slot]
                     if not b:
@@ -464,7 +502,7 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     from scripts.shared_io import AtomicFile
 
     with AtomicFile(output) as fh:
-        fh.write(b"".join(parts))
+        fh.writelines(parts)  # not joined: the document is never one more copy in memory
     if output != "-":
         view_cache.save(state_path, identity, {
             "output": view_cache.file_identity(output),
@@ -481,12 +519,22 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
 
 def _session_units(fine: dict, multi_form: bool) -> dict:
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
-    tools?, n rows]``."""
+    tools?, n rows]``. Made SESSION_CHUNK rows at a time: only a chunk's entries are ever
+    objects (a first run's sessions are most of the document)."""
     sess_rows, project_of = session_rows_of(fine)
     with_project = session_project_field(project_of)
-    table = _table(sess_rows, {}, with_project, with_periods=multi_form, project_of=project_of)
-    units = _units(table)
-    return {k: [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]] for k, u in units.items()}
+    keys = sorted(sess_rows)
+    out: dict = {}
+    lo, n = 0, len(keys)
+    while lo < n:
+        hi = min(lo + SESSION_CHUNK, n)
+        while hi < n and keys[hi][0] == keys[hi - 1][0]:  # a session's rows stay together
+            hi += 1
+        table = _table({k: sess_rows[k] for k in keys[lo:hi]}, {}, with_project, with_periods=multi_form, project_of=project_of)
+        for k, u in _units(table).items():
+            out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]]
+        lo = hi
+    return out
 
 
 # ------------------------------------------------------------------ rollup sources
@@ -548,6 +596,16 @@ class EagerRollups:
 
     def all(self) -> list:
         return [r for per in self.files for d in sorted(per) for r in per[d]]
+
+    def iter_days(self):
+        """``(utc day, its rows in one file)``, file by file, in the order of ``all``."""
+        for per in self.files:
+            for d in sorted(per):
+                yield d, per[d]
+
+    def iter_rows(self):
+        for _d, rows in self.iter_days():
+            yield from rows
 
     def count(self, d) -> int:
         return sum(len(per.get(d, ())) for per in self.files)
@@ -657,20 +715,34 @@ class LazyRollups:
         key = (i, d)
         rows = self._parsed.get(key)
         if rows is None:
-            ab = self.ranges[i].get(d)
-            if ab is None:
-                rows = []
-            else:
-                try:
-                    rows = orjson.loads(b"[[" + self.inners[i][ab[0]:ab[1]] + b"]]")
-                except orjson.JSONDecodeError:
-                    raise Fallback("day does not parse") from None
-                lo, hi = d * DAY_MS, d * DAY_MS + DAY_MS
-                for r in rows:
-                    if r.__class__ is not list or len(r) < 16 or r[0].__class__ is not int or not lo <= r[0] < hi:
-                        raise Fallback("row outside its day")
-            self._parsed[key] = rows
+            rows = self._parsed[key] = self._parse(i, d)
         return rows
+
+    def _parse(self, i: int, d: int) -> list:
+        ab = self.ranges[i].get(d)
+        if ab is None:
+            return []
+        try:
+            rows = orjson.loads(b"[[" + self.inners[i][ab[0]:ab[1]] + b"]]")
+        except orjson.JSONDecodeError:
+            raise Fallback("day does not parse") from None
+        lo, hi = d * DAY_MS, d * DAY_MS + DAY_MS
+        for r in rows:
+            if r.__class__ is not list or len(r) < 16 or r[0].__class__ is not int or not lo <= r[0] < hi:
+                raise Fallback("row outside its day")
+        return rows
+
+    def iter_days(self):
+        """``(utc day, its rows in one file)``, file by file, in the order of ``all``:
+        parsed on the way and not kept (what a full run reads)."""
+        for i, rng in enumerate(self.ranges):
+            for d in sorted(rng):
+                rows = self._parsed.get((i, d))
+                yield d, rows if rows is not None else self._parse(i, d)
+
+    def iter_rows(self):
+        for _d, rows in self.iter_days():
+            yield from rows
 
     def day(self, d) -> list:
         out: list = []

@@ -338,15 +338,17 @@ def aggregate_rollups(rollup_rows: Iterable[list], zone_name: str, filters: Filt
             gc.enable()
 
 
-def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None):
+def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None, spans_only: bool = False):
     """One pass over rollup rows: ``fine`` accumulators per (local day, provider, model,
     project, session) of the rows the filters keep, and (``want_blocks``) the kept rows per
-    (provider, slot). ``basis`` (if given, and only when filters are active) gets every
-    row's tokens per (month, provider), filtered out or not."""
+    (provider, slot), or (``spans_only``) just their first and last call, ``[first_ms,
+    last_ms]``, which is all that block assignment needs (the rows are then not kept:
+    ``block_rows_of`` folds them in a second pass). ``basis`` (if given, and only when
+    filters are active) gets every row's tokens per (month, provider), filtered out or not."""
     # fine: (day, provider, model, project, session) -> accumulator (sessions and
     # month_tokens unset: one session, the day's month)
     fine: dict[tuple, list] = {}
-    # blocks: (provider, slot) -> its rollup rows
+    # blocks: (provider, slot) -> its rollup rows (or their span)
     slot_rows: dict[tuple, list[list]] = {}
     keeps = filters.keeps if filters.active else None
     for row in rollup_rows:
@@ -387,7 +389,15 @@ def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: 
         if want_blocks:
             sk = (provider, slot)
             lst = slot_rows.get(sk)
-            if lst is None:
+            if spans_only:
+                if lst is None:
+                    slot_rows[sk] = [row[8], row[9]]
+                else:
+                    if row[8] < lst[0]:
+                        lst[0] = row[8]
+                    if row[9] > lst[1]:
+                        lst[1] = row[9]
+            elif lst is None:
                 slot_rows[sk] = [row]
             else:
                 lst.append(row)
@@ -664,6 +674,59 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
                 mt[month] = mt.get(month, 0) + row[10] + row[11] + row[12] + row[13] + row[14] + row[15]
         for model, mt in parts.items():
             block_rows[(start, provider, model)][_MONTH] = mt
+    return _blocks_as_table(block_rows, shared, now_ms)
+
+
+def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: Filters) -> dict[tuple, list]:
+    """Block row accumulators per (block start, provider, model) from a pass over rollup
+    rows (those ``filters`` keep), each slot in the block ``assigned[provider][slot]``:
+    what ``_block_table`` adds up from the rows it is given, for rows read again rather
+    than kept (sums, sessions and month_tokens do not depend on the order)."""
+    keeps = filters.keeps if filters.active else None
+    block_rows: dict[tuple, list] = {}
+    # one string per session id, however many rows (each parsed anew) and blocks name it
+    names: dict[str, str] = {}
+    for row in rows:
+        slot = row[0]
+        provider = row[1]
+        cal = of_slot(slot)
+        if keeps is not None and not keeps(cal[0], provider, row[2], row[3]):
+            continue
+        k = (assigned[provider][slot], provider, row[2])
+        tokens = row[10] + row[11] + row[12] + row[13] + row[14] + row[15]
+        session = names.setdefault(row[4], row[4])
+        a = block_rows.get(k)
+        if a is None:
+            a = block_rows[k] = [row[7], row[8], row[9], row[10], row[11], row[12], row[13], row[14],
+                                 row[15], row[16], row[17], None, {session}, {cal[2]: tokens}]
+        else:
+            _fold_row(a, row)
+            a[_SESS].add(session)
+            mt = a[_MONTH]
+            mt[cal[2]] = mt.get(cal[2], 0) + tokens
+        ctx = row[6]
+        if ctx:
+            lc = a[_LC]
+            if lc is None:
+                a[_LC] = {ctx: row[10:18]}
+            else:
+                part = lc.get(ctx)
+                if part is None:
+                    lc[ctx] = row[10:18]
+                else:
+                    part[0] += row[10]
+                    part[1] += row[11]
+                    part[2] += row[12]
+                    part[3] += row[13]
+                    part[4] += row[14]
+                    part[5] += row[15]
+                    part[6] += row[16]
+                    part[7] += row[17]
+    return block_rows
+
+
+def _blocks_as_table(block_rows: dict[tuple, list], shared: dict, now_ms: int | None) -> dict:
+    """The blocks table from its row accumulators (keyed by block start in ms)."""
     keyed = {(iso_ms(k[0]), k[1], k[2]): a for k, a in block_rows.items()}
 
     ends = {}

@@ -23,7 +23,7 @@ from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
 from scripts.core.event_cache import EventCache, FileResult, copy_range, has_index, parse_shard, source_cache_dir
-from scripts.core.event_merge import fold_changes, kept_as_results
+from scripts.core.event_merge import Parsed, fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, remove_if_present, write_if_changed
 
@@ -114,8 +114,12 @@ def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
     import multiprocessing  # only here: importing it costs ~5 ms of a run that needs no pool
 
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    # biggest shards first: the last one to finish is then a small one
-    order = sorted(range(len(jobs_list)), key=lambda i: -jobs_list[i][-1].__len__())
+    # a source's shards together (its files are folded and written while the next source's
+    # are parsed), biggest first: the last one to finish is then a small one
+    rank: dict[str, int] = {}
+    for job in jobs_list:
+        rank.setdefault(job[0], len(rank))
+    order = sorted(range(len(jobs_list)), key=lambda i: (rank[jobs_list[i][0]], -jobs_list[i][-1].__len__()))
     with ctx.Pool(min(workers, len(jobs_list)), initializer=_worker_init) as pool:
         yield from pool.imap_unordered(parse_shard, [jobs_list[i] for i in order])
 
@@ -148,6 +152,7 @@ def normalize_bundle(
     days: dict[str, set | None] = {s: set() for s in sources}
     parsed_files = 0
     total_task_bytes = 0
+    from_nothing: set[str] = set()  # sources with no (usable) parse cache: every file is parsed
     for source in sources:
         mod = adapters.load(source)
         listing = load_listing(artifacts, source)
@@ -155,6 +160,8 @@ def normalize_bundle(
         cache = EventCache(source_cache_dir(artifacts, source), source, mod.ADAPTER_VERSION, device)
         cache.load(force=force)
         caches[source] = cache
+        if force or not cache.files:
+            from_nothing.add(source)
         tasks, stats = cache.plan(listing.files, mod.resumable, force)
         if cache.invalidated_all:
             stats["invalidate"] += stats.pop("miss")
@@ -175,23 +182,38 @@ def normalize_bundle(
             plain = [tasks[i] + (device,) for i in shard]
             shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain))
     parsed_bytes = 0
-    for results in run_jobs(shard_jobs, jobs, total_task_bytes):
-        for res in results:
-            res: FileResult
-            source = _source_of(res.path, listings)
-            for path, where, reason in res.bad:
-                diag.bad_line(path, where, reason)
-            side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
-            old = caches[source].store(res, side)
-            _add_days(days, source, res.days_changed)
-            if old is not None and res.mode != "resumed":
-                _add_days(days, source, old["segs"])
-            # FORCE folds everything in from nothing (the merged state was reset)
-            changes[source].append((res.path, None if force else old, res))
-            parsed_bytes += res.end_offset
+    shards_left = {s: 0 for s in sources}
+    for job in shard_jobs:
+        shards_left[job[0]] += 1
+
+    def parsed_in_turn():
+        """Each source once all its shards are parsed and stored, then those with none: a
+        source is folded and written while the pool parses the next one's files (its shards
+        come first), so the parent holds one source's results and merged state at a time."""
+        nonlocal parsed_bytes
+        for results in run_jobs(shard_jobs, jobs, total_task_bytes):
+            for res in results:
+                res: FileResult
+                source = _source_of(res.path, listings)
+                for path, where, reason in res.bad:
+                    diag.bad_line(path, where, reason)
+                side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
+                old = caches[source].store(res, side)
+                _add_days(days, source, res.days_changed)
+                if old is not None and res.mode != "resumed":
+                    _add_days(days, source, old["segs"])
+                # FORCE folds everything in from nothing (the merged state was reset)
+                changes[source].append((res.path, None if force else old, Parsed.of(res)))
+                parsed_bytes += res.end_offset
+            source = _source_of(results[0].path, listings)  # a shard holds one source's files
+            shards_left[source] -= 1
+            if not shards_left[source]:
+                yield source
+        yield from (s for s in sources if s not in out_sources)
+
     out_sources = {}
-    day_plans = {}
-    for source in sources:
+    finish_later: list[tuple[str, tuple]] = []
+    for source in parsed_in_turn():
         cache = caches[source]
         if force:
             reparsed = {p for p, _, _ in changes[source]}
@@ -203,7 +225,7 @@ def normalize_bundle(
             if e.get("dropped") != dropped_before.get(path):
                 _add_days(days, source, e["segs"])
         cache.collect()
-        summary, day_plans[source] = write_source_rollup(artifacts, source, cache, days[source])
+        summary, day_plan = write_source_rollup(artifacts, source, cache, days[source])
         listing = listings[source]
         mod = adapters.load(source)
         summary.update(
@@ -218,19 +240,34 @@ def normalize_bundle(
         known = max((_version_key(v) for v in mod.FORMAT_VERSIONS), default=())
         summary["newer_than_fixtures"] = sorted(v for v in summary["source_versions"] if _version_key(v) > known)
         out_sources[source] = summary
-    frag = {"sources": out_sources, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
+        if any(shards_left.values()):
+            # other sources are still being parsed: this one's day files and cache now,
+            # alongside them
+            _finish_source(artifacts, cache, day_plan)
+            if source in from_nothing:
+                # built whole (a first run, FORCE): its index and merged state are saved,
+                # free them before the next source's are built (later runs fold little:
+                # not worth the time it takes to free an index object by object)
+                caches[source] = cache = None
+        else:
+            finish_later.append((source, day_plan))
+    frag = {"sources": {s: out_sources[s] for s in sources}, "parsed_files": parsed_files, "parsed_bytes": parsed_bytes}
     # every rollup is written: what later stages read (scripts/core/background.py); the
-    # day files and the index are for the user and the next run
+    # day files and the index left are for the user and the next run
     if on_release is not None:
         on_release(frag)
     else:
         background.release()
-    for source in sources:
-        cache = caches[source]
-        write_source_days(artifacts, source, cache, day_plans[source])
-        cache.save()
-        clear_pending(cache.dir)
+    for source, day_plan in finish_later:
+        _finish_source(artifacts, caches[source], day_plan)
     return frag
+
+
+def _finish_source(artifacts: str, cache: EventCache, day_plan: tuple) -> None:
+    """A source's day files, then its parse cache (whose save ends its pending days)."""
+    write_source_days(artifacts, cache.source, cache, day_plan)
+    cache.save()
+    clear_pending(cache.dir)
 
 
 def _add_days(days: dict, source: str, more) -> None:

@@ -67,10 +67,15 @@ def has_index(artifacts: str, source: str) -> bool:
 
 def encode_index(doc: dict) -> bytes:
     body = marshal.dumps(doc)
+    return index_head(body) + body
+
+
+def index_head(body: bytes) -> bytes:
+    """What comes before an index's marshal ``body`` (written apart: not one more copy of it)."""
     header = orjson.dumps(
         {"cache_version": CACHE_VERSION, "python": list(sys.version_info[:2]), "length": len(body), "crc32": zlib.crc32(body)}
     )
-    return INDEX_MAGIC + header + b"\n" + body
+    return INDEX_MAGIC + header + b"\n"
 
 
 def decode_index(data: bytes) -> dict | None:
@@ -387,13 +392,14 @@ class HashIndex:
             removed[h] = removed.get(h, 0) + 1
 
     def add(self, hashes) -> None:
-        new = sorted(hashes)
+        """Add ``hashes`` (an ``array('Q')`` is taken as sorted already, and over)."""
+        new = hashes if isinstance(hashes, array) else sorted(hashes)
         if not new:
             return
         if not self.base and not self.added and not self.removed:
-            self.base = array("Q", new)  # a first build: straight into the base
+            self.base = new if isinstance(new, array) else array("Q", new)  # a first build: straight into the base
         else:
-            self.added = sorted(self.added + new) if self.added else new
+            self.added = sorted(self.added + list(new)) if self.added else list(new)
 
     def __len__(self) -> int:
         return len(self.base) + len(self.added) - sum(self.removed.values())
@@ -532,8 +538,10 @@ class EventCache:
             "files": dict(sorted(self.files.items())),
             "merged": self.merged.to_doc(),
         }
+        body = marshal.dumps(doc)
         with AtomicFile(self.index_path) as fh:
-            fh.write(encode_index(doc))
+            fh.write(index_head(body))
+            fh.write(body)
         remove_if_present(os.path.join(self.dir, LEGACY_INDEX_NAME))
         self._remove_unreferenced()
 

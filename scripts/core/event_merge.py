@@ -18,6 +18,7 @@ which *unchanged* file holds a newly copied id is the one case that reads every 
 """
 from __future__ import annotations
 
+import marshal
 from array import array
 
 from scripts.core.event_cache import I_SESSION, EventCache, FileResult, id_hash, resolve_copies, unpack_ids
@@ -26,6 +27,28 @@ from scripts.core.rollup import Rollup, rollup_events
 
 def _sessions(rows) -> set[str]:
     return {r[I_SESSION] for r in rows}
+
+
+def _rollup_of(res) -> list:
+    """A parse result's rollup rows (``Parsed`` keeps them marshalled)."""
+    rows = res.rollup
+    return marshal.loads(rows) if rows.__class__ is bytes else rows
+
+
+class Parsed:
+    """What folding needs of a parse result once the cache has stored it: its rollup
+    (marshalled: a third of the size) and its ids' hashes. A first run holds one per log
+    file until every file is parsed."""
+
+    __slots__ = ("rollup", "hashes")
+
+    def __init__(self, rollup: bytes, hashes: bytes):
+        self.rollup = rollup
+        self.hashes = hashes
+
+    @classmethod
+    def of(cls, res: FileResult) -> "Parsed":
+        return cls(marshal.dumps(res.rollup), res.hashes)
 
 
 class _Files:
@@ -60,7 +83,7 @@ class _Files:
             drop = set(dropped)
             return rollup_events(ev for ev in self.cache.read_events(entry) if ev["id"] not in drop)
         res = self.fresh.get(path)
-        return res.rollup if res is not None else self.bulk(path)["rollup"]
+        return _rollup_of(res) if res is not None else self.bulk(path)["rollup"]
 
 
 class _Kept:
@@ -98,7 +121,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
                 affected_sessions.add(s)
         if res is not None:
             fno = cache.files[path]["fno"]
-            for s in _sessions(res.rollup):
+            for s in _sessions(_rollup_of(res)):
                 session_sets.of(s).add(fno)
                 affected_sessions.add(s)
         changed_fnos.add(fno)
@@ -113,14 +136,10 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     if len(m.hashes):
         for a in new_hashes.values():
             candidates.update(h for h in a if m.hashes.count(h) > 0)
-    all_new = [h for a in new_hashes.values() for h in a]
-    if len(set(all_new)) < len(all_new):
-        seen: set[int] = set()
-        for h in all_new:
-            if h in seen:
-                candidates.add(h)
-            seen.add(h)
+    all_new, repeated = _sorted_hashes(new_hashes.values())
+    candidates |= repeated
     m.hashes.add(all_new)
+    del all_new
     m.hashes.compact_if_needed()
 
     holders: dict[str, list[tuple[str, int, int]]] = {}
@@ -185,6 +204,12 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
         del m.rows[key]
     acc = Rollup()
     rows_of: dict[str, list] = {}
+    # a file's rows are dropped once its last affected session is folded (a first run
+    # folds every file: they are not all held at once next to the merged rows)
+    visits: dict[int, int] = {}
+    for s in affected_sessions:
+        for fno in m.session_files.get(s, ()):
+            visits[fno] = visits.get(fno, 0) + 1
     for s in affected_sessions:
         for fno in m.session_files.get(s, ()):
             path = files.by_fno[fno]
@@ -192,7 +217,33 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             if rows is None:
                 rows = rows_of[path] = files.effective_rows(path)
             acc.add_rows(r for r in rows if r[I_SESSION] == s)
+            visits[fno] -= 1
+            if not visits[fno]:
+                del rows_of[path]
     m.rows.update(acc.acc)
+
+
+def _sorted_hashes(arrays) -> tuple[array, set[int]]:
+    """The hashes of ``arrays`` sorted into one array, and those that occur more than once.
+    A sixteenth at a time (by their top bits): a first run adds every call's hash, and a
+    list or set of them all as Python ints would cost ~40 bytes a call."""
+    buckets = [array("Q") for _ in range(16)]
+    appends = [b.append for b in buckets]
+    for a in arrays:
+        for h in a:
+            appends[h >> 60](h)
+    out = array("Q")
+    repeated: set[int] = set()
+    for i, bucket in enumerate(buckets):
+        if len(set(bucket)) < len(bucket):
+            seen: set[int] = set()
+            for h in bucket:
+                if h in seen:
+                    repeated.add(h)
+                seen.add(h)
+        out.extend(sorted(bucket))
+        buckets[i] = None
+    return out, repeated
 
 
 class _SessionSets:

@@ -30,6 +30,14 @@ byte level (objects whose values are scalars, lists and flat objects: ``},{"`` o
 occurs between two of them, since a quote inside a string is escaped), and the rest (the
 skeleton) is parsed and checked. Anything unexpected (a backslash in an entry, a
 skeleton that does not match) prices the whole document as before.
+
+Memory stays flat as the history grows: the periods to price are parsed and priced a
+chunk at a time (``_Batch``), their output bytes go to a ``_Store`` (an unnamed temp file
+once past ``SPILL_BYTES``: a first run prices every session), and each report is written
+into its temp file as soon as its table is priced (``_Outputs``; renamed at the end,
+every ``.md`` before any ``.json``), so no report, and no table's entries as objects, is
+ever whole in memory. What grows is one key, one length per slot and the money sums per
+period (the state) and the document's arrays, cut out of it.
 """
 from __future__ import annotations
 
@@ -37,6 +45,7 @@ import hashlib
 import marshal
 import os
 import re
+from array import array
 from itertools import accumulate
 
 import orjson
@@ -52,6 +61,8 @@ _OPT = orjson.OPT_SORT_KEYS
 _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
 _PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
+CHUNK_ENTRIES = 2000  # entries parsed and priced at a time (what a batch holds as objects)
+SPILL_BYTES = 1 << 18  # a batch's bytes past this go to a temp file instead of memory
 
 
 class Unsplittable(Exception):
@@ -263,15 +274,24 @@ def _walk(new: bytes, old, layout):
     return (out_p, out_l, out_c), changed
 
 
-def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, force: bool = False, source=None):
+def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: bool = False, source=None):
     """Write reports/<kind>.json and .md for the aggregates document ``data``; return
     ``(stats, first report's unpriced list)``. Raises Unsplittable before writing anything.
+
+    ``data`` is the document's bytes, or a list holding them, which is emptied once the
+    document is cut up: then the caller holds no copy of the whole while the reports are
+    built (on Unsplittable it may have to read the document again).
 
     ``source``: ``(path, file_identity)`` of the file ``data`` was read from, if it is one:
     it is kept (a hard link in the cache) so that the next run finds the periods that
     changed by comparing bytes with it (``_walk``) rather than by cutting up and hashing
     every period."""
-    doc, tables, spans = split(data)
+    if isinstance(data, list):
+        doc, tables, spans = split(data[0])
+        data.clear()
+    else:
+        doc, tables, spans = split(data)
+    del data
     stats = view_cache.Stats()
     described = book.describe()
     fees = any(book.subscription(p) for p in getattr(book, "providers", {}) or {})
@@ -297,13 +317,37 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
         prev_bytes = view_cache.read_previous(prev_path, state["previous"])
         prev = memoryview(prev_bytes) if prev_bytes is not None else None
     pricer = Pricer(book, basis)
-    reports_md: dict[str, bytes] = {}
-    reports_json: dict[str, bytes] = {}
+    os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
+    outputs = _Outputs(out_dir)
+    try:
+        written, unpriced_now, new_index = _price_kinds(doc, tables, spans, state, prev, context, described, pricer, out_dir, stats, outputs)
+        if unpriced_now and on_unpriced == "error":
+            outputs.discard()
+            return stats, unpriced_now, None
+        # every .md before any .json: Make and refresh judge this stage by the .json files
+        outputs.commit()
+    except BaseException:
+        outputs.discard()
+        raise
+    files = {}
+    for kind in written:
+        for ext in ("json", "md"):
+            files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
+    previous = _keep(source, prev_path) if source is not None and not fees else None
+    view_cache.save(state_path, identity, {"index": new_index, "files": files, "previous": previous})
+    return stats, unpriced_now, sorted(written)
+
+
+def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, out_dir, stats, outputs):
+    """Price each table's changed periods and write its report (JSON and Markdown) into
+    ``outputs``, one table at a time; ``(kinds written, first report's unpriced list, the
+    new index)``."""
     new_index: dict = {}
     first_unpriced = None
-    for kind in tables:
+    for kind in list(tables):
         table = doc["reports"][kind]
-        pps_r, periods_r, rows_r = tables[kind]
+        regions = tables.pop(kind)  # the next table's entries are cut from what is left
+        pps_r, periods_r, rows_r = regions
         same = periods_r == pps_r
         mode = "pps" if same and periods_r else ("provider" if b'"provider":' in periods_r[:periods_r.find(b"}") + 1] else "period")
         old = None
@@ -321,9 +365,9 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
         prefix = kind.encode() + (b"|same|" if same else b"|") + mode.encode() + b"|" + context
         walked = None
         if prev is not None and old is not None and old.get("walk") is not None and old["walk"][0] == prefix:
-            walked = _walk_kind(tables[kind], prev, old["walk"], same)
+            walked = _walk_kind(regions, prev, old["walk"], same)
         if walked is None:
-            units, layouts = _units(tables[kind])
+            units, layouts = _units(regions)
             periods_now = sorted(units)
             old_at = None
         else:
@@ -360,7 +404,9 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
             else:
                 segments.append(["new", len(todo), len(todo) + 1])
             todo.append((key, period, u))
-        batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, len(todo) == len(periods_now)) if todo else None
+        del units, old_ord
+        batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir) if todo else None
+        del todo, regions, pps_r, periods_r, rows_r
         # the money sums: the previous ones, less the periods gone, plus the new ones
         kept = bytearray(len(old_keys))
         for seg in segments:
@@ -373,7 +419,7 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
                     sums.add(marshal.loads(old["contrib"][i]), -1)
         if batch is not None:
             sums.add(batch.total, 1)
-            stats.recomputed += len(batch.rows_out)
+            stats.recomputed += batch.n_rows
         per_model, per_provider, grand, unpriced = sums.as_costing()
         whole = whole_range(table, pricer, [], [], [], per_model, per_provider, grand, unpriced)
         report = {
@@ -392,7 +438,7 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
             else:
                 idx["contrib"] += batch.contrib[seg[1]:seg[2]]
                 idx["n"] += batch.n[seg[1]:seg[2]]
-        out = _Assembly(old, old_json, segments, batch, idx)
+        out = _Assembly(outputs.open(f"{kind}.json"), old, old_json, segments, batch, idx)
         out.put(b'{"by_model":' + _dumps(report["by_model"]) + b',"by_provider":' + _dumps(report["by_provider"])
                 + b',"currency":"USD","filters":' + _dumps(report["filters"]) + b',"kind":' + _dumps(kind) + b',"period_providers":[')
         out.entries(2)
@@ -402,31 +448,47 @@ def build(data: bytes, book, out_dir: str, cache_dir: str, on_unpriced: str, for
         out.entries(0)
         out.put(b'],"schema_version":' + str(REPORT_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(report["timezone"])
                 + b',"totals":' + _dumps(report["totals"]) + b',"unpriced":' + _dumps(report["unpriced"]) + b"}\n")
-        reports_json[kind] = out.bytes()
+        del old_json
         # the Markdown: head, each period's lines, foot
-        md = _Assembly(old, old_md, segments, batch, idx)
+        md = _Assembly(outputs.open(f"{kind}.md"), old, old_md, segments, batch, idx)
         md.put(("\n".join(markdown_head(report)) + "\n").encode())
         md.entries(3, trailing=True)
         md.put(("\n".join(markdown_foot(report)) + "\n").encode())
-        reports_md[kind] = md.bytes()
+        del old_md
+        if batch is not None:
+            batch.close()
         new_index[kind] = idx
-    unpriced_now = first_unpriced or []
-    if unpriced_now and on_unpriced == "error":
-        return stats, unpriced_now, None
-    # every .md before any .json: Make and refresh judge this stage by the .json files
-    for kind, body in reports_md.items():
-        with AtomicFile(os.path.join(out_dir, f"{kind}.md")) as fh:
-            fh.write(body)
-    for kind, body in reports_json.items():
-        with AtomicFile(os.path.join(out_dir, f"{kind}.json")) as fh:
-            fh.write(body)
-    files = {}
-    for kind in reports_json:
-        for ext in ("json", "md"):
-            files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
-    previous = _keep(source, prev_path) if source is not None and not fees else None
-    view_cache.save(state_path, identity, {"index": new_index, "files": files, "previous": previous})
-    return stats, unpriced_now, sorted(reports_json)
+    return list(new_index), first_unpriced or [], new_index
+
+
+class _Outputs:
+    """The report files, each written into a temp file beside it as soon as its table is
+    priced (so no report is held in memory) and renamed into place only by ``commit``:
+    every ``.md`` before any ``.json``, since Make and refresh judge this stage by the
+    ``.json`` files alone (a run killed midway leaves none of them new with a ``.md``
+    missing). ``discard`` removes the temp files."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        self.files: list = []  # (name, AtomicFile)
+
+    def open(self, name: str):
+        af = AtomicFile(os.path.join(self.out_dir, name))
+        fh = af.__enter__()
+        self.files.append((name, af))
+        return fh
+
+    def commit(self) -> None:
+        for ext in (".md", ".json"):
+            for name, af in self.files:
+                if name.endswith(ext):
+                    af.__exit__(None, None, None)
+        self.files = []
+
+    def discard(self) -> None:
+        for _name, af in self.files:
+            af.__exit__(Exception, None, None)
+        self.files = []
 
 
 def _keep(source, prev_path: str):
@@ -487,64 +549,212 @@ def _walk_kind(regions, prev, walk, same: bool):
 
 
 class _Batch:
-    """The periods priced in this run, priced together: per slot (rows, periods,
-    period_providers, Markdown lines) each entry's bytes and where each period's
-    entries start; per period its money sums and row count; the sums of them all."""
+    """The periods priced in this run, a chunk of them at a time (so that only one chunk's
+    entries are ever objects): per slot (rows, periods, period_providers, Markdown lines)
+    the entries' bytes, each followed by its separator (``,`` or a newline), in a
+    ``_Store``, and where each period's entries start there (``starts[slot][j]``; the
+    last item is the end), so that any run of periods is one byte range; per period its
+    money sums and row count; the sums of them all."""
 
-    def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer, everything: bool = False):
-        mini = {}
-        for slot, name in ((0, "rows"), (1, "periods"), (2, "period_providers")):
-            region = regions[slot]
-            if everything:  # every period of the table: its entries as they are
-                mini[name] = orjson.loads(b"[" + region + b"]")
-            else:
-                mini[name] = orjson.loads(b"[" + b",".join(region[u[slot][0]:u[slot][1]] for _k, _p, u in todo if u[slot] is not None) + b"]")
-        if same:
-            mini["periods"] = mini["period_providers"]
-        per_unit: dict = {}
-        rows_out, periods, pps, pm, pp, g, unp = price_entries(mini, pricer, mode, per_unit)
-        self.rows_out = rows_out
-        # per slot: all its entries as one bytes object (JSON: the dump of the list,
-        # brackets included; Markdown: the lines, each ending in a newline) and the
-        # offset where each entry starts, so that any run of periods is one slice
-        self.data = []
-        self.offsets = []
-        for entries in (rows_out, periods, pps):
-            whole = _dumps(entries)
-            sizes = _entry_sizes(whole, entries)
-            self.data.append(whole)
-            self.offsets.append([1, *accumulate(sizes, initial=1)][1:])
-        text = "\n".join(markdown_rows(kind, rows_out))
-        md = (text + "\n").encode() if rows_out else b""
-        lines = text.split("\n") if rows_out else []
-        self.data.append(md)
-        self.offsets.append([*accumulate((map(len, lines) if len(md) == len(text) + 1 or not rows_out
-                                          else (len(x.encode()) for x in lines)), lambda a, n: a + n + 1, initial=0)])
-        counts = [[u[slot][2] if u[slot] is not None else 0 for _k, _p, u in todo] for slot in (0, 1, 2)]
-        counts.append(counts[0])
-        # starts[slot][j]: the first entry of period j; ends[slot][j] = starts[slot][j + 1]
-        self.starts = [[0, *accumulate(c)] for c in counts]
-        # sizes[slot][j]: the bytes of period j's entries, each with its separator
-        self.sizes = []
-        for slot in range(4):
-            off = self.offsets[slot]
-            st = self.starts[slot]
-            self.sizes.append(list(map(int.__sub__, [off[e] for e in st[1:]], [off[b] for b in st[:-1]])))
-        if self.starts[0][-1] != len(rows_out) or self.starts[2][-1] != len(pps) or self.starts[1][-1] != len(periods):
-            raise AssertionError("priced entries do not line up with their periods")
-        self.n = counts[0]
+    def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer, spill_dir: str):
+        rows_r, periods_r, pps_r = regions
+        pps_store = _Store(spill_dir)
+        self.stores = [_Store(spill_dir), pps_store if same else _Store(spill_dir), pps_store, _Store(spill_dir)]
+        pps_starts = array("q", [0])
+        self.starts = [array("q", [0]), pps_starts if same else array("q", [0]), pps_starts, array("q", [0])]
+        self.n: list[int] = []
+        self.n_rows = 0
         # each period's sums marshalled on their own: the state loads as a list of bytes,
         # and only the few periods that change are ever unmarshalled (taken off the sums)
+        self.contrib: list[bytes] = []
         empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
-        self.contrib = []
-        for _k, period, _u in todo:
-            pu = per_unit.get(period.decode())
-            if pu is None:
-                self.contrib.append(empty)
-            else:
+        sums = _Sums()
+        for lo, hi in _chunks(todo):
+            part = todo[lo:hi]
+            mini = {"rows": orjson.loads(b"[" + _join(rows_r, part, 0) + b"]"),
+                    "period_providers": orjson.loads(b"[" + _join(pps_r, part, 2) + b"]")}
+            mini["periods"] = mini["period_providers"] if same else orjson.loads(b"[" + _join(periods_r, part, 1) + b"]")
+            per_unit: dict = {}
+            rows_out, periods, pps, pm, pp, g, unp = price_entries(mini, pricer, mode, per_unit)
+            del mini
+            counts = [[u[slot][2] if u[slot] is not None else 0 for _k, _p, u in part] for slot in (0, 1, 2)]
+            self._add(0, rows_out, counts[0])
+            if not same:
+                self._add(1, periods, counts[1])
+            self._add(2, pps, counts[2])
+            self._add_markdown(kind, rows_out, counts[0])
+            if self.starts[0][-1] != self.stores[0].size or self.starts[2][-1] != self.stores[2].size:
+                raise AssertionError("priced entries do not line up with their periods")
+            self.n += counts[0]
+            self.n_rows += len(rows_out)
+            del rows_out, periods, pps
+            # per unpriced model, how many periods hold it (what a period gone takes off)
+            holders: dict = {}
+            for _k, period, _u in part:
+                pu = per_unit.get(period.decode())
+                if pu is None:
+                    self.contrib.append(empty)
+                    continue
                 gr = pu[2]
                 self.contrib.append(marshal.dumps((pu[0], pu[1], [gr[0], int(gr[1]), gr[2], gr[3], gr[4]], pu[3])))
-        self.total = (pm, pp, [g[0], int(g[1]), g[2], g[3], g[4]], {k: (v["events"], v["tokens"]) for k, v in unp.items()})
+                for k in pu[3]:
+                    holders[k] = holders.get(k, 0) + 1
+            sums.add((pm, pp, g, {k: (v["events"], v["tokens"], holders[k]) for k, v in unp.items()}), 1)
+        for store in self.stores:
+            store.finish()
+        self.total = (sums.model, sums.provider, sums.grand, {k: tuple(v) for k, v in sums.unpriced.items()})
+
+    def _add(self, slot: int, entries: list, counts: list[int]) -> None:
+        """Store a chunk's entries of ``slot``; ``counts``: how many each period has."""
+        whole = _dumps(entries)
+        sizes = _entry_sizes(whole, entries)
+        store = self.stores[slot]
+        if entries:
+            store.append(whole[1:-1])
+            store.append(b",")
+        self._starts(slot, sizes, counts)
+
+    def _add_markdown(self, kind: str, rows_out: list, counts: list[int]) -> None:
+        if not rows_out:
+            self._starts(3, [], counts)
+            return
+        lines = markdown_rows(kind, rows_out)
+        text = "\n".join(lines)
+        md = (text + "\n").encode()
+        self.stores[3].append(md)
+        self._starts(3, [len(x) + 1 for x in lines] if len(md) == len(text) + 1 else [len(x.encode()) + 1 for x in lines], counts)
+
+    def _starts(self, slot: int, sizes: list[int], counts: list[int]) -> None:
+        st = self.starts[slot]
+        at = list(accumulate(sizes, initial=st[-1]))  # at[i]: where entry i of the chunk starts
+        st.extend(at[c] for c in accumulate(counts))
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
+
+
+def _chunks(todo: list):
+    """``(lo, hi)``: runs of ``todo`` holding about CHUNK_ENTRIES entries (a period is
+    never split)."""
+    lo = n = 0
+    for i, (_k, _p, u) in enumerate(todo):
+        n += (u[0][2] if u[0] is not None else 0) + (u[1][2] if u[1] is not None else 0) + (u[2][2] if u[2] is not None else 0)
+        if n >= CHUNK_ENTRIES:
+            yield lo, i + 1
+            lo, n = i + 1, 0
+    if lo < len(todo):
+        yield lo, len(todo)
+
+
+def _join(region: bytes, part: list, slot: int) -> bytes:
+    """The entries of ``slot`` of the periods in ``part``, comma-separated: one slice of
+    ``region`` for each run of periods that lie next to each other there."""
+    pieces = []
+    start = end = -2
+    for _k, _p, u in part:
+        r = u[slot]
+        if r is None:
+            continue
+        if r[0] == end + 1:
+            end = r[1]
+            continue
+        if end >= 0:
+            pieces.append(region[start:end])
+        start, end = r[0], r[1]
+    if end >= 0:
+        pieces.append(region[start:end])
+    return pieces[0] if len(pieces) == 1 else b",".join(pieces)
+
+
+class _Store:
+    """Bytes appended one after another, read back as ranges: in memory while small, in an
+    unnamed temp file beside the reports once past SPILL_BYTES (a first run's batch is
+    every period of the history: its bytes are then copied into the report by the
+    kernel, never held)."""
+
+    def __init__(self, spill_dir: str):
+        self.dir = spill_dir
+        self.buf = bytearray()
+        self.fd = None
+        self.size = 0
+
+    def append(self, b: bytes) -> None:
+        self.buf += b
+        self.size += len(b)
+        if len(self.buf) > SPILL_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.fd is None:
+            self.fd = _unnamed_temp(self.dir)
+        _write_all(self.fd, self.buf)
+        self.buf = bytearray()
+
+    def finish(self) -> None:
+        if self.fd is not None and self.buf:
+            self._flush()
+
+    def write_range(self, fh, start: int, end: int) -> None:
+        """Write bytes ``start:end`` to the open file ``fh``."""
+        if self.fd is None:
+            fh.write(memoryview(self.buf)[start:end])
+            return
+        fh.flush()  # the copy goes straight to the descriptor
+        _copy_range(self.fd, fh.fileno(), start, end - start)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.buf = bytearray()
+
+
+def _unnamed_temp(directory: str) -> int:
+    """A read-write descriptor of a temp file with no name (Linux's O_TMPFILE; elsewhere a
+    named one, unlinked at once): nothing is left behind, however the run ends."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag:
+        try:
+            return os.open(directory, flag | os.O_RDWR, 0o600)
+        except OSError:
+            pass
+    for _ in range(100):
+        name = os.path.join(directory, f".price-spill.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        os.unlink(name)
+        return fd
+    raise OSError(f"could not create a temp file in {directory}")
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
+    """Append ``length`` bytes of ``src_fd`` at ``offset`` to ``dst_fd``, in the kernel
+    where it can (copy_file_range), else through a buffer."""
+    copy = getattr(os, "copy_file_range", None)
+    while length > 0:
+        n = 0
+        if copy is not None:
+            try:
+                n = copy(src_fd, dst_fd, length, offset)
+            except OSError:
+                copy = None
+        if not n:
+            data = os.pread(src_fd, min(length, 1 << 24), offset)
+            if not data:
+                raise OSError(f"spill file ended early at {offset}")
+            _write_all(dst_fd, data)
+            n = len(data)
+        offset += n
+        length -= n
 
 
 def _entry_sizes(whole: bytes, entries: list) -> list[int]:
@@ -586,13 +796,15 @@ class _Sums:
                 a[4] += sign * v[4]
         for i in range(5):
             self.grand[i] += sign * contrib[2][i]
-        for k, (events, tokens) in contrib[3].items():
+        for k, v in contrib[3].items():
             a = self.unpriced.get(k)
             if a is None:
                 a = self.unpriced[k] = [0, 0, 0]
-            a[0] += sign * events
-            a[1] += sign * tokens
-            a[2] += sign
+            a[0] += sign * v[0]
+            a[1] += sign * v[1]
+            # how many periods hold the model: a period's own sums are (events, tokens), a
+            # batch's say how many of its periods held it
+            a[2] += sign * (v[2] if len(v) > 2 else 1)
 
     def as_costing(self):
         """per_model, per_provider, grand and unpriced as costing.whole_range takes them."""
@@ -610,57 +822,57 @@ class _Sums:
 
 
 class _Assembly:
-    """An output built from runs of the previous output's bytes and runs of new entries.
+    """An output written from runs of the previous output's bytes and runs of new entries.
 
     Per slot (0 rows, 1 periods, 2 period_providers, 3 Markdown lines) the index keeps
     where its entries begin (``base``) and each period's length with one separator
     (``lens``: 0 for a period with no entry there), so a run of periods kept from the
     last run is one slice of the previous output."""
 
-    def __init__(self, old, old_data, segments, batch, idx):
-        self.parts: list[bytes] = []
+    def __init__(self, fh, old, old_data, segments, batch, idx):
+        self.fh = fh
         self.pos = 0
         self.old, self.old_data, self.segments, self.batch, self.idx = old, old_data, segments, batch, idx
 
     def put(self, b: bytes) -> None:
-        self.parts.append(b)
+        self.fh.write(b)
         self.pos += len(b)
 
     def entries(self, slot: int, trailing: bool = False) -> None:
         """Each period's entries of ``slot``, comma-separated (or each ended by a newline)."""
-        parts = self.parts
+        write = self.fh.write
         lens: list[int] = []
         self.idx["base"][slot] = self.pos
         wrote = False
-        sep = b"\n" if trailing else b","
+        cut = 0 if trailing else 1  # a run's bytes end with its last entry's separator
         if self.old is not None:
             old_lens = self.old["lens"][slot]
             base = self.old["base"][slot]
             pre = [0]
             pre += accumulate(old_lens)
+            old_view = memoryview(self.old_data)
         batch = self.batch
         for kind, i, k in self.segments:
             if kind == "old":
                 k += 1
-                n = pre[k] - pre[i]
                 lens += old_lens[i:k]
-                if not n:
+                if pre[k] == pre[i]:
                     continue
-                b = self.old_data[base + pre[i]:base + pre[k] - (0 if trailing else 1)]
+                if wrote and not trailing:
+                    write(b",")
+                    self.pos += 1
+                b = old_view[base + pre[i]:base + pre[k] - cut]
+                write(b)
+                self.pos += len(b)
             else:
-                lens += batch.sizes[slot][i:k]
                 st = batch.starts[slot]
+                lens += map(int.__sub__, st[i + 1:k + 1], st[i:k])
                 if st[k] == st[i]:
                     continue
-                off = batch.offsets[slot]
-                b = batch.data[slot][off[st[i]]:off[st[k]] - (0 if trailing else 1)]
-            if wrote and not trailing:
-                parts.append(sep)
-                self.pos += 1
-            parts.append(b)
-            self.pos += len(b)
+                if wrote and not trailing:
+                    write(b",")
+                    self.pos += 1
+                batch.stores[slot].write_range(self.fh, st[i], st[k] - cut)
+                self.pos += st[k] - cut - st[i]
             wrote = True
         self.idx["lens"][slot] = lens
-
-    def bytes(self) -> bytes:
-        return b"".join(self.parts)

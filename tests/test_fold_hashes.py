@@ -1,0 +1,24 @@
+"""fold_changes sorts a run's new id hashes a sixteenth at a time (a first run adds every
+call's): the result is the whole sorted array and the hashes held more than once."""
+from __future__ import annotations
+
+import random
+from array import array
+
+from scripts.core.event_cache import HashIndex
+from scripts.core.event_merge import _sorted_hashes
+
+
+def test_sorted_hashes_equal_a_plain_sort():
+    rng = random.Random(5)
+    pool = [rng.getrandbits(64) for _ in range(3000)] + [0, (1 << 64) - 1, 1 << 60, (1 << 60) - 1]
+    arrays = [array("Q", [rng.choice(pool) for _ in range(rng.randrange(0, 60))]) for _ in range(200)]
+    everything = [h for a in arrays for h in a]
+    out, repeated = _sorted_hashes(arrays)
+    assert out.tolist() == sorted(everything)
+    assert repeated == {h for h in everything if everything.count(h) > 1}
+    index = HashIndex()
+    index.add(out)
+    assert len(index) == len(everything) and all(index.count(h) == everything.count(h) for h in pool[:50])
+    index.add(array("Q", sorted(pool[:3])))  # later additions, as an array too
+    assert len(index) == len(everything) + 3 and index.count(pool[0]) == everything.count(pool[0]) + 1

@@ -344,6 +344,8 @@ def _source_process(artifacts: str, source: str, write_end: int, *, forget: bool
                          on_release=lambda frag: send({"frag": frag, "bad_lines": child_diag.bad_lines, "notices": child_diag.notices}))
         touch_normalized(artifacts, source)
         return 0
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C reached the whole group: the parent says "Aborted!"
     except DataError as exc:
         if not sent:
             send({"error": exc.reason, "where": exc.where})

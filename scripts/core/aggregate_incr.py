@@ -156,6 +156,19 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     """Write the aggregates document for the rollup files ``paths`` to ``output``; return
     ``(Stats, number of rollup rows)``. Raises ``Fallback`` (before writing anything)
     if the lazy reading meets anything unexpected."""
+    # the sessions' bytes wait there (beside the output) until the document reaches them
+    spill_dir = os.path.dirname(os.path.abspath(output)) if output != "-" else cache_dir
+    os.makedirs(spill_dir, exist_ok=True)
+    spills = [view_cache.Spill(spill_dir) for _ in range(3)]
+    opened = list(spills)  # closed whatever happens (the rollup source joins them)
+    try:
+        return _build(paths, zone_name, filters, output, cache_dir, force, lazy, spills, opened)
+    finally:
+        for thing in opened:
+            thing.close()
+
+
+def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bool, lazy: bool, spills: list, opened: list):
     stats = view_cache.Stats()
     cal = SlotCalendar(zone_name)
     of_slot = cal.of_slot
@@ -178,6 +191,7 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     # the rollup rows per UTC day, and their digests (what tells a changed day); a first
     # run reads them lazily too (every day is then parsed, and checked, once per pass)
     source = LazyRollups(paths) if lazy else EagerRollups(paths)
+    opened.append(source)
     stats.source = "lazy" if source.__class__ is LazyRollups else "eager"
     digests = source.digests
 
@@ -315,7 +329,7 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
         sess_fine = fold_rows(sess_rows_in, of_slot, filters, False)[0]
         sess_in_all = False
-    sess_units = _session_units(sess_fine, not sess_in_all)
+    sess_units = _session_units(sess_fine, not sess_in_all, spills)
     # a session in several tools: every session gets a per-period entry of its own
     old_multi = set() if state is None else set(state["multi_sessions"])
     multi_sessions = {k for k, u in sess_units.items() if u[4]}
@@ -323,10 +337,10 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         multi_sessions |= old_multi - dirty_sessions
         if bool(multi_sessions) != bool(old_multi):
             sess_in_all = True  # the periods list changes form: redo every session
-            sess_units = _session_units(fold_rows(source.all(), of_slot, filters, False)[0], True)
+            sess_units = _session_units(fold_rows(source.all(), of_slot, filters, False)[0], True, spills)
             multi_sessions = {k for k, u in sess_units.items() if u[4]}
     elif multi_sessions:
-        sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True)
+        sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, spills)
     multi = bool(multi_sessions)
     for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
         u[1] = u[3] if multi else u[2]
@@ -419,90 +433,111 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
 
         return block_stale
 
-    parts: list[bytes] = [b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict())
-                          + b',"kind":"aggregates","reports":{']
-    pos = len(parts[0])
+    from scripts.shared_io import AtomicFile
+
     new_index: dict = {}
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
     old_view = memoryview(old_data) if old_data is not None else None
-    for n, kind in enumerate(sorted(REPORT_KINDS)):
-        old = index.get(kind)
-        old_keys = old["keys"] if old is not None else []
-        fresh = new_units[kind]
-        is_stale = stale(kind)
-        kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
-        # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
-        segments: list = []
-        if kept:
-            old_ord = dict(zip(old_keys, range(len(old_keys))))
-            for k in sorted(kept + list(fresh)):
-                o = old_ord.get(k) if k not in fresh else None
-                if o is None:
-                    segments.append(k)
-                    continue
-                last = segments[-1] if segments else None
-                if last is not None and last.__class__ is list and last[2] == o - 1:
-                    last[2] = o
-                else:
-                    segments.append(["old", o, o])
-        else:
-            segments = sorted(fresh)
-        idx = {"keys": [], "n": [], "lens": [None] * 3, "base": [0] * 3}
-        for seg in segments:
-            if seg.__class__ is list:
-                idx["keys"] += old_keys[seg[1]:seg[2] + 1]
-                ns = old["n"][seg[1]:seg[2] + 1]
-                idx["n"] += ns
-                stats.reused += sum(ns)
+    with AtomicFile(output) as fh:  # written as it is assembled: never one more copy in memory
+        write = fh.write
+        first = b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict()) + b',"kind":"aggregates","reports":{'
+        write(first)
+        pos = len(first)
+        for n, kind in enumerate(sorted(REPORT_KINDS)):
+            old = index.get(kind)
+            old_keys = old["keys"] if old is not None else []
+            fresh = new_units[kind]
+            is_stale = stale(kind)
+            kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
+            # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
+            segments: list = []
+            if kept:
+                old_ord = dict(zip(old_keys, range(len(old_keys))))
+                for k in sorted(kept + list(fresh)):
+                    o = old_ord.get(k) if k not in fresh else None
+                    if o is None:
+                        segments.append(k)
+                        continue
+                    last = segments[-1] if segments else None
+                    if last is not None and last.__class__ is list and last[2] == o - 1:
+                        last[2] = o
+                    else:
+                        segments.append(["old", o, o])
             else:
-                idx["keys"].append(seg)
-                idx["n"].append(fresh[seg][3])
-                stats.recomputed += fresh[seg][3]
-        head = (b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":['
-        parts.append(head)
-        pos += len(head)
-        for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
-            idx["base"][slot] = pos
-            lens: list[int] = []
-            wrote = False
-            if old is not None:
-                old_lens = old["lens"][slot]
-                obase = old["base"][slot]
-                pre = [0]
-                pre += accumulate(old_lens)
+                segments = sorted(fresh)
+            idx = {"keys": [], "n": [], "lens": [None] * 3, "base": [0] * 3}
             for seg in segments:
                 if seg.__class__ is list:
-                    i, k = seg[1], seg[2] + 1
-                    lens += old_lens[i:k]
-                    if pre[k] == pre[i]:
-                        continue
-                    b = old_view[obase + pre[i]:obase + pre[k] - 1]
+                    idx["keys"] += old_keys[seg[1]:seg[2] + 1]
+                    ns = old["n"][seg[1]:seg[2] + 1]
+                    idx["n"] += ns
+                    stats.reused += sum(ns)
                 else:
-                    b = fresh[seg][slot]
-                    if not b:
-                        lens.append(0)
-                        continue
-                    lens.append(len(b) + 1)
-                if wrote:
-                    parts.append(b",")
-                    pos += 1
-                parts.append(b)
-                pos += len(b)
-                wrote = True
-            idx["lens"][slot] = lens
-            if tail:
-                parts.append(tail)
-                pos += len(tail)
-        parts.append(shared_tail)
-        pos += len(shared_tail)
-        new_index[kind] = idx
-    parts.append(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
-
-    from scripts.shared_io import AtomicFile
-
-    with AtomicFile(output) as fh:
-        fh.writelines(parts)  # not joined: the document is never one more copy in memory
+                    idx["keys"].append(seg)
+                    idx["n"].append(fresh[seg][3])
+                    stats.recomputed += fresh[seg][3]
+            head = (b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":['
+            write(head)
+            pos += len(head)
+            for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
+                idx["base"][slot] = pos
+                run = None  # [spill, start, end] of spilled bytes not yet written (consecutive units)
+                lens: list[int] = []
+                wrote = False
+                if old is not None:
+                    old_lens = old["lens"][slot]
+                    obase = old["base"][slot]
+                    pre = [0]
+                    pre += accumulate(old_lens)
+                for seg in segments:
+                    if seg.__class__ is list:
+                        i, k = seg[1], seg[2] + 1
+                        lens += old_lens[i:k]
+                        if pre[k] == pre[i]:
+                            continue
+                        b = old_view[obase + pre[i]:obase + pre[k] - 1]
+                    else:
+                        b = fresh[seg][slot]
+                        if not b:
+                            lens.append(0)
+                            continue
+                        if b.__class__ is tuple:  # (spill, start, end): each piece there is followed by a comma
+                            spill, s0, s1 = b
+                            lens.append(s1 - s0 + 1)
+                            if run is not None and run[0] is spill and run[2] + 1 == s0:
+                                run[2] = s1  # the comma between them is in the spill
+                                pos += 1 + s1 - s0
+                                continue
+                            if run is not None:
+                                run[0].write_range(fh, run[1], run[2])
+                            if wrote:
+                                write(b",")
+                                pos += 1
+                            run = [spill, s0, s1]
+                            pos += s1 - s0
+                            wrote = True
+                            continue
+                        lens.append(len(b) + 1)
+                    if run is not None:
+                        run[0].write_range(fh, run[1], run[2])
+                        run = None
+                    if wrote:
+                        write(b",")
+                        pos += 1
+                    write(b)
+                    pos += len(b)
+                    wrote = True
+                if run is not None:
+                    run[0].write_range(fh, run[1], run[2])
+                idx["lens"][slot] = lens
+                if tail:
+                    write(tail)
+                    pos += len(tail)
+            write(shared_tail)
+            pos += len(shared_tail)
+            new_index[kind] = idx
+        write(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
     if output != "-":
         view_cache.save(state_path, identity, {
             "output": view_cache.file_identity(output),
@@ -517,10 +552,12 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool) -> dict:
+def _session_units(fine: dict, multi_form: bool, spills=None) -> dict:
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
     tools?, n rows]``. Made SESSION_CHUNK rows at a time: only a chunk's entries are ever
-    objects (a first run's sessions are most of the document)."""
+    objects (a first run's sessions are most of the document). With ``spills`` (a
+    ``view_cache.Spill`` per slot: rows, pps, periods), the bytes go there as they are
+    made and the unit holds their ``(start, end)`` instead."""
     sess_rows, project_of = session_rows_of(fine)
     with_project = session_project_field(project_of)
     keys = sorted(sess_rows)
@@ -531,8 +568,13 @@ def _session_units(fine: dict, multi_form: bool) -> dict:
         while hi < n and keys[hi][0] == keys[hi - 1][0]:  # a session's rows stay together
             hi += 1
         table = _table({k: sess_rows[k] for k in keys[lo:hi]}, {}, with_project, with_periods=multi_form, project_of=project_of)
-        for k, u in _units(table).items():
-            out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]]
+        if spills is None:
+            for k, u in _units(table).items():
+                out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]]
+        else:
+            rows_put, pps_put, periods_put = spills[0].put, spills[1].put, spills[2].put
+            for k, u in _units(table).items():
+                out[k] = [rows_put(u[0]), None, pps_put(u[2]), periods_put(u[1]), u[2].count(b'"provider":') > 1, u[3]]
         lo = hi
     return out
 
@@ -581,6 +623,9 @@ class EagerRollups:
             self.files.append(per)
         self.digests = {d: _digest(parts) for d, parts in days.items()}
         self.n_rows = sum(len(lst) for per in self.files for lst in per.values())
+
+    def close(self) -> None:
+        pass
 
     def day(self, d) -> list:
         """The rows of UTC day ``d`` (file by file)."""
@@ -670,6 +715,68 @@ def _day_ranges(inner: bytes, start: int = 0, end: int | None = None) -> list:
     return out
 
 
+READ_BYTES = 1 << 20  # a rollup file is scanned this much at a time
+
+
+def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
+    """``{utc day: (start, end)}`` of a rollup file's rows (absolute offsets), each day's
+    bytes fed to its digest in ``hashers`` (see ``_digest``). Read READ_BYTES at a time:
+    a day is complete once a later day's row starts after it; the bytes from the last
+    day's start on are carried to the next read."""
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, len(_HEAD) + 1, 0)
+    if head[:len(_HEAD)] != _HEAD:
+        raise Fallback("head")
+    back = min(size, 4096)
+    end_piece = os.pread(fd, back, size - back)
+    k = end_piece.rfind(_TAIL)
+    if k < 0 or size - back + k < len(_HEAD):
+        raise Fallback("tail")
+    try:
+        tail = orjson.loads(b"{" + end_piece[k + 2:])
+    except orjson.JSONDecodeError:
+        raise Fallback("tail") from None
+    if not isinstance(tail, dict) or tail.get("schema_version") != 1 or set(tail) != {"schema_version", "slot_ms", "source"}:
+        raise Fallback("tail")
+    k += size - back  # the rows array is bytes len(_HEAD) - 1 .. k: ``[]`` or ``[[...],...,[...]]``
+    rng: dict = {}
+    if k == len(_HEAD):
+        return rng
+    start, end = len(_HEAD) + 1, k - 1
+    if head[len(_HEAD):] != b"[" or end_piece[k - 1 - (size - back):k + 1 - (size - back)] != b"]]" or start >= end:
+        raise Fallback("rows")
+    base, buf, read_to, last = start, b"", start, None
+    while True:
+        if read_to < end:
+            piece = os.pread(fd, min(READ_BYTES, end - read_to), read_to)
+            if not piece:
+                raise Fallback("file changed")
+            read_to += len(piece)
+            buf = buf + piece if buf else piece
+        final = read_to >= end
+        lim = len(buf) if final else buf.rfind(b"],[")
+        if lim <= 0:
+            continue  # no whole row yet
+        ranges = _day_ranges(buf, 0, lim)
+        mv = memoryview(buf)
+        for d, a, b in ranges if final else ranges[:-1]:
+            if last is not None and d <= last:
+                raise Fallback("rows not sorted")
+            last = d
+            rng[d] = (base + a, base + b)
+            h = hashers.get(d)
+            if h is None:
+                h = hashers[d] = hashlib.sha1()
+            h.update(b"%d:%s%d:" % (len(name), name, b - a))
+            h.update(mv[a:b])
+        mv.release()
+        if final:
+            return rng
+        cut = ranges[-1][1]  # the last day may go on in the next read
+        buf = buf[cut:]
+        base += cut
+
+
 class LazyRollups:
     """The rollup files' rows, parsed per UTC day on demand. Any day that is parsed is
     checked (its bytes are rows, each of that day); a day not parsed is trusted only
@@ -678,38 +785,23 @@ class LazyRollups:
     boundaries. Anything else raises ``Fallback``."""
 
     def __init__(self, paths):
-        self.inners = []  # per file: its bytes
-        self.ranges = []  # per file: {day: (start, end)}
-        days: dict[int, list] = {}
-        for path in sorted(paths):
-            with open(path, "rb") as fh:
-                data = fh.read()
-            if not data.startswith(_HEAD):
-                raise Fallback("head")
-            k = data.rfind(_TAIL)
-            if k < len(_HEAD):
-                raise Fallback("tail")
-            try:
-                tail = orjson.loads(b"{" + data[k + 2:])
-            except orjson.JSONDecodeError:
-                raise Fallback("tail") from None
-            if not isinstance(tail, dict) or tail.get("schema_version") != 1 or set(tail) != {"schema_version", "slot_ms", "source"}:
-                raise Fallback("tail")
-            # the rows array is data[len(_HEAD) - 1:k + 1]: ``[]`` or ``[[...],...,[...]]``
-            start, end = len(_HEAD) + 1, k - 1
-            rng = {}
-            if k != len(_HEAD):
-                if data[start - 2:start] != b"[[" or data[end:end + 2] != b"]]" or start >= end:
-                    raise Fallback("rows")
-                name = os.path.basename(path).encode()
-                mv = memoryview(data)
-                for d, a, b in _day_ranges(data, start, end):
-                    rng[d] = (a, b)
-                    days.setdefault(d, []).append((name, mv[a:b]))
-            self.inners.append(data)
-            self.ranges.append(rng)
-        self.digests = {d: _digest(parts) for d, parts in days.items()}
+        self.files = []  # per file: an open descriptor (what was read, even if replaced since)
+        self.ranges = []  # per file: {day: (start, end)}, absolute offsets
+        hashers: dict = {}
+        try:
+            for path in sorted(paths):
+                fh = open(path, "rb")
+                self.files.append(fh)
+                self.ranges.append(_scan_rollup(fh.fileno(), os.path.basename(path).encode(), hashers))
+        except BaseException:
+            self.close()
+            raise
+        self.digests = {d: h.digest() for d, h in hashers.items()}
         self._parsed: dict = {}  # (file index, day) -> rows
+
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
 
     def _file_day(self, i: int, d: int) -> list:
         key = (i, d)
@@ -722,8 +814,11 @@ class LazyRollups:
         ab = self.ranges[i].get(d)
         if ab is None:
             return []
+        piece = os.pread(self.files[i].fileno(), ab[1] - ab[0], ab[0])
+        if len(piece) != ab[1] - ab[0]:
+            raise Fallback("file changed")
         try:
-            rows = orjson.loads(b"[[" + self.inners[i][ab[0]:ab[1]] + b"]]")
+            rows = orjson.loads(b"[[" + piece + b"]]")
         except orjson.JSONDecodeError:
             raise Fallback("day does not parse") from None
         lo, hi = d * DAY_MS, d * DAY_MS + DAY_MS
@@ -746,13 +841,13 @@ class LazyRollups:
 
     def day(self, d) -> list:
         out: list = []
-        for i in range(len(self.inners)):
+        for i in range(len(self.files)):
             out += self._file_day(i, d)
         return out
 
     def rows_of_days(self, days) -> list:
         days = sorted(days)
-        return [r for i in range(len(self.inners)) for d in days for r in self._file_day(i, d)]
+        return [r for i in range(len(self.files)) for d in days for r in self._file_day(i, d)]
 
     def all(self) -> list:
         return [r for i, rng in enumerate(self.ranges) for d in sorted(rng) for r in self._file_day(i, d)]

@@ -38,7 +38,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+from array import array
 from itertools import accumulate
+from operator import itemgetter
 
 import orjson
 
@@ -49,6 +51,7 @@ from scripts.core.aggregation import (
     REPORT_KINDS,
     SLOT_MS,
     _MONTH,
+    _ISO,
     _SESS,
     SlotCalendar,
     _block_table,
@@ -71,9 +74,10 @@ from scripts.core.rollup import COLUMNS
 
 STATE = "state.bin"
 _OPT = orjson.OPT_SORT_KEYS
+_session_of = itemgetter(4)  # of a fine key
 # more than this share of the days changed: recompute everything (cheaper than the bookkeeping)
 FULL_SHARE = 0.25
-SESSION_CHUNK = 2000  # session rows turned into entries at a time
+SESSION_CHUNK = 500  # fine accumulators (about as many sessions) turned into entries at a time
 
 
 def _dumps(obj) -> bytes:
@@ -159,16 +163,15 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     # the sessions' bytes wait there (beside the output) until the document reaches them
     spill_dir = os.path.dirname(os.path.abspath(output)) if output != "-" else cache_dir
     os.makedirs(spill_dir, exist_ok=True)
-    spills = [view_cache.Spill(spill_dir) for _ in range(3)]
-    opened = list(spills)  # closed whatever happens (the rollup source joins them)
+    opened: list = []  # closed whatever happens: the rollup source, the sessions' spills
     try:
-        return _build(paths, zone_name, filters, output, cache_dir, force, lazy, spills, opened)
+        return _build(paths, zone_name, filters, output, cache_dir, force, lazy, spill_dir, opened)
     finally:
         for thing in opened:
             thing.close()
 
 
-def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bool, lazy: bool, spills: list, opened: list):
+def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bool, lazy: bool, spill_dir: str, opened: list):
     stats = view_cache.Stats()
     cal = SlotCalendar(zone_name)
     of_slot = cal.of_slot
@@ -260,7 +263,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                     _add_basis(basis_by_day, rows, of_slot)
                 yield from rows
 
-        fine, slot_spans = fold_rows(every_row(), of_slot, filters, True, spans_only=True)
+        names: dict = {}  # one string per project and session id, in both passes
+        fine, slot_spans = fold_rows(every_row(), of_slot, filters, True, spans_only=True, names=names)
     else:
         fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
     fine_by_day: dict[str, dict] = {}
@@ -283,6 +287,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         else:
             basis = basis_by_day.get(day, {})
         days_state[day] = [day_rows, project_rows_of(sub) if sub else {}, basis]
+    del fine_by_day
     if dirty_days is None:
         dirty_days = set(days_state)
     week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state}
@@ -312,41 +317,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             m = allocation.setdefault(day[:7], {})
             m[provider] = m.get(provider, 0) + n
 
-    # ------------------------------------------------------------ sessions
-    if state is None:
-        sess_fine = fine  # consumed below; day accumulators were copied out of it already
-        sess_in_all = True
-    else:
-        # only the UTC days that hold a dirty session's rows (that the filters keep) are
-        # read: those overlapping a local day whose accumulators (just brought up to date)
-        # name the session. A UTC day overlaps at most three local days (each is 22 h or
-        # more): those of its first, middle and last slot.
-        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
-                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
-        sess_days = {d for d in digests
-                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
-                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
-        sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
-        sess_fine = fold_rows(sess_rows_in, of_slot, filters, False)[0]
-        sess_in_all = False
-    sess_units = _session_units(sess_fine, not sess_in_all, spills)
-    # a session in several tools: every session gets a per-period entry of its own
-    old_multi = set() if state is None else set(state["multi_sessions"])
-    multi_sessions = {k for k, u in sess_units.items() if u[4]}
-    if not sess_in_all:
-        multi_sessions |= old_multi - dirty_sessions
-        if bool(multi_sessions) != bool(old_multi):
-            sess_in_all = True  # the periods list changes form: redo every session
-            sess_units = _session_units(fold_rows(source.all(), of_slot, filters, False)[0], True, spills)
-            multi_sessions = {k for k, u in sess_units.items() if u[4]}
-    elif multi_sessions:
-        sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, spills)
-    multi = bool(multi_sessions)
-    for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
-        u[1] = u[3] if multi else u[2]
-        u[3] = u[5]
-        del u[4:]
-    new_units["sessions"] = sess_units
 
     # ------------------------------------------------------------ blocks
     # Per provider, the blocks from the one holding the last unchanged slot before the
@@ -360,6 +330,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         spans: dict[str, dict[int, list]] = {}
         for (provider, slot), span in slot_spans.items():
             spans.setdefault(provider, {})[slot] = span
+        del slot_spans
         assigned = {}
         for provider, provider_spans in spans.items():
             assigned[provider] = assign_blocks(provider_spans)
@@ -369,7 +340,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                     mine[start] = slot
             redo[provider] = (None, None)
         if assigned:
-            new_block_units = _units(_blocks_as_table(block_rows_of(assigned, source.iter_rows(), of_slot, filters), {}, None), by_provider=True)
+            new_block_units = _units(_blocks_as_table(block_rows_of(assigned, source.iter_rows(), of_slot, filters, names), {}, None), by_provider=True)
+        del spans, assigned, names
     else:
         block_slots = {}
         for provider, t0 in first_change.items():
@@ -411,6 +383,52 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         blocks_state[provider] = before + sorted((f, s) for s, f in firsts.get(provider, {}).items()) + after
     new_units["blocks"] = new_block_units
 
+    # ------------------------------------------------------------ sessions
+    def batch():
+        out = SessionBatch(spill_dir)
+        opened.append(out)
+        return out
+
+    old_multi = set() if state is None else set(state["multi_sessions"])
+    if state is None:
+        # every session: made in key order, their bytes kept in temp files, not in memory
+        sess_units = _session_units(fine, False, batch())  # consumes fine
+        del fine
+        sess_in_all = True
+        multi_sessions = set(sess_units.several)
+        if multi_sessions:  # a session in several tools: every session gets a per-period entry of its own
+            opened.remove(sess_units)
+            sess_units.close()
+            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
+    else:
+        # only the UTC days that hold a dirty session's rows (that the filters keep) are
+        # read: those overlapping a local day whose accumulators (just brought up to date)
+        # name the session. A UTC day overlaps at most three local days (each is 22 h or
+        # more): those of its first, middle and last slot.
+        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
+                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
+        sess_days = {d for d in digests
+                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
+                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
+        sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
+        sess_in_all = False
+        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True)
+        multi_sessions = {k for k, u in sess_units.items() if u[4]}
+        multi_sessions |= old_multi - dirty_sessions
+        if bool(multi_sessions) != bool(old_multi):
+            sess_in_all = True  # the periods list changes form: redo every session
+            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
+            multi_sessions = set(sess_units.several)
+    multi = bool(multi_sessions)
+    if sess_in_all:
+        sess_units.multi = multi
+    else:
+        for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
+            u[1] = u[3] if multi else u[2]
+            u[3] = u[5]
+            del u[4:]
+    new_units["sessions"] = sess_units
+
     # ------------------------------------------------------------ assemble
     def stale(kind):
         """Old units of ``kind`` that are recomputed (or gone)."""
@@ -448,6 +466,9 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             old = index.get(kind)
             old_keys = old["keys"] if old is not None else []
             fresh = new_units[kind]
+            if fresh.__class__ is SessionBatch:
+                pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
+                continue
             is_stale = stale(kind)
             kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
             # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
@@ -482,7 +503,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             pos += len(head)
             for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
                 idx["base"][slot] = pos
-                run = None  # [spill, start, end] of spilled bytes not yet written (consecutive units)
                 lens: list[int] = []
                 wrote = False
                 if old is not None:
@@ -502,34 +522,13 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                         if not b:
                             lens.append(0)
                             continue
-                        if b.__class__ is tuple:  # (spill, start, end): each piece there is followed by a comma
-                            spill, s0, s1 = b
-                            lens.append(s1 - s0 + 1)
-                            if run is not None and run[0] is spill and run[2] + 1 == s0:
-                                run[2] = s1  # the comma between them is in the spill
-                                pos += 1 + s1 - s0
-                                continue
-                            if run is not None:
-                                run[0].write_range(fh, run[1], run[2])
-                            if wrote:
-                                write(b",")
-                                pos += 1
-                            run = [spill, s0, s1]
-                            pos += s1 - s0
-                            wrote = True
-                            continue
                         lens.append(len(b) + 1)
-                    if run is not None:
-                        run[0].write_range(fh, run[1], run[2])
-                        run = None
                     if wrote:
                         write(b",")
                         pos += 1
                     write(b)
                     pos += len(b)
                     wrote = True
-                if run is not None:
-                    run[0].write_range(fh, run[1], run[2])
                 idx["lens"][slot] = lens
                 if tail:
                     write(tail)
@@ -552,31 +551,92 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool, spills=None) -> dict:
+def _session_units(fine: dict, multi_form: bool, batch: "SessionBatch | None" = None):
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
-    tools?, n rows]``. Made SESSION_CHUNK rows at a time: only a chunk's entries are ever
-    objects (a first run's sessions are most of the document). With ``spills`` (a
-    ``view_cache.Spill`` per slot: rows, pps, periods), the bytes go there as they are
-    made and the unit holds their ``(start, end)`` instead."""
-    sess_rows, project_of = session_rows_of(fine)
-    with_project = session_project_field(project_of)
-    keys = sorted(sess_rows)
+    tools?, n rows]``, or with ``batch`` that batch, filled. Made SESSION_CHUNK fine
+    accumulators (whole sessions) at a time: only a chunk's row accumulators (with their
+    session sets and month tokens) and entries are ever objects, and its fine
+    accumulators go once they are bytes (a first run's sessions are most of the
+    document). Consumes ``fine``."""
+    # fine's keys by session, each session's in fine's order (its project is its earliest call's)
+    order = sorted(fine, key=_session_of)
     out: dict = {}
-    lo, n = 0, len(keys)
+    pop = fine.pop  # a chunk's accumulators go with its entries
+    lo, n = 0, len(order)
     while lo < n:
         hi = min(lo + SESSION_CHUNK, n)
-        while hi < n and keys[hi][0] == keys[hi - 1][0]:  # a session's rows stay together
+        while hi < n and order[hi][4] == order[hi - 1][4]:  # a session's rows stay together
             hi += 1
-        table = _table({k: sess_rows[k] for k in keys[lo:hi]}, {}, with_project, with_periods=multi_form, project_of=project_of)
-        if spills is None:
-            for k, u in _units(table).items():
+        sess_rows, project_of = session_rows_of({k: pop(k) for k in order[lo:hi]})
+        lo = hi
+        table = _table(sess_rows, {}, session_project_field(project_of), with_periods=multi_form, project_of=project_of)
+        del sess_rows
+        units = _units(table)
+        del table
+        if batch is None:
+            for k, u in units.items():
                 out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]]
         else:
-            rows_put, pps_put, periods_put = spills[0].put, spills[1].put, spills[2].put
-            for k, u in _units(table).items():
-                out[k] = [rows_put(u[0]), None, pps_put(u[2]), periods_put(u[1]), u[2].count(b'"provider":') > 1, u[3]]
-        lo = hi
-    return out
+            batch.add(units)
+        _ISO.clear()  # a session's first and last call are its own: no use remembering them
+    fine.clear()
+    return out if batch is None else batch
+
+
+class SessionBatch:
+    """Every session's unit, made in key order (a run that redoes every session): their
+    bytes are in three ``view_cache.Spill`` (rows, period-providers, periods in the
+    multi-tool form), each piece followed by a comma, so that a slot is one range of its
+    spill; kept here are each unit's key, row count and lengths (what the index needs)."""
+
+    def __init__(self, directory: str):
+        self.keys: list = []
+        self.n: list = []
+        self.several: list = []
+        self.lens = (array("q"), array("q"), array("q"))  # rows, pps, periods
+        self.spills = (view_cache.Spill(directory), view_cache.Spill(directory), view_cache.Spill(directory))
+        self.multi = False
+
+    def add(self, units: dict) -> None:
+        keys, n, several = self.keys, self.n, self.several
+        lens_rows, lens_pps, lens_periods = self.lens
+        put_rows, put_pps, put_periods = (spill.put for spill in self.spills)
+        for k, u in units.items():
+            keys.append(k)
+            n.append(u[3])
+            pps = u[2]
+            if pps.count(b'"provider":') > 1:
+                several.append(k)
+            lens_rows.append(put_rows(u[0]))
+            lens_pps.append(put_pps(pps))
+            lens_periods.append(put_periods(u[1]))
+
+    def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
+        """Write the sessions report (the ``n``-th) at ``pos`` of ``fh``; record its index
+        in ``new_index``; return the position after it."""
+        idx = {"keys": self.keys, "n": self.n, "lens": [None] * 3, "base": [0] * 3}
+        stats.recomputed += sum(self.n)
+        head = (b"," if n else b"") + b'"sessions":' + shared_head + b',"period_providers":['
+        fh.write(head)
+        pos += len(head)
+        periods = 2 if self.multi else 1
+        for slot, which, tail in ((2, 1, b'],"periods":['), (1, periods, b'],"rows":['), (0, 0, None)):
+            idx["base"][slot] = pos
+            idx["lens"][slot] = self.lens[which].tolist()
+            spill = self.spills[which]
+            if spill.size:
+                spill.write_range(fh, 0, spill.size - 1)  # not the last comma
+                pos += spill.size - 1
+            if tail:
+                fh.write(tail)
+                pos += len(tail)
+        fh.write(shared_tail)
+        new_index["sessions"] = idx
+        return pos + len(shared_tail)
+
+    def close(self) -> None:
+        for spill in self.spills:
+            spill.close()
 
 
 # ------------------------------------------------------------------ rollup sources

@@ -87,19 +87,18 @@ class Spill:
             self.buf = bytearray()
         return at
 
-    def put(self, b) -> tuple | bytes:
-        """Append ``b`` and a comma; return ``(self, start, end)`` of ``b`` (an empty
-        ``b`` as it is): consecutive pieces are then one range, commas included."""
+    def put(self, b) -> int:
+        """Append ``b`` and a comma; return ``len(b) + 1`` (0 for an empty ``b``, not
+        appended): consecutive pieces are then one range, commas included."""
         if not b:
-            return b
-        at = self.size
+            return 0
         buf = self.buf
         buf += b
         buf += b","
         self.size += len(b) + 1
         if len(buf) > self.LIMIT:
             self.append(b"")
-        return (self, at, at + len(b))
+        return len(b) + 1
 
     def write_range(self, fh, start: int, end: int) -> None:
         """Write bytes ``start:end`` to the open file ``fh``."""

@@ -29,9 +29,13 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 Anything unexpected (no state, another version, other parameters, an output that is not
 the recorded one, more than a quarter of the days changed) recomputes every unit: the
 same code path with everything dirty. Such a full run keeps no rollup row: the rows are
-read a (file, day) at a time and folded into the day and session accumulators, and read
-once more for the blocks, whose slots' spans (all that placing blocks needs) the first
-pass kept; sessions become entries ``SESSION_CHUNK`` rows at a time.
+read a (file, day) at a time and folded into the fine accumulators, and read once more
+for the blocks, whose slots' spans (all that placing blocks needs) the first pass kept.
+The rollup files are never held whole (scanned ``READ_BYTES`` at a time, a day read back
+when parsed). A run that redoes every session makes their row accumulators and entries
+``SESSION_CHUNK`` fine accumulators at a time, dropping each chunk's once they are bytes,
+and keeps those bytes in temp files (``SessionBatch``) until the document, written as it
+is assembled, reaches them.
 """
 from __future__ import annotations
 

@@ -74,13 +74,25 @@ def test_unpriced_model_stays_listed_when_several_of_its_periods_change(tmp_path
 def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, filters):
     """A full run (the first, or one where much changed) reads every rollup row once for
     the days and sessions and once more for the blocks, keeping none; the sessions are
-    made a few at a time. Round after round the document equals a from-scratch one."""
+    made a few at a time and wait in temp files (tiny here: every run spills), the
+    rollup files are scanned a few bytes at a time. Round after round the document
+    equals a from-scratch one, and no temp file is left."""
     from scripts.core import aggregate_incr
     from scripts.core.aggregation import aggregate_rollups
     from scripts.shared_io import dumps_line
     from test_views_incremental import _rounds
 
     monkeypatch.setattr(aggregate_incr, "SESSION_CHUNK", 3)
+    monkeypatch.setattr(aggregate_incr, "READ_BYTES", 300)
+    monkeypatch.setattr(view_cache.Spill, "LIMIT", 64)
+    spills = []
+    real = view_cache._unnamed_temp
+
+    def counted(directory):
+        spills.append(directory)
+        return real(directory)
+
+    monkeypatch.setattr(view_cache, "_unnamed_temp", counted)
     h = History(seed=23)
     # a session in two tools from the start: the first run's sessions take the multi-tool form
     h.call(T0 + 20 * 24 * HOUR, provider="claude", session="both")
@@ -93,5 +105,7 @@ def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, fil
         stats = build(rows, zone, filters, str(out), str(cache))
         states.append((name, stats.state, stats.source))
         assert out.read_bytes() == dumps_line(aggregate_rollups([list(r) for r in rows], zone, filters)), f"round {name!r}"
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp files left behind"
     assert states[0] == ("first history", "missing", "lazy")
+    assert spills, "no session was spilled"
     assert ("a big change (everything recomputed)", "large", "lazy") in states

@@ -29,16 +29,22 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 Anything unexpected (no state, another version, other parameters, an output that is not
 the recorded one, more than a quarter of the days changed) recomputes every unit: the
 same code path with everything dirty. Such a full run keeps no rollup row: the rows are
-read a (file, day) at a time and folded into the day and session accumulators, and read
-once more for the blocks, whose slots' spans (all that placing blocks needs) the first
-pass kept; sessions become entries ``SESSION_CHUNK`` rows at a time.
+read a (file, day) at a time and folded into the fine accumulators, and read once more
+for the blocks, whose slots' spans (all that placing blocks needs) the first pass kept.
+The rollup files are never held whole (scanned ``READ_BYTES`` at a time, a day read back
+when parsed). A run that redoes every session makes their row accumulators and entries
+``SESSION_CHUNK`` fine accumulators at a time, dropping each chunk's once they are bytes,
+and keeps those bytes in temp files (``SessionBatch``) until the document, written as it
+is assembled, reaches them.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import os
+from array import array
 from itertools import accumulate
+from operator import itemgetter
 
 import orjson
 
@@ -49,6 +55,7 @@ from scripts.core.aggregation import (
     REPORT_KINDS,
     SLOT_MS,
     _MONTH,
+    _ISO,
     _SESS,
     SlotCalendar,
     _block_table,
@@ -71,9 +78,10 @@ from scripts.core.rollup import COLUMNS
 
 STATE = "state.bin"
 _OPT = orjson.OPT_SORT_KEYS
+_session_of = itemgetter(4)  # of a fine key
 # more than this share of the days changed: recompute everything (cheaper than the bookkeeping)
 FULL_SHARE = 0.25
-SESSION_CHUNK = 2000  # session rows turned into entries at a time
+SESSION_CHUNK = 500  # fine accumulators (about as many sessions) turned into entries at a time
 
 
 def _dumps(obj) -> bytes:
@@ -156,6 +164,18 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     """Write the aggregates document for the rollup files ``paths`` to ``output``; return
     ``(Stats, number of rollup rows)``. Raises ``Fallback`` (before writing anything)
     if the lazy reading meets anything unexpected."""
+    # the sessions' bytes wait there (beside the output) until the document reaches them
+    spill_dir = os.path.dirname(os.path.abspath(output)) if output != "-" else cache_dir
+    os.makedirs(spill_dir, exist_ok=True)
+    opened: list = []  # closed whatever happens: the rollup source, the sessions' spills
+    try:
+        return _build(paths, zone_name, filters, output, cache_dir, force, lazy, spill_dir, opened)
+    finally:
+        for thing in opened:
+            thing.close()
+
+
+def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bool, lazy: bool, spill_dir: str, opened: list):
     stats = view_cache.Stats()
     cal = SlotCalendar(zone_name)
     of_slot = cal.of_slot
@@ -178,6 +198,7 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     # the rollup rows per UTC day, and their digests (what tells a changed day); a first
     # run reads them lazily too (every day is then parsed, and checked, once per pass)
     source = LazyRollups(paths) if lazy else EagerRollups(paths)
+    opened.append(source)
     stats.source = "lazy" if source.__class__ is LazyRollups else "eager"
     digests = source.digests
 
@@ -246,7 +267,8 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
                     _add_basis(basis_by_day, rows, of_slot)
                 yield from rows
 
-        fine, slot_spans = fold_rows(every_row(), of_slot, filters, True, spans_only=True)
+        names: dict = {}  # one string per project and session id, in both passes
+        fine, slot_spans = fold_rows(every_row(), of_slot, filters, True, spans_only=True, names=names)
     else:
         fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
     fine_by_day: dict[str, dict] = {}
@@ -269,6 +291,7 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         else:
             basis = basis_by_day.get(day, {})
         days_state[day] = [day_rows, project_rows_of(sub) if sub else {}, basis]
+    del fine_by_day
     if dirty_days is None:
         dirty_days = set(days_state)
     week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state}
@@ -298,41 +321,6 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
             m = allocation.setdefault(day[:7], {})
             m[provider] = m.get(provider, 0) + n
 
-    # ------------------------------------------------------------ sessions
-    if state is None:
-        sess_fine = fine  # consumed below; day accumulators were copied out of it already
-        sess_in_all = True
-    else:
-        # only the UTC days that hold a dirty session's rows (that the filters keep) are
-        # read: those overlapping a local day whose accumulators (just brought up to date)
-        # name the session. A UTC day overlaps at most three local days (each is 22 h or
-        # more): those of its first, middle and last slot.
-        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
-                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
-        sess_days = {d for d in digests
-                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
-                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
-        sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
-        sess_fine = fold_rows(sess_rows_in, of_slot, filters, False)[0]
-        sess_in_all = False
-    sess_units = _session_units(sess_fine, not sess_in_all)
-    # a session in several tools: every session gets a per-period entry of its own
-    old_multi = set() if state is None else set(state["multi_sessions"])
-    multi_sessions = {k for k, u in sess_units.items() if u[4]}
-    if not sess_in_all:
-        multi_sessions |= old_multi - dirty_sessions
-        if bool(multi_sessions) != bool(old_multi):
-            sess_in_all = True  # the periods list changes form: redo every session
-            sess_units = _session_units(fold_rows(source.all(), of_slot, filters, False)[0], True)
-            multi_sessions = {k for k, u in sess_units.items() if u[4]}
-    elif multi_sessions:
-        sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True)
-    multi = bool(multi_sessions)
-    for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
-        u[1] = u[3] if multi else u[2]
-        u[3] = u[5]
-        del u[4:]
-    new_units["sessions"] = sess_units
 
     # ------------------------------------------------------------ blocks
     # Per provider, the blocks from the one holding the last unchanged slot before the
@@ -346,6 +334,7 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         spans: dict[str, dict[int, list]] = {}
         for (provider, slot), span in slot_spans.items():
             spans.setdefault(provider, {})[slot] = span
+        del slot_spans
         assigned = {}
         for provider, provider_spans in spans.items():
             assigned[provider] = assign_blocks(provider_spans)
@@ -355,7 +344,8 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
                     mine[start] = slot
             redo[provider] = (None, None)
         if assigned:
-            new_block_units = _units(_blocks_as_table(block_rows_of(assigned, source.iter_rows(), of_slot, filters), {}, None), by_provider=True)
+            new_block_units = _units(_blocks_as_table(block_rows_of(assigned, source.iter_rows(), of_slot, filters, names), {}, None), by_provider=True)
+        del spans, assigned, names
     else:
         block_slots = {}
         for provider, t0 in first_change.items():
@@ -397,6 +387,52 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
         blocks_state[provider] = before + sorted((f, s) for s, f in firsts.get(provider, {}).items()) + after
     new_units["blocks"] = new_block_units
 
+    # ------------------------------------------------------------ sessions
+    def batch():
+        out = SessionBatch(spill_dir)
+        opened.append(out)
+        return out
+
+    old_multi = set() if state is None else set(state["multi_sessions"])
+    if state is None:
+        # every session: made in key order, their bytes kept in temp files, not in memory
+        sess_units = _session_units(fine, False, batch())  # consumes fine
+        del fine
+        sess_in_all = True
+        multi_sessions = set(sess_units.several)
+        if multi_sessions:  # a session in several tools: every session gets a per-period entry of its own
+            opened.remove(sess_units)
+            sess_units.close()
+            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
+    else:
+        # only the UTC days that hold a dirty session's rows (that the filters keep) are
+        # read: those overlapping a local day whose accumulators (just brought up to date)
+        # name the session. A UTC day overlaps at most three local days (each is 22 h or
+        # more): those of its first, middle and last slot.
+        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
+                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
+        sess_days = {d for d in digests
+                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
+                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
+        sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
+        sess_in_all = False
+        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True)
+        multi_sessions = {k for k, u in sess_units.items() if u[4]}
+        multi_sessions |= old_multi - dirty_sessions
+        if bool(multi_sessions) != bool(old_multi):
+            sess_in_all = True  # the periods list changes form: redo every session
+            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
+            multi_sessions = set(sess_units.several)
+    multi = bool(multi_sessions)
+    if sess_in_all:
+        sess_units.multi = multi
+    else:
+        for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
+            u[1] = u[3] if multi else u[2]
+            u[3] = u[5]
+            del u[4:]
+    new_units["sessions"] = sess_units
+
     # ------------------------------------------------------------ assemble
     def stale(kind):
         """Old units of ``kind`` that are recomputed (or gone)."""
@@ -419,90 +455,92 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
 
         return block_stale
 
-    parts: list[bytes] = [b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict())
-                          + b',"kind":"aggregates","reports":{']
-    pos = len(parts[0])
+    from scripts.shared_io import AtomicFile
+
     new_index: dict = {}
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
     old_view = memoryview(old_data) if old_data is not None else None
-    for n, kind in enumerate(sorted(REPORT_KINDS)):
-        old = index.get(kind)
-        old_keys = old["keys"] if old is not None else []
-        fresh = new_units[kind]
-        is_stale = stale(kind)
-        kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
-        # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
-        segments: list = []
-        if kept:
-            old_ord = dict(zip(old_keys, range(len(old_keys))))
-            for k in sorted(kept + list(fresh)):
-                o = old_ord.get(k) if k not in fresh else None
-                if o is None:
-                    segments.append(k)
-                    continue
-                last = segments[-1] if segments else None
-                if last is not None and last.__class__ is list and last[2] == o - 1:
-                    last[2] = o
-                else:
-                    segments.append(["old", o, o])
-        else:
-            segments = sorted(fresh)
-        idx = {"keys": [], "n": [], "lens": [None] * 3, "base": [0] * 3}
-        for seg in segments:
-            if seg.__class__ is list:
-                idx["keys"] += old_keys[seg[1]:seg[2] + 1]
-                ns = old["n"][seg[1]:seg[2] + 1]
-                idx["n"] += ns
-                stats.reused += sum(ns)
+    with AtomicFile(output) as fh:  # written as it is assembled: never one more copy in memory
+        write = fh.write
+        first = b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict()) + b',"kind":"aggregates","reports":{'
+        write(first)
+        pos = len(first)
+        for n, kind in enumerate(sorted(REPORT_KINDS)):
+            old = index.get(kind)
+            old_keys = old["keys"] if old is not None else []
+            fresh = new_units[kind]
+            if fresh.__class__ is SessionBatch:
+                pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
+                continue
+            is_stale = stale(kind)
+            kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
+            # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
+            segments: list = []
+            if kept:
+                old_ord = dict(zip(old_keys, range(len(old_keys))))
+                for k in sorted(kept + list(fresh)):
+                    o = old_ord.get(k) if k not in fresh else None
+                    if o is None:
+                        segments.append(k)
+                        continue
+                    last = segments[-1] if segments else None
+                    if last is not None and last.__class__ is list and last[2] == o - 1:
+                        last[2] = o
+                    else:
+                        segments.append(["old", o, o])
             else:
-                idx["keys"].append(seg)
-                idx["n"].append(fresh[seg][3])
-                stats.recomputed += fresh[seg][3]
-        head = (b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":['
-        parts.append(head)
-        pos += len(head)
-        for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
-            idx["base"][slot] = pos
-            lens: list[int] = []
-            wrote = False
-            if old is not None:
-                old_lens = old["lens"][slot]
-                obase = old["base"][slot]
-                pre = [0]
-                pre += accumulate(old_lens)
+                segments = sorted(fresh)
+            idx = {"keys": [], "n": [], "lens": [None] * 3, "base": [0] * 3}
             for seg in segments:
                 if seg.__class__ is list:
-                    i, k = seg[1], seg[2] + 1
-                    lens += old_lens[i:k]
-                    if pre[k] == pre[i]:
-                        continue
-                    b = old_view[obase + pre[i]:obase + pre[k] - 1]
+                    idx["keys"] += old_keys[seg[1]:seg[2] + 1]
+                    ns = old["n"][seg[1]:seg[2] + 1]
+                    idx["n"] += ns
+                    stats.reused += sum(ns)
                 else:
-                    b = fresh[seg][slot]
-                    if not b:
-                        lens.append(0)
-                        continue
-                    lens.append(len(b) + 1)
-                if wrote:
-                    parts.append(b",")
-                    pos += 1
-                parts.append(b)
-                pos += len(b)
-                wrote = True
-            idx["lens"][slot] = lens
-            if tail:
-                parts.append(tail)
-                pos += len(tail)
-        parts.append(shared_tail)
-        pos += len(shared_tail)
-        new_index[kind] = idx
-    parts.append(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
-
-    from scripts.shared_io import AtomicFile
-
-    with AtomicFile(output) as fh:
-        fh.writelines(parts)  # not joined: the document is never one more copy in memory
+                    idx["keys"].append(seg)
+                    idx["n"].append(fresh[seg][3])
+                    stats.recomputed += fresh[seg][3]
+            head = (b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":['
+            write(head)
+            pos += len(head)
+            for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
+                idx["base"][slot] = pos
+                lens: list[int] = []
+                wrote = False
+                if old is not None:
+                    old_lens = old["lens"][slot]
+                    obase = old["base"][slot]
+                    pre = [0]
+                    pre += accumulate(old_lens)
+                for seg in segments:
+                    if seg.__class__ is list:
+                        i, k = seg[1], seg[2] + 1
+                        lens += old_lens[i:k]
+                        if pre[k] == pre[i]:
+                            continue
+                        b = old_view[obase + pre[i]:obase + pre[k] - 1]
+                    else:
+                        b = fresh[seg][slot]
+                        if not b:
+                            lens.append(0)
+                            continue
+                        lens.append(len(b) + 1)
+                    if wrote:
+                        write(b",")
+                        pos += 1
+                    write(b)
+                    pos += len(b)
+                    wrote = True
+                idx["lens"][slot] = lens
+                if tail:
+                    write(tail)
+                    pos += len(tail)
+            write(shared_tail)
+            pos += len(shared_tail)
+            new_index[kind] = idx
+        write(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
     if output != "-":
         view_cache.save(state_path, identity, {
             "output": view_cache.file_identity(output),
@@ -517,24 +555,92 @@ def build(paths, zone_name: str, filters, output: str, cache_dir: str, force: bo
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool) -> dict:
+def _session_units(fine: dict, multi_form: bool, batch: "SessionBatch | None" = None):
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
-    tools?, n rows]``. Made SESSION_CHUNK rows at a time: only a chunk's entries are ever
-    objects (a first run's sessions are most of the document)."""
-    sess_rows, project_of = session_rows_of(fine)
-    with_project = session_project_field(project_of)
-    keys = sorted(sess_rows)
+    tools?, n rows]``, or with ``batch`` that batch, filled. Made SESSION_CHUNK fine
+    accumulators (whole sessions) at a time: only a chunk's row accumulators (with their
+    session sets and month tokens) and entries are ever objects, and its fine
+    accumulators go once they are bytes (a first run's sessions are most of the
+    document). Consumes ``fine``."""
+    # fine's keys by session, each session's in fine's order (its project is its earliest call's)
+    order = sorted(fine, key=_session_of)
     out: dict = {}
-    lo, n = 0, len(keys)
+    pop = fine.pop  # a chunk's accumulators go with its entries
+    lo, n = 0, len(order)
     while lo < n:
         hi = min(lo + SESSION_CHUNK, n)
-        while hi < n and keys[hi][0] == keys[hi - 1][0]:  # a session's rows stay together
+        while hi < n and order[hi][4] == order[hi - 1][4]:  # a session's rows stay together
             hi += 1
-        table = _table({k: sess_rows[k] for k in keys[lo:hi]}, {}, with_project, with_periods=multi_form, project_of=project_of)
-        for k, u in _units(table).items():
-            out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]]
+        sess_rows, project_of = session_rows_of({k: pop(k) for k in order[lo:hi]})
         lo = hi
-    return out
+        table = _table(sess_rows, {}, session_project_field(project_of), with_periods=multi_form, project_of=project_of)
+        del sess_rows
+        units = _units(table)
+        del table
+        if batch is None:
+            for k, u in units.items():
+                out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]]
+        else:
+            batch.add(units)
+        _ISO.clear()  # a session's first and last call are its own: no use remembering them
+    fine.clear()
+    return out if batch is None else batch
+
+
+class SessionBatch:
+    """Every session's unit, made in key order (a run that redoes every session): their
+    bytes are in three ``view_cache.Spill`` (rows, period-providers, periods in the
+    multi-tool form), each piece followed by a comma, so that a slot is one range of its
+    spill; kept here are each unit's key, row count and lengths (what the index needs)."""
+
+    def __init__(self, directory: str):
+        self.keys: list = []
+        self.n: list = []
+        self.several: list = []
+        self.lens = (array("q"), array("q"), array("q"))  # rows, pps, periods
+        self.spills = (view_cache.Spill(directory), view_cache.Spill(directory), view_cache.Spill(directory))
+        self.multi = False
+
+    def add(self, units: dict) -> None:
+        keys, n, several = self.keys, self.n, self.several
+        lens_rows, lens_pps, lens_periods = self.lens
+        put_rows, put_pps, put_periods = (spill.put for spill in self.spills)
+        for k, u in units.items():
+            keys.append(k)
+            n.append(u[3])
+            pps = u[2]
+            if pps.count(b'"provider":') > 1:
+                several.append(k)
+            lens_rows.append(put_rows(u[0]))
+            lens_pps.append(put_pps(pps))
+            lens_periods.append(put_periods(u[1]))
+
+    def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
+        """Write the sessions report (the ``n``-th) at ``pos`` of ``fh``; record its index
+        in ``new_index``; return the position after it."""
+        idx = {"keys": self.keys, "n": self.n, "lens": [None] * 3, "base": [0] * 3}
+        stats.recomputed += sum(self.n)
+        head = (b"," if n else b"") + b'"sessions":' + shared_head + b',"period_providers":['
+        fh.write(head)
+        pos += len(head)
+        periods = 2 if self.multi else 1
+        for slot, which, tail in ((2, 1, b'],"periods":['), (1, periods, b'],"rows":['), (0, 0, None)):
+            idx["base"][slot] = pos
+            idx["lens"][slot] = self.lens[which].tolist()
+            spill = self.spills[which]
+            if spill.size:
+                spill.write_range(fh, 0, spill.size - 1)  # not the last comma
+                pos += spill.size - 1
+            if tail:
+                fh.write(tail)
+                pos += len(tail)
+        fh.write(shared_tail)
+        new_index["sessions"] = idx
+        return pos + len(shared_tail)
+
+    def close(self) -> None:
+        for spill in self.spills:
+            spill.close()
 
 
 # ------------------------------------------------------------------ rollup sources
@@ -581,6 +687,9 @@ class EagerRollups:
             self.files.append(per)
         self.digests = {d: _digest(parts) for d, parts in days.items()}
         self.n_rows = sum(len(lst) for per in self.files for lst in per.values())
+
+    def close(self) -> None:
+        pass
 
     def day(self, d) -> list:
         """The rows of UTC day ``d`` (file by file)."""
@@ -670,6 +779,68 @@ def _day_ranges(inner: bytes, start: int = 0, end: int | None = None) -> list:
     return out
 
 
+READ_BYTES = 1 << 20  # a rollup file is scanned this much at a time
+
+
+def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
+    """``{utc day: (start, end)}`` of a rollup file's rows (absolute offsets), each day's
+    bytes fed to its digest in ``hashers`` (see ``_digest``). Read READ_BYTES at a time:
+    a day is complete once a later day's row starts after it; the bytes from the last
+    day's start on are carried to the next read."""
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, len(_HEAD) + 1, 0)
+    if head[:len(_HEAD)] != _HEAD:
+        raise Fallback("head")
+    back = min(size, 4096)
+    end_piece = os.pread(fd, back, size - back)
+    k = end_piece.rfind(_TAIL)
+    if k < 0 or size - back + k < len(_HEAD):
+        raise Fallback("tail")
+    try:
+        tail = orjson.loads(b"{" + end_piece[k + 2:])
+    except orjson.JSONDecodeError:
+        raise Fallback("tail") from None
+    if not isinstance(tail, dict) or tail.get("schema_version") != 1 or set(tail) != {"schema_version", "slot_ms", "source"}:
+        raise Fallback("tail")
+    k += size - back  # the rows array is bytes len(_HEAD) - 1 .. k: ``[]`` or ``[[...],...,[...]]``
+    rng: dict = {}
+    if k == len(_HEAD):
+        return rng
+    start, end = len(_HEAD) + 1, k - 1
+    if head[len(_HEAD):] != b"[" or end_piece[k - 1 - (size - back):k + 1 - (size - back)] != b"]]" or start >= end:
+        raise Fallback("rows")
+    base, buf, read_to, last = start, b"", start, None
+    while True:
+        if read_to < end:
+            piece = os.pread(fd, min(READ_BYTES, end - read_to), read_to)
+            if not piece:
+                raise Fallback("file changed")
+            read_to += len(piece)
+            buf = buf + piece if buf else piece
+        final = read_to >= end
+        lim = len(buf) if final else buf.rfind(b"],[")
+        if lim <= 0:
+            continue  # no whole row yet
+        ranges = _day_ranges(buf, 0, lim)
+        mv = memoryview(buf)
+        for d, a, b in ranges if final else ranges[:-1]:
+            if last is not None and d <= last:
+                raise Fallback("rows not sorted")
+            last = d
+            rng[d] = (base + a, base + b)
+            h = hashers.get(d)
+            if h is None:
+                h = hashers[d] = hashlib.sha1()
+            h.update(b"%d:%s%d:" % (len(name), name, b - a))
+            h.update(mv[a:b])
+        mv.release()
+        if final:
+            return rng
+        cut = ranges[-1][1]  # the last day may go on in the next read
+        buf = buf[cut:]
+        base += cut
+
+
 class LazyRollups:
     """The rollup files' rows, parsed per UTC day on demand. Any day that is parsed is
     checked (its bytes are rows, each of that day); a day not parsed is trusted only
@@ -678,38 +849,23 @@ class LazyRollups:
     boundaries. Anything else raises ``Fallback``."""
 
     def __init__(self, paths):
-        self.inners = []  # per file: its bytes
-        self.ranges = []  # per file: {day: (start, end)}
-        days: dict[int, list] = {}
-        for path in sorted(paths):
-            with open(path, "rb") as fh:
-                data = fh.read()
-            if not data.startswith(_HEAD):
-                raise Fallback("head")
-            k = data.rfind(_TAIL)
-            if k < len(_HEAD):
-                raise Fallback("tail")
-            try:
-                tail = orjson.loads(b"{" + data[k + 2:])
-            except orjson.JSONDecodeError:
-                raise Fallback("tail") from None
-            if not isinstance(tail, dict) or tail.get("schema_version") != 1 or set(tail) != {"schema_version", "slot_ms", "source"}:
-                raise Fallback("tail")
-            # the rows array is data[len(_HEAD) - 1:k + 1]: ``[]`` or ``[[...],...,[...]]``
-            start, end = len(_HEAD) + 1, k - 1
-            rng = {}
-            if k != len(_HEAD):
-                if data[start - 2:start] != b"[[" or data[end:end + 2] != b"]]" or start >= end:
-                    raise Fallback("rows")
-                name = os.path.basename(path).encode()
-                mv = memoryview(data)
-                for d, a, b in _day_ranges(data, start, end):
-                    rng[d] = (a, b)
-                    days.setdefault(d, []).append((name, mv[a:b]))
-            self.inners.append(data)
-            self.ranges.append(rng)
-        self.digests = {d: _digest(parts) for d, parts in days.items()}
+        self.files = []  # per file: an open descriptor (what was read, even if replaced since)
+        self.ranges = []  # per file: {day: (start, end)}, absolute offsets
+        hashers: dict = {}
+        try:
+            for path in sorted(paths):
+                fh = open(path, "rb")
+                self.files.append(fh)
+                self.ranges.append(_scan_rollup(fh.fileno(), os.path.basename(path).encode(), hashers))
+        except BaseException:
+            self.close()
+            raise
+        self.digests = {d: h.digest() for d, h in hashers.items()}
         self._parsed: dict = {}  # (file index, day) -> rows
+
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
 
     def _file_day(self, i: int, d: int) -> list:
         key = (i, d)
@@ -722,8 +878,11 @@ class LazyRollups:
         ab = self.ranges[i].get(d)
         if ab is None:
             return []
+        piece = os.pread(self.files[i].fileno(), ab[1] - ab[0], ab[0])
+        if len(piece) != ab[1] - ab[0]:
+            raise Fallback("file changed")
         try:
-            rows = orjson.loads(b"[[" + self.inners[i][ab[0]:ab[1]] + b"]]")
+            rows = orjson.loads(b"[[" + piece + b"]]")
         except orjson.JSONDecodeError:
             raise Fallback("day does not parse") from None
         lo, hi = d * DAY_MS, d * DAY_MS + DAY_MS
@@ -746,13 +905,13 @@ class LazyRollups:
 
     def day(self, d) -> list:
         out: list = []
-        for i in range(len(self.inners)):
+        for i in range(len(self.files)):
             out += self._file_day(i, d)
         return out
 
     def rows_of_days(self, days) -> list:
         days = sorted(days)
-        return [r for i in range(len(self.inners)) for d in days for r in self._file_day(i, d)]
+        return [r for i in range(len(self.files)) for d in days for r in self._file_day(i, d)]
 
     def all(self) -> list:
         return [r for i, rng in enumerate(self.ranges) for d in sorted(rng) for r in self._file_day(i, d)]

@@ -338,19 +338,23 @@ def aggregate_rollups(rollup_rows: Iterable[list], zone_name: str, filters: Filt
             gc.enable()
 
 
-def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None, spans_only: bool = False):
+def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None, spans_only: bool = False,
+              names: dict | None = None):
     """One pass over rollup rows: ``fine`` accumulators per (local day, provider, model,
     project, session) of the rows the filters keep, and (``want_blocks``) the kept rows per
     (provider, slot), or (``spans_only``) just their first and last call, ``[first_ms,
     last_ms]``, which is all that block assignment needs (the rows are then not kept:
     ``block_rows_of`` folds them in a second pass). ``basis`` (if given, and only when
-    filters are active) gets every row's tokens per (month, provider), filtered out or not."""
+    filters are active) gets every row's tokens per (month, provider), filtered out or not.
+    ``names`` (if given) is where project and session strings are made one object each."""
     # fine: (day, provider, model, project, session) -> accumulator (sessions and
     # month_tokens unset: one session, the day's month)
     fine: dict[tuple, list] = {}
     # blocks: (provider, slot) -> its rollup rows (or their span)
     slot_rows: dict[tuple, list[list]] = {}
     keeps = filters.keeps if filters.active else None
+    if names is None:
+        names = {}
     for row in rollup_rows:
         slot = row[0]
         day = of_slot(slot)[0]
@@ -366,6 +370,9 @@ def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: 
         a = fine.get(key)
         ctx = row[6]
         if a is None:
+            # one string per project and session id, however many rows (each parsed anew) name it
+            project, session = row[3], row[4]
+            key = (day, provider, row[2], names.setdefault(project, project) if project else project, names.setdefault(session, session))
             a = fine[key] = [row[7], row[8], row[9], row[10], row[11], row[12], row[13],
                              row[14], row[15], row[16], row[17], None, None, None]
         else:
@@ -677,7 +684,7 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
     return _blocks_as_table(block_rows, shared, now_ms)
 
 
-def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: Filters) -> dict[tuple, list]:
+def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: Filters, names: dict | None = None) -> dict[tuple, list]:
     """Block row accumulators per (block start, provider, model) from a pass over rollup
     rows (those ``filters`` keep), each slot in the block ``assigned[provider][slot]``:
     what ``_block_table`` adds up from the rows it is given, for rows read again rather
@@ -685,7 +692,8 @@ def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: F
     keeps = filters.keeps if filters.active else None
     block_rows: dict[tuple, list] = {}
     # one string per session id, however many rows (each parsed anew) and blocks name it
-    names: dict[str, str] = {}
+    if names is None:
+        names = {}
     for row in rows:
         slot = row[0]
         provider = row[1]

@@ -62,6 +62,109 @@ def entry_bytes(entries: list) -> list[bytes]:
     return [b'{"' + p + b"}" for p in pieces]
 
 
+class Spill:
+    """Bytes appended one after another and copied out later as ranges: in memory while
+    small, then in an unnamed temp file in ``directory`` (what a first run's sessions are
+    kept in until the document reaches them, so they are never all in memory)."""
+
+    LIMIT = 1 << 18
+
+    def __init__(self, directory: str):
+        self.dir = directory
+        self.buf = bytearray()
+        self.fd = None
+        self.size = 0  # bytes appended so far (the next append's offset)
+
+    def append(self, b) -> int:
+        """Append ``b``; return its offset."""
+        at = self.size
+        self.buf += b
+        self.size += len(b)
+        if len(self.buf) > self.LIMIT:
+            if self.fd is None:
+                self.fd = _unnamed_temp(self.dir)
+            _write_all(self.fd, self.buf)
+            self.buf = bytearray()
+        return at
+
+    def put(self, b) -> int:
+        """Append ``b`` and a comma; return ``len(b) + 1`` (0 for an empty ``b``, not
+        appended): consecutive pieces are then one range, commas included."""
+        if not b:
+            return 0
+        buf = self.buf
+        buf += b
+        buf += b","
+        self.size += len(b) + 1
+        if len(buf) > self.LIMIT:
+            self.append(b"")
+        return len(b) + 1
+
+    def write_range(self, fh, start: int, end: int) -> None:
+        """Write bytes ``start:end`` to the open file ``fh``."""
+        flushed = self.size - len(self.buf)
+        if start < flushed:
+            upto = min(end, flushed)
+            fh.flush()  # the copy goes straight to the descriptor
+            _copy_range(self.fd, fh.fileno(), start, upto - start)
+            start = upto
+        if start < end:
+            fh.write(memoryview(self.buf)[start - flushed:end - flushed])
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.buf = bytearray()
+
+
+def _unnamed_temp(directory: str) -> int:
+    """A read-write descriptor of a temp file with no name (Linux's O_TMPFILE; elsewhere a
+    named one, unlinked at once): nothing is left behind, however the run ends."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if flag:
+        try:
+            return os.open(directory, flag | os.O_RDWR, 0o600)
+        except OSError:
+            pass
+    for _ in range(100):
+        name = os.path.join(directory, f".spill.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        os.unlink(name)
+        return fd
+    raise OSError(f"could not create a temp file in {directory}")
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
+    """Append ``length`` bytes of ``src_fd`` at ``offset`` to ``dst_fd``, in the kernel
+    where it can (copy_file_range), else through a buffer."""
+    copy = getattr(os, "copy_file_range", None)
+    while length > 0:
+        n = 0
+        if copy is not None:
+            try:
+                n = copy(src_fd, dst_fd, length, offset)
+            except OSError:
+                copy = None
+        if not n:
+            data = os.pread(src_fd, min(length, 1 << 20), offset)
+            if not data:
+                raise OSError(f"spill file ended early at {offset}")
+            _write_all(dst_fd, data)
+            n = len(data)
+        offset += n
+        length -= n
+
+
 def code_hash(*modules: str) -> str:
     """A hash of the named modules' source files (what computes the cached rows)."""
     key = tuple(modules)

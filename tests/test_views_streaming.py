@@ -17,7 +17,7 @@ from test_views_incremental import HOUR, T0, History, _book, aggregated_rounds, 
 @pytest.fixture
 def tiny_chunks(monkeypatch):
     spills = []
-    real = price_incr._unnamed_temp
+    real = price_incr.unnamed_temp
 
     def counted(directory):
         spills.append(directory)
@@ -25,7 +25,7 @@ def tiny_chunks(monkeypatch):
 
     monkeypatch.setattr(price_incr, "CHUNK_ENTRIES", 5)
     monkeypatch.setattr(price_incr, "SPILL_BYTES", 64)
-    monkeypatch.setattr(price_incr, "_unnamed_temp", counted)
+    monkeypatch.setattr(price_incr, "unnamed_temp", counted)
     return spills
 
 
@@ -86,13 +86,13 @@ def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, fil
     monkeypatch.setattr(aggregate_incr, "READ_BYTES", 300)
     monkeypatch.setattr(view_cache.Spill, "LIMIT", 64)
     spills = []
-    real = view_cache._unnamed_temp
+    real = view_cache.unnamed_temp
 
     def counted(directory):
         spills.append(directory)
         return real(directory)
 
-    monkeypatch.setattr(view_cache, "_unnamed_temp", counted)
+    monkeypatch.setattr(view_cache, "unnamed_temp", counted)
     h = History(seed=23)
     # a session in two tools from the start: the first run's sessions take the multi-tool form
     h.call(T0 + 20 * 24 * HOUR, provider="claude", session="both")

@@ -22,10 +22,10 @@ from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import EventCache, FileResult, copy_range, has_index, parse_shard, source_cache_dir
+from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, source_cache_dir
 from scripts.core.event_merge import Parsed, fold_changes, kept_as_results
 from scripts.core.rollup import document
-from scripts.shared_io import AtomicFile, DataError, Diagnostics, dumps_line, remove_if_present, write_if_changed
+from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_all, remove_if_present, write_all, write_if_changed
 
 SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more than it saves
 
@@ -333,9 +333,7 @@ def _source_process(artifacts: str, source: str, write_end: int, *, forget: bool
 
     def send(result: dict) -> None:
         nonlocal sent
-        view = memoryview(marshal.dumps(result))
-        while view:
-            view = view[os.write(write_end, view):]
+        write_all(write_end, marshal.dumps(result))
         os.close(write_end)
         sent = True
 
@@ -364,17 +362,9 @@ def _read_result(read_end: int) -> dict | None:
     """A source process's result: everything until it closes its end (None: nothing)."""
     import marshal
 
-    chunks = []
+    data = read_all(read_end)
     try:
-        while True:
-            chunk = os.read(read_end, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-    try:
-        return marshal.loads(b"".join(chunks)) if chunks else None
+        return marshal.loads(data) if data else None
     except (EOFError, ValueError, TypeError):
         return None
 
@@ -533,8 +523,6 @@ def _write_day(out_path: str, day: str, paths: list[str], cache: EventCache, fds
         out_fd = out.fileno()
         for piece in pieces:
             if isinstance(piece, bytes):
-                view = memoryview(piece)
-                while view:
-                    view = view[os.write(out_fd, view):]
+                write_all(out_fd, piece)
             else:
                 copy_range(fds[piece[0]], out_fd, piece[1], piece[2])

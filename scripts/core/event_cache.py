@@ -733,23 +733,3 @@ def resolve_copies(holders: dict[str, list[tuple[str, int, int]]]) -> dict[str, 
             if path != winner:
                 losers.setdefault(path, set()).add(event_id)
     return losers
-
-
-def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
-    """Append ``length`` bytes of ``src_fd`` at ``offset`` to ``dst_fd``, in the kernel
-    where it can (copy_file_range), else through a buffer."""
-    copy = getattr(os, "copy_file_range", None)
-    while length > 0:
-        n = 0
-        if copy is not None:
-            try:
-                n = copy(src_fd, dst_fd, length, offset)
-            except OSError:
-                copy = None
-        if not n:
-            data = os.pread(src_fd, min(length, 1 << 24), offset)
-            if not data:
-                raise OSError(f"pack ended early at {offset}")
-            n = os.write(dst_fd, data)
-        offset += n
-        length -= n

@@ -35,6 +35,7 @@ def start() -> None:
             for source in adapters.available():
                 listing = list_source(source)
                 listings[source] = (listing.env_var, listing.locations, listing.files)
+            # not shared_io.write_all: that module imports orjson, which this child avoids
             view = memoryview(marshal.dumps(listings))
             while view:
                 view = view[os.write(write_end, view):]
@@ -52,18 +53,14 @@ def take() -> dict | None:
         return None
     pid, read_end = _child
     _child = None
-    chunks = []
+    from scripts.shared_io import read_all
+
     try:
-        while True:
-            chunk = os.read(read_end, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        data = read_all(read_end)
     finally:
-        os.close(read_end)
         os.waitpid(pid, 0)
     try:
-        raw = marshal.loads(b"".join(chunks))
+        raw = marshal.loads(data)
     except (EOFError, ValueError, TypeError):
         return None  # the child failed before writing all of it
     from scripts.core.sources import SourceListing

@@ -53,7 +53,7 @@ import orjson
 from scripts.core import view_cache
 from scripts.core.costing import REPORT_SCHEMA_VERSION, Pricer, price_entries, whole_range
 from scripts.core.render import markdown_foot, markdown_head, markdown_rows
-from scripts.shared_io import AtomicFile
+from scripts.shared_io import AtomicFile, copy_range, unnamed_temp, write_all
 
 STATE = "state.bin"
 PREVIOUS = "aggregates.previous.json"  # a hard link to the document the state describes
@@ -687,8 +687,8 @@ class _Store:
 
     def _flush(self) -> None:
         if self.fd is None:
-            self.fd = _unnamed_temp(self.dir)
-        _write_all(self.fd, self.buf)
+            self.fd = unnamed_temp(self.dir)
+        write_all(self.fd, self.buf)
         self.buf = bytearray()
 
     def finish(self) -> None:
@@ -701,7 +701,7 @@ class _Store:
             fh.write(memoryview(self.buf)[start:end])
             return
         fh.flush()  # the copy goes straight to the descriptor
-        _copy_range(self.fd, fh.fileno(), start, end - start)
+        copy_range(self.fd, fh.fileno(), start, end - start)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -710,51 +710,10 @@ class _Store:
         self.buf = bytearray()
 
 
-def _unnamed_temp(directory: str) -> int:
-    """A read-write descriptor of a temp file with no name (Linux's O_TMPFILE; elsewhere a
-    named one, unlinked at once): nothing is left behind, however the run ends."""
-    flag = getattr(os, "O_TMPFILE", 0)
-    if flag:
-        try:
-            return os.open(directory, flag | os.O_RDWR, 0o600)
-        except OSError:
-            pass
-    for _ in range(100):
-        name = os.path.join(directory, f".price-spill.{os.getpid()}-{os.urandom(4).hex()}.tmp")
-        try:
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        os.unlink(name)
-        return fd
-    raise OSError(f"could not create a temp file in {directory}")
 
 
-def _write_all(fd: int, data) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
-def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
-    """Append ``length`` bytes of ``src_fd`` at ``offset`` to ``dst_fd``, in the kernel
-    where it can (copy_file_range), else through a buffer."""
-    copy = getattr(os, "copy_file_range", None)
-    while length > 0:
-        n = 0
-        if copy is not None:
-            try:
-                n = copy(src_fd, dst_fd, length, offset)
-            except OSError:
-                copy = None
-        if not n:
-            data = os.pread(src_fd, min(length, 1 << 24), offset)
-            if not data:
-                raise OSError(f"spill file ended early at {offset}")
-            _write_all(dst_fd, data)
-            n = len(data)
-        offset += n
-        length -= n
 
 
 def _entry_sizes(whole: bytes, entries: list) -> list[int]:

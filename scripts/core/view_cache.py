@@ -23,7 +23,7 @@ import sys
 
 import orjson
 
-from scripts.shared_io import AtomicFile, remove_if_present
+from scripts.shared_io import AtomicFile, copy_range, remove_if_present, unnamed_temp, write_all
 
 CACHE_VERSION = 1
 MAGIC = b"tokentally-view-state\n"
@@ -82,8 +82,8 @@ class Spill:
         self.size += len(b)
         if len(self.buf) > self.LIMIT:
             if self.fd is None:
-                self.fd = _unnamed_temp(self.dir)
-            _write_all(self.fd, self.buf)
+                self.fd = unnamed_temp(self.dir)
+            write_all(self.fd, self.buf)
             self.buf = bytearray()
         return at
 
@@ -106,7 +106,7 @@ class Spill:
         if start < flushed:
             upto = min(end, flushed)
             fh.flush()  # the copy goes straight to the descriptor
-            _copy_range(self.fd, fh.fileno(), start, upto - start)
+            copy_range(self.fd, fh.fileno(), start, upto - start)
             start = upto
         if start < end:
             fh.write(memoryview(self.buf)[start - flushed:end - flushed])
@@ -118,51 +118,10 @@ class Spill:
         self.buf = bytearray()
 
 
-def _unnamed_temp(directory: str) -> int:
-    """A read-write descriptor of a temp file with no name (Linux's O_TMPFILE; elsewhere a
-    named one, unlinked at once): nothing is left behind, however the run ends."""
-    flag = getattr(os, "O_TMPFILE", 0)
-    if flag:
-        try:
-            return os.open(directory, flag | os.O_RDWR, 0o600)
-        except OSError:
-            pass
-    for _ in range(100):
-        name = os.path.join(directory, f".spill.{os.getpid()}-{os.urandom(4).hex()}.tmp")
-        try:
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        os.unlink(name)
-        return fd
-    raise OSError(f"could not create a temp file in {directory}")
 
 
-def _write_all(fd: int, data) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
-def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
-    """Append ``length`` bytes of ``src_fd`` at ``offset`` to ``dst_fd``, in the kernel
-    where it can (copy_file_range), else through a buffer."""
-    copy = getattr(os, "copy_file_range", None)
-    while length > 0:
-        n = 0
-        if copy is not None:
-            try:
-                n = copy(src_fd, dst_fd, length, offset)
-            except OSError:
-                copy = None
-        if not n:
-            data = os.pread(src_fd, min(length, 1 << 20), offset)
-            if not data:
-                raise OSError(f"spill file ended early at {offset}")
-            _write_all(dst_fd, data)
-            n = len(data)
-        offset += n
-        length -= n
 
 
 def code_hash(*modules: str) -> str:

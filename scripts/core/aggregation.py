@@ -648,24 +648,8 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
                 else:
                     _fold_row(a, row)
                     a[_SESS].add(row[4])
-                ctx = row[6]
-                if ctx:
-                    lc = a[_LC]
-                    if lc is None:
-                        a[_LC] = {ctx: row[10:18]}
-                    else:
-                        part = lc.get(ctx)
-                        if part is None:
-                            lc[ctx] = row[10:18]
-                        else:
-                            part[0] += row[10]
-                            part[1] += row[11]
-                            part[2] += row[12]
-                            part[3] += row[13]
-                            part[4] += row[14]
-                            part[5] += row[15]
-                            part[6] += row[16]
-                            part[7] += row[17]
+                if row[6]:
+                    _fold_long_context(a, row)
     # month_tokens: a block's tokens are in its first slot's month, unless it crosses
     # into the next month (at most once: a block is 5 hours), then split per slot
     for a in block_rows.values():
@@ -682,6 +666,22 @@ def _block_table(slot_rows: dict[tuple, list[list]], of_slot, shared: dict, now_
         for model, mt in parts.items():
             block_rows[(start, provider, model)][_MONTH] = mt
     return _blocks_as_table(block_rows, shared, now_ms)
+
+
+
+def _fold_long_context(a: list, row: list) -> None:
+    """Add a rollup row's usage to its block row's long-context part (``row[6]`` its class)."""
+    ctx = row[6]
+    lc = a[_LC]
+    if lc is None:
+        a[_LC] = {ctx: row[10:18]}
+        return
+    part = lc.get(ctx)
+    if part is None:
+        lc[ctx] = row[10:18]
+        return
+    for i in range(8):
+        part[i] += row[10 + i]
 
 
 def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: Filters, names: dict | None = None) -> dict[tuple, list]:
@@ -712,24 +712,8 @@ def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: F
             a[_SESS].add(session)
             mt = a[_MONTH]
             mt[cal[2]] = mt.get(cal[2], 0) + tokens
-        ctx = row[6]
-        if ctx:
-            lc = a[_LC]
-            if lc is None:
-                a[_LC] = {ctx: row[10:18]}
-            else:
-                part = lc.get(ctx)
-                if part is None:
-                    lc[ctx] = row[10:18]
-                else:
-                    part[0] += row[10]
-                    part[1] += row[11]
-                    part[2] += row[12]
-                    part[3] += row[13]
-                    part[4] += row[14]
-                    part[5] += row[15]
-                    part[6] += row[16]
-                    part[7] += row[17]
+        if row[6]:
+            _fold_long_context(a, row)
     return block_rows
 
 

@@ -65,6 +65,21 @@ def wait_for_release(read_fd: int) -> bool:
     return got == b"1"
 
 
+_idle_work: list = []  # what to do while waiting for children (refresh: import later stages)
+
+
+def when_idle(work) -> None:
+    """Queue ``work`` for the next time this process waits on its children."""
+    _idle_work.append(work)
+
+
+def do_idle_work() -> None:
+    """Run the queued work (normalize calls it once its source processes are started:
+    the parent has nothing else to do until they hand their counts over)."""
+    while _idle_work:
+        _idle_work.pop(0)()
+
+
 def track(pid: int, stage: str) -> None:
     _running.append((pid, stage))
 

@@ -298,6 +298,7 @@ def _one_process_per_source(artifacts: str, sources: list[str], *, forget: bool,
             os.close(write_end)
             background.track(pid, f"normalize of {source}")  # waited for, whatever happens
             children.append((source, pid, read_end))
+        background.do_idle_work()
         for source, pid, read_end in children:
             result = _read_result(read_end)
             if result is None:

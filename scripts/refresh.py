@@ -97,7 +97,6 @@ def cli(pricing, month, snapshot_mode, force, with_check, with_normalize, timezo
     \b
         refresh --check --normalize --artifacts artifacts --pricing pricing.json --timezone UTC
     """
-    background.deferred = True  # the later stages run here: a stage's finishing children are ours to wait for
     filters = []
     for flag, values in (("--since", [since] if since else []), ("--until", [until] if until else []),
                          ("--provider", providers), ("--model", models), ("--project", projects)):
@@ -120,6 +119,8 @@ def cli(pricing, month, snapshot_mode, force, with_check, with_normalize, timezo
         if force or stale([raw_cursor], [os.path.join(stamps, "cursor.fp"), os.path.join(stamps, "code.fp")]):
             _cmd("extract_cursor", ["--artifacts", artifacts, "-o", raw_cursor])
     whole = force
+    # the later stages run here: a stage's children still finishing are ours to wait for
+    was_deferred, background.deferred = background.deferred, True
     try:
         if with_normalize and (force or _normalize_needed(artifacts)):
             whole = parses_whole_history(artifacts, force)
@@ -132,6 +133,8 @@ def cli(pricing, month, snapshot_mode, force, with_check, with_normalize, timezo
         # a stage copy that released us early is still writing (background.py): the run,
         # and this process (whose exit frees the bundle's lock), end only after it
         failed = background.finish()
+        background.deferred = was_deferred
+        background.drop_idle_work()
     if failed:
         raise SystemExit(failed[0][1])  # the copy has said why, in one line
     _cmd("run_summary", ["--artifacts", artifacts])

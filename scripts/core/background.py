@@ -80,6 +80,11 @@ def do_idle_work() -> None:
         _idle_work.pop(0)()
 
 
+def drop_idle_work() -> None:
+    """Forget work no wait came for (a normalize with no source processes)."""
+    _idle_work.clear()
+
+
 def track(pid: int, stage: str) -> None:
     _running.append((pid, stage))
 

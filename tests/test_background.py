@@ -92,3 +92,34 @@ def test_normalize_alone_returns_only_when_every_source_is_written(sample_logs, 
     assert index.stat().st_mtime_ns > index_before
     assert stamp.stat().st_mtime_ns > stamp_before
     assert not (art / "cache" / "normalize" / "claude" / "days-pending.json").exists()
+
+
+def test_finish_waits_for_every_tracked_process_and_reports_the_failed():
+    import os
+
+    from scripts.core import background
+
+    pids = []
+    for code in (0, 3):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(code)
+        pids.append(pid)
+    background.track(pids[0], "ok one")
+    background.track(pids[1], "bad one")
+    assert background.finish() == [("bad one", 3)]
+    assert background.finish() == []  # nothing left to wait for
+
+
+def test_idle_work_runs_once_when_a_wait_comes_and_can_be_dropped():
+    from scripts.core import background
+
+    done = []
+    background.when_idle(lambda: done.append(1))
+    background.do_idle_work()
+    background.do_idle_work()
+    assert done == [1]
+    background.when_idle(lambda: done.append(2))
+    background.drop_idle_work()
+    background.do_idle_work()
+    assert done == [1]

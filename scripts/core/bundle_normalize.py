@@ -243,7 +243,7 @@ def normalize_bundle(
         if any(shards_left.values()):
             # other sources are still being parsed: this one's day files and cache now,
             # alongside them
-            _finish_source(artifacts, cache, day_plan)
+            _finish_source(cache, day_plan)
             if source in from_nothing:
                 # built whole (a first run, FORCE): its index and merged state are saved,
                 # free them before the next source's are built (later runs fold little:
@@ -259,13 +259,13 @@ def normalize_bundle(
     else:
         background.release()
     for source, day_plan in finish_later:
-        _finish_source(artifacts, caches[source], day_plan)
+        _finish_source(caches[source], day_plan)
     return frag
 
 
-def _finish_source(artifacts: str, cache: EventCache, day_plan: tuple) -> None:
+def _finish_source(cache: EventCache, day_plan: tuple) -> None:
     """A source's day files, then its parse cache (whose save ends its pending days)."""
-    write_source_days(artifacts, cache.source, cache, day_plan)
+    write_source_days(cache, day_plan)
     cache.save()
     clear_pending(cache.dir)
 
@@ -395,22 +395,14 @@ def clear_pending(cache_dir: str) -> None:
     remove_if_present(os.path.join(cache_dir, PENDING))
 
 
-def write_source_artifacts(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None) -> dict:
-    """Write rollups/<source>.json, then the day files of events/<source>/ that ``days``
-    names (None: every day), plus any missing one, and remove the days that no longer hold
-    events; return the source's counts.
+def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None) -> tuple[dict, tuple]:
+    """The source's counts, and rollups/<source>.json; plans the day files of
+    events/<source>/ to write: those ``days`` names (None: every day) and any missing one,
+    recorded in days-pending.json first so a run cut short finishes them next time, and
+    the days that no longer hold events. Returns (counts, the plan for ``write_source_days``).
 
     A day file holds the day's events in path order, copies of calls kept in another
     file dropped."""
-    summary, plan = write_source_rollup(artifacts, source, cache, days)
-    write_source_days(artifacts, source, cache, plan)
-    return summary
-
-
-def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: set[str] | None = None) -> tuple[dict, tuple]:
-    """The first half of ``write_source_artifacts``: the source's counts, the day files to
-    write (recorded in days-pending.json first, so a run cut short finishes them next
-    time) and rollups/<source>.json. Returns (counts, the plan for ``write_source_days``)."""
     files = cache.files
     totals = {"records": 0, "duplicates": 0, "not_a_call": 0, "rejected": 0}
     rejected_by_reason: dict[str, int] = {}
@@ -472,9 +464,9 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     }, plan
 
 
-def write_source_days(artifacts: str, source: str, cache: EventCache, plan: tuple) -> None:
-    """The second half of ``write_source_artifacts``: the planned day files, and the
-    removal of days that no longer hold events."""
+def write_source_days(cache: EventCache, plan: tuple) -> None:
+    """The day files ``write_source_rollup`` planned, and the removal of days that no
+    longer hold events."""
     directory, todo, gone = plan
     holders: dict[str, list[str]] = {d: [] for d in todo}
     for path, e in cache.files.items():

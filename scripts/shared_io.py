@@ -297,6 +297,17 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def read_marshalled(fd: int):
+    """What a forked child marshalled into the pipe ``fd`` before closing its end; None
+    when it wrote nothing or not all of it (it failed first)."""
+    import marshal
+
+    try:
+        return marshal.loads(read_all(fd))
+    except (EOFError, ValueError, TypeError):
+        return None
+
+
 def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
     """Append ``length`` bytes of ``src_fd`` at ``offset`` to ``dst_fd``, in the kernel
     where it can (copy_file_range), else through a buffer."""

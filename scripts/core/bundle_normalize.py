@@ -25,7 +25,7 @@ from scripts.core.event_files import source_dir as events_dir
 from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, source_cache_dir
 from scripts.core.event_merge import Parsed, fold_changes, kept_as_results
 from scripts.core.rollup import document
-from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_all, remove_if_present, write_all, write_if_changed
+from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
 
 SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more than it saves
 
@@ -300,7 +300,7 @@ def _one_process_per_source(artifacts: str, sources: list[str], *, forget: bool,
             children.append((source, pid, read_end))
         background.do_idle_work()
         for source, pid, read_end in children:
-            result = _read_result(read_end)
+            result = read_marshalled(read_end)  # None: it ended before it had sent
             if result is None:
                 failed = dict(background.finish())
                 raise DataError(f"normalize of {source} ended early (exit status {failed.get(f'normalize of {source}', 0)})")
@@ -357,17 +357,6 @@ def _source_process(artifacts: str, source: str, write_end: int, *, forget: bool
         sys.stderr.write(f"Error: internal error: normalize of {source}: {type(exc).__name__}: {exc}\n")
     sys.stderr.flush()
     return 1
-
-
-def _read_result(read_end: int) -> dict | None:
-    """A source process's result: everything until it closes its end (None: nothing)."""
-    import marshal
-
-    data = read_all(read_end)
-    try:
-        return marshal.loads(data) if data else None
-    except (EOFError, ValueError, TypeError):
-        return None
 
 
 def _source_of(path: str, listings: dict) -> str:

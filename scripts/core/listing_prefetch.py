@@ -53,15 +53,13 @@ def take() -> dict | None:
         return None
     pid, read_end = _child
     _child = None
-    from scripts.shared_io import read_all
+    from scripts.shared_io import read_marshalled
 
     try:
-        data = read_all(read_end)
+        raw = read_marshalled(read_end)
     finally:
         os.waitpid(pid, 0)
-    try:
-        raw = marshal.loads(data)
-    except (EOFError, ValueError, TypeError):
+    if raw is None:
         return None  # the child failed before writing all of it
     from scripts.core.sources import SourceListing
 

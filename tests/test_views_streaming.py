@@ -17,7 +17,7 @@ from test_views_incremental import HOUR, T0, History, _book, aggregated_rounds, 
 @pytest.fixture
 def tiny_chunks(monkeypatch):
     spills = []
-    real = price_incr.unnamed_temp
+    real = view_cache.unnamed_temp
 
     def counted(directory):
         spills.append(directory)
@@ -25,7 +25,7 @@ def tiny_chunks(monkeypatch):
 
     monkeypatch.setattr(price_incr, "CHUNK_ENTRIES", 5)
     monkeypatch.setattr(price_incr, "SPILL_BYTES", 64)
-    monkeypatch.setattr(price_incr, "unnamed_temp", counted)
+    monkeypatch.setattr(view_cache, "unnamed_temp", counted)
     return spills
 
 

@@ -32,7 +32,7 @@ skeleton) is parsed and checked. Anything unexpected (a backslash in an entry, a
 skeleton that does not match) prices the whole document as before.
 
 Memory stays flat as the history grows: the periods to price are parsed and priced a
-chunk at a time (``_Batch``), their output bytes go to a ``_Store`` (an unnamed temp file
+chunk at a time (``_Batch``), their output bytes go to a ``view_cache.Spill`` (an unnamed temp file
 once past ``SPILL_BYTES``: a first run prices every session), and each report is written
 into its temp file as soon as its table is priced (``_Outputs``; renamed at the end,
 every ``.md`` before any ``.json``), so no report, and no table's entries as objects, is
@@ -53,7 +53,7 @@ import orjson
 from scripts.core import view_cache
 from scripts.core.costing import REPORT_SCHEMA_VERSION, Pricer, price_entries, whole_range
 from scripts.core.render import markdown_foot, markdown_head, markdown_rows
-from scripts.shared_io import AtomicFile, copy_range, unnamed_temp, write_all
+from scripts.shared_io import AtomicFile
 
 STATE = "state.bin"
 PREVIOUS = "aggregates.previous.json"  # a hard link to the document the state describes
@@ -552,14 +552,18 @@ class _Batch:
     """The periods priced in this run, a chunk of them at a time (so that only one chunk's
     entries are ever objects): per slot (rows, periods, period_providers, Markdown lines)
     the entries' bytes, each followed by its separator (``,`` or a newline), in a
-    ``_Store``, and where each period's entries start there (``starts[slot][j]``; the
+    ``view_cache.Spill`` (in an unnamed temp file beside the reports once past
+    SPILL_BYTES: a first run's batch is every period of the history), and where each period's entries start there (``starts[slot][j]``; the
     last item is the end), so that any run of periods is one byte range; per period its
     money sums and row count; the sums of them all."""
 
     def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer, spill_dir: str):
         rows_r, periods_r, pps_r = regions
-        pps_store = _Store(spill_dir)
-        self.stores = [_Store(spill_dir), pps_store if same else _Store(spill_dir), pps_store, _Store(spill_dir)]
+        def store():
+            return view_cache.Spill(spill_dir, limit=SPILL_BYTES)
+
+        pps_store = store()
+        self.stores = [store(), pps_store if same else store(), pps_store, store()]
         pps_starts = array("q", [0])
         self.starts = [array("q", [0]), pps_starts if same else array("q", [0]), pps_starts, array("q", [0])]
         self.n: list[int] = []
@@ -600,8 +604,6 @@ class _Batch:
                 for k in pu[3]:
                     holders[k] = holders.get(k, 0) + 1
             sums.add((pm, pp, g, {k: (v["events"], v["tokens"], holders[k]) for k, v in unp.items()}), 1)
-        for store in self.stores:
-            store.finish()
         self.total = (sums.model, sums.provider, sums.grand, {k: tuple(v) for k, v in sums.unpriced.items()})
 
     def _add(self, slot: int, entries: list, counts: list[int]) -> None:
@@ -665,55 +667,6 @@ def _join(region: bytes, part: list, slot: int) -> bytes:
     if end >= 0:
         pieces.append(region[start:end])
     return pieces[0] if len(pieces) == 1 else b",".join(pieces)
-
-
-class _Store:
-    """Bytes appended one after another, read back as ranges: in memory while small, in an
-    unnamed temp file beside the reports once past SPILL_BYTES (a first run's batch is
-    every period of the history: its bytes are then copied into the report by the
-    kernel, never held)."""
-
-    def __init__(self, spill_dir: str):
-        self.dir = spill_dir
-        self.buf = bytearray()
-        self.fd = None
-        self.size = 0
-
-    def append(self, b: bytes) -> None:
-        self.buf += b
-        self.size += len(b)
-        if len(self.buf) > SPILL_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.fd is None:
-            self.fd = unnamed_temp(self.dir)
-        write_all(self.fd, self.buf)
-        self.buf = bytearray()
-
-    def finish(self) -> None:
-        if self.fd is not None and self.buf:
-            self._flush()
-
-    def write_range(self, fh, start: int, end: int) -> None:
-        """Write bytes ``start:end`` to the open file ``fh``."""
-        if self.fd is None:
-            fh.write(memoryview(self.buf)[start:end])
-            return
-        fh.flush()  # the copy goes straight to the descriptor
-        copy_range(self.fd, fh.fileno(), start, end - start)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        self.buf = bytearray()
-
-
-
-
-
-
 
 
 def _entry_sizes(whole: bytes, entries: list) -> list[int]:

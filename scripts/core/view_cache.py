@@ -69,8 +69,9 @@ class Spill:
 
     LIMIT = 1 << 18
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, limit: int | None = None):
         self.dir = directory
+        self.limit = self.LIMIT if limit is None else limit  # bytes kept in memory at most
         self.buf = bytearray()
         self.fd = None
         self.size = 0  # bytes appended so far (the next append's offset)
@@ -80,7 +81,7 @@ class Spill:
         at = self.size
         self.buf += b
         self.size += len(b)
-        if len(self.buf) > self.LIMIT:
+        if len(self.buf) > self.limit:
             if self.fd is None:
                 self.fd = unnamed_temp(self.dir)
             write_all(self.fd, self.buf)
@@ -96,7 +97,7 @@ class Spill:
         buf += b
         buf += b","
         self.size += len(b) + 1
-        if len(buf) > self.LIMIT:
+        if len(buf) > self.limit:
             self.append(b"")
         return len(b) + 1
 

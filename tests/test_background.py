@@ -7,7 +7,7 @@ import shutil
 
 from conftest import load_json, make, sample_env, stage
 from scripts.bench import append_one_percent
-from test_cache import _snapshot_bytes
+from test_cache import assert_same_as_forced_rebuild
 
 
 def _block(art, day: str) -> None:
@@ -20,15 +20,6 @@ def _block(art, day: str) -> None:
 
 def _unblock(art, day: str) -> None:
     shutil.rmtree(art / "events" / "claude" / f"{day}.jsonl")
-
-
-def _equals_forced_rebuild(tmp_path, env, art) -> None:
-    fresh = tmp_path / "fresh"
-    make("all", env=dict(env, ARTIFACTS=str(fresh), FORCE="1"))
-    a, b = _snapshot_bytes(art), _snapshot_bytes(fresh)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert a[name] == b[name], f"{name} differs from a FORCE=1 rebuild"
 
 
 def _first_day(art) -> str:
@@ -50,7 +41,7 @@ def test_first_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path
     assert not (art / "runs" / "latest.json").exists(), "a failed run writes no run summary"
     _unblock(art, day)
     make("all", env=env)
-    _equals_forced_rebuild(tmp_path, env, art)
+    assert_same_as_forced_rebuild(env, art, tmp_path / "fresh")
 
 
 def test_later_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path):
@@ -71,7 +62,7 @@ def test_later_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path
     assert load_json(art / "runs" / "latest.json")["run_id"] == before, "a failed run writes no run summary"
     _unblock(art, "2026-09-30")
     make("all", env=env)
-    _equals_forced_rebuild(tmp_path, env, art)
+    assert_same_as_forced_rebuild(env, art, tmp_path / "fresh")
 
 
 def test_normalize_alone_returns_only_when_every_source_is_written(sample_logs, tmp_path):

@@ -20,6 +20,16 @@ def _snapshot_bytes(art):
     return out
 
 
+def assert_same_as_forced_rebuild(env, art, fresh) -> None:
+    """``make all`` with FORCE=1 into ``fresh`` gives the same artifacts, byte for byte,
+    as the bundle ``art``."""
+    make("all", env=dict(env, ARTIFACTS=str(fresh), FORCE="1"))
+    a, b = _snapshot_bytes(art), _snapshot_bytes(fresh)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name] == b[name], f"{name} differs between incremental and FORCE=1"
+
+
 def _cut(src, dst, fraction, partial=False):
     """Copy the first ``fraction`` of src's lines to dst (optionally plus half a line)."""
     lines = src.read_bytes().splitlines(keepends=True)
@@ -51,11 +61,7 @@ def test_incremental_rounds_equal_a_forced_rebuild(sample_logs, tmp_path):
     summary = load_json(art / "runs" / "latest.json")
     assert summary["caches"]["parsed_events"]["resumed"] > 0, "appended logs should resume at their offset"
     fresh = tmp_path / "fresh"
-    make("all", env=dict(env, ARTIFACTS=str(fresh), FORCE="1"))
-    a, b = _snapshot_bytes(art), _snapshot_bytes(fresh)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert a[name] == b[name], f"{name} differs between incremental and FORCE=1"
+    assert_same_as_forced_rebuild(env, art, fresh)
     expected = load_json(logs / "expected.json")
     assert summary["totals"]["events"] == expected["totals"]["events"]
     # the run summary's counts too (a resumed file adds its new lines to its earlier ones)

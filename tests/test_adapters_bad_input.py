@@ -329,3 +329,72 @@ def test_a_source_version_newer_than_the_fixtures_is_flagged(tmp_path, source):
     assert frag["events"] == 1
     assert frag["newer_than_fixtures"] == [version]
     assert frag["format_versions"] == list(adapters.load(source).FORMAT_VERSIONS)
+
+
+# ------------------------------------------------------------------ the typed decoders
+def codex_token_line(total_in, total_out, ts="2026-08-20T10:00:05.000Z", last=None):
+    usage = {"input_tokens": total_in, "cached_input_tokens": 0, "output_tokens": total_out, "reasoning_output_tokens": 0, "total_tokens": total_in + total_out}
+    info = {"total_token_usage": usage, "last_token_usage": last or usage, "model_context_window": 272000}
+    return dumps({"timestamp": ts, "type": "event_msg", "payload": {"type": "token_count", "info": info, "rate_limits": None}})
+
+
+TYPED_EDGES = {
+    "claude": [
+        claude_line("a1"),
+        claude_line("a1", out=30),  # a later snapshot of the same call
+        claude_line("a2").replace(b'"role"', b'"text":"caf\xc3\xa9 \xe2\x9c\x93","role"'),  # UTF-8 text, skipped unparsed
+        claude_line("a3").replace(b'"role"', b'"text":"\xff\xfe","role"'),  # invalid UTF-8 in a skipped field
+        claude_line("a4").replace(b'"input_tokens":5', b'"input_tokens":5.0'),  # an integral float
+        claude_line("a5").replace(b'"input_tokens":5', b'"input_tokens":"5"'),  # a string
+        claude_line("a6").replace(b'"input_tokens":5', b'"input_tokens":true'),
+        claude_line("a7").replace(b'"input_tokens":5', b'"input_tokens":18446744073709551616'),
+        claude_line("a8").replace(b'"role"', b'"deep":' + b"[" * 3000 + b"]" * 3000 + b',"role"'),
+        claude_line("a9").replace(b'"usage"', b'"usage":null,"x"'),
+        claude_line("b1").replace(b'"claude-sonnet-4-5"', b'"<synthetic>"'),
+        claude_line("b2").replace(b'"claude-sonnet-4-5"', b"42"),
+        claude_line("b3", timestamp=1786000000),
+        claude_line("b4", timestamp="yesterday"),
+        claude_line("b5", isApiErrorMessage=True),
+        claude_line("b6", message="text"),
+        claude_line("b7").replace(b'"cache_creation_input_tokens":0', b'"cache_creation":{"ephemeral_1h_input_tokens":7,"ephemeral_5m_input_tokens":null}'),
+        claude_line("b8").replace(b'"cache_creation_input_tokens":0', b'"cache_creation":{"ephemeral_1h_input_tokens":7,"ephemeral_5m_input_tokens":3}'),
+        b'{"message":{"usage":{}}}',
+    ],
+    "codex": [
+        dumps({"timestamp": "2026-08-20T10:00:00.000Z", "type": "session_meta", "payload": {"id": SID, "cwd": "/p/x", "cli_version": "0.98.0"}}),
+        dumps({"timestamp": "2026-08-20T10:00:01.000Z", "type": "turn_context", "payload": {"cwd": "/p/x", "model": "gpt-5.2-codex"}}),
+        codex_token_line(100, 10),
+        codex_token_line(100, 10),  # a re-emit
+        dumps({"timestamp": "2026-08-20T10:00:06.000Z", "type": "event_msg", "payload": {"type": "token_count", "info": None}}),
+        codex_token_line(250, 30).replace(b'"rate_limits"', b'"note":"\xff","rate_limits"'),  # invalid UTF-8 in a skipped field
+        codex_token_line(300, 40).replace(b'"input_tokens":300', b'"input_tokens":300.0', 1),
+        codex_token_line(400, 50).replace(b'"input_tokens":400', b'"input_tokens":"400"', 1),
+        codex_token_line(500, 60, ts="not a time"),
+        codex_token_line(600, 70, ts=1786000000000),
+        codex_token_line(50, 5),  # totals reset: last_token_usage is the call
+        dumps({"timestamp": "2026-08-20T10:00:09.000Z", "type": "event_msg", "payload": {"type": "token_count", "info": [1]}}),
+        dumps({"timestamp": "2026-08-20T10:00:09.000Z", "type": "event_msg", "payload": {"type": "token_count", "info": {}}}),
+        dumps({"timestamp": "2026-08-20T10:00:09.000Z", "type": "event_msg", "payload": "token_count"}),
+        dumps({"timestamp": "2026-08-20T10:00:09.000Z", "type": "other", "payload": {"type": "token_count", "info": None}}),
+    ],
+}
+
+
+@pytest.mark.parametrize("source", sorted(TYPED_EDGES))
+def test_typed_decoder_gives_what_the_checked_path_gives(source):
+    """A bulk parse decodes records with msgspec into typed structs; any line that does not
+    fit them goes the checked (orjson) way. Either way: the same events, counts, reasons."""
+    from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines
+
+    content = b"\n".join(TYPED_EDGES[source]) + b"\n"
+    path = f"/x/.claude/projects/-p-x/{SID}.jsonl" if source == "claude" else f"/x/sessions/2026/08/20/rollout-2026-08-20T10-00-00-{SID}.jsonl"
+    parses = []
+    for bulk in (False, True):
+        bad = []
+        sink = FileSink(path, on_bad=lambda p, where, reason: bad.append((where, reason)))
+        ctx = ParseContext(path=path, device="d", bulk=bulk)
+        adapters.load(source).parse_lines(ctx, iter_complete_lines(content, 1), sink)
+        parses.append((orjson.dumps(list(sink.events.values())), sink.counts(), sink.versions, bad, ctx.state))
+    assert parses[0] == parses[1]
+    events, counts = orjson.loads(parses[1][0]), parses[1][1]
+    assert events and counts["rejected"], counts  # the edges include both

@@ -264,7 +264,7 @@ def _parse_into(cache, path):
 
     st = os.stat(path)
     tasks, stats = cache.plan({str(path): (st.st_size, st.st_mtime_ns, st.st_ino, "")}, True, False)
-    for res in parse_shard(("claude", cache.dir, cache.new_pack_name(), [t + ("",) for t in tasks])):
+    for res in parse_shard(("claude", cache.dir, cache.new_pack_name(), [t + ("",) for t in tasks], False)):
         cache.store(res)
     return st, stats
 

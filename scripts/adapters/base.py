@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from scripts.core.event import MAX_TOKENS, check_usage, total_tokens
 
@@ -32,14 +32,17 @@ class ParseContext:
     importing orjson only in the functions that parse: cache-check imports every adapter
     for its discovery rules, and that import stays light.)"""
 
-    __slots__ = ("path", "device", "state", "mtime_ms")
+    __slots__ = ("path", "device", "state", "mtime_ms", "bulk")
 
-    def __init__(self, path: str, device: str = "", state: dict | None = None, mtime_ms: int = 0):
+    def __init__(self, path: str, device: str = "", state: dict | None = None, mtime_ms: int = 0, bulk: bool = False):
         self.path = path
         self.device = device
         self.state = {} if state is None else state
         # file modification time (epoch ms) for sources that date a record by it
         self.mtime_ms = mtime_ms
+        # part of a large parse (a first run): an adapter may then use its typed decoder,
+        # whose import only pays off over many records. The result is the same either way.
+        self.bulk = bulk
 
 
 class FileSink:
@@ -125,18 +128,11 @@ class FileSink:
         }
 
 
-def iter_complete_lines(data: bytes, first_lineno: int) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(lineno, line)`` for each newline-terminated line of ``data``."""
-    lineno = first_lineno
-    start = 0
-    find = data.find
-    while True:
-        end = find(b"\n", start)
-        if end < 0:
-            return
-        yield lineno, data[start:end]
-        lineno += 1
-        start = end + 1
+def iter_complete_lines(data: bytes, first_lineno: int) -> Iterable[tuple[int, bytes]]:
+    """``(lineno, line)`` for each newline-terminated line of ``data``."""
+    lines = data.split(b"\n")
+    lines.pop()  # what follows the last newline: empty, or a line not complete yet
+    return enumerate(lines, first_lineno)
 
 
 def split_complete(data: bytes) -> tuple[bytes, bytes]:

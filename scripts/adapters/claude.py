@@ -44,6 +44,7 @@ def discover(roots: list[str]) -> list[str]:
 
 
 _USAGE = b'"usage"'
+_SYNTHETIC = "<synthetic>"
 
 
 def _count(value) -> int:
@@ -51,13 +52,115 @@ def _count(value) -> int:
     return value if type(value) is int else as_count(value)
 
 
+_struct_decode = None
+
+
+def _typed_decoder():
+    """msgspec's decoder of the fields a call needs, into typed structs (only for a bulk
+    parse: importing msgspec costs more than a small parse saves). Everything else on a
+    line is skipped unparsed; a line that does not fit these types goes the checked way."""
+    global _struct_decode
+    if _struct_decode is None:
+        from typing import Any, Optional
+
+        import msgspec
+
+        def struct(name, fields):
+            return msgspec.defstruct(name, fields, gc=False)
+
+        cache_creation = struct("CacheCreation", [("ephemeral_5m_input_tokens", int, 0), ("ephemeral_1h_input_tokens", int, 0)])
+        usage_block = struct("Usage", [
+            ("input_tokens", int, 0),
+            ("output_tokens", int, 0),
+            ("cache_creation_input_tokens", Optional[int], None),
+            ("cache_read_input_tokens", int, 0),
+            ("cache_creation", Optional[cache_creation], None),
+        ])
+        message = struct("Message", [("id", Any, None), ("model", Any, None), ("usage", Optional[usage_block], None)])
+        line = struct("Line", [("message", Optional[message], None)] + [
+            (name, Any, None) for name in ("requestId", "uuid", "version", "timestamp", "sessionId", "cwd", "isApiErrorMessage")
+        ])
+        _struct_decode = msgspec.json.Decoder(line).decode
+    return _struct_decode
+
+
+def _fields_from_struct(line: bytes, decode):
+    """A usage line's fields via the typed decoder: ``None`` when the line is not a
+    call, ``False`` when it does not fit the types (or is not valid UTF-8, which msgspec
+    does not check in the fields it skips): the checked path then decides."""
+    if not line.isascii():
+        try:
+            line.decode()
+        except UnicodeDecodeError:
+            return False
+    try:
+        rec = decode(line)
+    except Exception:  # malformed, another shape, too deep: the checked path says why
+        return False
+    message = rec.message
+    if message is None:
+        return None
+    u = message.usage
+    if u is None or message.model == _SYNTHETIC or rec.isApiErrorMessage is True:
+        return None
+    creation = u.cache_creation
+    if creation is None:
+        one_hour = five_min = 0
+    else:
+        one_hour = creation.ephemeral_1h_input_tokens
+        five_min = creation.ephemeral_5m_input_tokens
+    cache_write = u.cache_creation_input_tokens
+    if cache_write is None:
+        cache_write = five_min + one_hour
+    return (u.input_tokens, u.output_tokens, cache_write, u.cache_read_input_tokens, one_hour, message.model, message.id,
+            rec.requestId, rec.uuid, rec.version, rec.timestamp, rec.sessionId, rec.cwd)
+
+
+def _fields_from_json(line: bytes, lineno: int, sink: FileSink, orjson):
+    """The checked path: a usage line's fields, or ``None`` once the line is counted as
+    not a call or rejected (with the reason)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        sink.reject(lineno, bad_json_reason(exc))
+        return None
+    if type(obj) is not dict:
+        sink.reject(lineno, "not a JSON object")
+        return None
+    message = obj.get("message")
+    u = message.get("usage") if type(message) is dict else None
+    if type(u) is not dict:
+        sink.not_call()
+        return None
+    raw_model = message.get("model")
+    if raw_model == _SYNTHETIC or obj.get("isApiErrorMessage") is True:
+        sink.not_call()
+        return None
+    try:
+        creation = u.get("cache_creation")
+        one_hour = five_min = 0
+        if type(creation) is dict:
+            one_hour = _count(creation.get("ephemeral_1h_input_tokens"))
+            five_min = _count(creation.get("ephemeral_5m_input_tokens"))
+        cache_write = u.get("cache_creation_input_tokens")
+        cache_write = _count(cache_write) if cache_write is not None else five_min + one_hour
+        input_tokens = _count(u.get("input_tokens"))
+        output_tokens = _count(u.get("output_tokens"))
+        cache_read = _count(u.get("cache_read_input_tokens"))
+    except TypeError as exc:
+        sink.reject(lineno, f"wrong type ({exc})")
+        return None
+    return (input_tokens, output_tokens, cache_write, cache_read, one_hour, raw_model, message.get("id"),
+            obj.get("requestId"), obj.get("uuid"), obj.get("version"), obj.get("timestamp"), obj.get("sessionId"), obj.get("cwd"))
+
+
 def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
     import orjson
 
     path = ctx.path
-    loads = orjson.loads
     kept_total = sink.kept_total
     emit = _emitter(ctx, sink)
+    decode = _typed_decoder() if ctx.bulk else None
     # A call's lines are usually adjacent: hold the latest one and build its event only
     # when the next call starts, so the streaming snapshots before it are never built.
     pending = None
@@ -70,60 +173,34 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
                 continue
             if not line.strip():
                 continue
-        try:
-            obj = loads(line)
-        except orjson.JSONDecodeError as exc:
-            sink.reject(lineno, bad_json_reason(exc))
-            continue
-        if type(obj) is not dict:
-            sink.reject(lineno, "not a JSON object")
-            continue
-        message = obj.get("message")
-        u = message.get("usage") if type(message) is dict else None
-        if type(u) is not dict:
+        fields = False if decode is None else _fields_from_struct(line, decode)
+        if fields is False:
+            fields = _fields_from_json(line, lineno, sink, orjson)
+            if fields is None:
+                continue
+        elif fields is None:
             sink.not_call()
             continue
-        raw_model = message.get("model")
-        if raw_model == "<synthetic>" or obj.get("isApiErrorMessage") is True:
-            sink.not_call()
-            continue
-        try:
-            creation = u.get("cache_creation")
-            one_hour = five_min = 0
-            if type(creation) is dict:
-                one_hour = _count(creation.get("ephemeral_1h_input_tokens"))
-                five_min = _count(creation.get("ephemeral_5m_input_tokens"))
-            cache_write = u.get("cache_creation_input_tokens")
-            cache_write = _count(cache_write) if cache_write is not None else five_min + one_hour
-            input_tokens = _count(u.get("input_tokens"))
-            output_tokens = _count(u.get("output_tokens"))
-            cache_read = _count(u.get("cache_read_input_tokens"))
-        except TypeError as exc:
-            sink.reject(lineno, f"wrong type ({exc})")
-            continue
+        input_tokens, output_tokens, cache_write, cache_read, one_hour, raw_model, message_id, request_id, line_uuid, version, raw_ts, session_id, cwd = fields
         total = input_tokens + output_tokens + cache_write + cache_read
         if not total:
             sink.not_call()  # an empty usage block bills nothing
             continue
-        message_id = message.get("id")
-        request_id = obj.get("requestId")
         if type(message_id) is str and message_id:
             event_id = f"claude:{message_id}:{request_id}" if type(request_id) is str and request_id else f"claude:{message_id}"
         else:
-            line_uuid = obj.get("uuid")
             event_id = f"claude:line:{line_uuid}" if type(line_uuid) is str and line_uuid else f"claude:{path}:{lineno}"
-        version = obj.get("version")
         version = version if type(version) is str else None
         sink.saw_version(version)
         if raw_model is not None and type(raw_model) is not str:
             sink.reject(lineno, "wrong type (message.model is not a string)")
             continue
         try:
-            timestamp = normalize_timestamp(obj.get("timestamp"))
+            timestamp = normalize_timestamp(raw_ts)
         except ValueError as exc:
             sink.reject(lineno, f"bad timestamp ({exc})")
             continue
-        call = (event_id, total, lineno, obj, raw_model, timestamp, version, input_tokens, output_tokens, cache_write, cache_read, one_hour)
+        call = (event_id, total, lineno, session_id, cwd, raw_model, timestamp, version, input_tokens, output_tokens, cache_write, cache_read, one_hour)
         if pending is not None and pending[0] == event_id:
             # the next streaming snapshot of the call just read: keep the larger one
             sink.duplicate()
@@ -150,8 +227,7 @@ def _emitter(ctx: ParseContext, sink: FileSink):
     fallback_project = _project_from_path(path)
 
     def emit(call) -> None:
-        event_id, _total, lineno, obj, raw_model, timestamp, version, inp, out, cache_write, cache_read, one_hour = call
-        session_id = obj.get("sessionId")
+        event_id, _total, lineno, session_id, cwd, raw_model, timestamp, version, inp, out, cache_write, cache_read, one_hour = call
         sink.event(
             make_event(
                 provider=NAME,
@@ -166,7 +242,7 @@ def _emitter(ctx: ParseContext, sink: FileSink):
                     cache_read_tokens=cache_read,
                     cache_write_1h_tokens=min(one_hour, cache_write),
                 ),
-                project=project_name(obj.get("cwd")) or fallback_project,
+                project=project_name(cwd) or fallback_project,
                 source_file=path,
                 source_line=lineno,
                 adapter_version=ADAPTER_VERSION,

@@ -61,6 +61,54 @@ _KNOWN_HEAD = b'{"timestamp":"'
 _HEAD_LEN = 128
 
 
+_typed_decode = None
+
+
+def _typed_decoder():
+    """msgspec's decoder of a token_count line's fields, into typed structs (only for a
+    bulk parse: importing msgspec costs more than a small parse saves). The rest of the
+    line is skipped unparsed; a line that does not fit these types goes the checked way."""
+    global _typed_decode
+    if _typed_decode is None:
+        from typing import Any, Optional
+
+        import msgspec
+
+        def struct(name, fields):
+            return msgspec.defstruct(name, fields, gc=False)
+
+        counts = struct("TokenUsage", [(k, int, 0) for k in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")])
+        info = struct("Info", [("total_token_usage", Optional[counts], None), ("last_token_usage", Optional[counts], None)])
+        payload = struct("Payload", [("type", Any, None), ("info", Optional[info], None)])
+        line = struct("Line", [("timestamp", Any, None), ("type", Any, None), ("payload", Optional[payload], None)])
+        _typed_decode = msgspec.json.Decoder(line).decode
+    return _typed_decode
+
+
+def _typed_token_count(line: bytes, decode):
+    """``(timestamp, info)`` of a token_count line via the typed decoder (``info`` None:
+    rate limits only), or None when the line is anything else, does not fit the types or
+    is not valid UTF-8 (msgspec does not check the fields it skips): the checked path
+    then decides."""
+    if not line.isascii():
+        try:
+            line.decode()
+        except UnicodeDecodeError:
+            return None
+    try:
+        rec = decode(line)
+    except Exception:  # malformed, another shape, too deep: the checked path says why
+        return None
+    payload = rec.payload
+    if rec.type != "event_msg" or payload is None or payload.type != "token_count":
+        return None
+    return rec.timestamp, payload.info
+
+
+def _usage_tuple(block) -> tuple[int, int, int, int] | None:
+    return None if block is None else (block.input_tokens, block.cached_input_tokens, block.output_tokens, block.reasoning_output_tokens)
+
+
 def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
     import orjson
 
@@ -70,6 +118,7 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
         st.update(session_id=match.group(1) if match else os.path.basename(ctx.path), model=None, cwd=None,
                   version=None, totals=None, fork_ts=None)
     loads = orjson.loads
+    decode = _typed_decoder() if ctx.bulk else None
     w0, w1, w2 = _WANTED
     for lineno, line in lines:
         # Pre-filter: Codex writes the record type within the first ~80 bytes
@@ -81,6 +130,15 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
                 sink.not_call()
                 continue
             if not line.strip():
+                continue
+        if decode is not None and w0 in head:
+            typed = _typed_token_count(line, decode)
+            if typed is not None:
+                ts_raw, info = typed
+                if info is None:
+                    sink.not_call()  # rate limits only
+                else:
+                    _count_call(ctx, st, ts_raw, _usage_tuple(info.total_token_usage), _usage_tuple(info.last_token_usage), lineno, sink)
                 continue
         try:
             obj = loads(line)
@@ -161,10 +219,15 @@ def _token_count(ctx: ParseContext, st: dict, payload: dict, obj: dict, lineno: 
     except TypeError as exc:
         sink.reject(lineno, f"wrong type ({exc})")
         return
+    _count_call(ctx, st, obj.get("timestamp"), total_now, last_now, lineno, sink)
+
+
+def _count_call(ctx: ParseContext, st: dict, ts_raw, total_now, last_now, lineno: int, sink: FileSink) -> None:
+    """One token_count's usage: a call (the increase of the running totals), a re-emit or
+    a replayed parent's row (duplicates), or nothing billed."""
     if total_now is None and last_now is None:
         sink.reject(lineno, "token_count without usage")
         return
-    ts_raw = obj.get("timestamp")
     fork_ts = st.get("fork_ts")
     if fork_ts and type(ts_raw) is str and ts_raw[:19] == fork_ts and total_now is not None:
         st["totals"] = list(total_now)

@@ -28,6 +28,9 @@ from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
 
 SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more than it saves
+# a shard at least this large is parsed with the adapters' typed decoders (msgspec), whose
+# import (~10-25 ms) pays off only over a few thousand records
+BULK_SHARD_BYTES = 4 << 20
 
 
 def write_empty_source(artifacts: str, source: str) -> None:
@@ -119,7 +122,7 @@ def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
     rank: dict[str, int] = {}
     for job in jobs_list:
         rank.setdefault(job[0], len(rank))
-    order = sorted(range(len(jobs_list)), key=lambda i: (rank[jobs_list[i][0]], -jobs_list[i][-1].__len__()))
+    order = sorted(range(len(jobs_list)), key=lambda i: (rank[jobs_list[i][0]], -len(jobs_list[i][3])))
     with ctx.Pool(min(workers, len(jobs_list)), initializer=_worker_init) as pool:
         yield from pool.imap_unordered(parse_shard, [jobs_list[i] for i in order])
 
@@ -180,7 +183,8 @@ def normalize_bundle(
         os.makedirs(cache.dir, exist_ok=True)
         for shard in make_shards(tasks, sizes, jobs):
             plain = [tasks[i] + (device,) for i in shard]
-            shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain))
+            bulk = sum(sizes[i] for i in shard) >= BULK_SHARD_BYTES
+            shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain, bulk))
     parsed_bytes = 0
     shards_left = {s: 0 for s in sources}
     for job in shard_jobs:

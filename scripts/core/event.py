@@ -150,7 +150,7 @@ _minute_cache: dict[str, int] = {}
 _DIGITS = frozenset("0123456789")
 
 
-def _minute_ms(minute: str) -> int:
+def minute_ms(minute: str) -> int:
     """Epoch ms of ``YYYY-MM-DDTHH:MM`` (memoized; ValueError when it is no such minute)."""
     base = _minute_cache.get(minute)
     if base is None:
@@ -179,7 +179,7 @@ def normalize_timestamp(value) -> str:
             and _DIGITS.issuperset(value[18] + value[20:23])
         ):
             try:
-                _minute_ms(value[:16])
+                minute_ms(value[:16])
                 return value
             except ValueError:
                 pass
@@ -210,7 +210,7 @@ def format_ms(ms: int) -> str:
 
 def timestamp_ms(ts: str) -> int:
     """Epoch milliseconds of a canonical timestamp (as normalize_timestamp returns)."""
-    return _minute_ms(ts[:16]) + int(ts[17:19]) * 1000 + int(ts[20:23])
+    return minute_ms(ts[:16]) + int(ts[17:19]) * 1000 + int(ts[20:23])
 
 
 def make_event(

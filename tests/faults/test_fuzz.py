@@ -260,13 +260,24 @@ def non_blank_lines(content: bytes) -> int:
     return sum(1 for line in content.split(b"\n") if line.strip())
 
 
-def parse_lines(source: str, content: bytes, path: str, state=None, prior=()):
+def parse_lines(source: str, content: bytes, path: str, state=None, prior=(), bulk: bool = False):
     mod = adapters.load(source)
     sink, bad = new_sink(path)
     sink.events.update({ev["id"]: ev for ev in prior})
-    ctx = ParseContext(path=path, device="fuzz", state=dict(state or {}), mtime_ms=1786000000000)
+    ctx = ParseContext(path=path, device="fuzz", state=dict(state or {}), mtime_ms=1786000000000, bulk=bulk)
     mod.parse_lines(ctx, iter_complete_lines(content, 1), sink)
     return sink, bad, ctx
+
+
+def assert_same_parse(a: tuple, b: tuple) -> None:
+    """Two parses of one input (sink, bad lines, context) gave the same events, counts,
+    versions, rejections and state."""
+    (sink_a, bad_a, ctx_a), (sink_b, bad_b, ctx_b) = a, b
+    assert orjson.dumps(list(sink_a.events.values())) == orjson.dumps(list(sink_b.events.values()))
+    assert sink_a.counts() == sink_b.counts()
+    assert sink_a.versions == sink_b.versions
+    assert bad_a == bad_b
+    assert ctx_a.state == ctx_b.state
 
 
 # ---------------------------------------------------------------- the line adapters
@@ -278,6 +289,8 @@ def test_line_adapters(source, data):
     path = "/fuzz/.claude/projects/-home-dev-x/s.jsonl" if source == "claude" else "/fuzz/sessions/2026/08/01/rollout-2026-08-01T00-00-00-0b2aef83-fd9d-41a5-94c4-5c4108ad27a2.jsonl"
     sink, bad, _ctx = parse_lines(source, content, path)
     check_sink(source, sink, bad, non_blank_lines(content))
+    # a bulk parse (msgspec's typed decoder) gives exactly what the checked path gives
+    assert_same_parse(parse_lines(source, content, path, bulk=True), (sink, bad, _ctx))
     # resumed at a line boundary, as the parse cache does: the same events and counts
     lines = content.split(b"\n")[:-1]
     cut = data.draw(st.integers(0, len(lines)))

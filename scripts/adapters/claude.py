@@ -6,9 +6,10 @@ line with the largest usage total is kept. ``input_tokens`` excludes the cache.
 """
 from __future__ import annotations
 
+import functools
 import os
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, roots_from
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, roots_from, typed_decoder, typed_struct
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "claude"
@@ -52,50 +53,32 @@ def _count(value) -> int:
     return value if type(value) is int else as_count(value)
 
 
-_struct_decode = None
-
-
+@functools.cache
 def _typed_decoder():
-    """msgspec's decoder of the fields a call needs, into typed structs (only for a bulk
-    parse: importing msgspec costs more than a small parse saves). Everything else on a
-    line is skipped unparsed; a line that does not fit these types goes the checked way."""
-    global _struct_decode
-    if _struct_decode is None:
-        from typing import Any, Optional
+    """The typed decoder of the fields a call needs (only for a bulk parse: importing
+    msgspec costs more than a small parse saves)."""
+    from typing import Any, Optional
 
-        import msgspec
-
-        def struct(name, fields):
-            return msgspec.defstruct(name, fields, gc=False)
-
-        cache_creation = struct("CacheCreation", [("ephemeral_5m_input_tokens", int, 0), ("ephemeral_1h_input_tokens", int, 0)])
-        usage_block = struct("Usage", [
-            ("input_tokens", int, 0),
-            ("output_tokens", int, 0),
-            ("cache_creation_input_tokens", Optional[int], None),
-            ("cache_read_input_tokens", int, 0),
-            ("cache_creation", Optional[cache_creation], None),
-        ])
-        message = struct("Message", [("id", Any, None), ("model", Any, None), ("usage", Optional[usage_block], None)])
-        line = struct("Line", [("message", Optional[message], None)] + [
-            (name, Any, None) for name in ("requestId", "uuid", "version", "timestamp", "sessionId", "cwd", "isApiErrorMessage")
-        ])
-        _struct_decode = msgspec.json.Decoder(line).decode
-    return _struct_decode
+    cache_creation = typed_struct("CacheCreation", [("ephemeral_5m_input_tokens", int, 0), ("ephemeral_1h_input_tokens", int, 0)])
+    usage_block = typed_struct("Usage", [
+        ("input_tokens", int, 0),
+        ("output_tokens", int, 0),
+        ("cache_creation_input_tokens", Optional[int], None),
+        ("cache_read_input_tokens", int, 0),
+        ("cache_creation", Optional[cache_creation], None),
+    ])
+    message = typed_struct("Message", [("id", Any, None), ("model", Any, None), ("usage", Optional[usage_block], None)])
+    line = typed_struct("Line", [("message", Optional[message], None)] + [
+        (name, Any, None) for name in ("requestId", "uuid", "version", "timestamp", "sessionId", "cwd", "isApiErrorMessage")
+    ])
+    return typed_decoder(line)
 
 
 def _fields_from_struct(line: bytes, decode):
     """A usage line's fields via the typed decoder: ``None`` when the line is not a
-    call, ``False`` when it does not fit the types (or is not valid UTF-8, which msgspec
-    does not check in the fields it skips): the checked path then decides."""
-    if not line.isascii():
-        try:
-            line.decode()
-        except UnicodeDecodeError:
-            return False
-    try:
-        rec = decode(line)
-    except Exception:  # malformed, another shape, too deep: the checked path says why
+    call, ``False`` when the checked path has to decide (see ``decode_typed``)."""
+    rec = decode_typed(line, decode)
+    if rec is None:
         return False
     message = rec.message
     if message is None:

@@ -10,10 +10,11 @@ The running totals live in ``ctx.state`` so an appended file resumes where it st
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, roots_from
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, roots_from, typed_decoder, typed_struct
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "codex"
@@ -61,43 +62,25 @@ _KNOWN_HEAD = b'{"timestamp":"'
 _HEAD_LEN = 128
 
 
-_typed_decode = None
-
-
+@functools.cache
 def _typed_decoder():
-    """msgspec's decoder of a token_count line's fields, into typed structs (only for a
-    bulk parse: importing msgspec costs more than a small parse saves). The rest of the
-    line is skipped unparsed; a line that does not fit these types goes the checked way."""
-    global _typed_decode
-    if _typed_decode is None:
-        from typing import Any, Optional
+    """The typed decoder of a token_count line's fields (only for a bulk parse: importing
+    msgspec costs more than a small parse saves)."""
+    from typing import Any, Optional
 
-        import msgspec
-
-        def struct(name, fields):
-            return msgspec.defstruct(name, fields, gc=False)
-
-        counts = struct("TokenUsage", [(k, int, 0) for k in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")])
-        info = struct("Info", [("total_token_usage", Optional[counts], None), ("last_token_usage", Optional[counts], None)])
-        payload = struct("Payload", [("type", Any, None), ("info", Optional[info], None)])
-        line = struct("Line", [("timestamp", Any, None), ("type", Any, None), ("payload", Optional[payload], None)])
-        _typed_decode = msgspec.json.Decoder(line).decode
-    return _typed_decode
+    counts = typed_struct("TokenUsage", [(k, int, 0) for k in ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")])
+    info = typed_struct("Info", [("total_token_usage", Optional[counts], None), ("last_token_usage", Optional[counts], None)])
+    payload = typed_struct("Payload", [("type", Any, None), ("info", Optional[info], None)])
+    line = typed_struct("Line", [("timestamp", Any, None), ("type", Any, None), ("payload", Optional[payload], None)])
+    return typed_decoder(line)
 
 
 def _typed_token_count(line: bytes, decode):
     """``(timestamp, info)`` of a token_count line via the typed decoder (``info`` None:
-    rate limits only), or None when the line is anything else, does not fit the types or
-    is not valid UTF-8 (msgspec does not check the fields it skips): the checked path
-    then decides."""
-    if not line.isascii():
-        try:
-            line.decode()
-        except UnicodeDecodeError:
-            return None
-    try:
-        rec = decode(line)
-    except Exception:  # malformed, another shape, too deep: the checked path says why
+    rate limits only), or None when the line is anything else or the checked path has
+    to decide (see ``decode_typed``)."""
+    rec = decode_typed(line, decode)
+    if rec is None:
         return None
     payload = rec.payload
     if rec.type != "event_msg" or payload is None or payload.type != "token_count":

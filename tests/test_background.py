@@ -44,6 +44,25 @@ def test_first_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path
     assert_same_as_forced_rebuild(env, art, tmp_path / "fresh")
 
 
+def test_aggregate_failing_after_its_release_fails_the_run(sample_logs, tmp_path):
+    """A first run's aggregate releases refresh once aggregates.json is written and saves
+    its state for the next run meanwhile: a failure there still fails the run."""
+    logs = sample_logs(events=2000, seed=8)
+    art = tmp_path / "art"
+    env = sample_env(logs, art)
+    state = art / "cache" / "aggregate" / "state.bin"
+    (state / "blocker").mkdir(parents=True)  # a directory where the state goes
+    res = make("all", env=env, check=False)
+    assert res.returncode != 0
+    err = res.stderr.decode()
+    assert "Error" in err and "Traceback" not in err, err
+    assert not (art / "runs" / "latest.json").exists(), "a failed run writes no run summary"
+    assert (art / "reports" / "daily.json").exists(), "price ran while aggregate saved its state"
+    shutil.rmtree(state)
+    make("all", env=env)
+    assert_same_as_forced_rebuild(env, art, tmp_path / "fresh")
+
+
 def test_later_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path):
     logs = sample_logs(events=2000, seed=6)
     delta = sample_logs(events=40, seed=1006, start="2026-09-30", days=1)

@@ -48,7 +48,7 @@ from operator import itemgetter
 
 import orjson
 
-from scripts.core import view_cache
+from scripts.core import background, view_cache
 from scripts.core.aggregation import (
     AGGREGATES_SCHEMA_VERSION,
     DAY_MS,
@@ -542,6 +542,9 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             new_index[kind] = idx
         write(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
     if output != "-":
+        # aggregates.json is complete: price may start (under refresh, when this runs in a
+        # forked copy) while this state for the next run is saved
+        background.release()
         view_cache.save(state_path, identity, {
             "output": view_cache.file_identity(output),
             "chunks": digests,

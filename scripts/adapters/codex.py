@@ -57,7 +57,10 @@ def discover(roots: list[str]) -> list[str]:
     return found
 
 
-_WANTED = (b'"token_count"', b'"turn_context"', b'"session_meta"')
+# the record types that matter, as the pre-filter looks for them (one regular expression
+# search, bounded to the head: ~0.34 vs ~0.54 us a line for three substring tests)
+_WANTED = re.compile(rb'"(?:token_count|turn_context|session_meta)"')
+_TOKEN_COUNT = b'"token_count"'
 _KNOWN_HEAD = b'{"timestamp":"'
 _HEAD_LEN = 128
 
@@ -102,19 +105,19 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
                   version=None, totals=None, fork_ts=None)
     loads = orjson.loads
     decode = _typed_decoder() if ctx.bulk else None
-    w0, w1, w2 = _WANTED
+    wanted = _WANTED.search
     for lineno, line in lines:
         # Pre-filter: Codex writes the record type within the first ~80 bytes
         # ({"timestamp":...,"type":...,"payload":{"type":...}), so only the head is
         # searched; a line of another shape is searched whole.
-        head = line[:_HEAD_LEN] if line.startswith(_KNOWN_HEAD) else line
-        if not (w0 in head or w1 in head or w2 in head):
+        marker = wanted(line, 0, _HEAD_LEN if line.startswith(_KNOWN_HEAD) else len(line))
+        if marker is None:
             if line[:1] == b"{" and line[-1:] == b"}":
                 sink.not_call()
                 continue
             if not line.strip():
                 continue
-        if decode is not None and w0 in head:
+        if decode is not None and marker is not None and marker[0] == _TOKEN_COUNT:
             typed = _typed_token_count(line, decode)
             if typed is not None:
                 ts_raw, info = typed

@@ -152,12 +152,17 @@ def id_hash(event_id: str) -> int:
 
 
 def id_hashes(ids: list[str]) -> bytes:
-    """``id_hash`` of each id, as the bytes of an ``array("Q")``."""
+    """``id_hash`` of each id, as the bytes of an ``array("Q")``, sorted: a file's hashes
+    are only ever used as a multiset, and sorted they go into the fold's buckets by
+    slices, not one by one (``event_merge._sorted_hashes``)."""
+    a = array("Q")
     if sys.byteorder == "little":
         # each digest is already its hash's little-endian bytes: no int in between
         b2 = hashlib.blake2b
-        return b"".join([b2(i.encode("utf-8", "surrogatepass"), digest_size=8).digest() for i in ids])
-    return array("Q", map(id_hash, ids)).tobytes()
+        a.frombytes(b"".join([b2(i.encode("utf-8", "surrogatepass"), digest_size=8).digest() for i in ids]))
+    else:
+        a.extend(map(id_hash, ids))
+    return array("Q", sorted(a)).tobytes()
 
 
 def event_lines(events: list[dict]) -> bytes:

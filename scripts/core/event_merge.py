@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import marshal
 from array import array
+from bisect import bisect_left
 
-from scripts.core.event_cache import I_SESSION, EventCache, FileResult, id_hash, resolve_copies, unpack_ids
+from scripts.core.event_cache import I_SESSION, EventCache, FileResult, id_hash, id_hashes, resolve_copies, unpack_ids
 from scripts.core.rollup import Rollup, rollup_events
 
 
@@ -92,7 +93,7 @@ class _Kept:
 
     def __init__(self, bulk: dict):
         self.rollup = bulk["rollup"]
-        self.hashes = array("Q", map(id_hash, unpack_ids(bulk["ids"]))).tobytes()
+        self.hashes = id_hashes(unpack_ids(bulk["ids"]))
 
 
 def kept_as_results(cache: EventCache, paths) -> list[tuple[str, None, _Kept]]:
@@ -224,14 +225,22 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
 
 
 def _sorted_hashes(arrays) -> tuple[array, set[int]]:
-    """The hashes of ``arrays`` sorted into one array, and those that occur more than once.
+    """The hashes of ``arrays`` (each sorted) sorted into one array, and those that occur
+    more than once.
     A sixteenth at a time (by their top bits): a first run adds every call's hash, and a
     list or set of them all as Python ints would cost ~40 bytes a call."""
     buckets = [array("Q") for _ in range(16)]
-    appends = [b.append for b in buckets]
     for a in arrays:
-        for h in a:
-            appends[h >> 60](h)
+        # each array is sorted (event_cache.id_hashes): a bucket's hashes are one slice
+        n = len(a)
+        if not n:
+            continue
+        start = 0
+        for b in range(a[0] >> 60, (a[n - 1] >> 60) + 1):
+            end = n if b == 15 else bisect_left(a, (b + 1) << 60, start)
+            if end > start:
+                buckets[b].extend(a[start:end])
+                start = end
     out = array("Q")
     repeated: set[int] = set()
     for i, bucket in enumerate(buckets):

@@ -128,11 +128,16 @@ class FileSink:
         }
 
 
-def iter_complete_lines(data: bytes, first_lineno: int) -> Iterable[tuple[int, bytes]]:
-    """``(lineno, line)`` for each newline-terminated line of ``data``."""
+def complete_lines(data: bytes) -> list[bytes]:
+    """The newline-terminated lines of ``data`` (without their newlines)."""
     lines = data.split(b"\n")
     lines.pop()  # what follows the last newline: empty, or a line not complete yet
-    return enumerate(lines, first_lineno)
+    return lines
+
+
+def iter_complete_lines(data: bytes, first_lineno: int) -> Iterable[tuple[int, bytes]]:
+    """``(lineno, line)`` for each newline-terminated line of ``data``."""
+    return enumerate(complete_lines(data), first_lineno)
 
 
 def split_complete(data: bytes) -> tuple[bytes, bytes]:
@@ -238,6 +243,7 @@ __all__ = [
     "FileSink",
     "ParseContext",
     "bad_json_reason",
+    "complete_lines",
     "decode_typed",
     "iter_complete_lines",
     "load_document",

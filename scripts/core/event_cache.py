@@ -45,7 +45,7 @@ from itertools import chain
 
 import orjson
 
-from scripts.adapters.base import FileSink, ParseContext, iter_complete_lines, split_complete
+from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_complete
 from scripts.core.rollup import Rollup
 from scripts.shared_io import AtomicFile, remove_if_present
 
@@ -263,9 +263,11 @@ def parse_file(source: str, task: tuple, pack_dir: str, bulk: bool = False) -> t
                 fh.seek(start)
             data = fh.read()
         complete, partial = split_complete(data)
-        adapter.parse_lines(ctx, iter_complete_lines(complete, next_lineno), sink)
+        lines = complete_lines(complete)
+        adapter.parse_lines(ctx, enumerate(lines, next_lineno), sink)
         end_offset = start + len(complete)
-        next_lineno += complete.count(b"\n")
+        next_lineno += len(lines)
+        del lines
         # a partial last line is not ours yet: remember the size we consumed, so the
         # next run sees the file as grown and reads that line once it is complete
         size_seen = end_offset if partial else st.st_size

@@ -6,7 +6,9 @@ at 200k calls) and the parse cache's index are for the user and the next run. So
 every rollup is written, normalize calls ``release()``: refresh stops waiting, runs
 aggregate and price on one core while the copy finishes the day files on the other, and
 waits for it (``finish()``) before the run summary, so a run still ends only when all of
-it is written. Outside refresh (a stage run alone) ``release()`` does nothing.
+it is written. aggregate, also forked on a first run, releases refresh the same way once
+aggregates.json is written, and saves its state for the next run while price works.
+Outside refresh (a stage run alone) ``release()`` does nothing.
 
 Later runs parse little, and normalize gives each changed source a process of its own
 (bundle_normalize._one_process_per_source): there each source's process hands its counts

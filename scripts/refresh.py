@@ -157,6 +157,7 @@ def _cmd(module: str, args: list[str], separate: bool = False) -> None:
         background.prepare_child(write_end)
         os._exit(_exit_code_of(command, args))
     os.close(write_end)
+    background.do_idle_work()  # while the copy works (a first run's normalize: ~1.5 s)
     if background.wait_for_release(read_end):
         background.track(pid, module)  # what later stages read is written; it goes on
         return

@@ -32,6 +32,7 @@ def prepare_child(write_fd: int) -> None:
     global _release_fd, _release_pid
     _release_fd = write_fd
     _release_pid = os.getpid()
+    _idle_work.clear()  # the parent's, queued before the fork: the parent does it
 
 
 def release() -> None:
@@ -76,8 +77,9 @@ def when_idle(work) -> None:
 
 
 def do_idle_work() -> None:
-    """Run the queued work (normalize calls it once its source processes are started:
-    the parent has nothing else to do until they hand their counts over)."""
+    """Run the queued work: normalize calls it once its source processes are started,
+    refresh once it has forked a stage's copy (a first run's normalize); either has
+    nothing else to do until they hand their results over."""
     while _idle_work:
         _idle_work.pop(0)()
 

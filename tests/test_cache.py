@@ -311,3 +311,28 @@ def test_a_log_last_written_a_fraction_of_a_second_before_the_run_is_not_hashed(
     os.makedirs(cache.dir)
     _parse_into(cache, log)
     assert cache.files[str(log)]["racy_hash"] is None
+
+
+@pytest.mark.parametrize("source", ["claude", "codex"])
+def test_a_bulk_parse_writes_what_a_small_one_writes(sample_logs, tmp_path, source):
+    """A first run parses large shards in bulk mode (the adapters' typed msgspec decoders),
+    an incremental run small ones without: the same files give the same pack bytes and the
+    same parse results either way (the real generator's logs, every file of the source)."""
+    import dataclasses
+
+    from scripts import adapters
+    from scripts.core.event_cache import parse_shard
+
+    home = sample_logs(events=2000, seed=11) / "home"
+    root = home / (".claude" if source == "claude" else ".codex")
+    files = sorted(adapters.load(source).discover([str(root)]))
+    assert files
+    tasks = [(p, "new", 0, 1, {}, None, None, "") for p in files]
+    outcome = {}
+    for bulk in (False, True):
+        pack_dir = tmp_path / f"bulk-{bulk}"
+        pack_dir.mkdir()
+        results = parse_shard((source, str(pack_dir), "pack", tasks, bulk))
+        outcome[bulk] = ((pack_dir / "pack").read_bytes(), [dataclasses.asdict(r) for r in results])
+    assert outcome[True] == outcome[False]
+    assert sum(r["n"] for r in outcome[True][1]) > 100

@@ -282,7 +282,6 @@ def parse_file(source: str, task: tuple, pack_dir: str, bulk: bool = False) -> t
         head = ""
     kept = sink.events
     roll = Rollup()
-    dumps = orjson.dumps
     segments = {}
     if prior and all(kept[seed["id"]] is seed for seed in seeds):
         # only appended calls: earlier days stay as they are, a day with new calls is its

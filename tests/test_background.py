@@ -22,6 +22,27 @@ def _unblock(art, day: str) -> None:
     shutil.rmtree(art / "events" / "claude" / f"{day}.jsonl")
 
 
+def _fails_in_one_line(env, mention: str = "Error") -> None:
+    """make all fails, saying why in one line that names ``mention`` (no traceback)."""
+    res = make("all", env=env, check=False)
+    assert res.returncode != 0
+    err = res.stderr.decode()
+    assert mention in err and "Traceback" not in err, err
+
+
+def _built_live(sample_logs, tmp_path, seed: int):
+    """A copy of generated logs, a bundle built from them, and one day of new calls:
+    ``(live logs, bundle, env, new calls to append)``."""
+    logs = sample_logs(events=2000, seed=seed)
+    delta = sample_logs(events=40, seed=1000 + seed, start="2026-09-30", days=1)
+    live = tmp_path / "live"
+    shutil.copytree(logs / "home", live / "home")
+    art = tmp_path / "art"
+    env = sample_env(live, art)
+    make("all", env=env)
+    return live, art, env, delta
+
+
 def _first_day(art) -> str:
     return sorted(p.stem for p in (art / "events" / "claude").glob("*.jsonl"))[0]
 
@@ -34,10 +55,7 @@ def test_first_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path
     art = tmp_path / "art"
     env = sample_env(logs, art)
     _block(art, day)
-    res = make("all", env=env, check=False)
-    assert res.returncode != 0
-    err = res.stderr.decode()
-    assert "Error" in err and "Traceback" not in err, err
+    _fails_in_one_line(env)
     assert not (art / "runs" / "latest.json").exists(), "a failed run writes no run summary"
     _unblock(art, day)
     make("all", env=env)
@@ -52,10 +70,7 @@ def test_aggregate_failing_after_its_release_fails_the_run(sample_logs, tmp_path
     env = sample_env(logs, art)
     state = art / "cache" / "aggregate" / "state.bin"
     (state / "blocker").mkdir(parents=True)  # a directory where the state goes
-    res = make("all", env=env, check=False)
-    assert res.returncode != 0
-    err = res.stderr.decode()
-    assert "Error" in err and "Traceback" not in err, err
+    _fails_in_one_line(env)
     assert not (art / "runs" / "latest.json").exists(), "a failed run writes no run summary"
     assert (art / "reports" / "daily.json").exists(), "price ran while aggregate saved its state"
     shutil.rmtree(state)
@@ -64,20 +79,11 @@ def test_aggregate_failing_after_its_release_fails_the_run(sample_logs, tmp_path
 
 
 def test_later_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path):
-    logs = sample_logs(events=2000, seed=6)
-    delta = sample_logs(events=40, seed=1006, start="2026-09-30", days=1)
-    live = tmp_path / "live"
-    shutil.copytree(logs / "home", live / "home")
-    art = tmp_path / "art"
-    env = sample_env(live, art)
-    make("all", env=env)
+    live, art, env, delta = _built_live(sample_logs, tmp_path, 6)
     before = load_json(art / "runs" / "latest.json")["run_id"]
     append_one_percent(str(live / "home"), str(delta), 0)
     _block(art, "2026-09-30")
-    res = make("all", env=env, check=False)
-    assert res.returncode != 0
-    err = res.stderr.decode()
-    assert "2026-09-30" in err and "Traceback" not in err, err
+    _fails_in_one_line(env, "2026-09-30")
     assert load_json(art / "runs" / "latest.json")["run_id"] == before, "a failed run writes no run summary"
     _unblock(art, "2026-09-30")
     make("all", env=env)
@@ -85,13 +91,7 @@ def test_later_run_failing_after_the_release_fails_the_run(sample_logs, tmp_path
 
 
 def test_normalize_alone_returns_only_when_every_source_is_written(sample_logs, tmp_path):
-    logs = sample_logs(events=2000, seed=7)
-    delta = sample_logs(events=40, seed=1007, start="2026-09-30", days=1)
-    live = tmp_path / "live"
-    shutil.copytree(logs / "home", live / "home")
-    art = tmp_path / "art"
-    env = sample_env(live, art)
-    make("all", env=env)
+    live, art, env, delta = _built_live(sample_logs, tmp_path, 7)
     append_one_percent(str(live / "home"), str(delta), 0)
     stage("cache_check", "--artifacts", art, "--quiet", env=env)
     index = art / "cache" / "normalize" / "claude" / "index.marshal"

@@ -135,7 +135,7 @@ class FileResult:
     versions: dict
     n: int  # events kept in the file
     hashes: bytes  # array('Q') of its event ids' hashes, in event order
-    rollup: list
+    rollup: bytes  # marshalled rows: pickled to the parent as one string, kept so (event_merge.Parsed)
     segs: dict = field(default_factory=dict)  # day -> [pack, offset, length, n]
     days_changed: list = field(default_factory=list)  # days whose events this parse changed
     bulk: list = field(default_factory=list)  # [pack, offset, length]
@@ -351,7 +351,7 @@ def parse_file(source: str, task: tuple, pack_dir: str, bulk: bool = False) -> t
         versions=sink.versions,
         n=n_events,
         hashes=id_hashes(ids),
-        rollup=rollup,
+        rollup=marshal.dumps(rollup),
         segs=kept_segs,
         days_changed=sorted(changed),
         bad=bad,

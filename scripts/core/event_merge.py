@@ -49,7 +49,7 @@ class Parsed:
 
     @classmethod
     def of(cls, res: FileResult) -> "Parsed":
-        return cls(marshal.dumps(res.rollup), res.hashes)
+        return cls(res.rollup, res.hashes)
 
 
 class _Files:

@@ -154,7 +154,7 @@ def _temp_beside(path: str) -> tuple[int, str]:
     raise OSError(f"could not create a temp file beside {path}")
 
 
-def write_if_changed(path: str | os.PathLike, data: bytes, force: bool = False, touch: bool = False) -> bool:
+def write_if_changed(path: str | os.PathLike, data: bytes | bytearray, force: bool = False, touch: bool = False) -> bool:
     """Write ``data`` (atomically) unless the file already holds exactly it; True if
     written. Make compares mtimes, so an unchanged file keeps its old one — unless
     ``touch``: then it is marked as just made (a rule's target that is up to date)."""

@@ -123,8 +123,17 @@ def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
     for job in jobs_list:
         rank.setdefault(job[0], len(rank))
     order = sorted(range(len(jobs_list)), key=lambda i: (rank[jobs_list[i][0]], -len(jobs_list[i][3])))
-    with ctx.Pool(min(workers, len(jobs_list)), initializer=_worker_init) as pool:
-        yield from pool.imap_unordered(parse_shard, [jobs_list[i] for i in order])
+    queue = [jobs_list[i] for i in order]
+    n = len(queue)
+    jobs_list.clear()  # each shard's task list is dropped once it is handed to a worker
+    with ctx.Pool(min(workers, n), initializer=_worker_init) as pool:
+        yield from pool.imap_unordered(parse_shard, _handed_out(queue))
+
+
+def _handed_out(queue: list):
+    queue.reverse()
+    while queue:
+        yield queue.pop()
 
 
 def normalize_bundle(
@@ -185,6 +194,7 @@ def normalize_bundle(
             plain = [tasks[i] + (device,) for i in shard]
             bulk = sum(sizes[i] for i in shard) >= BULK_SHARD_BYTES
             shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain, bulk))
+    tasks = plain = None  # the shards hold them, until each is handed to a worker (run_jobs)
     parsed_bytes = 0
     shards_left = {s: 0 for s in sources}
     for job in shard_jobs:
@@ -437,7 +447,7 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
         with AtomicFile(os.path.join(cache.dir, PENDING)) as fh:
             fh.write(orjson.dumps({"days": sorted(todo | pending)}))
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
-    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), dumps_line(document(source, cache.merged.sorted_rows())))
+    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), _rollup_bytes(source, cache))
     rejected = totals["rejected"]
     plan = (directory, todo, [on_disk[day] for day in sorted(on_disk.keys() - expected)])
     return {
@@ -455,6 +465,21 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
         "notes": dict(sorted(notes.items())),
         "days_written": len(todo),
     }, plan
+
+
+def _rollup_bytes(source: str, cache: EventCache) -> bytearray:
+    """rollups/<source>.json: the bytes of ``dumps_line(document(source, rows))`` with the
+    rows put in a chunk at a time (``MergedState.sorted_chunks``), so they are never all
+    held as lists."""
+    head, tail = dumps_line(document(source, [])).split(b'"rows":[]')
+    out = bytearray(head + b'"rows":[')
+    start = len(out)
+    for rows in cache.merged.sorted_chunks():
+        if len(out) > start:
+            out += b","
+        out += dumps_line(rows)[1:-2]  # no brackets, no newline
+    out += b"]" + tail
+    return out
 
 
 def write_source_days(cache: EventCache, plan: tuple) -> None:

@@ -49,7 +49,7 @@ from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_
 from scripts.core.rollup import Rollup
 from scripts.shared_io import AtomicFile, remove_if_present
 
-CACHE_VERSION = 7  # 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
+CACHE_VERSION = 8  # 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
 INDEX_MAGIC = b"tokentally-parse-index\n"
 LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
@@ -450,19 +450,22 @@ class MergedState:
     """What a source's files add up to, kept between runs so a run touches only the
     sessions the changed files hold:
 
-    - ``rows``: the merged slot rollup (what rollups/<source>.json holds), by key;
+    - ``rows``: the merged slot rollup (what rollups/<source>.json holds), by session:
+      its first slot and its rows marshalled (a sixth of their size as lists of Python
+      ints: a first run builds every session's rows; the rollup is written from a few
+      sessions' rows at a time, ``sorted_chunks``);
     - ``session_files``: session id -> the file numbers holding events of it;
     - ``hashes``: a HashIndex of every kept event id, to see copies across files;
     - ``dup_holders``: for ids known to sit in several files, those files' numbers."""
 
     def __init__(self):
-        self.rows: dict[tuple, list] = {}
+        self.rows: dict[str, tuple[int, bytes]] = {}
         self.session_files: dict[str, list[int]] = {}
         self.hashes = HashIndex()
         self.dup_holders: dict[str, list[int]] = {}
 
     def to_doc(self) -> dict:
-        """Its plain-type form, for the index (rows keyed by their key tuples)."""
+        """Its plain-type form, for the index."""
         h = self.hashes
         return {
             "rows": self.rows,
@@ -482,19 +485,53 @@ class MergedState:
         m.dup_holders = doc["dup_holders"]
         return m
 
-    def sorted_rows(self) -> list[list]:
-        rows = self.rows
-        try:
-            # the keys alone, compared as plain tuples (in C): the same order as
-            # _row_sort_key's whenever no project is None (then it raises, and that runs)
-            keys = sorted(rows)
-        except TypeError:
-            keys = sorted(rows, key=_row_sort_key)
-        return [list(k) + rows[k] for k in keys]
+    def set_session(self, session: str, acc: dict[tuple, list]) -> None:
+        """A session's merged rows, from a Rollup's accumulator (none: the session goes),
+        kept as ``(its first slot, its rows marshalled)``."""
+        if acc:
+            self.rows[session] = (min(k[0] for k in acc), marshal.dumps([list(k) + v for k, v in acc.items()]))
+        else:
+            self.rows.pop(session, None)
+
+    def sorted_chunks(self, chunk: int = 4096):
+        """Every merged row in rollup order (by key, the slot first), as sorted lists.
+
+        The sessions are unpacked in order of their first slot; a row whose slot comes
+        before the next session's first one is final (no later session reaches back to
+        it), so those rows go out, sorted, whenever enough are waiting. Only the rows of
+        the sessions around one moment are ever unpacked at once."""
+        waiting: list[list] = []
+        limit = chunk
+        for first, blob in sorted(self.rows.values(), key=_first_slot):
+            if len(waiting) >= limit:
+                ready = [r for r in waiting if r[0] < first]
+                if ready:
+                    waiting = [r for r in waiting if r[0] >= first]
+                    yield _sorted(ready)
+                # long sessions' rows that must wait: look again only once as many came
+                limit = max(chunk, 2 * len(waiting))
+            waiting += marshal.loads(blob)
+        if waiting:
+            yield _sorted(waiting)
 
 
-def _row_sort_key(k: tuple):
-    return (k[0], k[1], k[2], k[3] or "", k[4], k[5], k[6])
+def _first_slot(session_rows: tuple) -> int:
+    return session_rows[0]
+
+
+def _sorted(rows: list[list]) -> list[list]:
+    try:
+        # compared as plain lists (in C): the keys decide (they are unique), in the same
+        # order as _row_sort_key's whenever no project is None (then it raises, and that
+        # runs)
+        rows.sort()
+    except TypeError:
+        rows.sort(key=_row_sort_key)
+    return rows
+
+
+def _row_sort_key(row: list):
+    return (row[0], row[1], row[2], row[3] or "", row[4], row[5], row[6])
 
 
 class EventCache:

@@ -201,17 +201,16 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
 
     # 4. the merged rollup of the affected sessions, from every file holding them
     session_sets.apply_to(m.session_files)
-    for key in [k for k in m.rows if k[I_SESSION] in affected_sessions]:
-        del m.rows[key]
-    acc = Rollup()
     rows_of: dict[str, list] = {}
-    # a file's rows are dropped once its last affected session is folded (a first run
-    # folds every file: they are not all held at once next to the merged rows)
+    # a file's rows are dropped once its last affected session is folded, and a session's
+    # rows are marshalled once summed (a first run folds every file and every session:
+    # neither is held whole as lists)
     visits: dict[int, int] = {}
     for s in affected_sessions:
         for fno in m.session_files.get(s, ()):
             visits[fno] = visits.get(fno, 0) + 1
     for s in affected_sessions:
+        acc = Rollup()
         for fno in m.session_files.get(s, ()):
             path = files.by_fno[fno]
             rows = rows_of.get(path)
@@ -221,7 +220,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             visits[fno] -= 1
             if not visits[fno]:
                 del rows_of[path]
-    m.rows.update(acc.acc)
+        m.set_session(s, acc.acc)
 
 
 def _sorted_hashes(arrays) -> tuple[array, set[int]]:

@@ -29,10 +29,13 @@ never misread.
 The index is a short JSON header line and a ``marshal`` body (Python's own format for its
 plain types: loading and saving it costs half of what JSON did, ~25 ms of an incremental
 run at 200k calls); marshal's format belongs to a Python version, which the header names.
+The body is written in pieces (``write_index``), so saving it never holds a second copy
+of the whole index.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import marshal
 import os
 import sys
@@ -49,7 +52,7 @@ from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_
 from scripts.core.rollup import Rollup
 from scripts.shared_io import AtomicFile, remove_if_present
 
-CACHE_VERSION = 8  # 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
+CACHE_VERSION = 9  # 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
 INDEX_MAGIC = b"tokentally-parse-index\n"
 LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
@@ -66,16 +69,56 @@ def has_index(artifacts: str, source: str) -> bool:
 
 
 def encode_index(doc: dict) -> bytes:
-    body = marshal.dumps(doc)
-    return index_head(body) + body
+    out = io.BytesIO()
+    write_index(out, doc)
+    return out.getvalue()
 
 
-def index_head(body: bytes) -> bytes:
-    """What comes before an index's marshal ``body`` (written apart: not one more copy of it)."""
-    header = orjson.dumps(
-        {"cache_version": CACHE_VERSION, "python": list(sys.version_info[:2]), "length": len(body), "crc32": zlib.crc32(body)}
-    )
-    return INDEX_MAGIC + header + b"\n"
+INDEX_CHUNK = 1024  # files or sessions in one marshalled piece of an index body
+
+
+def write_index(fh, doc: dict) -> None:
+    """Write the index document ``doc`` (the shape ``decode_index`` returns) to ``fh``.
+
+    The body is pieces, each written as soon as it is made: the rest of the document
+    marshalled, its files a chunk at a time, the hash multiset's base array as it is
+    (8 bytes a call), the merged rows a chunk of sessions at a time. One marshal of the
+    whole index would be one more copy of all of it in memory (~6 MB at 400k calls, at
+    the peak of a first run). The header line (the pieces' lengths, the body's CRC) is
+    written last, over spaces kept for it."""
+    merged = doc["merged"]
+    base, added, removed = merged["hashes"]
+    file_items = sorted(doc["files"].items())
+    row_items = sorted(merged["rows"].items())
+    n_files = -(-len(file_items) // INDEX_CHUNK)
+    n_rows = -(-len(row_items) // INDEX_CHUNK)
+    head = {k: v for k, v in doc.items() if k not in ("files", "merged")}
+    head["merged"] = {k: v for k, v in merged.items() if k not in ("rows", "hashes")}
+    head["hashes"] = [added, removed]
+    head["chunks"] = [n_files, n_rows]
+    width = len(_index_header(10**15, 2**32 - 1, [10**15] * (2 + n_files + n_rows)))
+    start = fh.tell()
+    fh.write(INDEX_MAGIC + b" " * width + b"\n")
+    crc = 0
+    lengths: list[int] = []
+    for piece in chain(
+        [marshal.dumps(head)],
+        (marshal.dumps(dict(file_items[i:i + INDEX_CHUNK])) for i in range(0, len(file_items), INDEX_CHUNK)),
+        [memoryview(base).cast("B")],
+        (marshal.dumps(dict(row_items[i:i + INDEX_CHUNK])) for i in range(0, len(row_items), INDEX_CHUNK)),
+    ):
+        fh.write(piece)
+        crc = zlib.crc32(piece, crc)
+        lengths.append(len(piece))
+    end = fh.tell()
+    fh.seek(start + len(INDEX_MAGIC))
+    fh.write(_index_header(sum(lengths), crc, lengths).ljust(width))
+    fh.seek(end)
+
+
+def _index_header(length: int, crc: int, pieces: list[int]) -> bytes:
+    return orjson.dumps({"cache_version": CACHE_VERSION, "python": list(sys.version_info[:2]), "length": length, "crc32": crc,
+                         "pieces": pieces})
 
 
 def decode_index(data: bytes) -> dict | None:
@@ -95,13 +138,34 @@ def decode_index(data: bytes) -> dict | None:
         or header.get("python") != list(sys.version_info[:2])
         or header.get("length") != len(body)
         or header.get("crc32") != zlib.crc32(body)
+        or not isinstance(header.get("pieces"), list)
+        or sum(header["pieces"]) != len(body)
     ):
         return None
     try:
-        doc = marshal.loads(body)
-    except (EOFError, ValueError, TypeError):
+        at = 0
+        pieces = []
+        for n in header["pieces"]:
+            pieces.append(body[at:at + n])
+            at += n
+        doc = marshal.loads(pieces[0])
+        n_files, n_rows = doc.pop("chunks")
+        added, removed = doc.pop("hashes")
+        if len(pieces) != 2 + n_files + n_rows:
+            return None
+        files: dict = {}
+        for piece in pieces[1:1 + n_files]:
+            files.update(marshal.loads(piece))
+        rows: dict = {}
+        for piece in pieces[2 + n_files:]:
+            rows.update(marshal.loads(piece))
+        doc["files"] = files
+        doc["merged"].update(rows=rows, hashes=[bytes(pieces[1 + n_files]), added, removed])
+    except (EOFError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    return doc if isinstance(doc, dict) else None
+    return doc
+
+
 # A file modified this recently may change again within the same mtime tick; its
 # content hash is kept so the next run can tell (the "racy clean" problem).
 # How recent is too recent depends on the mtime's grain: whole seconds (FAT, HFS+, some
@@ -470,7 +534,7 @@ class MergedState:
         return {
             "rows": self.rows,
             "session_files": self.session_files,
-            "hashes": [h.base.tobytes(), h.added, h.removed],
+            "hashes": [h.base, h.added, h.removed],
             "dup_holders": self.dup_holders,
         }
 
@@ -493,7 +557,7 @@ class MergedState:
         else:
             self.rows.pop(session, None)
 
-    def sorted_chunks(self, chunk: int = 4096):
+    def sorted_chunks(self, chunk: int = 1024):
         """Every merged row in rollup order (by key, the slot first), as sorted lists.
 
         The sessions are unpacked in order of their first slot; a row whose slot comes
@@ -598,13 +662,11 @@ class EventCache:
             "next_pack": self.next_pack,
             "next_fno": self.next_fno,
             "packs": dict(sorted(self.packs.items())),
-            "files": dict(sorted(self.files.items())),
+            "files": self.files,  # written sorted, a chunk at a time (write_index)
             "merged": self.merged.to_doc(),
         }
-        body = marshal.dumps(doc)
         with AtomicFile(self.index_path) as fh:
-            fh.write(index_head(body))
-            fh.write(body)
+            write_index(fh, doc)
         remove_if_present(os.path.join(self.dir, LEGACY_INDEX_NAME))
         self._remove_unreferenced()
 

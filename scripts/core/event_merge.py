@@ -101,7 +101,8 @@ def kept_as_results(cache: EventCache, paths) -> list[tuple[str, None, _Kept]]:
 
 
 def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileResult | None]]) -> None:
-    """``changed``: (path, previous entry or None, new result or None if forgotten)."""
+    """``changed``: (path, previous entry or None, new result or None if forgotten); the
+    results' ``hashes`` are used up."""
     if not changed:
         return
     m = cache.merged
@@ -132,12 +133,14 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     for path, res in fresh.items():
         a = array("Q")
         a.frombytes(res.hashes)
+        res.hashes = b""  # consumed: a first run holds every file's, once is enough
         new_hashes[path] = a
     candidates: set[int] = set()
     if len(m.hashes):
         for a in new_hashes.values():
             candidates.update(h for h in a if m.hashes.count(h) > 0)
     all_new, repeated = _sorted_hashes(new_hashes.values())
+    del new_hashes
     candidates |= repeated
     m.hashes.add(all_new)
     del all_new

@@ -22,7 +22,7 @@ from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, source_cache_dir
+from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, source_cache_dir, tally
 from scripts.core.event_merge import Parsed, fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
@@ -220,6 +220,7 @@ def normalize_bundle(
                 changes[source].append((res.path, None if force else old, Parsed.of(res)))
                 parsed_bytes += res.end_offset
             source = _source_of(results[0].path, listings)  # a shard holds one source's files
+            results = res = None  # stored: not held while the source is folded and written
             shards_left[source] -= 1
             if not shards_left[source]:
                 yield source
@@ -418,7 +419,7 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     for path in files:
         e = files[path]
         expected.update(e["segs"])
-        c = e["counts"]
+        c, file_versions = tally(e)
         totals["records"] += c["records"]
         totals["duplicates"] += c["duplicates"]
         totals["not_a_call"] += c["not_a_call"]
@@ -427,7 +428,7 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
             rejected_by_reason[reason] = rejected_by_reason.get(reason, 0) + n
         for k, n in c.get("notes", {}).items():
             notes[k] = notes.get(k, 0) + n
-        for v, n in e["versions"].items():
+        for v, n in file_versions.items():
             versions[v] = versions.get(v, 0) + n
         n_file = e["n"] - len(e.get("dropped", ()))
         totals["duplicates"] += len(e.get("dropped", ()))

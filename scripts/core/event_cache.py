@@ -10,10 +10,11 @@ Layout, per source, under ``$(ARTIFACTS)/cache/normalize/<source>/``:
   grew rewrites only the days its new records touched); packs with nothing live are
   deleted, mostly-dead ones compacted.
 - ``index.marshal``: per file only what every run needs — its fingerprint (size, mtime,
-  inode), where parsing stopped (byte offset after the last complete line, next line
-  number, the adapter's resume state), its record counts, where its day segments
-  (``segs``: day -> [pack, offset, length, events]) and bulk are, and the ids dropped
-  as copies of a call kept in another file; per pack its size (a torn write is
+  inode), where its day segments (``segs``: day -> [pack, offset, length, events]) and
+  bulk are, and the ids dropped as copies of a call kept in another file; packed (one
+  marshal string each, ``tally`` and ``resume_point``) its record counts and versions,
+  and where parsing stopped (byte offset after the last complete line, next line number,
+  the hash of the head, the adapter's resume state); per pack its size (a torn write is
   detected); and the source's merged state (see ``MergedState``).
 
 So a run loads the per-file metadata and the merged state, and the bulk of just the
@@ -52,7 +53,7 @@ from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_
 from scripts.core.rollup import Rollup
 from scripts.shared_io import AtomicFile, remove_if_present
 
-CACHE_VERSION = 9  # 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
+CACHE_VERSION = 10  # 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
 INDEX_MAGIC = b"tokentally-parse-index\n"
 LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
@@ -204,6 +205,16 @@ class FileResult:
     days_changed: list = field(default_factory=list)  # days whose events this parse changed
     bulk: list = field(default_factory=list)  # [pack, offset, length]
     bad: list = field(default_factory=list)  # (path, line, reason) to print
+    tally: bytes = b""  # packed (counts, versions), once ``pack`` ran
+    resume: bytes = b""  # packed (end_offset, next_lineno, head_hash, state), once ``pack`` ran
+
+    def pack(self) -> None:
+        """Pack what the index keeps packed (``tally``, ``resume_point``): a worker sends its
+        results so, and the parent holds them so until it stores them."""
+        if not self.tally:
+            self.tally = marshal.dumps((self.counts, self.versions))
+            self.resume = marshal.dumps((self.end_offset, self.next_lineno, self.head_hash, self.state))
+            self.counts = self.versions = self.state = None
 
 
 def _hash_bytes(data: bytes) -> str:
@@ -454,6 +465,7 @@ def parse_shard(job: tuple) -> list[FileResult]:
             pack.write(bulk)
             res.bulk = [pack_name, offset, len(bulk)]
             offset += len(bulk)
+            res.pack()
             results.append(res)
     return results
 
@@ -712,15 +724,10 @@ class EventCache:
             if same:
                 stats["hit"] += 1
                 continue
-            grew = (
-                resumable
-                and entry["ino"] == ino
-                and size >= entry["end_offset"]
-                and entry["end_offset"] > 0
-                and _head_unchanged(path, entry)
-            )
+            end_offset, next_lineno, head_hash, state = resume_point(entry)
+            grew = resumable and entry["ino"] == ino and size >= end_offset and end_offset > 0 and _head_unchanged(path, head_hash)
             if grew:
-                tasks.append((path, "resumed", entry["end_offset"], entry["next_lineno"], entry["state"], {"segs": entry["segs"], "bulk": entry["bulk"]}, entry["counts"]))
+                tasks.append((path, "resumed", end_offset, next_lineno, state, {"segs": entry["segs"], "bulk": entry["bulk"]}, tally(entry)[0]))
                 stats["resumed"] += 1
             else:
                 tasks.append((path, "reread", 0, 1, {}, None, None))
@@ -762,29 +769,29 @@ class EventCache:
         else:
             fno = self.next_fno
             self.next_fno += 1
-        versions = res.versions
+        res.pack()
+        packed_tally = res.tally
         if res.mode == "resumed" and old is not None:
             # a resumed parse saw only the new lines: the earlier lines' versions still count
-            versions = dict(old.get("versions", {}))
-            for v, n in res.versions.items():
+            counts, new_versions = tally(res)
+            versions = dict(tally(old)[1])
+            for v, n in new_versions.items():
                 versions[v] = versions.get(v, 0) + n
-            versions = dict(sorted(versions.items()))
+            packed_tally = marshal.dumps((counts, dict(sorted(versions.items()))))
         self.files[res.path] = {
             "fno": fno,
             "size": res.size,
             "mtime_ns": res.mtime_ns,
             "ino": res.ino,
             "side": side,
-            "end_offset": res.end_offset,
-            "next_lineno": res.next_lineno,
-            "head_hash": res.head_hash,
             "racy_hash": res.racy_hash,
-            "state": res.state,
-            "counts": res.counts,
-            "versions": versions,
             "n": res.n,
             "segs": res.segs,
             "bulk": res.bulk,
+            # what only the run summary's totals and a resumed parse read, packed: a first
+            # run holds every file's entry (~1 KB less a file, ~2 KB for Codex's state)
+            "tally": packed_tally,
+            "resume": res.resume,
         }
         if old is not None and old.get("dropped"):
             self.files[res.path]["dropped"] = old["dropped"]  # re-decided by the caller
@@ -834,8 +841,20 @@ def _size(path: str) -> int:
         return -1
 
 
-def _head_unchanged(path: str, entry: dict) -> bool:
-    want = entry.get("head_hash")
+def tally(entry) -> tuple[dict, dict]:
+    """An index entry's (or a packed FileResult's) ``(counts, versions)``: its records by
+    outcome and the source versions its lines named."""
+    return marshal.loads(entry["tally"] if isinstance(entry, dict) else entry.tally)
+
+
+def resume_point(entry: dict) -> tuple[int, int, str, dict]:
+    """An index entry's ``(end_offset, next_lineno, head_hash, state)``: where its parse
+    stopped (after the last complete line), the hash of its first bytes, and the
+    adapter's state there."""
+    return marshal.loads(entry["resume"])
+
+
+def _head_unchanged(path: str, want: str) -> bool:
     if not want:
         return False
     try:

@@ -189,11 +189,13 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     }
     state_path = os.path.join(cache_dir, STATE)
     state = view_cache.load_unless_forced(state_path, identity, force, stats)
-    old_data = None
+    old_file = None
     if state is not None:
-        old_data = view_cache.read_previous(output, state["output"])
-        if old_data is None:
+        old_file = view_cache.PreviousOutput.open(output, state["output"])
+        if old_file is None:
             state, stats.state = None, "output"
+        else:
+            opened.append(old_file)
 
     # the rollup rows per UTC day, and their digests (what tells a changed day); a first
     # run reads them lazily too (every day is then parsed, and checked, once per pass)
@@ -460,7 +462,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     new_index: dict = {}
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
-    old_view = memoryview(old_data) if old_data is not None else None
     with AtomicFile(output) as fh:  # written as it is assembled: never one more copy in memory
         write = fh.write
         first = b'{"allocation_basis":' + _dumps(allocation) + b',"filters":' + _dumps(filters.as_dict()) + b',"kind":"aggregates","reports":{'
@@ -520,18 +521,23 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                         lens += old_lens[i:k]
                         if pre[k] == pre[i]:
                             continue
-                        b = old_view[obase + pre[i]:obase + pre[k] - 1]
+                        if wrote:
+                            write(b",")
+                            pos += 1
+                        # a run of units kept from the last run: copied from its file
+                        old_file.copy(fh, obase + pre[i], obase + pre[k] - 1)
+                        pos += pre[k] - 1 - pre[i]
                     else:
                         b = fresh[seg][slot]
                         if not b:
                             lens.append(0)
                             continue
                         lens.append(len(b) + 1)
-                    if wrote:
-                        write(b",")
-                        pos += 1
-                    write(b)
-                    pos += len(b)
+                        if wrote:
+                            write(b",")
+                            pos += 1
+                        write(b)
+                        pos += len(b)
                     wrote = True
                 idx["lens"][slot] = lens
                 if tail:

@@ -354,10 +354,14 @@ def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, ou
         old_json = old_md = None
         if state is not None and kind in state["index"]:
             old = state["index"][kind]
-            old_json = view_cache.read_previous(os.path.join(out_dir, f"{kind}.json"), state["files"].get(f"{kind}.json"))
-            old_md = view_cache.read_previous(os.path.join(out_dir, f"{kind}.md"), state["files"].get(f"{kind}.md"))
+            old_json = view_cache.PreviousOutput.open(os.path.join(out_dir, f"{kind}.json"), state["files"].get(f"{kind}.json"))
+            old_md = view_cache.PreviousOutput.open(os.path.join(out_dir, f"{kind}.md"), state["files"].get(f"{kind}.md"))
             if old_json is None or old_md is None:
+                for prev_file in (old_json, old_md):
+                    if prev_file is not None:
+                        prev_file.close()
                 old = None
+                old_json = old_md = None
                 stats.state = "output"
         old_keys = old["keys"] if old is not None else []
         old_ord = dict(zip(old_keys, range(len(old_keys))))
@@ -448,13 +452,15 @@ def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, ou
         out.entries(0)
         out.put(b'],"schema_version":' + str(REPORT_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(report["timezone"])
                 + b',"totals":' + _dumps(report["totals"]) + b',"unpriced":' + _dumps(report["unpriced"]) + b"}\n")
-        del old_json
+        if old_json is not None:
+            old_json.close()
         # the Markdown: head, each period's lines, foot
         md = _Assembly(outputs.open(f"{kind}.md"), old, old_md, segments, batch, idx)
         md.put(("\n".join(markdown_head(report)) + "\n").encode())
         md.entries(3, trailing=True)
         md.put(("\n".join(markdown_foot(report)) + "\n").encode())
-        del old_md
+        if old_md is not None:
+            old_md.close()
         if batch is not None:
             batch.close()
         new_index[kind] = idx
@@ -741,10 +747,10 @@ class _Assembly:
     (``lens``: 0 for a period with no entry there), so a run of periods kept from the
     last run is one slice of the previous output."""
 
-    def __init__(self, fh, old, old_data, segments, batch, idx):
+    def __init__(self, fh, old, old_file, segments, batch, idx):
         self.fh = fh
         self.pos = 0
-        self.old, self.old_data, self.segments, self.batch, self.idx = old, old_data, segments, batch, idx
+        self.old, self.old_file, self.segments, self.batch, self.idx = old, old_file, segments, batch, idx
 
     def put(self, b: bytes) -> None:
         self.fh.write(b)
@@ -762,7 +768,6 @@ class _Assembly:
             base = self.old["base"][slot]
             pre = [0]
             pre += accumulate(old_lens)
-            old_view = memoryview(self.old_data)
         batch = self.batch
         for kind, i, k in self.segments:
             if kind == "old":
@@ -773,9 +778,8 @@ class _Assembly:
                 if wrote and not trailing:
                     write(b",")
                     self.pos += 1
-                b = old_view[base + pre[i]:base + pre[k] - cut]
-                write(b)
-                self.pos += len(b)
+                self.old_file.copy(self.fh, base + pre[i], base + pre[k] - cut)
+                self.pos += pre[k] - cut - pre[i]
             else:
                 st = batch.starts[slot]
                 lens += map(int.__sub__, st[i + 1:k + 1], st[i:k])

@@ -140,6 +140,7 @@ def decode_index(data: bytes) -> dict | None:
         or header.get("length") != len(body)
         or header.get("crc32") != zlib.crc32(body)
         or not isinstance(header.get("pieces"), list)
+        or not all(type(n) is int and n >= 0 for n in header["pieces"])
         or sum(header["pieces"]) != len(body)
     ):
         return None
@@ -527,9 +528,9 @@ class MergedState:
     sessions the changed files hold:
 
     - ``rows``: the merged slot rollup (what rollups/<source>.json holds), by session:
-      its first slot and its rows marshalled (a sixth of their size as lists of Python
-      ints: a first run builds every session's rows; the rollup is written from a few
-      sessions' rows at a time, ``sorted_chunks``);
+      its first slot and its rows marshalled (about a fifth of their size as lists of
+      Python ints: a first run builds every session's rows; the rollup is written from a
+      few sessions' rows at a time, ``sorted_chunks``);
     - ``session_files``: session id -> the file numbers holding events of it;
     - ``hashes``: a HashIndex of every kept event id, to see copies across files;
     - ``dup_holders``: for ids known to sit in several files, those files' numbers."""

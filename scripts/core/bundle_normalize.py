@@ -109,10 +109,10 @@ def make_shards(tasks: list[tuple], sizes: list[int], jobs: int) -> list[list[in
 
 
 def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
-    """Yield each shard's results; a pool of ``workers`` processes when it pays."""
+    """Yield each shard's ``(source, results)``; a pool of ``workers`` processes when it pays."""
     if workers <= 1 or len(jobs_list) < 2 or total_bytes < SMALL_JOB_BYTES:
         for job in jobs_list:
-            yield parse_shard(job)
+            yield _parse_shard_of_source(job)
         return
     import multiprocessing  # only here: importing it costs ~5 ms of a run that needs no pool
 
@@ -127,7 +127,11 @@ def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
     n = len(queue)
     jobs_list.clear()  # each shard's task list is dropped once it is handed to a worker
     with ctx.Pool(min(workers, n), initializer=_worker_init) as pool:
-        yield from pool.imap_unordered(parse_shard, _handed_out(queue))
+        yield from pool.imap_unordered(_parse_shard_of_source, _handed_out(queue))
+
+
+def _parse_shard_of_source(job: tuple) -> tuple[str, list]:
+    return job[0], parse_shard(job)
 
 
 def _handed_out(queue: list):
@@ -157,6 +161,8 @@ def normalize_bundle(
         return _one_process_per_source(artifacts, sources, forget=forget, jobs=jobs, device=device, diag=diag)
     caches: dict[str, EventCache] = {}
     listings: dict[str, src_mod.SourceListing] = {}
+    found: dict[str, int] = {}  # files listed, per source
+    sides: dict[str, dict[str, str]] = {}  # per source, path -> side fingerprint (where not "")
     plans: dict[str, dict] = {}
     shard_jobs: list[tuple] = []
     changes: dict[str, list] = {s: [] for s in sources}
@@ -194,6 +200,11 @@ def normalize_bundle(
             plain = [tasks[i] + (device,) for i in shard]
             bulk = sum(sizes[i] for i in shard) >= BULK_SHARD_BYTES
             shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain, bulk))
+        # planned: of the listing, the summary needs its count and the store the files'
+        # side fingerprints (SQLite sources); the rest is not held while parsing
+        found[source] = len(listing.files)
+        sides[source] = {path: v[3] for path, v in listing.files.items() if v[3]}
+        listing.files = {}
     tasks = plain = None  # the shards hold them, until each is handed to a worker (run_jobs)
     parsed_bytes = 0
     shards_left = {s: 0 for s in sources}
@@ -205,21 +216,18 @@ def normalize_bundle(
         source is folded and written while the pool parses the next one's files (its shards
         come first), so the parent holds one source's results and merged state at a time."""
         nonlocal parsed_bytes
-        for results in run_jobs(shard_jobs, jobs, total_task_bytes):
+        for source, results in run_jobs(shard_jobs, jobs, total_task_bytes):
             for res in results:
                 res: FileResult
-                source = _source_of(res.path, listings)
                 for path, where, reason in res.bad:
                     diag.bad_line(path, where, reason)
-                side = listings[source].files.get(res.path, (0, 0, 0, ""))[3]
-                old = caches[source].store(res, side)
+                old = caches[source].store(res, sides[source].get(res.path, ""))
                 _add_days(days, source, res.days_changed)
                 if old is not None and res.mode != "resumed":
                     _add_days(days, source, old["segs"])
                 # FORCE folds everything in from nothing (the merged state was reset)
                 changes[source].append((res.path, None if force else old, Parsed.of(res)))
                 parsed_bytes += res.end_offset
-            source = _source_of(results[0].path, listings)  # a shard holds one source's files
             results = res = None  # stored: not held while the source is folded and written
             shards_left[source] -= 1
             if not shards_left[source]:
@@ -244,10 +252,10 @@ def normalize_bundle(
         listing = listings[source]
         mod = adapters.load(source)
         summary.update(
-            present=listing.present or bool(cache.files),
+            present=bool(found[source]) or bool(cache.files),
             env_var=listing.env_var,
             locations=[src_mod.short_path(p) for p in listing.locations],
-            files_found=len(listing.files),
+            files_found=found[source],
             cache=plans[source],
             adapter_version=mod.ADAPTER_VERSION,
             format_versions=list(mod.FORMAT_VERSIONS),
@@ -372,13 +380,6 @@ def _source_process(artifacts: str, source: str, write_end: int, *, forget: bool
         sys.stderr.write(f"Error: internal error: normalize of {source}: {type(exc).__name__}: {exc}\n")
     sys.stderr.flush()
     return 1
-
-
-def _source_of(path: str, listings: dict) -> str:
-    for source, listing in listings.items():
-        if path in listing.files:
-            return source
-    raise DataError(f"parsed a file no source listed: {path}")
 
 
 PENDING = "days-pending.json"

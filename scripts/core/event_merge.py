@@ -129,18 +129,20 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
         changed_fnos.add(fno)
 
     # 2. ids held by more than one file
-    new_hashes: dict[str, array] = {}
-    for path, res in fresh.items():
-        a = array("Q")
-        a.frombytes(res.hashes)
-        res.hashes = b""  # consumed: a first run holds every file's, once is enough
-        new_hashes[path] = a
     candidates: set[int] = set()
-    if len(m.hashes):
-        for a in new_hashes.values():
-            candidates.update(h for h in a if m.hashes.count(h) > 0)
-    all_new, repeated = _sorted_hashes(new_hashes.values())
-    del new_hashes
+    known = len(m.hashes) > 0
+
+    def new_hashes():
+        # one file's array at a time, its bytes used up: a first run adds every call's
+        for res in fresh.values():
+            a = array("Q")
+            a.frombytes(res.hashes)
+            res.hashes = b""
+            if known:
+                candidates.update(h for h in a if m.hashes.count(h) > 0)
+            yield a
+
+    all_new, repeated = _sorted_hashes(new_hashes())
     candidates |= repeated
     m.hashes.add(all_new)
     del all_new

@@ -311,11 +311,11 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     prev_path = os.path.join(cache_dir, PREVIOUS)
     state = view_cache.load_unless_forced(state_path, identity, force, stats)
     # the last run's document, where the state says which periods its regions held (not
-    # with a fee: then every key depends on the allocation basis)
+    # with a fee: then every key depends on the allocation basis); kept open, a table's
+    # regions read from it as the table is laid over them
     prev = None
     if state is not None and not fees and state.get("previous") is not None:
-        prev_bytes = view_cache.read_previous(prev_path, state["previous"])
-        prev = memoryview(prev_bytes) if prev_bytes is not None else None
+        prev = view_cache.PreviousOutput.open(prev_path, state["previous"])
     pricer = Pricer(book, basis)
     os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
     outputs = _Outputs(out_dir)
@@ -329,6 +329,9 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     except BaseException:
         outputs.discard()
         raise
+    finally:
+        if prev is not None:
+            prev.close()
     files = {}
     for kind in written:
         for ext in ("json", "md"):
@@ -519,7 +522,8 @@ def _keep(source, prev_path: str):
 
 def _walk_kind(regions, prev, walk, same: bool):
     """``(units of the periods that differ, layouts, all periods in order)`` of a table,
-    its regions laid over the last run's (``_walk``), or None to cut them whole."""
+    its regions laid over the last run's (``_walk``; ``prev``: that document, open), or
+    None to cut them whole."""
     _prefix, layouts, spans = walk
     pps, periods, rows = regions
     new = [None, None, None]
@@ -528,7 +532,8 @@ def _walk_kind(regions, prev, walk, same: bool):
         if slot == 2 and same:
             new[2] = new[1]
             break
-        r = _walk(region, prev[start:end], layouts[slot])
+        old = prev.read(start, end)
+        r = None if old is None else _walk(region, memoryview(old), layouts[slot])
         if r is None:
             return None
         new[slot], ch = r

@@ -268,6 +268,11 @@ class PreviousOutput:
             return None
         return cls(fd)
 
+    def read(self, start: int, end: int) -> bytes | None:
+        """Bytes ``start:end`` (None if the file ends before ``end``)."""
+        data = os.pread(self.fd, end - start, start)
+        return data if len(data) == end - start else None
+
     def copy(self, fh, start: int, end: int) -> None:
         """Write bytes ``start:end`` to the open file ``fh``."""
         fh.flush()  # the copy goes straight to the descriptor
@@ -277,15 +282,3 @@ class PreviousOutput:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-def read_previous(path: str, recorded) -> bytes | None:
-    """The bytes of a previous output if it is exactly the file a state recorded."""
-    if recorded is None or file_identity(path) != list(recorded):
-        return None
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    return data if len(data) == recorded[1] else None

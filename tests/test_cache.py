@@ -130,7 +130,7 @@ def test_cache_from_another_version_is_rebuilt_not_misread(sample_logs, tmp_path
     assert _snapshot_bytes(tmp_path / "art") == good
 
 
-@pytest.mark.parametrize("damage", ["cut short", "a flipped byte", "another python", "a header not ours", "older json index"])
+@pytest.mark.parametrize("damage", ["cut short", "a flipped byte", "another python", "a header not ours", "no pieces", "older json index"])
 def test_an_index_this_code_cannot_read_is_rebuilt_not_misread(sample_logs, tmp_path, damage):
     from scripts.core.event_cache import INDEX_MAGIC, INDEX_NAME, LEGACY_INDEX_NAME
 
@@ -156,6 +156,11 @@ def test_an_index_this_code_cannot_read_is_rebuilt_not_misread(sample_logs, tmp_
         header = json.loads(head)
         header["pieces"] = ["everything"] + header["pieces"][1:]
         index.write_bytes(INDEX_MAGIC + json.dumps(header).encode() + b"\n" + body)
+    elif damage == "no pieces":
+        head, _, _body = data[len(INDEX_MAGIC):].partition(b"\n")
+        header = json.loads(head)
+        header.update(length=0, crc32=0, pieces=[])
+        index.write_bytes(INDEX_MAGIC + json.dumps(header).encode() + b"\n")
     else:  # what an earlier version left: index.json, and no index.marshal
         index.unlink()
         (cache_dir / LEGACY_INDEX_NAME).write_bytes(b'{"cache_version": 6, "files": {}}')

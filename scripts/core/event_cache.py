@@ -140,6 +140,7 @@ def decode_index(data: bytes) -> dict | None:
         or header.get("length") != len(body)
         or header.get("crc32") != zlib.crc32(body)
         or not isinstance(header.get("pieces"), list)
+        or not header["pieces"]  # at least the rest of the document
         or not all(type(n) is int and n >= 0 for n in header["pieces"])
         or sum(header["pieces"]) != len(body)
     ):

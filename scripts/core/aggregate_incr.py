@@ -521,21 +521,20 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                         lens += old_lens[i:k]
                         if pre[k] == pre[i]:
                             continue
-                        if wrote:
-                            write(b",")
-                            pos += 1
-                        # a run of units kept from the last run: copied from its file
-                        old_file.copy(fh, obase + pre[i], obase + pre[k] - 1)
-                        pos += pre[k] - 1 - pre[i]
+                        b = None  # a run of units kept from the last run: copied from its file
                     else:
                         b = fresh[seg][slot]
                         if not b:
                             lens.append(0)
                             continue
                         lens.append(len(b) + 1)
-                        if wrote:
-                            write(b",")
-                            pos += 1
+                    if wrote:
+                        write(b",")
+                        pos += 1
+                    if b is None:
+                        old_file.copy(fh, obase + pre[i], obase + pre[k] - 1)
+                        pos += pre[k] - 1 - pre[i]
+                    else:
                         write(b)
                         pos += len(b)
                     wrote = True

@@ -775,7 +775,7 @@ class EventCache:
         packed_tally = res.tally
         if res.mode == "resumed" and old is not None:
             # a resumed parse saw only the new lines: the earlier lines' versions still count
-            counts, new_versions = tally(res)
+            counts, new_versions = marshal.loads(res.tally)
             versions = dict(tally(old)[1])
             for v, n in new_versions.items():
                 versions[v] = versions.get(v, 0) + n
@@ -843,10 +843,10 @@ def _size(path: str) -> int:
         return -1
 
 
-def tally(entry) -> tuple[dict, dict]:
-    """An index entry's (or a packed FileResult's) ``(counts, versions)``: its records by
-    outcome and the source versions its lines named."""
-    return marshal.loads(entry["tally"] if isinstance(entry, dict) else entry.tally)
+def tally(entry: dict) -> tuple[dict, dict]:
+    """An index entry's ``(counts, versions)``: its records by outcome and the source
+    versions its lines named."""
+    return marshal.loads(entry["tally"])
 
 
 def resume_point(entry: dict) -> tuple[int, int, str, dict]:

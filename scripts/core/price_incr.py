@@ -32,11 +32,11 @@ skeleton) is parsed and checked. Anything unexpected (a backslash in an entry, a
 skeleton that does not match) prices the whole document as before.
 
 Memory stays flat as the history grows: the periods to price are parsed and priced a
-chunk at a time (``_Batch``), their output bytes go to a ``view_cache.Spill`` (an unnamed temp file
-once past ``SPILL_BYTES``: a first run prices every session), and each report is written
-into its temp file as soon as its table is priced (``_Outputs``; renamed at the end,
-every ``.md`` before any ``.json``), so no report, and no table's entries as objects, is
-ever whole in memory. What grows is one key, one length per slot and the money sums per
+chunk at a time (``_Batch``), their output bytes go to a ``view_cache.Spill`` (an
+unnamed temp file once past ``SPILL_BYTES``: a first run prices every session), and each
+report is written into its temp file as soon as its table is priced (``_Outputs``;
+renamed at the end, every ``.md`` before any ``.json``), so no report, and no table's
+entries as objects, is ever whole in memory. What grows is one key, one length per slot and the money sums per
 period (the state) and the document's arrays, cut out of it.
 """
 from __future__ import annotations
@@ -564,9 +564,10 @@ class _Batch:
     entries are ever objects): per slot (rows, periods, period_providers, Markdown lines)
     the entries' bytes, each followed by its separator (``,`` or a newline), in a
     ``view_cache.Spill`` (in an unnamed temp file beside the reports once past
-    SPILL_BYTES: a first run's batch is every period of the history), and where each period's entries start there (``starts[slot][j]``; the
-    last item is the end), so that any run of periods is one byte range; per period its
-    money sums and row count; the sums of them all."""
+    SPILL_BYTES: a first run's batch is every period of the history), and where each
+    period's entries start there (``starts[slot][j]``; the last item is the end), so that
+    any run of periods is one byte range; per period its money sums and row count; the
+    sums of them all."""
 
     def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer, spill_dir: str):
         rows_r, periods_r, pps_r = regions

@@ -119,12 +119,6 @@ class Spill:
         self.buf = bytearray()
 
 
-
-
-
-
-
-
 def code_hash(*modules: str) -> str:
     """A hash of the named modules' source files (what computes the cached rows)."""
     key = tuple(modules)

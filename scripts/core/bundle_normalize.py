@@ -22,7 +22,7 @@ from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, source_cache_dir, tally
+from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, tally
 from scripts.core.event_merge import Parsed, fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
@@ -109,10 +109,11 @@ def make_shards(tasks: list[tuple], sizes: list[int], jobs: int) -> list[list[in
 
 
 def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
-    """Yield each shard's ``(source, results)``; a pool of ``workers`` processes when it pays."""
+    """Yield each shard's ``(source, its results one at a time)``; a pool of ``workers``
+    processes when it pays."""
     if workers <= 1 or len(jobs_list) < 2 or total_bytes < SMALL_JOB_BYTES:
         for job in jobs_list:
-            yield _parse_shard_of_source(job)
+            yield job[0], parse_shard(job)
         return
     import multiprocessing  # only here: importing it costs ~5 ms of a run that needs no pool
 
@@ -127,11 +128,12 @@ def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
     n = len(queue)
     jobs_list.clear()  # each shard's task list is dropped once it is handed to a worker
     with ctx.Pool(min(workers, n), initializer=_worker_init) as pool:
-        yield from pool.imap_unordered(_parse_shard_of_source, _handed_out(queue))
+        for source, path in pool.imap_unordered(_parse_shard_of_source, _handed_out(queue)):
+            yield source, results_from_file(path)
 
 
-def _parse_shard_of_source(job: tuple) -> tuple[str, list]:
-    return job[0], parse_shard(job)
+def _parse_shard_of_source(job: tuple) -> tuple[str, str]:
+    return job[0], parse_shard_to_file(job)
 
 
 def _handed_out(queue: list):

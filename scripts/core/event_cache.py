@@ -44,7 +44,7 @@ import time
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import chain
 
 import orjson
@@ -217,6 +217,10 @@ class FileResult:
             self.tally = marshal.dumps((self.counts, self.versions))
             self.resume = marshal.dumps((self.end_offset, self.next_lineno, self.head_hash, self.state))
             self.counts = self.versions = self.state = None
+
+    def as_tuple(self) -> tuple:
+        """The fields in order (``FileResult(*t)`` rebuilds it), for marshal."""
+        return tuple(getattr(self, f.name) for f in fields(self))
 
 
 def _hash_bytes(data: bytes) -> str:
@@ -452,9 +456,14 @@ def _by_day(events: list[dict], roll: Rollup) -> dict[str, list]:
 
 
 def parse_shard(job: tuple) -> list[FileResult]:
-    """Parse a run of files of one source into one new pack file (runs in a worker)."""
+    """Parse a run of files of one source into one new pack file (in this process)."""
+    return list(_parsed_into_pack(job))
+
+
+def _parsed_into_pack(job: tuple):
+    """Each file's result of ``parse_shard`` as it is done; the pack is complete (its size
+    final, which ``EventCache.store`` records) only once the last one is."""
     source, pack_dir, pack_name, tasks, bulk_parse = job
-    results = []
     with open(os.path.join(pack_dir, pack_name), "wb") as pack:
         offset = 0
         for task in tasks:
@@ -468,8 +477,37 @@ def parse_shard(job: tuple) -> list[FileResult]:
             res.bulk = [pack_name, offset, len(bulk)]
             offset += len(bulk)
             res.pack()
-            results.append(res)
-    return results
+            yield res
+
+
+RESULTS_SUFFIX = ".results"
+
+
+def parse_shard_to_file(job: tuple) -> str:
+    """``parse_shard`` in a pool worker: each result goes, marshalled, to a file beside the
+    pack as it is done, and only that file's path goes back. Sent as objects, a shard's
+    results (~2.8 KB a log file) were held whole by the worker and again, for a shard that
+    finishes while the parent folds another source, in the parent's result queue. Named
+    like a pack, a file left by a killed run is removed as unreferenced."""
+    _source, pack_dir, pack_name, _tasks, _bulk = job
+    path = os.path.join(pack_dir, pack_name + RESULTS_SUFFIX)
+    with open(path, "wb") as fh:
+        for res in _parsed_into_pack(job):
+            marshal.dump(res.as_tuple(), fh)
+    return path
+
+
+def results_from_file(path: str):
+    """The results ``parse_shard_to_file`` wrote, one at a time; the file is gone once
+    opened."""
+    with open(path, "rb") as fh:
+        os.unlink(path)
+        while True:
+            try:
+                values = marshal.load(fh)
+            except EOFError:
+                return
+            yield FileResult(*values)
 
 
 class HashIndex:

@@ -324,6 +324,54 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             m[provider] = m.get(provider, 0) + n
 
 
+    # ------------------------------------------------------------ sessions
+    # before the blocks: a first run's sessions use up the fine accumulators (~6 MB at
+    # 400k calls), which the blocks pass, reading the rows again, then does not hold too
+    def batch():
+        out = SessionBatch(spill_dir)
+        opened.append(out)
+        return out
+
+    old_multi = set() if state is None else set(state["multi_sessions"])
+    if state is None:
+        # every session: made in key order, their bytes kept in temp files, not in memory
+        sess_units = _session_units(fine, False, batch())  # consumes fine
+        del fine
+        sess_in_all = True
+        multi_sessions = set(sess_units.several)
+        if multi_sessions:  # a session in several tools: every session gets a per-period entry of its own
+            opened.remove(sess_units)
+            sess_units.close()
+            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
+    else:
+        # only the UTC days that hold a dirty session's rows (that the filters keep) are
+        # read: those overlapping a local day whose accumulators (just brought up to date)
+        # name the session. A UTC day overlaps at most three local days (each is 22 h or
+        # more): those of its first, middle and last slot.
+        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
+                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
+        sess_days = {d for d in digests
+                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
+                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
+        sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
+        sess_in_all = False
+        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True)
+        multi_sessions = {k for k, u in sess_units.items() if u[4]}
+        multi_sessions |= old_multi - dirty_sessions
+        if bool(multi_sessions) != bool(old_multi):
+            sess_in_all = True  # the periods list changes form: redo every session
+            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
+            multi_sessions = set(sess_units.several)
+    multi = bool(multi_sessions)
+    if sess_in_all:
+        sess_units.multi = multi
+    else:
+        for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
+            u[1] = u[3] if multi else u[2]
+            u[3] = u[5]
+            del u[4:]
+    new_units["sessions"] = sess_units
+
     # ------------------------------------------------------------ blocks
     # Per provider, the blocks from the one holding the last unchanged slot before the
     # earliest change are recomputed, up to the first block after the last change that
@@ -388,52 +436,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         after = [] if until is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) >= until]
         blocks_state[provider] = before + sorted((f, s) for s, f in firsts.get(provider, {}).items()) + after
     new_units["blocks"] = new_block_units
-
-    # ------------------------------------------------------------ sessions
-    def batch():
-        out = SessionBatch(spill_dir)
-        opened.append(out)
-        return out
-
-    old_multi = set() if state is None else set(state["multi_sessions"])
-    if state is None:
-        # every session: made in key order, their bytes kept in temp files, not in memory
-        sess_units = _session_units(fine, False, batch())  # consumes fine
-        del fine
-        sess_in_all = True
-        multi_sessions = set(sess_units.several)
-        if multi_sessions:  # a session in several tools: every session gets a per-period entry of its own
-            opened.remove(sess_units)
-            sess_units.close()
-            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
-    else:
-        # only the UTC days that hold a dirty session's rows (that the filters keep) are
-        # read: those overlapping a local day whose accumulators (just brought up to date)
-        # name the session. A UTC day overlaps at most three local days (each is 22 h or
-        # more): those of its first, middle and last slot.
-        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
-                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
-        sess_days = {d for d in digests
-                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
-                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
-        sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
-        sess_in_all = False
-        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True)
-        multi_sessions = {k for k, u in sess_units.items() if u[4]}
-        multi_sessions |= old_multi - dirty_sessions
-        if bool(multi_sessions) != bool(old_multi):
-            sess_in_all = True  # the periods list changes form: redo every session
-            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
-            multi_sessions = set(sess_units.several)
-    multi = bool(multi_sessions)
-    if sess_in_all:
-        sess_units.multi = multi
-    else:
-        for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
-            u[1] = u[3] if multi else u[2]
-            u[3] = u[5]
-            del u[4:]
-    new_units["sessions"] = sess_units
 
     # ------------------------------------------------------------ assemble
     def stale(kind):

@@ -359,6 +359,14 @@ TYPED_EDGES = {
         claude_line("b7").replace(b'"cache_creation_input_tokens":0', b'"cache_creation":{"ephemeral_1h_input_tokens":7,"ephemeral_5m_input_tokens":null}'),
         claude_line("b8").replace(b'"cache_creation_input_tokens":0', b'"cache_creation":{"ephemeral_1h_input_tokens":7,"ephemeral_5m_input_tokens":3}'),
         b'{"message":{"usage":{}}}',
+        # numbers past 64 bits (orjson: floats) or past a double (orjson: malformed JSON)
+        claude_line("c1", timestamp=2**64 + 7),
+        claude_line("c2", timestamp=-(2**63) - 1),
+        claude_line("c3", timestamp=10**400),
+        claude_line("c4").replace(b'"input_tokens":5', b'"input_tokens":-9223372036854775809'),
+        claude_line("c5").replace(b'"input_tokens":5', b'"input_tokens":1' + b"0" * 400),
+        claude_line("c6").replace(b'"role"', b'"big":1' + b"0" * 400 + b',"role"'),  # in a skipped field
+        claude_line("c7").replace(b'"role"', b'"big":1e400,"role"'),
     ],
     "codex": [
         dumps({"timestamp": "2026-08-20T10:00:00.000Z", "type": "session_meta", "payload": {"id": SID, "cwd": "/p/x", "cli_version": "0.98.0"}}),
@@ -376,6 +384,12 @@ TYPED_EDGES = {
         dumps({"timestamp": "2026-08-20T10:00:09.000Z", "type": "event_msg", "payload": {"type": "token_count", "info": {}}}),
         dumps({"timestamp": "2026-08-20T10:00:09.000Z", "type": "event_msg", "payload": "token_count"}),
         dumps({"timestamp": "2026-08-20T10:00:09.000Z", "type": "other", "payload": {"type": "token_count", "info": None}}),
+        codex_token_line(700, 80, ts=2**64 + 7),
+        codex_token_line(700, 80, ts=-(2**63) - 1),
+        codex_token_line(700, 80, ts=10**400),
+        codex_token_line(2**64 + 7, 80),
+        codex_token_line(800, 90).replace(b'"rate_limits"', b'"big":1' + b"0" * 400 + b',"rate_limits"'),  # in a skipped field
+        codex_token_line(900, 95).replace(b'"model_context_window":272000', b'"model_context_window":1e400'),
     ],
 }
 

@@ -196,12 +196,40 @@ def load_document(content: bytes, sink: FileSink, where: int | str | None = None
     return doc
 
 
+def loads_json(line: bytes):
+    """``orjson.loads``, except for a number beyond a double's range, which orjson refuses
+    (and the typed decoder skips unread in a field it does not name): such a line is read
+    as the stdlib reads it, so that both paths take it alike. Other errors are orjson's."""
+    import orjson
+
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if "number is infinity" not in str(exc):
+            raise
+        import json
+
+        try:
+            return json.loads(line)
+        except (ValueError, RecursionError):
+            raise exc from None
+
+
 def typed_struct(name: str, fields: list[tuple]):
     """A msgspec struct type for an adapter's typed decoder: ``fields`` as
-    ``(name, type, default)``; untracked by the cyclic GC (decoded JSON holds no cycles)."""
+    ``(name, type, default)``; untracked by the cyclic GC (decoded JSON holds no cycles).
+
+    An ``int`` (or ``Optional[int]``) field takes only 64-bit integers, and an ``Any`` one
+    any JSON value but a larger integer: orjson, on the checked path, reads those as
+    floats, so a line holding one goes to the checked path (see ``decode_typed``) rather
+    than being read two ways."""
+    from typing import Annotated, Any, Optional, Union
+
     import msgspec
 
-    return msgspec.defstruct(name, fields, gc=False)
+    bounded = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
+    as_typed = {int: bounded, Optional[int]: Optional[bounded], Any: Union[str, bounded, float, bool, None, list, dict]}
+    return msgspec.defstruct(name, [(n, as_typed.get(t, t), d) for n, t, d in fields], gc=False)
 
 
 def typed_decoder(root) -> Callable[[bytes], object]:
@@ -243,6 +271,7 @@ __all__ = [
     "FileSink",
     "ParseContext",
     "bad_json_reason",
+    "loads_json",
     "complete_lines",
     "decode_typed",
     "iter_complete_lines",

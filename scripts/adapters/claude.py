@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, roots_from, typed_decoder, typed_struct
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, loads_json, roots_from, typed_decoder, typed_struct
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "claude"
@@ -103,7 +103,7 @@ def _fields_from_json(line: bytes, lineno: int, sink: FileSink, orjson):
     """The checked path: a usage line's fields, or ``None`` once the line is counted as
     not a call or rejected (with the reason)."""
     try:
-        obj = orjson.loads(line)
+        obj = loads_json(line)
     except orjson.JSONDecodeError as exc:
         sink.reject(lineno, bad_json_reason(exc))
         return None

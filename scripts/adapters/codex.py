@@ -14,7 +14,7 @@ import functools
 import os
 import re
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, roots_from, typed_decoder, typed_struct
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, loads_json, roots_from, typed_decoder, typed_struct
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
 
 NAME = "codex"
@@ -103,7 +103,7 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
         match = _UUID_IN_NAME.search(ctx.path)
         st.update(session_id=match.group(1) if match else os.path.basename(ctx.path), model=None, cwd=None,
                   version=None, totals=None, fork_ts=None)
-    loads = orjson.loads
+    loads = loads_json
     decode = _typed_decoder() if ctx.bulk else None
     wanted = _WANTED.search
     for lineno, line in lines:

@@ -195,6 +195,9 @@ def normalize_timestamp(value) -> str:
         return format_ms(ms)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise ValueError("timestamp missing")
+    if type(value) is int and not -(1 << 63) <= value < 1 << 63:
+        # beyond a double's range float() raises; out of range anyway
+        raise ValueError(f"timestamp {str(value)[:40]} out of range")
     ms = float(value)
     if ms < 1e11:  # seconds, not milliseconds (1e11 ms is 1973)
         ms *= 1000.0

@@ -31,13 +31,13 @@ occurs between two of them, since a quote inside a string is escaped), and the r
 skeleton) is parsed and checked. Anything unexpected (a backslash in an entry, a
 skeleton that does not match) prices the whole document as before.
 
-Memory stays flat as the history grows: the periods to price are parsed and priced a
-chunk at a time (``_Batch``), their output bytes go to a ``view_cache.Spill`` (an
-unnamed temp file once past ``SPILL_BYTES``: a first run prices every session), and each
-report is written into its temp file as soon as its table is priced (``_Outputs``;
-renamed at the end, every ``.md`` before any ``.json``), so no report, and no table's
-entries as objects, is ever whole in memory. What grows is one key, one length per slot and the money sums per
-period (the state) and the document's arrays, cut out of it.
+No report, and no table's entries as objects, is ever whole in memory: the periods to
+price are parsed and priced a chunk at a time (``_Batch``), their output bytes go to a
+``view_cache.Spill`` (an unnamed temp file once past ``SPILL_BYTES``: a first run prices
+every session), and each report is written into its temp file as soon as its table is
+priced (``_Outputs``; renamed at the end, every ``.md`` before any ``.json``). What still
+grows with the history: one key, one length per slot and the money sums per period (the
+state), and the document's arrays, cut out of it.
 """
 from __future__ import annotations
 

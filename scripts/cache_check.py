@@ -48,13 +48,14 @@ def _content(path: str) -> bytes | None:
 
 
 def code_fingerprint() -> str:
-    """A hash of this checkout's Python code (paths, sizes, mtimes under scripts/)."""
+    """A hash of this checkout's code (paths, sizes, mtimes of the Python and C sources
+    under scripts/)."""
     root = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.blake2b(digest_size=16)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for fn in sorted(filenames):
-            if fn.endswith(".py"):
+            if fn.endswith((".py", ".c")):
                 st = os.stat(os.path.join(dirpath, fn))
                 h.update(f"{os.path.relpath(os.path.join(dirpath, fn), root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

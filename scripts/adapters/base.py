@@ -117,6 +117,15 @@ class FileSink:
         if version:
             self.versions[version] = self.versions.get(version, 0) + 1
 
+    def take(self, events: dict, versions: dict, records: int, duplicates: int, not_a_call: int) -> None:
+        """A whole file's outcome from the compiled parser (``native_scanner``), which only
+        takes files of events, duplicates and not-a-call records."""
+        self.events = events
+        self.versions = versions
+        self.records += records
+        self.duplicates += duplicates
+        self.not_a_call += not_a_call
+
     # -- results -----------------------------------------------------------------
     def counts(self) -> dict:
         return {
@@ -253,6 +262,16 @@ def decode_typed(line: bytes, decode: Callable[[bytes], object]):
         return decode(line)
     except Exception:  # malformed, another shape, nested too deep
         return None
+
+
+def native_scanner(ctx: ParseContext, sink: FileSink):
+    """The compiled parser (``scripts/native``) for this parse, or None. It takes a sink
+    that has counted nothing yet (a resumed file's sink holds its earlier calls)."""
+    if sink.records:
+        return None
+    from scripts import native
+
+    return native.module()
 
 
 def roots_from(default_roots: Callable[[], list[str]]) -> Callable[[str | None], list[str]]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import os
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, loads_json, roots_from, typed_decoder, typed_struct
-from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, loads_json, native_scanner, roots_from, typed_decoder, typed_struct
+from scripts.core.event import EVENT_SCHEMA_VERSION, as_count, canonical_model, make_event, normalize_timestamp, project_name, usage
 
 NAME = "claude"
 ADAPTER_VERSION = "1"
@@ -200,6 +200,22 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
         pending = call
     if pending is not None:
         emit(pending)
+
+
+def parse_complete(ctx: ParseContext, data: bytes, first_lineno: int, sink: FileSink) -> int | None:
+    """``parse_lines`` over all of ``data`` (complete lines) by the compiled parser, when
+    it is built: the number of lines read, or None (the sink untouched) when
+    ``parse_lines`` has to read the file (a line the compiled parser does not take)."""
+    scan = native_scanner(ctx, sink)
+    if scan is None:
+        return None
+    found = scan.claude_lines(data, first_lineno, ctx.path, ctx.device, os.path.basename(ctx.path)[: -len(".jsonl")],
+                              _project_from_path(ctx.path), canonical_model, project_name, EVENT_SCHEMA_VERSION, ADAPTER_VERSION, sink.events)
+    if found is None:
+        return None
+    n_lines, *counts = found
+    sink.take(*counts)
+    return n_lines
 
 
 def _emitter(ctx: ParseContext, sink: FileSink):

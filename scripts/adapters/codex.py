@@ -14,8 +14,8 @@ import functools
 import os
 import re
 
-from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, loads_json, roots_from, typed_decoder, typed_struct
-from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
+from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, loads_json, native_scanner, roots_from, typed_decoder, typed_struct
+from scripts.core.event import EVENT_SCHEMA_VERSION, as_count, canonical_model, make_event, normalize_timestamp, project_name, usage
 
 NAME = "codex"
 ADAPTER_VERSION = "1"
@@ -100,9 +100,7 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
 
     st = ctx.state
     if not st:
-        match = _UUID_IN_NAME.search(ctx.path)
-        st.update(session_id=match.group(1) if match else os.path.basename(ctx.path), model=None, cwd=None,
-                  version=None, totals=None, fork_ts=None)
+        st.update(_initial_state(ctx.path))
     loads = loads_json
     decode = _typed_decoder() if ctx.bulk else None
     wanted = _WANTED.search
@@ -155,6 +153,29 @@ def parse_lines(ctx: ParseContext, lines, sink: FileSink) -> None:
             sink.not_call()
         else:
             sink.not_call()
+
+
+def parse_complete(ctx: ParseContext, data: bytes, first_lineno: int, sink: FileSink) -> int | None:
+    """``parse_lines`` over all of ``data`` (complete lines) by the compiled parser, when
+    it is built: the number of lines read, or None (the sink and ``ctx.state``
+    untouched) when ``parse_lines`` has to read the file."""
+    scan = native_scanner(ctx, sink)
+    if scan is None or FALLBACK_MODEL != scan.FALLBACK_MODEL:
+        return None
+    st = ctx.state or _initial_state(ctx.path)
+    state = (st["session_id"], st["model"], st["cwd"], st["version"], st["totals"], st["fork_ts"])
+    found = scan.codex_lines(data, first_lineno, ctx.path, ctx.device, state, canonical_model, project_name, EVENT_SCHEMA_VERSION, ADAPTER_VERSION, sink.events)
+    if found is None:
+        return None
+    n_lines, *counts, state = found
+    sink.take(*counts)
+    ctx.state.update(zip(("session_id", "model", "cwd", "version", "totals", "fork_ts"), state))
+    return n_lines
+
+
+def _initial_state(path: str) -> dict:
+    match = _UUID_IN_NAME.search(path)
+    return dict(session_id=match.group(1) if match else os.path.basename(path), model=None, cwd=None, version=None, totals=None, fork_ts=None)
 
 
 def _session_meta(st: dict, payload: dict, obj: dict) -> None:

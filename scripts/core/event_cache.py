@@ -50,7 +50,8 @@ from itertools import chain
 import orjson
 
 from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_complete
-from scripts.core.rollup import Rollup
+from scripts.core.event import LONG_CONTEXT_THRESHOLDS
+from scripts.core.rollup import SLOT_MS, Rollup
 from scripts.shared_io import AtomicFile, remove_if_present
 
 CACHE_VERSION = 10  # 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
@@ -344,11 +345,16 @@ def parse_file(source: str, task: tuple, pack_dir: str, bulk: bool = False) -> t
                 fh.seek(start)
             data = fh.read()
         complete, partial = split_complete(data)
-        lines = complete_lines(complete)
-        adapter.parse_lines(ctx, enumerate(lines, next_lineno), sink)
+        parse_complete = getattr(adapter, "parse_complete", None)
+        n_lines = None if parse_complete is None else parse_complete(ctx, complete, next_lineno, sink)
+        if n_lines is not None:
+            next_lineno += n_lines
+        else:
+            lines = complete_lines(complete)
+            adapter.parse_lines(ctx, enumerate(lines, next_lineno), sink)
+            next_lineno += len(lines)
+            del lines
         end_offset = start + len(complete)
-        next_lineno += len(lines)
-        del lines
         # a partial last line is not ours yet: remember the size we consumed, so the
         # next run sees the file as grown and reads that line once it is complete
         size_seen = end_offset if partial else st.st_size
@@ -442,6 +448,18 @@ def parse_file(source: str, task: tuple, pack_dir: str, bulk: bool = False) -> t
 
 def _by_day(events: list[dict], roll: Rollup) -> dict[str, list]:
     """The events by UTC day (first-appearance order within a day), added to ``roll``."""
+    from scripts import native
+
+    fast = native.module()
+    done = None if fast is None else fast.rollup_by_day(events, LONG_CONTEXT_THRESHOLDS, SLOT_MS)
+    if done is not None:
+        by_day, acc = done
+        if roll.acc:
+            for key, vals in acc.items():
+                roll.add_row(list(key) + vals)
+        else:
+            roll.acc = acc
+        return by_day
     add = roll.add_event
     by_day: dict[str, list] = {}
     for ev in events:

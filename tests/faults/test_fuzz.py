@@ -269,6 +269,16 @@ def parse_lines(source: str, content: bytes, path: str, state=None, prior=(), bu
     return sink, bad, ctx
 
 
+def parse_native(source: str, content: bytes, path: str):
+    """``parse_complete`` (the compiled parser), or ``parse_lines`` where it leaves the file."""
+    mod = adapters.load(source)
+    sink, bad = new_sink(path)
+    ctx = ParseContext(path=path, device="fuzz", state={}, mtime_ms=1786000000000)
+    if mod.parse_complete(ctx, content, 1, sink) is None:
+        mod.parse_lines(ctx, iter_complete_lines(content, 1), sink)
+    return sink, bad, ctx
+
+
 def assert_same_parse(a: tuple, b: tuple) -> None:
     """Two parses of one input (sink, bad lines, context) gave the same events, counts,
     versions, rejections and state."""
@@ -291,6 +301,8 @@ def test_line_adapters(source, data):
     check_sink(source, sink, bad, non_blank_lines(content))
     # a bulk parse (msgspec's typed decoder) gives exactly what the checked path gives
     assert_same_parse(parse_lines(source, content, path, bulk=True), (sink, bad, _ctx))
+    # and so does the compiled parser, wherever it takes the file (scripts/native)
+    assert_same_parse(parse_native(source, content, path), (sink, bad, _ctx))
     # resumed at a line boundary, as the parse cache does: the same events and counts
     lines = content.split(b"\n")[:-1]
     cut = data.draw(st.integers(0, len(lines)))

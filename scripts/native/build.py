@@ -4,8 +4,12 @@ site-packages, i.e. ``.venv``'s when make runs it).
 Without a C compiler or Python's headers it says so in one line and exits 0: the
 Python adapters then parse every file, with the same results, more slowly.
 
+``--sanitize DIR`` builds it with AddressSanitizer and UBSan into DIR instead, for
+``make native-sanitize`` (the parser's tests with that build preloaded).
+
 Example:
     .venv/bin/python -m scripts.native.build
+    .venv/bin/python -m scripts.native.build --sanitize /tmp/asan
 """
 from __future__ import annotations
 
@@ -20,7 +24,11 @@ import tempfile
 from scripts.native import MODULE_NAME, SOURCE, source_hash
 
 
-def build(out_dir: str) -> str | None:
+OPTIMIZED = ["-O2"]
+SANITIZED = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
+
+
+def build(out_dir: str, flags: list[str] = OPTIMIZED) -> str | None:
     """The built module's path, or None (with the reason on stderr)."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     include = sysconfig.get_paths()["include"]
@@ -33,7 +41,7 @@ def build(out_dir: str) -> str | None:
     target = os.path.join(out_dir, MODULE_NAME + sysconfig.get_config_var("EXT_SUFFIX"))
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".fastparse-", suffix=".so")
     os.close(fd)
-    cmd = shlex.split(cc) + ["-O2", "-shared", "-fPIC", "-Wall", "-Wno-unused-function", f"-I{include}",
+    cmd = shlex.split(cc) + flags + ["-shared", "-fPIC", "-Wall", "-Wno-unused-function", f"-I{include}",
                              f'-DSOURCE_HASH="{source_hash()}"', SOURCE, "-o", tmp]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -46,7 +54,11 @@ def build(out_dir: str) -> str | None:
 
 
 def main() -> None:
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else sysconfig.get_paths()["platlib"]
+    args = sys.argv[1:]
+    if args[:1] == ["--sanitize"] and len(args) == 2:
+        path = build(args[1], SANITIZED)
+        sys.exit(0 if path else 1)
+    out_dir = args[0] if args else sysconfig.get_paths()["platlib"]
     path = build(out_dir)
     if path:
         print(f"built {path}", file=sys.stderr)

@@ -297,3 +297,48 @@ def test_rollup_leaves_an_odd_event_to_python():
     ev = make_event(provider="claude", event_id="x", raw_model="m", session_id="s", timestamp="2026-08-20T10:00:00Z", project=None,
                     usage_counts=usage(input_tokens=1), source_file="f", source_line=1, adapter_version="1")
     assert NATIVE.rollup_by_day([ev], (100_000, 200_000, 272_000), 900_000) is None
+
+
+# ------------------------------------------------------------------ event lines and id hashes
+def _without_native(fn, *args):
+    module = native.module
+    native.module = lambda: None
+    try:
+        return fn(*args)
+    finally:
+        native.module = module
+
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from('"\\\x00\x01\x1f\x7f\b\t\n\f\r/é\u2028😀'), max_size=40)
+SCALAR = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | TEXT
+EVENT = st.dictionaries(TEXT, SCALAR | st.dictionaries(TEXT, SCALAR, max_size=8), max_size=20)
+
+
+@needs_native
+@settings(max_examples=int(os.environ.get("NATIVE_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=list(HealthCheck))
+@given(events=st.lists(EVENT, max_size=6), ids=st.lists(TEXT, max_size=6))
+def test_event_lines_and_hashes_as_orjson_and_hashlib_make_them(events, ids):
+    from scripts.core.event_cache import event_lines, id_hashes
+
+    assert event_lines(events) == _without_native(event_lines, events)
+    assert id_hashes(ids) == _without_native(id_hashes, ids)
+
+
+@needs_native
+def test_event_lines_of_the_fixtures_and_what_the_writer_leaves():
+    from scripts.core.event_cache import event_lines, id_hashes
+
+    events = []
+    for source in ("claude", "codex"):
+        for path in adapters.load(source).discover([os.path.join(FIXTURES, source)]):
+            with open(path, "rb") as fh:
+                events += list(python_parse(source, split_complete(fh.read())[0], path)[0].events.values())
+    assert events and event_lines(events) == _without_native(event_lines, events)
+    assert id_hashes([ev["id"] for ev in events]) == _without_native(id_hashes, [ev["id"] for ev in events])
+    # a float, a list, a big int, a lone surrogate: left to orjson, the same bytes
+    for odd in ({"a": 1.5}, {"a": [{"b": 1}, {"c": 2}]}, {"a": 2**64 - 1}, {"a": "\udc80x"}, {"\udc80": 1}):
+        assert NATIVE.events_jsonl([odd]) is None
+        if odd != {"a": "\udc80x"} and odd != {"\udc80": 1}:  # orjson refuses those too
+            assert event_lines([odd, {"x": 1}]) == _without_native(event_lines, [odd, {"x": 1}])
+    assert NATIVE.id_hashes(["a\udc80"]) is None
+    assert id_hashes(["a\udc80", "b"]) == _without_native(id_hashes, ["a\udc80", "b"])

@@ -237,6 +237,12 @@ def id_hashes(ids: list[str]) -> bytes:
     """``id_hash`` of each id, as the bytes of an ``array("Q")``, sorted: a file's hashes
     are only ever used as a multiset, and sorted they go into the fold's buckets by
     slices, not one by one (``event_merge._sorted_hashes``)."""
+    from scripts import native
+
+    fast = native.module()
+    done = None if fast is None else fast.id_hashes(ids)
+    if done is not None:
+        return done
     a = array("Q")
     if sys.byteorder == "little":
         # each digest is already its hash's little-endian bytes: no int in between
@@ -251,7 +257,14 @@ def event_lines(events: list[dict]) -> bytes:
     """The events as JSONL (sorted keys). One dump of the whole list, cut into lines at
     the element boundaries, is ~3x faster than a dump per event. A boundary ``},{"`` can
     appear nowhere else unless an event holds a list of objects (none does today): then
-    the count of boundaries is off, and each event is dumped on its own."""
+    the count of boundaries is off, and each event is dumped on its own. The compiled
+    writer (``scripts/native``) writes the same bytes in one pass."""
+    from scripts import native
+
+    fast = native.module()
+    done = None if fast is None else fast.events_jsonl(events)
+    if done is not None:
+        return done
     body = orjson.dumps(events, option=_DUMPS_OPT)[1:-1]
     if body.count(b'},{"') == len(events) - 1:
         return body.replace(b'},{"', b'}\n{"') + b"\n"

@@ -18,12 +18,16 @@
  *
  * rollup_by_day(events, thresholds, slot_ms) -> (by_day, rollup) or None: event_cache's
  * _by_day and Rollup.add_event over a file's events, for events of the usual shape.
+ * events_jsonl(events) -> bytes or None: event_cache.event_lines (orjson, sorted keys).
+ * id_hashes(ids) -> bytes or None: event_cache.id_hashes (BLAKE2b, 8 bytes, sorted).
  *
  * ``data`` ends with a newline (or is empty): only complete lines are given.
  */
 #define _GNU_SOURCE /* memmem */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef SOURCE_HASH
@@ -1518,10 +1522,324 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ event lines and id hashes */
+
+/* An output buffer that grows. */
+typedef struct {
+    char *buf;
+    Py_ssize_t len, cap;
+} Out;
+
+static int out_grow(Out *o, Py_ssize_t extra) {
+    if (o->len + extra <= o->cap) return 0;
+    Py_ssize_t cap = o->cap ? o->cap : 4096;
+    while (cap < o->len + extra) cap *= 2;
+    char *b = PyMem_Realloc(o->buf, cap);
+    if (!b) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    o->buf = b;
+    o->cap = cap;
+    return 0;
+}
+
+static inline int out_put(Out *o, const char *s, Py_ssize_t n) {
+    if (out_grow(o, n) < 0) return -1;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    return 0;
+}
+
+/* what writing a value gave: written, a value orjson's way should write (-2), an error */
+#define UNSUPPORTED (-2)
+
+/* a str as orjson writes it: only '"', '\\' and control characters escaped */
+static int put_str(Out *o, PyObject *s) {
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(s, &n); /* a lone surrogate: not UTF-8, orjson's */
+    if (!u) {
+        PyErr_Clear();
+        return UNSUPPORTED;
+    }
+    if (out_grow(o, n * 6 + 2) < 0) return -1;
+    char *w = o->buf + o->len;
+    *w++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *w++ = (char)c;
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+            case '"': *w++ = '"'; break;
+            case '\\': *w++ = '\\'; break;
+            case '\b': *w++ = 'b'; break;
+            case '\t': *w++ = 't'; break;
+            case '\n': *w++ = 'n'; break;
+            case '\f': *w++ = 'f'; break;
+            case '\r': *w++ = 'r'; break;
+            default:
+                *w++ = 'u';
+                *w++ = '0';
+                *w++ = '0';
+                *w++ = "0123456789abcdef"[c >> 4];
+                *w++ = "0123456789abcdef"[c & 15];
+        }
+    }
+    *w++ = '"';
+    o->len = w - o->buf;
+    return 0;
+}
+
+/* The sorted order of a dict's keys, for the next dict with the same keys in the same
+ * insertion order (every event of a file has them): found by comparing key objects. */
+#define MAX_KEYS 32
+typedef struct {
+    Py_ssize_t n;
+    PyObject *keys[MAX_KEYS]; /* held, in insertion order */
+    int order[MAX_KEYS];      /* insertion positions, sorted by key */
+    Out text;                 /* each key written ("key":), in sorted order */
+    Py_ssize_t at[MAX_KEYS + 1];
+} KeyOrder;
+
+static void key_order_clear(KeyOrder *c) {
+    for (Py_ssize_t i = 0; i < c->n; i++) Py_CLEAR(c->keys[i]);
+    c->n = 0;
+    PyMem_Free(c->text.buf);
+    c->text.buf = NULL;
+    c->text.len = c->text.cap = 0;
+}
+
+/* c: the keys of ``keys`` (n of them) sorted in code point order (UTF-8 byte order) */
+static int key_order_set(KeyOrder *c, PyObject **keys, Py_ssize_t n) {
+    const char *u[MAX_KEYS];
+    Py_ssize_t len[MAX_KEYS];
+    key_order_clear(c);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_CheckExact(keys[i])) return UNSUPPORTED;
+        if (!(u[i] = PyUnicode_AsUTF8AndSize(keys[i], &len[i]))) {
+            PyErr_Clear();
+            return UNSUPPORTED;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t j = i;
+        while (j > 0) {
+            int prev = c->order[j - 1];
+            Py_ssize_t m = len[prev] < len[i] ? len[prev] : len[i];
+            int cmp = memcmp(u[prev], u[i], m);
+            if (cmp < 0 || (cmp == 0 && len[prev] <= len[i])) break;
+            c->order[j] = prev;
+            j--;
+        }
+        c->order[j] = (int)i;
+    }
+    c->at[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int r = put_str(&c->text, keys[c->order[i]]);
+        if (r) return r;
+        if (out_put(&c->text, ":", 1) < 0) return -1;
+        c->at[i + 1] = c->text.len;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(keys[i]);
+        c->keys[i] = keys[i];
+    }
+    c->n = n;
+    return 0;
+}
+
+typedef struct {
+    KeyOrder orders[2]; /* the events' keys; their usage blocks' */
+} Writer;
+
+static int put_value(Writer *w, Out *o, PyObject *v, int depth);
+
+static int put_dict(Writer *w, Out *o, PyObject *d, int depth) {
+    PyObject *keys[MAX_KEYS], *values[MAX_KEYS], *k, *v;
+    Py_ssize_t n = 0, pos = 0;
+    if (depth > 1 || PyDict_GET_SIZE(d) > MAX_KEYS) return UNSUPPORTED;
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        keys[n] = k;
+        values[n++] = v;
+    }
+    KeyOrder *c = &w->orders[depth];
+    int same = c->n == n;
+    for (Py_ssize_t i = 0; same && i < n; i++) same = c->keys[i] == keys[i];
+    if (!same) {
+        int r = key_order_set(c, keys, n);
+        if (r) return r;
+    }
+    if (out_put(o, "{", 1) < 0) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i && out_put(o, ",", 1) < 0) return -1;
+        if (out_put(o, c->text.buf + c->at[i], c->at[i + 1] - c->at[i]) < 0) return -1;
+        int r = put_value(w, o, values[c->order[i]], depth + 1);
+        if (r) return r;
+    }
+    return out_put(o, "}", 1);
+}
+
+static int put_int(Out *o, long long x) {
+    char num[24], *e = num + sizeof(num), *p = e;
+    unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (x < 0) *--p = '-';
+    return out_put(o, p, e - p);
+}
+
+static int put_value(Writer *w, Out *o, PyObject *v, int depth) {
+    if (v == Py_None) return out_put(o, "null", 4);
+    if (v == Py_True) return out_put(o, "true", 4);
+    if (v == Py_False) return out_put(o, "false", 5);
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        return overflow ? UNSUPPORTED : put_int(o, x);
+    }
+    if (PyUnicode_CheckExact(v)) return put_str(o, v);
+    if (PyDict_CheckExact(v)) return put_dict(w, o, v, depth);
+    return UNSUPPORTED;
+}
+
+/* event_cache.event_lines: each event as orjson writes it with sorted keys, a line each;
+ * None for an event holding anything but dicts, str, int, bool and None */
+static PyObject *events_jsonl(PyObject *self, PyObject *args) {
+    PyObject *events;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &events)) return NULL;
+    Out o = {NULL, 0, 0};
+    Writer w;
+    memset(&w, 0, sizeof(w));
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
+        PyObject *ev = PyList_GET_ITEM(events, i);
+        int r = PyDict_CheckExact(ev) ? put_dict(&w, &o, ev, 0) : UNSUPPORTED;
+        if (r == UNSUPPORTED) {
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+        if (r < 0 || out_put(&o, "\n", 1) < 0) goto done;
+    }
+    result = PyBytes_FromStringAndSize(o.buf ? o.buf : "", o.len);
+done:
+    PyMem_Free(o.buf);
+    key_order_clear(&w.orders[0]);
+    key_order_clear(&w.orders[1]);
+    return result;
+}
+
+/* BLAKE2b (RFC 7693) with an 8-byte digest and no key: hashlib.blake2b(data,
+ * digest_size=8), as the little-endian integer event_cache.id_hash makes of it. */
+static const uint64_t BLAKE2B_IV[8] = {0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL,
+                                       0xA54FF53A5F1D36F1ULL, 0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL,
+                                       0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL};
+static const unsigned char BLAKE2B_SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3}};
+
+#define ROTR64(x, y) (((x) >> (y)) | ((x) << (64 - (y))))
+#define B2G(a, b, c, d, x, y) \
+    do { \
+        v[a] = v[a] + v[b] + (x); \
+        v[d] = ROTR64(v[d] ^ v[a], 32); \
+        v[c] = v[c] + v[d]; \
+        v[b] = ROTR64(v[b] ^ v[c], 24); \
+        v[a] = v[a] + v[b] + (y); \
+        v[d] = ROTR64(v[d] ^ v[a], 16); \
+        v[c] = v[c] + v[d]; \
+        v[b] = ROTR64(v[b] ^ v[c], 63); \
+    } while (0)
+
+static void blake2b_compress(uint64_t h[8], const unsigned char *block, uint64_t t, int last) {
+    uint64_t v[16], m[16];
+    for (int i = 0; i < 8; i++) {
+        v[i] = h[i];
+        v[i + 8] = BLAKE2B_IV[i];
+    }
+    v[12] ^= t;
+    if (last) v[14] = ~v[14];
+    for (int i = 0; i < 16; i++) {
+        uint64_t w = 0;
+        for (int b = 7; b >= 0; b--) w = (w << 8) | block[i * 8 + b];
+        m[i] = w;
+    }
+    for (int r = 0; r < 12; r++) {
+        const unsigned char *s = BLAKE2B_SIGMA[r];
+        B2G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        B2G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        B2G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        B2G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        B2G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        B2G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        B2G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        B2G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
+}
+
+static uint64_t blake2b_8(const unsigned char *in, Py_ssize_t n) {
+    uint64_t h[8];
+    memcpy(h, BLAKE2B_IV, sizeof(h));
+    h[0] ^= 0x01010000ULL ^ 8; /* fanout 1, depth 1, no key, an 8-byte digest */
+    uint64_t t = 0;
+    while (n > 128) {
+        t += 128;
+        blake2b_compress(h, in, t, 0);
+        in += 128;
+        n -= 128;
+    }
+    unsigned char last[128] = {0};
+    memcpy(last, in, n);
+    blake2b_compress(h, last, t + (uint64_t)n, 1);
+    return h[0]; /* the digest's 8 bytes are h[0]'s, little-endian */
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* event_cache.id_hashes: the ids' hashes, sorted, as the bytes of an array("Q"); None for
+ * an id that is not UTF-8 (a lone surrogate: Python's surrogatepass encoding) */
+static PyObject *id_hashes(PyObject *self, PyObject *args) {
+    PyObject *ids;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &ids)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(ids);
+    uint64_t *hs = PyMem_Malloc((n ? n : 1) * sizeof(uint64_t));
+    if (!hs) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *id = PyList_GET_ITEM(ids, i);
+        Py_ssize_t len;
+        const char *u = PyUnicode_CheckExact(id) ? PyUnicode_AsUTF8AndSize(id, &len) : NULL;
+        if (!u) {
+            PyErr_Clear();
+            PyMem_Free(hs);
+            Py_RETURN_NONE;
+        }
+        hs[i] = blake2b_8((const unsigned char *)u, len);
+    }
+    qsort(hs, n, sizeof(uint64_t), cmp_u64);
+    PyObject *r = PyBytes_FromStringAndSize((const char *)hs, n * sizeof(uint64_t));
+    PyMem_Free(hs);
+    return r;
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
     {"claude_lines", claude_lines, METH_VARARGS, "Claude Code's complete lines -> (events, versions, records, duplicates, not_a_call) or None."},
+    {"events_jsonl", events_jsonl, METH_VARARGS, "Events -> their JSONL as orjson writes it with sorted keys, or None."},
+    {"id_hashes", id_hashes, METH_VARARGS, "Event ids -> their 64-bit BLAKE2b hashes, sorted, as array('Q') bytes, or None."},
     {"rollup_by_day", rollup_by_day, METH_VARARGS, "A file's events -> (events by UTC day, rollup accumulator) or None."},
     {"codex_lines", codex_lines, METH_VARARGS, "Codex's complete lines -> (events, versions, records, duplicates, not_a_call, state) or None."},
     {NULL, NULL, 0, NULL},

@@ -342,3 +342,25 @@ def test_event_lines_of_the_fixtures_and_what_the_writer_leaves():
             assert event_lines([odd, {"x": 1}]) == _without_native(event_lines, [odd, {"x": 1}])
     assert NATIVE.id_hashes(["a\udc80"]) is None
     assert id_hashes(["a\udc80", "b"]) == _without_native(id_hashes, ["a\udc80", "b"])
+
+
+def test_a_build_of_another_source_is_not_used(tmp_path):
+    """A build left from another version of fastparse.c (the source changed, make not run
+    since) would read by other rules: native.module() ignores it, and the Python
+    adapters parse everything."""
+    import subprocess
+    import sys
+
+    from scripts.native.build import build
+
+    if shutil.which("cc") is None or not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
+        pytest.skip("no C compiler here")
+    other = tmp_path / "fastparse.c"
+    with open(native.SOURCE) as fh:
+        other.write_text(fh.read() + "\n/* another version */\n")
+    assert build(str(tmp_path), source=str(other))
+    code = "from scripts import native; m = native.module(); print(m is None, native.source_hash() != __import__('tokentally_fastparse').SOURCE_HASH)"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{root}"},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True"]

@@ -15,8 +15,8 @@ SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastparse.c")
 MODULE_NAME = "tokentally_fastparse"
 
 
-def source_hash() -> str:
-    with open(SOURCE, "rb") as fh:
+def source_hash(source: str = SOURCE) -> str:
+    with open(source, "rb") as fh:
         return hashlib.blake2b(fh.read(), digest_size=12).hexdigest()
 
 

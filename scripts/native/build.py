@@ -28,8 +28,8 @@ OPTIMIZED = ["-O2"]
 SANITIZED = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"]
 
 
-def build(out_dir: str, flags: list[str] = OPTIMIZED) -> str | None:
-    """The built module's path, or None (with the reason on stderr)."""
+def build(out_dir: str, flags: list[str] = OPTIMIZED, source: str = SOURCE) -> str | None:
+    """The module built from ``source``: its path, or None (with the reason on stderr)."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     include = sysconfig.get_paths()["include"]
     if not cc:
@@ -42,7 +42,7 @@ def build(out_dir: str, flags: list[str] = OPTIMIZED) -> str | None:
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".fastparse-", suffix=".so")
     os.close(fd)
     cmd = shlex.split(cc) + flags + ["-shared", "-fPIC", "-Wall", "-Wno-unused-function", f"-I{include}",
-                             f'-DSOURCE_HASH="{source_hash()}"', SOURCE, "-o", tmp]
+                             f'-DSOURCE_HASH="{source_hash(source)}"', source, "-o", tmp]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         os.unlink(tmp)

@@ -304,12 +304,49 @@ static const char *obj_next(const char *p, const char *end, int *more) {
 }
 
 #define KEY_IS(k, lit) ((k).n == (Py_ssize_t)(sizeof(lit) - 1) && memcmp((k).s, lit, sizeof(lit) - 1) == 0)
-/* a field read twice in one object: the parsers may keep either copy, so NULL */
-#define ONCE(mask, bit) \
+/* in a field reader: a field read twice in one object (the parsers may keep either copy)
+ * gives NULL */
+#define ONCE(bit) \
     do { \
-        if ((mask) & (bit)) return BAIL; \
-        (mask) |= (bit); \
+        if (*seen & (bit)) return BAIL; \
+        *seen |= (bit); \
     } while (0)
+
+/* Reads the value of one field (at p) whose name is ``key`` into ``ctx``, or skips it;
+ * returns the position after the value, NULL to leave the line to Python. ``seen`` is
+ * the object's ONCE mask. */
+typedef const char *(*FieldReader)(const char *p, const char *end, Str key, void *ctx, unsigned *seen);
+
+/* An object (p on '{') whose fields go to ``field``: the position after its '}'. Inlined
+ * into each caller, the reader is a direct call. */
+static inline const char *read_object(const char *p, const char *end, FieldReader field, void *ctx) {
+    int more;
+    unsigned seen = 0;
+    Str key;
+    p = obj_open(p, end, &more);
+    while (more) {
+        if (!(p = obj_key(p, end, &key)) || !(p = field(p, end, key, ctx, &seen)) || !(p = obj_next(p, end, &more))) return BAIL;
+    }
+    return p;
+}
+
+/* A whole line that is one object (whitespace around it allowed), read by ``field``. */
+static const char *read_line(const char *p, const char *end, FieldReader field, void *ctx) {
+    p = ws(p, end);
+    if (p >= end || *p != '{' || !(p = read_object(p, end, field, ctx))) return BAIL;
+    p = ws(p, end);
+    return p == end ? p : BAIL;
+}
+
+/* an object read by ``field``, or null (``*present`` 0); anything else gives NULL */
+static const char *read_object_or_null(const char *p, const char *end, FieldReader field, void *ctx, int *present, int depth) {
+    if (p < end && *p == '{') {
+        *present = 1;
+        return read_object(p, end, field, ctx);
+    }
+    if (p < end && *p == 'n') return skip_value(p, end, depth);
+    return BAIL;
+}
 
 /* ------------------------------------------------------------------ shared helpers */
 
@@ -545,145 +582,106 @@ typedef struct {
     int cache_write_set;
 } ClaudeLine;
 
-static const char *claude_cache_creation(const char *p, const char *end, ClaudeLine *r) {
-    int more, seen = 0;
-    Str key;
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        if (KEY_IS(key, "ephemeral_5m_input_tokens")) {
-            ONCE(seen, 1);
-            p = read_count(p, end, &r->five_min);
-        } else if (KEY_IS(key, "ephemeral_1h_input_tokens")) {
-            ONCE(seen, 2);
-            p = read_count(p, end, &r->one_hour);
-        } else {
-            p = skip_value(p, end, 4);
-        }
-        if (!p || !(p = obj_next(p, end, &more))) return BAIL;
+static const char *claude_cache_creation_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    ClaudeLine *r = ctx;
+    if (KEY_IS(key, "ephemeral_5m_input_tokens")) {
+        ONCE(1);
+        return read_count(p, end, &r->five_min);
     }
-    return p;
+    if (KEY_IS(key, "ephemeral_1h_input_tokens")) {
+        ONCE(2);
+        return read_count(p, end, &r->one_hour);
+    }
+    return skip_value(p, end, 4);
 }
 
-static const char *claude_usage(const char *p, const char *end, ClaudeLine *r) {
-    int more, seen = 0;
-    Str key;
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        if (KEY_IS(key, "input_tokens")) {
-            ONCE(seen, 1);
-            p = read_count(p, end, &r->input);
-        } else if (KEY_IS(key, "output_tokens")) {
-            ONCE(seen, 2);
-            p = read_count(p, end, &r->output);
-        } else if (KEY_IS(key, "cache_read_input_tokens")) {
-            ONCE(seen, 4);
-            p = read_count(p, end, &r->cache_read);
-        } else if (KEY_IS(key, "cache_creation_input_tokens")) {
-            ONCE(seen, 8);
-            if (p < end && *p == 'n') {
-                p = skip_value(p, end, 3);
-            } else {
-                p = read_count(p, end, &r->cache_write);
-                r->cache_write_set = 1;
-            }
-        } else if (KEY_IS(key, "cache_creation")) {
-            ONCE(seen, 16);
-            if (p < end && *p == '{') {
-                p = claude_cache_creation(p, end, r);
-            } else if (p < end && *p == 'n') {
-                p = skip_value(p, end, 3);
-            } else {
-                return BAIL;
-            }
-        } else {
-            p = skip_value(p, end, 3);
-        }
-        if (!p || !(p = obj_next(p, end, &more))) return BAIL;
+static const char *claude_usage_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    ClaudeLine *r = ctx;
+    int ignored;
+    if (KEY_IS(key, "input_tokens")) {
+        ONCE(1);
+        return read_count(p, end, &r->input);
     }
-    return p;
+    if (KEY_IS(key, "output_tokens")) {
+        ONCE(2);
+        return read_count(p, end, &r->output);
+    }
+    if (KEY_IS(key, "cache_read_input_tokens")) {
+        ONCE(4);
+        return read_count(p, end, &r->cache_read);
+    }
+    if (KEY_IS(key, "cache_creation_input_tokens")) {
+        ONCE(8);
+        if (p < end && *p == 'n') return skip_value(p, end, 3); /* null: the 5m + 1h split's sum */
+        r->cache_write_set = 1;
+        return read_count(p, end, &r->cache_write);
+    }
+    if (KEY_IS(key, "cache_creation")) {
+        ONCE(16);
+        return read_object_or_null(p, end, claude_cache_creation_field, r, &ignored, 3);
+    }
+    return skip_value(p, end, 3);
 }
 
-static const char *claude_message(const char *p, const char *end, ClaudeLine *r) {
-    int more, seen = 0;
-    Str key;
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        if (KEY_IS(key, "id")) {
-            ONCE(seen, 1);
-            p = read_scalar(p, end, &r->s_msg_id, &r->msg_id, 2);
-        } else if (KEY_IS(key, "model")) {
-            ONCE(seen, 2);
-            p = read_scalar(p, end, &r->s_model, &r->model, 2);
-        } else if (KEY_IS(key, "usage")) {
-            ONCE(seen, 4);
-            if (p < end && *p == '{') {
-                r->usage = 1;
-                p = claude_usage(p, end, r);
-            } else if (p < end && *p == 'n') {
-                p = skip_value(p, end, 2);
-            } else {
-                return BAIL;
-            }
-        } else {
-            p = skip_value(p, end, 2);
-        }
-        if (!p || !(p = obj_next(p, end, &more))) return BAIL;
+static const char *claude_message_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    ClaudeLine *r = ctx;
+    if (KEY_IS(key, "id")) {
+        ONCE(1);
+        return read_scalar(p, end, &r->s_msg_id, &r->msg_id, 2);
     }
-    return p;
+    if (KEY_IS(key, "model")) {
+        ONCE(2);
+        return read_scalar(p, end, &r->s_model, &r->model, 2);
+    }
+    if (KEY_IS(key, "usage")) {
+        ONCE(4);
+        return read_object_or_null(p, end, claude_usage_field, r, &r->usage, 2);
+    }
+    return skip_value(p, end, 2);
+}
+
+static const char *claude_line_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    ClaudeLine *r = ctx;
+    Str ignored;
+    if (KEY_IS(key, "message")) {
+        ONCE(1);
+        return read_object_or_null(p, end, claude_message_field, r, &r->message, 1);
+    }
+    if (KEY_IS(key, "requestId")) {
+        ONCE(2);
+        return read_scalar(p, end, &r->s_request_id, &r->request_id, 1);
+    }
+    if (KEY_IS(key, "uuid")) {
+        ONCE(4);
+        return read_scalar(p, end, &r->s_uuid, &r->uuid, 1);
+    }
+    if (KEY_IS(key, "version")) {
+        ONCE(8);
+        return read_scalar(p, end, &r->s_version, &r->version, 1);
+    }
+    if (KEY_IS(key, "timestamp")) {
+        ONCE(16);
+        return read_scalar(p, end, &r->s_timestamp, &r->timestamp, 1);
+    }
+    if (KEY_IS(key, "sessionId")) {
+        ONCE(32);
+        return read_scalar(p, end, &r->s_session, &r->session, 1);
+    }
+    if (KEY_IS(key, "cwd")) {
+        ONCE(64);
+        return read_scalar(p, end, &r->s_cwd, &r->cwd, 1);
+    }
+    if (KEY_IS(key, "isApiErrorMessage")) {
+        ONCE(128);
+        return read_scalar(p, end, &ignored, &r->api_error, 1);
+    }
+    return skip_value(p, end, 1);
 }
 
 /* One line that holds ``"usage"``: its fields, or NULL when the Python parser decides. */
 static const char *claude_line(const char *p, const char *end, ClaudeLine *r) {
-    int more, seen = 0;
-    Str key;
     memset(r, 0, sizeof(*r));
-    p = ws(p, end);
-    if (p >= end || *p != '{') return BAIL;
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        if (KEY_IS(key, "message")) {
-            ONCE(seen, 1);
-            if (p < end && *p == '{') {
-                r->message = 1;
-                p = claude_message(p, end, r);
-            } else if (p < end && *p == 'n') {
-                p = skip_value(p, end, 1);
-            } else {
-                return BAIL;
-            }
-        } else if (KEY_IS(key, "requestId")) {
-            ONCE(seen, 2);
-            p = read_scalar(p, end, &r->s_request_id, &r->request_id, 1);
-        } else if (KEY_IS(key, "uuid")) {
-            ONCE(seen, 4);
-            p = read_scalar(p, end, &r->s_uuid, &r->uuid, 1);
-        } else if (KEY_IS(key, "version")) {
-            ONCE(seen, 8);
-            p = read_scalar(p, end, &r->s_version, &r->version, 1);
-        } else if (KEY_IS(key, "timestamp")) {
-            ONCE(seen, 16);
-            p = read_scalar(p, end, &r->s_timestamp, &r->timestamp, 1);
-        } else if (KEY_IS(key, "sessionId")) {
-            ONCE(seen, 32);
-            p = read_scalar(p, end, &r->s_session, &r->session, 1);
-        } else if (KEY_IS(key, "cwd")) {
-            ONCE(seen, 64);
-            p = read_scalar(p, end, &r->s_cwd, &r->cwd, 1);
-        } else if (KEY_IS(key, "isApiErrorMessage")) {
-            ONCE(seen, 128);
-            Str ignored;
-            p = read_scalar(p, end, &ignored, &r->api_error, 1);
-        } else {
-            p = skip_value(p, end, 1);
-        }
-        if (!p || !(p = obj_next(p, end, &more))) return BAIL;
-    }
-    p = ws(p, end);
-    if (p != end) return BAIL;
+    if (!(p = read_line(p, end, claude_line_field, r))) return BAIL;
     /* the fields kept as values must be strings or null (the Python parser judges others) */
     if (r->msg_id == V_OTHER || r->msg_id == V_TRUE || r->msg_id == V_FALSE) return BAIL;
     if (r->model != V_ABSENT && r->model != V_NULL && r->model != V_STR) return BAIL;
@@ -926,142 +924,103 @@ typedef struct {
     Counts total, last;
 } CodexLine;
 
-static const char *codex_counts(const char *p, const char *end, Counts *c) {
-    int more, seen = 0;
-    Str key;
-    if (p < end && *p == 'n') return skip_value(p, end, 4);
-    if (p >= end || *p != '{') return BAIL;
-    c->present = 1;
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        int i = KEY_IS(key, "input_tokens") ? 0 : KEY_IS(key, "cached_input_tokens") ? 1 : KEY_IS(key, "output_tokens") ? 2
-              : KEY_IS(key, "reasoning_output_tokens") ? 3 : -1;
-        if (i >= 0) {
-            ONCE(seen, 1 << i);
-            p = read_count(p, end, &c->v[i]);
-        } else {
-            p = skip_value(p, end, 4);
-        }
-        if (!p || !(p = obj_next(p, end, &more))) return BAIL;
-    }
-    return p;
+static const char *codex_counts_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    Counts *c = ctx;
+    int i = KEY_IS(key, "input_tokens") ? 0 : KEY_IS(key, "cached_input_tokens") ? 1 : KEY_IS(key, "output_tokens") ? 2
+          : KEY_IS(key, "reasoning_output_tokens") ? 3 : -1;
+    if (i < 0) return skip_value(p, end, 4);
+    ONCE(1u << i);
+    return read_count(p, end, &c->v[i]);
 }
 
-static const char *codex_info(const char *p, const char *end, CodexLine *r) {
-    int more, seen = 0;
-    Str key;
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        if (KEY_IS(key, "total_token_usage")) {
-            ONCE(seen, 1);
-            p = codex_counts(p, end, &r->total);
-        } else if (KEY_IS(key, "last_token_usage")) {
-            ONCE(seen, 2);
-            p = codex_counts(p, end, &r->last);
-        } else {
-            p = skip_value(p, end, 3);
-        }
-        if (!p || !(p = obj_next(p, end, &more))) return BAIL;
+static const char *codex_info_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    CodexLine *r = ctx;
+    if (KEY_IS(key, "total_token_usage")) {
+        ONCE(1);
+        return read_object_or_null(p, end, codex_counts_field, &r->total, &r->total.present, 4);
     }
-    return p;
+    if (KEY_IS(key, "last_token_usage")) {
+        ONCE(2);
+        return read_object_or_null(p, end, codex_counts_field, &r->last, &r->last.present, 4);
+    }
+    return skip_value(p, end, 3);
 }
 
 /* session_meta's ``source``: only its falsy case is read here (a subagent spawn is a
  * fork: the Python parser reads that one) */
-static const char *codex_source(const char *p, const char *end) {
-    int more;
-    Str key;
-    if (p >= end || *p != '{') return skip_value(p, end, 2);
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        if (KEY_IS(key, "subagent")) return BAIL;
-        if (!(p = skip_value(p, end, 3)) || !(p = obj_next(p, end, &more))) return BAIL;
-    }
-    return p;
+static const char *codex_source_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    return KEY_IS(key, "subagent") ? BAIL : skip_value(p, end, 3);
 }
 
-static const char *codex_payload(const char *p, const char *end, CodexLine *r) {
-    int more, seen = 0;
-    Str key;
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        if (KEY_IS(key, "type")) {
-            ONCE(seen, 1);
-            p = read_scalar(p, end, &r->s_p_type, &r->p_type, 2);
-        } else if (KEY_IS(key, "info")) {
-            ONCE(seen, 2);
-            if (p < end && *p == '{') {
-                r->info = V_OTHER;
-                p = codex_info(p, end, r);
-            } else if (p < end && *p == 'n') {
-                r->info = V_NULL;
-                p = skip_value(p, end, 2);
-            } else {
-                return BAIL;
-            }
-        } else if (KEY_IS(key, "model")) {
-            ONCE(seen, 4);
-            p = read_scalar(p, end, &r->s_p_model, &r->p_model, 2);
-        } else if (KEY_IS(key, "cwd")) {
-            ONCE(seen, 8);
-            p = read_scalar(p, end, &r->s_p_cwd, &r->p_cwd, 2);
-        } else if (KEY_IS(key, "id")) {
-            ONCE(seen, 16);
-            p = read_scalar(p, end, &r->s_p_id, &r->p_id, 2);
-        } else if (KEY_IS(key, "cli_version")) {
-            ONCE(seen, 32);
-            p = read_scalar(p, end, &r->s_p_cli_version, &r->p_cli_version, 2);
-        } else if (KEY_IS(key, "timestamp")) {
-            ONCE(seen, 64);
-            p = read_scalar(p, end, &r->s_p_timestamp, &r->p_timestamp, 2);
-        } else if (KEY_IS(key, "forked_from_id")) {
-            ONCE(seen, 128);
-            p = read_scalar(p, end, &r->s_p_forked, &r->p_forked, 2);
-        } else if (KEY_IS(key, "source")) {
-            ONCE(seen, 256);
-            p = codex_source(p, end);
-        } else {
-            p = skip_value(p, end, 2);
-        }
-        if (!p || !(p = obj_next(p, end, &more))) return BAIL;
+static const char *codex_payload_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    CodexLine *r = ctx;
+    if (KEY_IS(key, "type")) {
+        ONCE(1);
+        return read_scalar(p, end, &r->s_p_type, &r->p_type, 2);
     }
-    return p;
+    if (KEY_IS(key, "info")) {
+        ONCE(2);
+        int present = 0;
+        p = read_object_or_null(p, end, codex_info_field, r, &present, 2);
+        r->info = present ? V_OTHER : V_NULL;
+        return p;
+    }
+    if (KEY_IS(key, "model")) {
+        ONCE(4);
+        return read_scalar(p, end, &r->s_p_model, &r->p_model, 2);
+    }
+    if (KEY_IS(key, "cwd")) {
+        ONCE(8);
+        return read_scalar(p, end, &r->s_p_cwd, &r->p_cwd, 2);
+    }
+    if (KEY_IS(key, "id")) {
+        ONCE(16);
+        return read_scalar(p, end, &r->s_p_id, &r->p_id, 2);
+    }
+    if (KEY_IS(key, "cli_version")) {
+        ONCE(32);
+        return read_scalar(p, end, &r->s_p_cli_version, &r->p_cli_version, 2);
+    }
+    if (KEY_IS(key, "timestamp")) {
+        ONCE(64);
+        return read_scalar(p, end, &r->s_p_timestamp, &r->p_timestamp, 2);
+    }
+    if (KEY_IS(key, "forked_from_id")) {
+        ONCE(128);
+        return read_scalar(p, end, &r->s_p_forked, &r->p_forked, 2);
+    }
+    if (KEY_IS(key, "source")) {
+        ONCE(256);
+        return (p < end && *p == '{') ? read_object(p, end, codex_source_field, NULL) : skip_value(p, end, 2);
+    }
+    return skip_value(p, end, 2);
+}
+
+static const char *codex_line_field(const char *p, const char *end, Str key, void *ctx, unsigned *seen) {
+    CodexLine *r = ctx;
+    if (KEY_IS(key, "type")) {
+        ONCE(1);
+        return read_scalar(p, end, &r->s_type, &r->type, 1);
+    }
+    if (KEY_IS(key, "timestamp")) {
+        ONCE(2);
+        return read_scalar(p, end, &r->s_timestamp, &r->timestamp, 1);
+    }
+    if (KEY_IS(key, "payload")) {
+        ONCE(4);
+        /* an object; anything else is a line without a payload (not a call) */
+        if (p < end && *p == '{') {
+            r->payload = 1;
+            return read_object(p, end, codex_payload_field, r);
+        }
+        return skip_value(p, end, 1);
+    }
+    return skip_value(p, end, 1);
 }
 
 static const char *codex_line(const char *p, const char *end, CodexLine *r) {
-    int more, seen = 0;
-    Str key;
     memset(r, 0, sizeof(*r));
-    p = ws(p, end);
-    if (p >= end || *p != '{') return BAIL;
-    p = obj_open(p, end, &more);
-    while (more) {
-        if (!(p = obj_key(p, end, &key))) return BAIL;
-        if (KEY_IS(key, "type")) {
-            ONCE(seen, 1);
-            p = read_scalar(p, end, &r->s_type, &r->type, 1);
-        } else if (KEY_IS(key, "timestamp")) {
-            ONCE(seen, 2);
-            p = read_scalar(p, end, &r->s_timestamp, &r->timestamp, 1);
-        } else if (KEY_IS(key, "payload")) {
-            ONCE(seen, 4);
-            if (p < end && *p == '{') {
-                r->payload = 1;
-                p = codex_payload(p, end, r);
-            } else {
-                p = skip_value(p, end, 1);
-            }
-        } else {
-            p = skip_value(p, end, 1);
-        }
-        if (!p || !(p = obj_next(p, end, &more))) return BAIL;
-    }
-    p = ws(p, end);
-    return p == end ? p : BAIL;
+    return read_line(p, end, codex_line_field, r);
 }
 
 /* earliest of the three record-type markers wholly inside line[0:window] (codex._WANTED) */

@@ -209,8 +209,8 @@ def parse_complete(ctx: ParseContext, data: bytes, first_lineno: int, sink: File
     scan = native_scanner(ctx, sink)
     if scan is None:
         return None
-    found = scan.claude_lines(data, first_lineno, ctx.path, ctx.device, os.path.basename(ctx.path)[: -len(".jsonl")],
-                              _project_from_path(ctx.path), canonical_model, project_name, EVENT_SCHEMA_VERSION, ADAPTER_VERSION, sink.events)
+    found = scan.claude_lines(data, first_lineno, ctx.path, ctx.device, _session_from_path(ctx.path), _project_from_path(ctx.path),
+                              canonical_model, project_name, EVENT_SCHEMA_VERSION, ADAPTER_VERSION, sink.events)
     if found is None:
         return None
     n_lines, *counts = found
@@ -222,7 +222,7 @@ def _emitter(ctx: ParseContext, sink: FileSink):
     """Build and hand over one call's event (only the kept snapshot of a call is built)."""
     path = ctx.path
     device = ctx.device
-    fallback_session = os.path.basename(path)[: -len(".jsonl")]
+    fallback_session = _session_from_path(path)
     fallback_project = _project_from_path(path)
 
     def emit(call) -> None:
@@ -251,6 +251,11 @@ def _emitter(ctx: ParseContext, sink: FileSink):
         )
 
     return emit
+
+
+def _session_from_path(path: str) -> str:
+    # <session>.jsonl (a subagent file: <agent>.jsonl)
+    return os.path.basename(path)[: -len(".jsonl")]
 
 
 def _project_from_path(path: str) -> str | None:

@@ -160,22 +160,26 @@ def parse_complete(ctx: ParseContext, data: bytes, first_lineno: int, sink: File
     it is built: the number of lines read, or None (the sink and ``ctx.state``
     untouched) when ``parse_lines`` has to read the file."""
     scan = native_scanner(ctx, sink)
-    if scan is None or FALLBACK_MODEL != scan.FALLBACK_MODEL:
+    if scan is None:
         return None
     st = ctx.state or _initial_state(ctx.path)
-    state = (st["session_id"], st["model"], st["cwd"], st["version"], st["totals"], st["fork_ts"])
-    found = scan.codex_lines(data, first_lineno, ctx.path, ctx.device, state, canonical_model, project_name, EVENT_SCHEMA_VERSION, ADAPTER_VERSION, sink.events)
+    found = scan.codex_lines(data, first_lineno, ctx.path, ctx.device, tuple(st[k] for k in _STATE_KEYS), FALLBACK_MODEL, canonical_model,
+                             project_name, EVENT_SCHEMA_VERSION, ADAPTER_VERSION, sink.events)
     if found is None:
         return None
     n_lines, *counts, state = found
     sink.take(*counts)
-    ctx.state.update(zip(("session_id", "model", "cwd", "version", "totals", "fork_ts"), state))
+    ctx.state.update(zip(_STATE_KEYS, state))
     return n_lines
+
+
+# what ctx.state holds, in the order the compiled parser takes and gives it
+_STATE_KEYS = ("session_id", "model", "cwd", "version", "totals", "fork_ts")
 
 
 def _initial_state(path: str) -> dict:
     match = _UUID_IN_NAME.search(path)
-    return dict(session_id=match.group(1) if match else os.path.basename(path), model=None, cwd=None, version=None, totals=None, fork_ts=None)
+    return dict(zip(_STATE_KEYS, (match.group(1) if match else os.path.basename(path), None, None, None, None, None)))
 
 
 def _session_meta(st: dict, payload: dict, obj: dict) -> None:

@@ -49,6 +49,7 @@ from itertools import chain
 
 import orjson
 
+from scripts import native
 from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_complete
 from scripts.core.event import LONG_CONTEXT_THRESHOLDS
 from scripts.core.rollup import SLOT_MS, Rollup
@@ -237,10 +238,7 @@ def id_hashes(ids: list[str]) -> bytes:
     """``id_hash`` of each id, as the bytes of an ``array("Q")``, sorted: a file's hashes
     are only ever used as a multiset, and sorted they go into the fold's buckets by
     slices, not one by one (``event_merge._sorted_hashes``)."""
-    from scripts import native
-
-    fast = native.module()
-    done = None if fast is None else fast.id_hashes(ids)
+    done = native.call("id_hashes", ids)
     if done is not None:
         return done
     a = array("Q")
@@ -259,10 +257,7 @@ def event_lines(events: list[dict]) -> bytes:
     appear nowhere else unless an event holds a list of objects (none does today): then
     the count of boundaries is off, and each event is dumped on its own. The compiled
     writer (``scripts/native``) writes the same bytes in one pass."""
-    from scripts import native
-
-    fast = native.module()
-    done = None if fast is None else fast.events_jsonl(events)
+    done = native.call("events_jsonl", events)
     if done is not None:
         return done
     body = orjson.dumps(events, option=_DUMPS_OPT)[1:-1]
@@ -461,10 +456,7 @@ def parse_file(source: str, task: tuple, pack_dir: str, bulk: bool = False) -> t
 
 def _by_day(events: list[dict], roll: Rollup) -> dict[str, list]:
     """The events by UTC day (first-appearance order within a day), added to ``roll``."""
-    from scripts import native
-
-    fast = native.module()
-    done = None if fast is None else fast.rollup_by_day(events, LONG_CONTEXT_THRESHOLDS, SLOT_MS)
+    done = native.call("rollup_by_day", events, LONG_CONTEXT_THRESHOLDS, SLOT_MS)
     if done is not None:
         by_day, acc = done
         if roll.acc:

@@ -34,3 +34,10 @@ def module():
         return None
     # a build of another version of the source would parse by other rules: not used
     return m if getattr(m, "SOURCE_HASH", None) == current else None
+
+
+def call(name: str, *args):
+    """``name(*args)`` of the built module, or None: not built, or the function left the
+    work to the Python code (it returns None for input it does not take)."""
+    m = module()
+    return None if m is None else getattr(m, name)(*args)

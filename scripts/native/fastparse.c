@@ -11,8 +11,8 @@
  *
  * claude_lines(data, first_lineno, path, device, fallback_session, fallback_project,
  *              canonical_model, project_name, schema_version, adapter_version, seeds)
- * codex_lines(data, first_lineno, path, device, state, canonical_model, project_name,
- *             schema_version, adapter_version, seeds)
+ * codex_lines(data, first_lineno, path, device, state, fallback_model, canonical_model,
+ *             project_name, schema_version, adapter_version, seeds)
  * (``seeds``: the sink's events so far, a resumed file's earlier calls; copied)
  * -> (lines, events, versions, records, duplicates, not_a_call[, state]) or None
  *
@@ -475,7 +475,7 @@ static void applied_clear(Applied *m) {
 /* interned keys of an event */
 static PyObject *K_schema_version, *K_id, *K_provider, *K_model, *K_raw_model, *K_session_id, *K_project, *K_timestamp,
     *K_usage, *K_total_tokens, *K_source_file, *K_source_line, *K_adapter, *K_adapter_version, *K_source_version,
-    *K_device, *K_model_inferred, *K_usage_keys[8], *S_claude, *S_codex, *S_unknown, *S_gpt5;
+    *K_device, *K_model_inferred, *K_usage_keys[8], *S_claude, *S_codex, *S_unknown;
 
 typedef struct {
     PyObject *events;   /* id -> event, the sink's dict */
@@ -1041,7 +1041,7 @@ static int codex_marker(const char *line, Py_ssize_t window) {
 
 typedef struct {
     Sink sink;
-    PyObject *canonical_model, *project_name;
+    PyObject *canonical_model, *project_name, *fallback_model;
     PyObject *session_id, *model, *cwd, *version; /* owned; model/cwd/version may be Py_None */
     int has_totals;
     long long totals[4];
@@ -1064,7 +1064,15 @@ static int set_state_str(PyObject **slot, Str s) {
     return 0;
 }
 
-static const char S_GPT5[] = "gpt-5"; /* codex.FALLBACK_MODEL, checked by the caller */
+/* the length in bytes of ``s``'s first ``max`` characters when they are ASCII (a Python
+ * slice counts characters), -1 if they are not */
+static Py_ssize_t ascii_prefix(Str s, Py_ssize_t max) {
+    Py_ssize_t n = s.n < max ? s.n : max;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((unsigned char)s.s[i] >= 0x80) return -1;
+    }
+    return n;
+}
 
 static int codex_call(CodexRun *run, CodexLine *r, Py_ssize_t lineno, int *bail) {
     Counts *total = r->total.present ? &r->total : NULL, *last = r->last.present ? &r->last : NULL;
@@ -1073,12 +1081,10 @@ static int codex_call(CodexRun *run, CodexLine *r, Py_ssize_t lineno, int *bail)
         return 0;
     }
     if (run->has_fork && run->fork_n > 0 && r->timestamp == V_STR && total) {
-        Py_ssize_t n = r->s_timestamp.n < 19 ? r->s_timestamp.n : 19;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if ((unsigned char)r->s_timestamp.s[i] >= 0x80) {
-                *bail = 1; /* a slice by characters */
-                return 0;
-            }
+        Py_ssize_t n = ascii_prefix(r->s_timestamp, 19);
+        if (n < 0) {
+            *bail = 1;
+            return 0;
         }
         if (n == run->fork_n && memcmp(r->s_timestamp.s, run->fork_ts, n) == 0) {
             memcpy(run->totals, total->v, sizeof(run->totals));
@@ -1122,7 +1128,7 @@ static int codex_call(CodexRun *run, CodexLine *r, Py_ssize_t lineno, int *bail)
                          : PyUnicode_FromFormat("codex:%U:L%zd", run->session_id, lineno);
     if (!id) return -1;
     int inferred = run->model == Py_None;
-    PyObject *raw_model = inferred ? S_gpt5 : run->model;
+    PyObject *raw_model = inferred ? run->fallback_model : run->model;
     PyObject *model = apply_memo(&run->canonical, run->canonical_model, raw_model);
     PyObject *project = model ? apply_memo(&run->project, run->project_name, run->cwd) : NULL;
     PyObject *ts = project ? PyUnicode_FromStringAndSize(r->s_timestamp.s, r->s_timestamp.n) : NULL;
@@ -1168,18 +1174,16 @@ static int codex_session_meta(CodexRun *run, CodexLine *r, int *bail) {
             return 0;
         }
         if (kind == V_STR) {
-            Py_ssize_t n = ts.n < 19 ? ts.n : 19;
-            for (Py_ssize_t i = 0; i < n; i++) {
-                if ((unsigned char)ts.s[i] >= 0x80) {
-                    *bail = 1;
-                    return 0;
-                }
+            Py_ssize_t n = ascii_prefix(ts, 19);
+            if (n < 0) {
+                *bail = 1;
+                return 0;
             }
             memcpy(run->fork_ts, ts.s, n);
             run->fork_n = n;
             run->has_fork = 1;
-        } else if (kind == V_ABSENT || kind == V_NULL || kind == V_TRUE || kind == V_FALSE || kind == V_OTHER) {
-            run->has_fork = 0;
+        } else {
+            run->has_fork = 0; /* ts[:19] if type(ts) is str else None */
         }
     }
     return run->version == Py_None ? 0 : saw_version(&run->sink, run->version);
@@ -1188,14 +1192,15 @@ static int codex_session_meta(CodexRun *run, CodexLine *r, int *bail) {
 static PyObject *codex_lines(PyObject *self, PyObject *args) {
     Py_buffer buf;
     Py_ssize_t first_lineno;
-    PyObject *path, *device, *state, *canonical_model, *project_name, *schema_version, *adapter_version, *seeds;
-    if (!PyArg_ParseTuple(args, "y*nUUO!OOOUO!", &buf, &first_lineno, &path, &device, &PyTuple_Type, &state, &canonical_model,
-                          &project_name, &schema_version, &adapter_version, &PyDict_Type, &seeds))
+    PyObject *path, *device, *state, *fallback_model, *canonical_model, *project_name, *schema_version, *adapter_version, *seeds;
+    if (!PyArg_ParseTuple(args, "y*nUUO!UOOOUO!", &buf, &first_lineno, &path, &device, &PyTuple_Type, &state, &fallback_model,
+                          &canonical_model, &project_name, &schema_version, &adapter_version, &PyDict_Type, &seeds))
         return NULL;
     CodexRun run;
     memset(&run, 0, sizeof(run));
     run.canonical_model = canonical_model;
     run.project_name = project_name;
+    run.fallback_model = fallback_model;
     PyObject *result = NULL;
     if (sink_init(&run.sink, seeds, path, device, schema_version, adapter_version, S_codex) < 0) goto fail;
     /* state: (session_id, model, cwd, version, totals, fork_ts) as codex.parse_lines keeps it */
@@ -1833,11 +1838,9 @@ PyMODINIT_FUNC PyInit_tokentally_fastparse(void) {
     INTERN(S_claude, "claude");
     INTERN(S_codex, "codex");
     INTERN(S_unknown, "unknown");
-    INTERN(S_gpt5, S_GPT5);
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
-    if (PyModule_AddStringConstant(m, "SOURCE_HASH", SOURCE_HASH) < 0 || PyModule_AddStringConstant(m, "FALLBACK_MODEL", S_GPT5) < 0 ||
-        PyModule_AddStringConstant(m, "USAGE_KEYS", "input_tokens output_tokens cache_write_tokens cache_read_tokens tool_input_tokens tool_output_tokens reasoning_tokens cache_write_1h_tokens") < 0) {
+    if (PyModule_AddStringConstant(m, "SOURCE_HASH", SOURCE_HASH) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -24,18 +24,21 @@ import click
 from scripts import adapters
 from scripts.cli import artifacts_option, filter_options, split_multi, stage_command, timezone_option
 from scripts.core.runlog import StageTimer, start_run
-from scripts.shared_io import AtomicFile, dumps_doc, dumps_line, holds_bundle_lock, remove_interrupted_writes, write_bytes, write_if_changed
+from scripts.shared_io import AtomicFile, dumps_doc, give_back_freed_memory, holds_bundle_lock, remove_interrupted_writes, write_bytes, write_if_changed
 
 
-def transform(listing) -> dict:
-    """The stamp content for one source listing (pure)."""
+TRIM_AFTER_BYTES = 1 << 20  # manifests this large leave freed memory in the C heap worth giving back
+
+
+def transform(summary) -> dict:
+    """The stamp content for one source's ``sources.ListingSummary`` (pure)."""
     return {
         "schema_version": 1,
-        "source": listing.source,
-        "present": listing.present,
-        "files": len(listing.files),
-        "bytes": listing.total_bytes(),
-        "fingerprint": listing.fingerprint(),
+        "source": summary.source,
+        "present": summary.present,
+        "files": summary.n_files,
+        "bytes": summary.n_bytes,
+        "fingerprint": summary.digest,
     }
 
 
@@ -108,20 +111,16 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
     report = {}
     prefetched = listing_prefetch.take() or {}  # refresh --check lists them in a child
     have = set(prefetched) or set(adapters.available())
+    manifest_bytes = 0
     for source in sources or adapters.SOURCES:
         if source not in have:
             # no adapter in this checkout: stamp it absent so the pipeline stays whole
             write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc({"schema_version": 1, "source": source, "present": False, "adapter": None}), force)
             report[source] = {"changed": False, "files": 0, "bytes": 0, "adapter": None}
             continue
-        listing = prefetched.get(source) or src_mod.list_source(source)
-        stamp = transform(listing)
-        manifest = {
-            "source": source,
-            "env_var": listing.env_var,
-            "locations": listing.locations,
-            "files": {p: list(v) for p, v in sorted(listing.files.items())},
-        }
+        summary = prefetched.pop(source, None) or src_mod.list_source(source).summary()
+        manifest_bytes += len(summary.manifest)
+        stamp = transform(summary)
         stamp_path = os.path.join(stamps, f"{source}.fp")
         stamp_data = dumps_doc(stamp)
         # The listing first, then the stamp: normalize reads the listing when the stamp is
@@ -130,19 +129,23 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
         did = force or _content(stamp_path) != stamp_data
         if did or not os.path.exists(os.path.join(manifests, f"{source}.json")):
             with AtomicFile(os.path.join(manifests, f"{source}.json")) as fh:
-                fh.write(dumps_line(manifest))
+                fh.write(summary.manifest)
         if did:
             write_bytes(stamp_path, stamp_data)
         changed[source] = did
         report[source] = {"changed": did, "files": stamp["files"], "bytes": stamp["bytes"]}
         if not quiet:
-            where = ", ".join(src_mod.short_path(p) for p in listing.locations)
-            if listing.present:
+            where = ", ".join(src_mod.short_path(p) for p in summary.locations)
+            if summary.present:
                 mb = stamp["bytes"] / 1e6
                 line = f"{source:9} {stamp['files']:6} files {mb:9.1f} MB  {'changed' if did else 'unchanged'}  ({where})"
             else:
-                line = f"{source:9}   none found in {where} (set {listing.env_var} to point elsewhere)"
+                line = f"{source:9}   none found in {where} (set {summary.env_var} to point elsewhere)"
             click.echo(line, err=True)
+
+    summary = prefetched = None
+    if manifest_bytes > TRIM_AFTER_BYTES:
+        give_back_freed_memory()  # before the stages: each is this process or a fork of it
 
     tz = resolve_zone_name(timezone)
     periods = Periods(tz)

@@ -77,9 +77,9 @@ def test_cache_check_transform_fingerprint_changes_with_the_files(tmp_path):
 
     a = SourceListing("claude", "CLAUDE_CONFIG_DIR", [], {"/x/a.jsonl": (10, 1, 2, "")})
     b = SourceListing("claude", "CLAUDE_CONFIG_DIR", [], {"/x/a.jsonl": (11, 1, 2, "")})
-    assert cache_check.transform(a)["fingerprint"] != cache_check.transform(b)["fingerprint"]
-    assert cache_check.transform(a) == cache_check.transform(a)
-    assert cache_check.transform(SourceListing("claude", "X", [], {}))["present"] is False
+    assert cache_check.transform(a.summary())["fingerprint"] != cache_check.transform(b.summary())["fingerprint"]
+    assert cache_check.transform(a.summary()) == cache_check.transform(a.summary())
+    assert cache_check.transform(SourceListing("claude", "X", [], {}).summary())["present"] is False
 
 
 def test_run_summary_transform_marks_skipped_stages_as_cache_hits():

@@ -31,12 +31,12 @@ def start() -> None:
             from scripts import adapters
             from scripts.core.sources import list_source
 
-            listings = {}
-            for source in adapters.available():
-                listing = list_source(source)
-                listings[source] = (listing.env_var, listing.locations, listing.files)
+            listings = [list_source(source) for source in adapters.available()]
+            # the stamps' facts and the manifests' bytes, not the listings: refresh then
+            # holds no object per log file (sources.ListingSummary)
+            summaries = [listing.summary().as_tuple() for listing in listings]
             # not shared_io.write_all: that module imports orjson, which this child avoids
-            view = memoryview(marshal.dumps(listings))
+            view = memoryview(marshal.dumps(summaries))
             while view:
                 view = view[os.write(write_end, view):]
         except BaseException:  # noqa: BLE001 - the parent then lists by itself
@@ -47,7 +47,7 @@ def start() -> None:
 
 
 def take() -> dict | None:
-    """The prefetched ``SourceListing`` by source, once; None when there is none."""
+    """The prefetched ``sources.ListingSummary`` by source, once; None when there is none."""
     global _child
     if _child is None:
         return None
@@ -61,6 +61,6 @@ def take() -> dict | None:
         os.waitpid(pid, 0)
     if raw is None:
         return None  # the child failed before writing all of it
-    from scripts.core.sources import SourceListing
+    from scripts.core.sources import ListingSummary
 
-    return {s: SourceListing(source=s, env_var=env, locations=locs, files=files) for s, (env, locs, files) in raw.items()}
+    return {values[0]: ListingSummary(*values) for values in raw}

@@ -138,7 +138,9 @@ def build(artifacts: str, *, month: str, mode: str, timezone: str, now=None) -> 
     """Read the bundle's reports and return the snapshot for ``month`` (default: this month)."""
     import datetime as dt
 
+    from scripts.core.blocks import is_active
     from scripts.core.periods import Periods, parse_month, resolve_zone_name
+    from scripts.core.report_entries import array_entries
     from scripts.shared_io import DataError, read_doc
 
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -147,13 +149,33 @@ def build(artifacts: str, *, month: str, mode: str, timezone: str, now=None) -> 
     month = parse_month(month) if month else periods.month_now(now)
     reports = os.path.join(artifacts, "reports")
 
-    def load(kind: str, required: bool = True):
+    def path_of(kind: str, required: bool = True):
         path = os.path.join(reports, f"{kind}.json")
         if not os.path.exists(path):
             if required:
                 raise DataError("missing; run `make all` first", where=path)
             return None
-        return read_doc(path)
+        return path
+
+    monthly = read_doc(path_of("monthly"))
+    today = periods.today(now)
+    now_ms = int(now.timestamp() * 1000)
+    # of the daily and blocks reports (which grow with the history) only the entries the
+    # snapshot shows are read: today and the month's days; each provider's last block,
+    # and any block active at ``now`` (one of an earlier moment's, for a clock set back)
+    daily = {"periods": [p for p in array_entries(path_of("daily"), "periods") if p["period"] == today or p["period"][:7] == month]}
+    blocks_path = path_of("blocks", required=False)
+    blocks = None
+    if blocks_path is not None:
+        last: dict = {}
+        active = []
+        for b in array_entries(blocks_path, "periods"):
+            cur = last.get(b["provider"])
+            if cur is None or b["start"] > cur["start"]:
+                last[b["provider"]] = b
+            if is_active(b, now_ms):
+                active.append(b)
+        blocks = {"periods": active + [b for b in last.values() if not any(b is a for a in active)]}
 
     links = {
         "run_summary_path": os.path.join("runs", "latest.json"),
@@ -161,15 +183,15 @@ def build(artifacts: str, *, month: str, mode: str, timezone: str, now=None) -> 
     }
     links = {k: (v if os.path.exists(os.path.join(artifacts, v)) else None) for k, v in links.items()}
     return transform(
-        load("monthly"),
-        load("daily"),
-        load("blocks", required=False),
+        monthly,
+        daily,
+        blocks,
         read_suggestions(os.path.join(reports, "suggestions.json"), month),
         month=month,
-        today=periods.today(now),
+        today=today,
         mode=mode,
         generated_at=now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-        now_ms=int(now.timestamp() * 1000),
+        now_ms=now_ms,
         links=links,
         timezone=tz,
     )

@@ -40,6 +40,18 @@ def test_chunked_spilled_price_equals_from_scratch(tmp_path, tiny_chunks, zone, 
     assert tiny_chunks, "no batch was spilled"
 
 
+@pytest.mark.parametrize("zone,filters,fee", [("UTC", Filters(), 0), ("Europe/Berlin", Filters(), 100)], ids=["utc", "berlin-fee"])
+def test_price_read_from_the_file_by_pieces_equals_from_scratch(tmp_path, monkeypatch, zone, filters, fee):
+    """The document read a small block at a time (``FileDocument``: what the command does)."""
+    monkeypatch.setattr(price_incr.FileDocument, "BLOCK", 97)
+    monkeypatch.setattr(price_incr, "CHUNK_ENTRIES", 7)
+    for name, agg, out, book in aggregated_rounds(tmp_path, 19, zone, filters, fee):
+        with open(agg, "rb") as fh:
+            stats = price_incr.build(price_incr.FileDocument(fh.fileno()), book, str(out), str(tmp_path / "cache-price"), "warn",
+                                     source=(str(agg), view_cache.file_identity(str(agg))))[0]
+        assert_reports_from_scratch(name, agg.read_bytes(), book, out, stats)
+
+
 def test_unpriced_model_stays_listed_when_several_of_its_periods_change(tmp_path):
     """A model the book does not know stays in ``unpriced`` as long as any period holds it,
     however many of its periods one run re-prices or drops."""

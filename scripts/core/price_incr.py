@@ -29,7 +29,9 @@ The aggregates document is not parsed whole: its arrays of entries are cut out a
 byte level (objects whose values are scalars, lists and flat objects: ``},{"`` only
 occurs between two of them, since a quote inside a string is escaped), and the rest (the
 skeleton) is parsed and checked. Anything unexpected (a backslash in an entry, a
-skeleton that does not match) prices the whole document as before.
+skeleton that does not match) prices the whole document as before. The command hands
+the file over as a ``FileDocument``: it is scanned a block at a time for the arrays, and
+a table's arrays are read out of it only when that table is priced.
 
 No report, and no table's entries as objects, is ever whole in memory: the periods to
 price are parsed and priced a chunk at a time (``_Batch``), their output bytes go to a
@@ -37,7 +39,7 @@ price are parsed and priced a chunk at a time (``_Batch``), their output bytes g
 every session), and each report is written into its temp file as soon as its table is
 priced (``_Outputs``; renamed at the end, every ``.md`` before any ``.json``). What still
 grows with the history: one key, one length per slot and the money sums per period (the
-state), and the document's arrays, cut out of it.
+state), and the arrays of the table being priced, read out of the document.
 """
 from __future__ import annotations
 
@@ -73,10 +75,55 @@ def _dumps(obj) -> bytes:
     return orjson.dumps(obj, option=_OPT)
 
 
-def split(data: bytes):
-    """``(skeleton document, {kind: (pps, periods, rows)}, {kind: ((start, end) of each)})``:
-    each array as its raw bytes, and where it lies in ``data``."""
-    out = []
+class FileDocument:
+    """The aggregates document in an open file, read a piece at a time (``pread``): the
+    byte-level cut finds its arrays by scanning blocks, and a table's arrays are read only
+    when that table is priced, so the document is never whole in memory (7 MB at 400k
+    calls). Offers what ``split`` uses of ``bytes``: ``len``, ``find``, slices."""
+
+    BLOCK = 1 << 18
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(self.size)
+        if stop <= start:
+            return b""
+        data = os.pread(self.fd, stop - start, start)
+        while len(data) < stop - start:  # a regular file reads short only at its end
+            more = os.pread(self.fd, stop - start - len(data), start + len(data))
+            if not more:
+                raise Unsplittable("the document ended early")
+            data += more
+        return data
+
+    def find(self, sub: bytes, start: int = 0) -> int:
+        pos = start
+        while pos < self.size:
+            block = self[pos:pos + self.BLOCK + len(sub) - 1]
+            at = block.find(sub)
+            if at >= 0:
+                return pos + at
+            pos += self.BLOCK
+        return -1
+
+
+def _same_bytes(data, a: int, b: int, n: int) -> bool:
+    """``data[a:a + n] == data[b:b + n]``, a block at a time (not two whole copies)."""
+    step = FileDocument.BLOCK
+    return all(data[a + i:a + min(i + step, n)] == data[b + i:b + min(i + step, n)] for i in range(0, n, step))
+
+
+def split(data):
+    """``(skeleton document, {kind: spans})``: where each table's arrays (pps, periods,
+    rows) lie in ``data`` (bytes or a FileDocument), as ``(start, end)`` of each; blocks
+    and sessions, whose periods are their pps, have the pps span for both (see
+    ``read_regions``)."""
     spans = []
     skeleton = []
     pos = 0
@@ -93,11 +140,9 @@ def split(data: bytes):
         if min(a1, a2, a3) < 0:
             raise Unsplittable("table arrays not found")
         s0, s1, s2 = a0 + len(_ARRAYS[0]), a1 + len(_ARRAYS[1]), a2 + len(_ARRAYS[2])
-        pps = data[s0:a1]
         # blocks and sessions list the same entries as periods and period_providers: one copy
-        periods = pps if a2 - s1 == a1 - s0 and data.startswith(pps, s1) else data[s1:a2]
-        out.append((pps, periods, data[s2:a3]))
-        spans.append(((s0, a1), (s1, a2), (s2, a3)))
+        same = a2 - s1 == a1 - s0 and _same_bytes(data, s0, s1, a1 - s0)
+        spans.append(((s0, a1), (s0, a1) if same else (s1, a2), (s2, a3)))
         skeleton += [data[pos:s0], data[a1:s1], data[a2:s2]]
         pos = at = a3
     skeleton.append(data[pos:])
@@ -108,13 +153,21 @@ def split(data: bytes):
     if not isinstance(doc, dict) or doc.get("kind") != "aggregates" or doc.get("schema_version") != 1 or not isinstance(doc.get("reports"), dict):
         raise Unsplittable("not an aggregates document")
     kinds = sorted(doc["reports"])
-    if len(kinds) != len(out) or list(doc["reports"]) != kinds:
+    if len(kinds) != len(spans) or list(doc["reports"]) != kinds:
         raise Unsplittable("tables not where expected")
     for kind in kinds:
         t = doc["reports"][kind]
         if not isinstance(t, dict) or t.get("rows") != [] or t.get("periods") != [] or t.get("period_providers") != []:
             raise Unsplittable("tables not where expected")
-    return doc, dict(zip(kinds, out)), dict(zip(kinds, spans))
+    return doc, dict(zip(kinds, spans))
+
+
+def read_regions(data, spans):
+    """A table's arrays ``(pps, periods, rows)`` as bytes, read out of ``data`` (one
+    object for pps and periods where they are the same bytes)."""
+    (p0, p1), (q0, q1), (r0, r1) = spans
+    pps = data[p0:p1]
+    return pps, pps if (q0, q1) == (p0, p1) else data[q0:q1], data[r0:r1]
 
 
 def _groups(region: bytes):
@@ -298,20 +351,17 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     """Write reports/<kind>.json and .md for the aggregates document ``data``; return
     ``(stats, first report's unpriced list)``. Raises Unsplittable before writing anything.
 
-    ``data`` is the document's bytes, or a list holding them, which is emptied once the
-    document is cut up: then the caller holds no copy of the whole while the reports are
-    built (on Unsplittable it may have to read the document again).
+    ``data`` is the document: a FileDocument (read a piece at a time: what the command
+    gives it), its bytes, or a list holding them (taken out of it).
 
     ``source``: ``(path, file_identity)`` of the file ``data`` was read from, if it is one:
     it is kept (a hard link in the cache) so that the next run finds the periods that
     changed by comparing bytes with it (``_walk``) rather than by cutting up and hashing
-    every period."""
+    every period. A FileDocument must still be that file when the reports are done
+    (else Unsplittable: the caller prices the file whole)."""
     if isinstance(data, list):
-        doc, tables, spans = split(data[0])
-        data.clear()
-    else:
-        doc, tables, spans = split(data)
-    del data
+        data = data.pop()
+    doc, spans = split(data)
     stats = view_cache.Stats()
     described = book.describe()
     fees = any(book.subscription(p) for p in getattr(book, "providers", {}) or {})
@@ -340,7 +390,9 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
     outputs = _Outputs(out_dir)
     try:
-        written, unpriced_now, new_index = _price_kinds(doc, tables, spans, state, prev, context, described, pricer, out_dir, stats, outputs)
+        written, unpriced_now, new_index = _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs)
+        if isinstance(data, FileDocument) and source is not None and view_cache.file_identity(data.fd) != list(source[1]):
+            raise Unsplittable("the document changed while it was read")
         if unpriced_now and on_unpriced == "error":
             outputs.discard()
             return stats, unpriced_now, None
@@ -361,16 +413,15 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     return stats, unpriced_now, sorted(written)
 
 
-def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, out_dir, stats, outputs):
+def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs):
     """Price each table's changed periods and write its report (JSON and Markdown) into
-    ``outputs``, one table at a time; ``(kinds written, first report's unpriced list, the
-    new index)``."""
+    ``outputs``, one table at a time (its arrays read out of ``data`` only then); ``(kinds
+    written, first report's unpriced list, the new index)``."""
     new_index: dict = {}
     first_unpriced = None
-    for kind in list(tables):
+    for kind in spans:
         table = doc["reports"][kind]
-        regions = tables.pop(kind)  # the next table's entries are cut from what is left
-        pps_r, periods_r, rows_r = regions
+        pps_r, periods_r, rows_r = regions = read_regions(data, spans[kind])
         same = periods_r == pps_r
         mode = "pps" if same and periods_r else ("provider" if b'"provider":' in periods_r[:periods_r.find(b"}") + 1] else "period")
         old = None

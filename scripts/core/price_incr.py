@@ -163,56 +163,130 @@ def split(data):
 
 
 def read_regions(data, spans):
-    """A table's arrays ``(pps, periods, rows)`` as bytes, read out of ``data`` (one
-    object for pps and periods where they are the same bytes)."""
+    """A table's arrays ``(pps, periods, rows)``, out of ``data``: of a FileDocument,
+    ``_Region``s read only as they are used, else bytes (one object for pps and periods
+    where they are the same bytes)."""
     (p0, p1), (q0, q1), (r0, r1) = spans
+    if isinstance(data, FileDocument):
+        pps = _Region(data.fd, p0, p1)
+        return pps, pps if (q0, q1) == (p0, p1) else _Region(data.fd, q0, q1), _Region(data.fd, r0, r1)
     pps = data[p0:p1]
     return pps, pps if (q0, q1) == (p0, p1) else data[q0:q1], data[r0:r1]
 
 
-def _groups(region: bytes):
+def _groups(region):
     """``[(period, start, end)]``: consecutive entries of one period, as byte ranges of
-    ``region`` (each range holds whole objects, comma-separated)."""
-    if not region:
+    ``region`` (each range holds whole objects, comma-separated). Read a piece of about
+    SPLIT_BYTES at a time (cut where entries meet): a region may be a ``_Region`` of the
+    file, and splitting a whole one at once copied all of it (4.5 MB, sessions' rows at
+    400k calls) beside it."""
+    n = len(region)
+    if not n:
         return []
     if b"\\" in region:
         raise Unsplittable("escaped characters")
-    periods = _PERIOD_RE.findall(region)
-    lens = _piece_lengths(region)
-    if len(periods) != len(lens):
-        raise Unsplittable("entries without a period, or nested ones")
-    # region = piece0 '},{"' piece1 ...: entry i (i > 0) starts at the '{' of its separator
-    starts = [0]
-    starts += [c - 2 for c in accumulate(n + 4 for n in lens)]
-    out = []
+    out: list = []
     cur = None
-    for i, period in enumerate(periods):
-        if period != cur:
-            if out:
-                out[-1][2] = starts[i] - 1
-                out[-1][3] = i - out[-1][3]
-            out.append([period, starts[i], 0, i])
-            cur = period
-    out[-1][2] = len(region)
-    out[-1][3] = len(periods) - out[-1][3]
+    i = 0  # entries so far
+    pstart = 0  # where entry i's piece of ``region.split(_SEP)`` begins
+    pos = 0
+    while pos < n:
+        cut = region.find(_SEP, pos + SPLIT_BYTES) if pos + SPLIT_BYTES < n else -1
+        stop = n if cut < 0 else cut
+        # from the separator's quote on: an entry's first key may be its period
+        piece = region[pos - 1 if pos else 0:stop]
+        periods = _PERIOD_RE.findall(piece)
+        lens = list(map(len, piece.split(_SEP)))
+        if pos:
+            lens[0] -= 1
+        if len(periods) != len(lens):
+            raise Unsplittable("entries without a period, or nested ones")
+        for period, size in zip(periods, lens):
+            if period != cur:
+                start = pstart - 2 if i else 0  # entry i (i > 0) starts at its separator's '{'
+                if out:
+                    out[-1][2] = start - 1
+                    out[-1][3] = i - out[-1][3]
+                out.append([period, start, 0, i])
+                cur = period
+            i += 1
+            pstart += size + len(_SEP)
+        pos = stop + len(_SEP)
+    out[-1][2] = n
+    out[-1][3] = i - out[-1][3]
     return out
 
 
 SPLIT_BYTES = 1 << 16  # a region is split into its entries this much at a time
 
 
-def _piece_lengths(region: bytes) -> list[int]:
-    """``list(map(len, region.split(_SEP)))``, split a piece at a time: splitting a whole
-    region at once copied all of it (4.5 MB, sessions' rows at 400k calls) beside it."""
-    lens: list[int] = []
-    pos, n = 0, len(region)
-    while True:
-        cut = region.find(_SEP, pos + SPLIT_BYTES) if pos + SPLIT_BYTES < n else -1
-        if cut < 0:
-            lens += map(len, region[pos:].split(_SEP))
-            return lens
-        lens += map(len, region[pos:cut].split(_SEP))
-        pos = cut + len(_SEP)
+class _Region:
+    """Bytes ``start:end`` of an open file, read as they are used, the last block read
+    kept (a table's arrays are MBs: sessions' rows 4.5 MB at 400k calls): what the cut
+    uses of ``bytes``: ``len``, slices, ``find``, ``in``."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, fd: int, start: int, end: int):
+        self.fd, self.base, self.n = fd, start, end - start
+        self.blk, self.at = b"", 0  # the last block read and where it starts
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _read(self, a: int, b: int) -> bytes:
+        data = os.pread(self.fd, b - a, self.base + a)
+        while len(data) < b - a:  # a regular file reads short only at its end
+            more = os.pread(self.fd, b - a - len(data), self.base + a + len(data))
+            if not more:
+                raise Unsplittable("the document ended early")
+            data += more
+        return data
+
+    def _block(self, a: int, need: int):
+        """``(block, where it starts)`` holding bytes ``a:a + need`` (or to the end)."""
+        b = min(a + need, self.n)
+        if not (self.at <= a and b <= self.at + len(self.blk)):
+            self.blk, self.at = self._read(a, min(self.n, a + max(self.BLOCK, need))), a
+        return self.blk, self.at
+
+    def __getitem__(self, s: slice) -> bytes:
+        a, b, _ = s.indices(self.n)
+        if b <= a:
+            return b""
+        if b - a > self.BLOCK:
+            return self._read(a, b)
+        blk, at = self._block(a, b - a)
+        return blk[a - at:b - at]
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
+        end = self.n if end is None else min(end, self.n)
+        k = len(sub)
+        pos = start
+        while end - pos >= k:
+            blk, at = self._block(pos, k)
+            stop = min(end, at + len(blk))
+            i = blk.find(sub, pos - at, stop - at)
+            if i >= 0:
+                return at + i
+            pos = stop - k + 1
+        return -1
+
+    def __contains__(self, sub: bytes) -> bool:
+        return self.find(sub) >= 0
+
+
+def _equal(x, i: int, y, j: int, size: int) -> bool:
+    """``x[i:i + size] == y[j:j + size]`` (False past the end of either), a block at a
+    time: x and y may be ``_Region``s of MBs."""
+    if i + size > len(x) or j + size > len(y):
+        return False
+    step = _Region.BLOCK
+    for k in range(0, size, step):
+        m = min(step, size - k)
+        if x[i + k:i + k + m] != y[j + k:j + k + m]:
+            return False
+    return True
 
 
 def _units(regions):
@@ -222,9 +296,9 @@ def _units(regions):
     units: dict = {}
     groups = {}
     layouts = [_layout(groups.setdefault(0, _groups(rows))), _layout(groups.setdefault(1, _groups(periods))),
-               None if pps == periods else _layout(groups.setdefault(2, _groups(pps)))]
+               None if pps is periods else _layout(groups.setdefault(2, _groups(pps)))]
     for slot, region in ((0, rows), (1, periods), (2, pps)):
-        g = groups[1] if slot == 2 and region == periods else groups[slot]  # blocks, sessions: the same entries
+        g = groups[1] if slot == 2 and region is periods else groups[slot]  # blocks, sessions: the same entries
         for period, start, end, n in g:
             u = units.get(period)
             if u is None:
@@ -241,13 +315,14 @@ def _layout(groups):
     return [g[0] for g in groups], [g[2] - g[1] + 1 for g in groups], [g[3] for g in groups]
 
 
-def _walk(new: bytes, old, layout):
-    """Lay a region ``new`` over the same region of the last run's document (``old``, a
-    memoryview, whose periods were ``layout``), to find the periods whose entries differ
-    without cutting the whole region up: runs of periods whose bytes are the same are
-    found by comparing bytes (a galloping search), only the rest is cut into entries.
-    ``(layout of new, periods whose entries differ, are new or are gone)``, or None where
-    the region is not as expected (the caller cuts it whole) or too much changed."""
+def _walk(new, old, layout):
+    """Lay a region ``new`` over the same region of the last run's document (``old``),
+    whose periods were ``layout``, to find the periods whose entries differ without
+    cutting the whole region up: runs of periods whose bytes are the same are found by
+    comparing bytes (a galloping search, each probe comparing only what the last left),
+    only the rest is cut into entries. Either region may be a ``_Region`` of its file.
+    ``(layout of new, periods whose entries differ, are new or are gone)``, or None
+    where the region is not as expected (the caller cuts it whole) or too much changed."""
     if b"\\" in new:
         return None
     periods, lens, counts = layout
@@ -256,7 +331,6 @@ def _walk(new: bytes, old, layout):
     where = dict(zip(periods, range(m)))
     limit = max(64, m // 4)
     n = len(new)
-    startswith = new.startswith
     search = _PERIOD_RE.search
     findall = _PERIOD_RE.findall
     out_p: list = []
@@ -267,12 +341,17 @@ def _walk(new: bytes, old, layout):
     while c < n:
         # the longest run of units i..j-1 whose bytes are those at c
         j = i
-        if i < m and startswith(old[off[i]:off[i + 1] - 1], c):
-            lo, step, hi = i + 1, 1, 0
+        if i < m and _equal(old, off[i], new, c, lens[i] - 1):
             base = off[i]
+
+            def more(lo, t):
+                # units i..lo-1 are the same: are units lo..t-1 too (with the separators)?
+                return _equal(old, off[lo] - 1, new, c + off[lo] - 1 - base, off[t] - off[lo])
+
+            lo, step, hi = i + 1, 1, 0
             while lo < m:
                 t = min(lo + step, m)
-                if startswith(old[base:off[t] - 1], c):
+                if more(lo, t):
                     lo = t
                     step += step
                 else:
@@ -281,7 +360,7 @@ def _walk(new: bytes, old, layout):
             if hi:
                 while hi - lo > 1:
                     mid = (lo + hi) >> 1
-                    if startswith(old[base:off[mid] - 1], c):
+                    if more(lo, mid):
                         lo = mid
                     else:
                         hi = mid
@@ -294,7 +373,7 @@ def _walk(new: bytes, old, layout):
                     j -= 1
                 else:
                     s = new.find(_SEP, e + 1)
-                    nxt = search(new, e + 1, n if s < 0 else s + 1)
+                    nxt = search(new[e + 1:n if s < 0 else s + 1])
                     if nxt is None:
                         return None
                     if nxt.group(1) == periods[j - 1]:
@@ -314,7 +393,7 @@ def _walk(new: bytes, old, layout):
         while pos < n:
             s = new.find(_SEP, pos)
             stop = n if s < 0 else s + 1
-            found = findall(new, pos, stop)
+            found = findall(new[pos:stop])
             if len(found) != 1:
                 return None
             if first is None:
@@ -334,7 +413,7 @@ def _walk(new: bytes, old, layout):
         else:
             if k > i:
                 changed.update(periods[i:k])  # gone from this region
-            if end - c != lens[k] - 1 or not startswith(old[off[k]:off[k + 1] - 1], c):
+            if end - c != lens[k] - 1 or not _equal(old, off[k], new, c, lens[k] - 1):
                 changed.add(first)
             i = k + 1
         out_p.append(first)
@@ -422,7 +501,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
     for kind in spans:
         table = doc["reports"][kind]
         pps_r, periods_r, rows_r = regions = read_regions(data, spans[kind])
-        same = periods_r == pps_r
+        same = periods_r is pps_r  # read_regions gives one object for the same bytes
         mode = "pps" if same and periods_r else ("provider" if b'"provider":' in periods_r[:periods_r.find(b"}") + 1] else "period")
         old = None
         old_json = old_md = None
@@ -603,8 +682,8 @@ def _walk_kind(regions, prev, walk, same: bool):
         if slot == 2 and same:
             new[2] = new[1]
             break
-        old = prev.read(start, end)
-        r = None if old is None else _walk(region, memoryview(old), layouts[slot])
+        # the last run's region read from its file as it is compared (not whole)
+        r = None if end > os.fstat(prev.fd).st_size else _walk(region, _Region(prev.fd, start, end), layouts[slot])
         if r is None:
             return None
         new[slot], ch = r

@@ -312,7 +312,7 @@ def _units(regions):
 def _layout(groups):
     """A region's periods in their order there: ``(periods, each one's bytes + 1 for its
     separator, each one's entries)``, what the next run lays its region over (``_walk``)."""
-    return [g[0] for g in groups], [g[2] - g[1] + 1 for g in groups], [g[3] for g in groups]
+    return [g[0] for g in groups], array("q", [g[2] - g[1] + 1 for g in groups]), array("q", [g[3] for g in groups])
 
 
 def _walk(new, old, layout):
@@ -327,15 +327,16 @@ def _walk(new, old, layout):
         return None
     periods, lens, counts = layout
     m = len(periods)
-    off = [0, *accumulate(lens)]  # unit i is old[off[i]:off[i + 1] - 1]; off[m] = len(old) + 1
+    off = array("q", [0])
+    off.extend(accumulate(lens))  # unit i is old[off[i]:off[i + 1] - 1]; off[m] = len(old) + 1
     where = dict(zip(periods, range(m)))
     limit = max(64, m // 4)
     n = len(new)
     search = _PERIOD_RE.search
     findall = _PERIOD_RE.findall
     out_p: list = []
-    out_l: list = []
-    out_c: list = []
+    out_l = array("q")
+    out_c = array("q")
     changed: set = set()
     i = c = 0
     while c < n:
@@ -506,7 +507,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         old = None
         old_json = old_md = None
         if state is not None and kind in state["index"]:
-            old = state["index"][kind]
+            old = _unpack(state["index"].pop(kind))
             old_json = view_cache.PreviousOutput.open(os.path.join(out_dir, f"{kind}.json"), state["files"].get(f"{kind}.json"))
             old_md = view_cache.PreviousOutput.open(os.path.join(out_dir, f"{kind}.md"), state["files"].get(f"{kind}.md"))
             if old_json is None or old_md is None:
@@ -516,8 +517,9 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
                 old = None
                 old_json = old_md = None
                 stats.state = "output"
-        old_keys = old["keys"] if old is not None else []
-        old_ord = dict(zip(old_keys, range(len(old_keys))))
+        old_keys = old["keys"] if old is not None else b""
+        n_old = len(old_keys) // KEY
+        old_ord = _KeyIndex(old_keys)
         sums = _Sums(old["sums"] if old is not None else None)
         prefix = kind.encode() + (b"|same|" if same else b"|") + mode.encode() + b"|" + context
         walked = None
@@ -530,25 +532,25 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         else:
             # only the periods that differ are cut out and hashed; the others keep their key
             units, layouts, periods_now = walked
-            old_at = dict(zip(old["periods"], range(len(old_keys))))
+            old_at = _Ordinals(old["periods"])
         # per period in order: a key; runs of periods kept from the last run are
         # ["old", first, last] (its ordinals), runs of periods priced now ["new", a, b]
         # (their places in ``todo``)
         segments: list = []
         todo = []  # (key, period, unit) to price now
-        keys = []
+        keys = bytearray()
         sha1 = hashlib.sha1
         for period in periods_now:
             u = units.get(period)
             if u is None:  # the same bytes as in the last run
-                o = old_at[period]
-                key = old_keys[o]
+                o = old_at.of(period)
+                key = old_keys[o * KEY:o * KEY + KEY]
             else:
                 r, q, pp = u
                 key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
                            + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
                 o = old_ord.get(key)
-            keys.append(key)
+            keys += key
             last = segments[-1] if segments else None
             if o is not None:
                 if last is not None and last[0] == "old" and last[2] == o - 1:
@@ -565,13 +567,13 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir) if todo else None
         del todo, regions, pps_r, periods_r, rows_r
         # the money sums: the previous ones, less the periods gone, plus the new ones
-        kept = bytearray(len(old_keys))
+        kept = bytearray(n_old)
         for seg in segments:
             if seg[0] == "old":
                 kept[seg[1]:seg[2] + 1] = b"\x01" * (seg[2] - seg[1] + 1)
                 stats.reused += sum(old["n"][seg[1]:seg[2] + 1])
         if old is not None and kept.count(0):
-            for i in range(len(old_keys)):
+            for i in range(n_old):
                 if not kept[i]:
                     sums.add(marshal.loads(old["contrib"][i]), -1)
         if batch is not None:
@@ -586,14 +588,20 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         if first_unpriced is None:
             first_unpriced = report["unpriced"]
         # the JSON, assembled in sorted key order
-        idx = {"keys": keys, "periods": periods_now, "contrib": [], "n": [], "lens": [None] * 4, "base": [0] * 4, "sums": sums.state(),
-               "walk": (prefix, layouts, spans[kind])}
-        for seg in segments:
+        idx = {"keys": bytes(keys), "periods": periods_now, "contrib": _Blobs(), "n": array("q"), "lens": [None] * 4, "base": [0] * 4,
+               "sums": sums.state(), "walk": (prefix, layouts, spans[kind])}
+        del keys
+        if len(segments) == 1 and segments[0][0] == "new":  # every period priced now (a first run): not copied
+            idx["contrib"], idx["n"] = batch.contrib, batch.n
+            segments_in_index = []
+        else:
+            segments_in_index = segments
+        for seg in segments_in_index:
             if seg[0] == "old":
-                idx["contrib"] += old["contrib"][seg[1]:seg[2] + 1]
+                idx["contrib"].extend(old["contrib"], seg[1], seg[2] + 1)
                 idx["n"] += old["n"][seg[1]:seg[2] + 1]
             else:
-                idx["contrib"] += batch.contrib[seg[1]:seg[2]]
+                idx["contrib"].extend(batch.contrib, seg[1], seg[2])
                 idx["n"] += batch.n[seg[1]:seg[2]]
         out = _Assembly(outputs.open(f"{kind}.json"), old, old_json, segments, batch, idx)
         out.put(b'{"by_model":' + _dumps(report["by_model"]) + b',"by_provider":' + _dumps(report["by_provider"])
@@ -616,7 +624,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
             old_md.close()
         if batch is not None:
             batch.close()
-        new_index[kind] = idx
+        new_index[kind] = _pack(idx)
     return list(new_index), first_unpriced or [], new_index
 
 
@@ -698,7 +706,8 @@ def _walk_kind(regions, prev, walk, same: bool):
             break
         pl, ll, cl = new[slot]
         at = dict(zip(pl, range(len(pl))))
-        off = [0, *accumulate(ll)]
+        off = array("q", [0])
+        off.extend(accumulate(ll))
         for p in changed:
             q = at.get(p)
             if q is not None:
@@ -707,6 +716,92 @@ def _walk_kind(regions, prev, walk, same: bool):
                     u = units[p] = [None, None, None]
                 u[slot] = (off[q], off[q] + ll[q] - 1, cl[q])
     return units, [new[0], new[1], None if same else new[2]], sorted(set(new[0][0]).union(new[1][0], new[2][0]))
+
+
+KEY = 20  # bytes of a period's key (a SHA-1 digest)
+
+
+class _KeyIndex:
+    """The ordinal of a key among the last run's (one blob of KEY-byte keys): found in the
+    blob while few are asked (a walked run hashes only the periods that differ), through
+    a dict once many are (a run that cut every period up)."""
+
+    def __init__(self, blob: bytes):
+        self.blob, self.asked, self.map = blob, 0, None
+
+    def get(self, key: bytes):
+        if self.map is None:
+            self.asked += 1
+            if self.asked <= 64:
+                at = self.blob.find(key)
+                while at >= 0 and at % KEY:
+                    at = self.blob.find(key, at + 1)
+                return None if at < 0 else at // KEY
+            self.map = {self.blob[i:i + KEY]: i // KEY for i in range(0, len(self.blob), KEY)}
+        return self.map.get(key)
+
+
+class _Ordinals:
+    """The ordinal of a period among the last run's, asked in their (sorted) order: a
+    cursor that moves on, rather than a dict of every period."""
+
+    def __init__(self, periods: list):
+        self.periods, self.at = periods, 0
+
+    def of(self, period) -> int:
+        periods, at = self.periods, self.at
+        while periods[at] < period:
+            at += 1
+        if periods[at] != period:
+            raise KeyError(period)
+        self.at = at
+        return at
+
+
+class _Blobs:
+    """A list of bytes kept as one blob and where each ends (the periods' marshalled money
+    sums: thousands of small objects otherwise, in memory and in the state)."""
+
+    def __init__(self, data: bytes = b"", ends: bytes = b""):
+        self.data = data or bytearray()  # a loaded one (bytes) is only read
+        self.ends = array("q", ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.data[self.ends[i - 1] if i else 0:self.ends[i]]
+
+    def append(self, b: bytes) -> None:
+        self.data += b
+        self.ends.append(len(self.data))
+
+    def extend(self, other: "_Blobs", a: int, b: int) -> None:
+        """Add items ``a:b`` of ``other``."""
+        if b <= a:
+            return
+        start = other.ends[a - 1] if a else 0
+        shift = len(self.data) - start
+        self.data += other.data[start:other.ends[b - 1]]
+        self.ends.extend(e + shift for e in other.ends[a:b])
+
+    def state(self):
+        return self.data, self.ends.tobytes()
+
+
+def _pack(idx: dict) -> dict:
+    """A table's index as the state keeps it: arrays and blobs as bytes (marshal takes
+    no array; a few large objects load and save faster than thousands of small ones)."""
+    prefix, layouts, spans = idx["walk"]
+    return {**idx, "contrib": idx["contrib"].state(), "n": idx["n"].tobytes(), "lens": [a.tobytes() for a in idx["lens"]],
+            "walk": (prefix, [None if lay is None else (lay[0], array("q", lay[1]).tobytes(), array("q", lay[2]).tobytes()) for lay in layouts], spans)}
+
+
+def _unpack(saved: dict) -> dict:
+    """``_pack``'s inverse."""
+    prefix, layouts, spans = saved["walk"]
+    return {**saved, "contrib": _Blobs(*saved["contrib"]), "n": array("q", saved["n"]), "lens": [array("q", b) for b in saved["lens"]],
+            "walk": (prefix, [None if lay is None else (lay[0], array("q", lay[1]), array("q", lay[2])) for lay in layouts], spans)}
 
 
 class _Batch:
@@ -728,11 +823,11 @@ class _Batch:
         self.stores = [store(), pps_store if same else store(), pps_store, store()]
         pps_starts = array("q", [0])
         self.starts = [array("q", [0]), pps_starts if same else array("q", [0]), pps_starts, array("q", [0])]
-        self.n: list[int] = []
+        self.n = array("q")  # each period's rows
         self.n_rows = 0
         # each period's sums marshalled on their own: the state loads as a list of bytes,
         # and only the few periods that change are ever unmarshalled (taken off the sums)
-        self.contrib: list[bytes] = []
+        self.contrib = _Blobs()
         empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
         sums = _Sums()
         for lo, hi in _chunks(todo):
@@ -751,7 +846,7 @@ class _Batch:
             self._add_markdown(kind, rows_out, counts[0])
             if self.starts[0][-1] != self.stores[0].size or self.starts[2][-1] != self.stores[2].size:
                 raise AssertionError("priced entries do not line up with their periods")
-            self.n += counts[0]
+            self.n.extend(counts[0])
             self.n_rows += len(rows_out)
             del rows_out, periods, pps
             # per unpriced model, how many periods hold it (what a period gone takes off)
@@ -915,15 +1010,15 @@ class _Assembly:
     def entries(self, slot: int, trailing: bool = False) -> None:
         """Each period's entries of ``slot``, comma-separated (or each ended by a newline)."""
         write = self.fh.write
-        lens: list[int] = []
+        lens = array("q")
         self.idx["base"][slot] = self.pos
         wrote = False
         cut = 0 if trailing else 1  # a run's bytes end with its last entry's separator
         if self.old is not None:
             old_lens = self.old["lens"][slot]
             base = self.old["base"][slot]
-            pre = [0]
-            pre += accumulate(old_lens)
+            pre = array("q", [0])
+            pre.extend(accumulate(old_lens))
         batch = self.batch
         for kind, i, k in self.segments:
             if kind == "old":
@@ -938,7 +1033,7 @@ class _Assembly:
                 self.pos += pre[k] - cut - pre[i]
             else:
                 st = batch.starts[slot]
-                lens += map(int.__sub__, st[i + 1:k + 1], st[i:k])
+                lens.extend(map(int.__sub__, st[i + 1:k + 1], st[i:k]))
                 if st[k] == st[i]:
                     continue
                 if wrote and not trailing:

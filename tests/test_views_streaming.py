@@ -44,6 +44,8 @@ def test_chunked_spilled_price_equals_from_scratch(tmp_path, tiny_chunks, zone, 
 def test_price_read_from_the_file_by_pieces_equals_from_scratch(tmp_path, monkeypatch, zone, filters, fee):
     """The document read a small block at a time (``FileDocument``: what the command does)."""
     monkeypatch.setattr(price_incr.FileDocument, "BLOCK", 97)
+    monkeypatch.setattr(price_incr._Region, "BLOCK", 101)
+    monkeypatch.setattr(price_incr, "SPLIT_BYTES", 50)
     monkeypatch.setattr(price_incr, "CHUNK_ENTRIES", 7)
     for name, agg, out, book in aggregated_rounds(tmp_path, 19, zone, filters, fee):
         with open(agg, "rb") as fh:

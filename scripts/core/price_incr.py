@@ -175,18 +175,21 @@ def read_regions(data, spans):
 
 
 def _groups(region):
-    """``[(period, start, end)]``: consecutive entries of one period, as byte ranges of
-    ``region`` (each range holds whole objects, comma-separated). Read a piece of about
+    """``(periods, starts, ends, counts)``: per run of consecutive entries of one period,
+    in ``region``'s order, the period, the run's byte range in ``region`` (whole objects,
+    comma-separated) and its entries; columns (arrays), not an object per run. Read a piece of about
     SPLIT_BYTES at a time (cut where entries meet): a region may be a ``_Region`` of the
     file, and splitting a whole one at once copied all of it (4.5 MB, sessions' rows at
     400k calls) beside it."""
     n = len(region)
+    periods: list = []
+    starts, ends, counts = array("q"), array("q"), array("q")
     if not n:
-        return []
+        return periods, starts, ends, counts
     if b"\\" in region:
         raise Unsplittable("escaped characters")
-    out: list = []
     cur = None
+    first = 0  # the current run's first entry
     i = 0  # entries so far
     pstart = 0  # where entry i's piece of ``region.split(_SEP)`` begins
     pos = 0
@@ -195,26 +198,28 @@ def _groups(region):
         stop = n if cut < 0 else cut
         # from the separator's quote on: an entry's first key may be its period
         piece = region[pos - 1 if pos else 0:stop]
-        periods = _PERIOD_RE.findall(piece)
+        found = _PERIOD_RE.findall(piece)
         lens = list(map(len, piece.split(_SEP)))
         if pos:
             lens[0] -= 1
-        if len(periods) != len(lens):
+        if len(found) != len(lens):
             raise Unsplittable("entries without a period, or nested ones")
-        for period, size in zip(periods, lens):
+        for period, size in zip(found, lens):
             if period != cur:
                 start = pstart - 2 if i else 0  # entry i (i > 0) starts at its separator's '{'
-                if out:
-                    out[-1][2] = start - 1
-                    out[-1][3] = i - out[-1][3]
-                out.append([period, start, 0, i])
+                if periods:
+                    ends.append(start - 1)
+                    counts.append(i - first)
+                periods.append(period)
+                starts.append(start)
+                first = i
                 cur = period
             i += 1
             pstart += size + len(_SEP)
         pos = stop + len(_SEP)
-    out[-1][2] = n
-    out[-1][3] = i - out[-1][3]
-    return out
+    ends.append(n)
+    counts.append(i - first)
+    return periods, starts, ends, counts
 
 
 SPLIT_BYTES = 1 << 16  # a region is split into its entries this much at a time
@@ -289,30 +294,90 @@ def _equal(x, i: int, y, j: int, size: int) -> bool:
     return True
 
 
+class _Units:
+    """Where the entries of each of a table's periods (``periods``, sorted) lie in its
+    regions: per slot (rows, periods, pps) columns of start, end and entries, in periods
+    order (start -1: none there); arrays, not objects per period (a first run cuts every
+    period of the history)."""
+
+    def __init__(self, periods: list):
+        self.periods = periods
+        self.cols: list = [None, None, None]
+
+    def set_slot(self, slot: int, cut) -> None:
+        """Slot ``slot``'s columns from its region's cut (``_groups``)."""
+        names, starts, ends, counts = cut
+        if names == self.periods:  # the usual case: every period has entries there
+            self.cols[slot] = (starts, ends, counts)
+            return
+        m = len(self.periods)
+        cols = self.cols[slot] = (array("q", [-1]) * m, array("q", [0]) * m, array("q", [0]) * m)
+        for k, o in enumerate(_ordinals(names, self.periods)):
+            cols[0][o], cols[1][o], cols[2][o] = starts[k], ends[k], counts[k]
+
+    def unit(self, o: int, _period=None):
+        """``[rows range, periods range, pps range]`` of period ``o`` (``(start, end,
+        entries)``, None where it has none)."""
+        return [None if c[0][o] < 0 else (c[0][o], c[1][o], c[2][o]) for c in self.cols]
+
+    def entries(self, o: int, _period=None) -> int:
+        return self.cols[0][2][o] + self.cols[1][2][o] + self.cols[2][2][o]
+
+
+class _ByPeriod(dict):
+    """The units of a walked table's periods that differ (``{period: unit}``), asked like
+    ``_Units``."""
+
+    def unit(self, _o: int, period):
+        return self.get(period)
+
+    def entries(self, _o: int, period) -> int:
+        return sum(r[2] for r in self[period] if r is not None)
+
+
+def _increasing(names: list) -> bool:
+    return all(a < b for a, b in zip(names, names[1:]))
+
+
+def _ordinals(names: list, periods: list):
+    """Each of ``names``' place in ``periods`` (sorted, holding them all)."""
+    if _increasing(names):  # a region's order is the periods' order: a cursor
+        out = array("q")
+        j = 0
+        for p in names:
+            while periods[j] < p:
+                j += 1
+            out.append(j)
+        return out
+    if len(set(names)) != len(names):
+        raise Unsplittable("a period's entries are not together")
+    at = {p: i for i, p in enumerate(periods)}
+    return [at[p] for p in names]
+
+
 def _units(regions):
-    """``({period: [rows range, periods range, pps range]}, layouts)`` (ranges ``(start, end,
-    entries)``; layouts: see ``_layout``, the pps one None when it is the periods one)."""
+    """``(periods in order, their _Units, layouts)`` (layouts: see ``_layout``, the pps
+    one None when it is the periods one)."""
     pps, periods, rows = regions
-    units: dict = {}
-    groups = {}
-    layouts = [_layout(groups.setdefault(0, _groups(rows))), _layout(groups.setdefault(1, _groups(periods))),
-               None if pps is periods else _layout(groups.setdefault(2, _groups(pps)))]
-    for slot, region in ((0, rows), (1, periods), (2, pps)):
-        g = groups[1] if slot == 2 and region is periods else groups[slot]  # blocks, sessions: the same entries
-        for period, start, end, n in g:
-            u = units.get(period)
-            if u is None:
-                u = units[period] = [None, None, None]
-            elif u[slot] is not None:
-                raise Unsplittable("a period's entries are not together")
-            u[slot] = (start, end, n)
-    return units, layouts
+    cuts = [_groups(rows), _groups(periods)]
+    cuts.append(cuts[1] if pps is periods else _groups(pps))
+    layouts = [_layout(cuts[0]), _layout(cuts[1]), None if pps is periods else _layout(cuts[2])]
+    names = [c[0] for c in cuts]
+    if names[0] == names[1] == names[2] and _increasing(names[0]):
+        periods_now = names[0]  # blocks, sessions: every period in every region
+    else:
+        periods_now = sorted(set(names[0]).union(names[1], names[2]))
+    units = _Units(periods_now)
+    for slot in (0, 1, 2):
+        units.set_slot(slot, cuts[slot])
+    return periods_now, units, layouts
 
 
-def _layout(groups):
+def _layout(cut):
     """A region's periods in their order there: ``(periods, each one's bytes + 1 for its
     separator, each one's entries)``, what the next run lays its region over (``_walk``)."""
-    return [g[0] for g in groups], array("q", [g[2] - g[1] + 1 for g in groups]), array("q", [g[3] for g in groups])
+    names, starts, ends, counts = cut
+    return names, array("q", map(lambda a, b: b - a + 1, starts, ends)), counts
 
 
 def _walk(new, old, layout):
@@ -526,8 +591,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         if prev is not None and old is not None and old.get("walk") is not None and old["walk"][0] == prefix:
             walked = _walk_kind(regions, prev, old["walk"], same)
         if walked is None:
-            units, layouts = _units(regions)
-            periods_now = sorted(units)
+            periods_now, units, layouts = _units(regions)
             old_at = None
         else:
             # only the periods that differ are cut out and hashed; the others keep their key
@@ -537,11 +601,11 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         # ["old", first, last] (its ordinals), runs of periods priced now ["new", a, b]
         # (their places in ``todo``)
         segments: list = []
-        todo = []  # (key, period, unit) to price now
+        todo = array("q")  # the periods to price now (their places in periods_now)
         keys = bytearray()
         sha1 = hashlib.sha1
-        for period in periods_now:
-            u = units.get(period)
+        for o_new, period in enumerate(periods_now):
+            u = units.unit(o_new, period)
             if u is None:  # the same bytes as in the last run
                 o = old_at.of(period)
                 key = old_keys[o * KEY:o * KEY + KEY]
@@ -562,10 +626,10 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
                 last[2] += 1
             else:
                 segments.append(["new", len(todo), len(todo) + 1])
-            todo.append((key, period, u))
-        del units, old_ord
-        batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir) if todo else None
-        del todo, regions, pps_r, periods_r, rows_r
+            todo.append(o_new)
+        del old_ord
+        batch = _Batch(kind, todo, periods_now, units, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir) if todo else None
+        del todo, units, regions, pps_r, periods_r, rows_r
         # the money sums: the previous ones, less the periods gone, plus the new ones
         kept = bytearray(n_old)
         for seg in segments:
@@ -696,7 +760,7 @@ def _walk_kind(regions, prev, walk, same: bool):
             return None
         new[slot], ch = r
         changed |= ch
-    units: dict = {}
+    units = _ByPeriod()
     for slot in range(3):
         if not changed:
             break
@@ -812,9 +876,10 @@ class _Batch:
     SPILL_BYTES: a first run's batch is every period of the history), and where each
     period's entries start there (``starts[slot][j]``; the last item is the end), so that
     any run of periods is one byte range; per period its money sums and row count; the
-    sums of them all."""
+    sums of them all. ``todo``: the periods to price, as places in ``order`` (the table's
+    periods) and ``units``."""
 
-    def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer, spill_dir: str):
+    def __init__(self, kind: str, todo, order: list, units, regions, same: bool, mode: str, pricer, spill_dir: str):
         rows_r, periods_r, pps_r = regions
         def store():
             return view_cache.Spill(spill_dir, limit=SPILL_BYTES)
@@ -830,8 +895,8 @@ class _Batch:
         self.contrib = _Blobs()
         empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
         sums = _Sums()
-        for lo, hi in _chunks(todo):
-            part = todo[lo:hi]
+        for lo, hi in _chunks(todo, order, units):
+            part = [(None, order[o], units.unit(o, order[o])) for o in todo[lo:hi]]
             mini = {"rows": orjson.loads(b"[" + _join(rows_r, part, 0) + b"]"),
                     "period_providers": orjson.loads(b"[" + _join(pps_r, part, 2) + b"]")}
             mini["periods"] = mini["period_providers"] if same else orjson.loads(b"[" + _join(periods_r, part, 1) + b"]")
@@ -893,12 +958,13 @@ class _Batch:
             store.close()
 
 
-def _chunks(todo: list):
-    """``(lo, hi)``: runs of ``todo`` holding about CHUNK_ENTRIES entries (a period is
-    never split)."""
+def _chunks(todo, periods: list, units):
+    """``(lo, hi)``: runs of ``todo`` (places in ``periods``) holding about CHUNK_ENTRIES
+    entries (a period is never split)."""
     lo = n = 0
-    for i, (_k, _p, u) in enumerate(todo):
-        n += (u[0][2] if u[0] is not None else 0) + (u[1][2] if u[1] is not None else 0) + (u[2][2] if u[2] is not None else 0)
+    entries = units.entries
+    for i, o in enumerate(todo):
+        n += entries(o, periods[o])
         if n >= CHUNK_ENTRIES:
             yield lo, i + 1
             lo, n = i + 1, 0

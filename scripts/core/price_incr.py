@@ -361,6 +361,9 @@ def _units(regions):
     pps, periods, rows = regions
     cuts = [_groups(rows), _groups(periods)]
     cuts.append(cuts[1] if pps is periods else _groups(pps))
+    for slot in (1, 2):  # one list of the periods where regions have the same (sessions: 7,600)
+        if cuts[slot][0] == cuts[0][0]:
+            cuts[slot] = (cuts[0][0], *cuts[slot][1:])
     layouts = [_layout(cuts[0]), _layout(cuts[1]), None if pps is periods else _layout(cuts[2])]
     names = [c[0] for c in cuts]
     if names[0] == names[1] == names[2] and _increasing(names[0]):

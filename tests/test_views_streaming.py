@@ -123,3 +123,25 @@ def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, fil
     assert states[0] == ("first history", "missing", "lazy")
     assert spills, "no session was spilled"
     assert ("a big change (everything recomputed)", "large", "lazy") in states
+
+
+def test_state_saved_in_parts_loads_back_and_verifies(tmp_path):
+    """``save_parts``: large buffers written after the marshalled rest, one digest."""
+    from array import array
+
+    path = str(tmp_path / "state.bin")
+    identity = {"code": "c", "x": 1}
+    blobs = [b"k" * 50, bytearray(b"d" * 7), array("q", [1, 2, 3])]
+    view_cache.save_parts(path, identity, {"index": {"a": (0, 1)}, "n": 2}, blobs)
+    (body, got), why = view_cache.load_parts(path, identity)
+    assert why is None and body == {"index": {"a": (0, 1)}, "n": 2}
+    assert got == [b"k" * 50, b"d" * 7, array("q", [1, 2, 3]).tobytes()]
+    data = open(path, "rb").read()
+    assert view_cache.verify(data) is None
+    assert view_cache.load_parts(path, {"code": "c", "x": 2}) == (None, "params")
+    assert view_cache.load_parts(path, {"code": "d", "x": 1}) == (None, "version")
+    for cut in (data[:-1], data[:40], data + b"x"):
+        with open(path, "wb") as fh:
+            fh.write(cut)
+        assert view_cache.load_parts(path, identity) == (None, "corrupt")
+    assert view_cache.load_parts(str(tmp_path / "none"), identity) == (None, "missing")

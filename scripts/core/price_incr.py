@@ -527,7 +527,7 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     context = _dumps(basis) if fees else b""
     state_path = os.path.join(cache_dir, STATE)
     prev_path = os.path.join(cache_dir, PREVIOUS)
-    state = view_cache.load_unless_forced(state_path, identity, force, stats)
+    state = _load_state(state_path, identity, force, stats)
     # the last run's document, where the state says which periods its regions held (not
     # with a fee: then every key depends on the allocation basis); kept open, a table's
     # regions read from it as the table is laid over them
@@ -538,7 +538,8 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
     outputs = _Outputs(out_dir)
     try:
-        written, unpriced_now, new_index = _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs)
+        blobs: list = []  # the new state's packed arrays (see _pack)
+        written, unpriced_now, new_index = _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs)
         if isinstance(data, FileDocument) and source is not None and view_cache.file_identity(data.fd) != list(source[1]):
             raise Unsplittable("the document changed while it was read")
         if unpriced_now and on_unpriced == "error":
@@ -557,14 +558,15 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
         for ext in ("json", "md"):
             files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
     previous = _keep(source, prev_path) if source is not None and not fees else None
-    view_cache.save(state_path, identity, {"index": new_index, "files": files, "previous": previous})
+    view_cache.save_parts(state_path, identity, {"index": new_index, "files": files, "previous": previous}, blobs)
     return stats, unpriced_now, sorted(written)
 
 
-def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs):
+def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs: list):
     """Price each table's changed periods and write its report (JSON and Markdown) into
     ``outputs``, one table at a time (its arrays read out of ``data`` only then); ``(kinds
-    written, first report's unpriced list, the new index)``."""
+    written, first report's unpriced list, the new index)``, the index's packed arrays
+    appended to ``blobs``."""
     new_index: dict = {}
     first_unpriced = None
     for kind in spans:
@@ -575,7 +577,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         old = None
         old_json = old_md = None
         if state is not None and kind in state["index"]:
-            old = _unpack(state["index"].pop(kind))
+            old = _unpack(state["index"].pop(kind), state["blobs"])
             old_json = view_cache.PreviousOutput.open(os.path.join(out_dir, f"{kind}.json"), state["files"].get(f"{kind}.json"))
             old_md = view_cache.PreviousOutput.open(os.path.join(out_dir, f"{kind}.md"), state["files"].get(f"{kind}.md"))
             if old_json is None or old_md is None:
@@ -691,7 +693,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
             old_md.close()
         if batch is not None:
             batch.close()
-        new_index[kind] = _pack(idx)
+        new_index[kind] = _pack(idx, blobs)
     return list(new_index), first_unpriced or [], new_index
 
 
@@ -853,22 +855,50 @@ class _Blobs:
         self.ends.extend(e + shift for e in other.ends[a:b])
 
     def state(self):
-        return self.data, self.ends.tobytes()
+        return self.data, self.ends
 
 
-def _pack(idx: dict) -> dict:
-    """A table's index as the state keeps it: arrays and blobs as bytes (marshal takes
-    no array; a few large objects load and save faster than thousands of small ones)."""
+def _pack(idx: dict, blobs: list) -> dict:
+    """A table's index as the state keeps it: its arrays and blobs appended to ``blobs``
+    (written as they are, after the rest: ``view_cache.save_parts``), by their place there."""
+    def put(b) -> int:
+        blobs.append(b)
+        return len(blobs) - 1
+
     prefix, layouts, spans = idx["walk"]
-    return {**idx, "contrib": idx["contrib"].state(), "n": idx["n"].tobytes(), "lens": [a.tobytes() for a in idx["lens"]],
-            "walk": (prefix, [None if lay is None else (lay[0], array("q", lay[1]).tobytes(), array("q", lay[2]).tobytes()) for lay in layouts], spans)}
+    data, ends = idx["contrib"].state()
+    return {**idx, "keys": put(idx["keys"]), "contrib": (put(data), put(ends)), "n": put(idx["n"]), "lens": [put(a) for a in idx["lens"]],
+            "walk": (prefix, [None if lay is None else (lay[0], put(lay[1]), put(lay[2])) for lay in layouts], spans)}
 
 
-def _unpack(saved: dict) -> dict:
-    """``_pack``'s inverse."""
+def _unpack(saved: dict, blobs: list) -> dict:
+    """``_pack``'s inverse (each blob let go of in ``blobs`` as it is taken)."""
+    def take(i: int):
+        b = blobs[i]
+        blobs[i] = None
+        return b
+
+    def arr(i: int):
+        return array("q", take(i))
+
     prefix, layouts, spans = saved["walk"]
-    return {**saved, "contrib": _Blobs(*saved["contrib"]), "n": array("q", saved["n"]), "lens": [array("q", b) for b in saved["lens"]],
-            "walk": (prefix, [None if lay is None else (lay[0], array("q", lay[1]), array("q", lay[2])) for lay in layouts], spans)}
+    return {**saved, "keys": take(saved["keys"]), "contrib": _Blobs(take(saved["contrib"][0]), take(saved["contrib"][1])), "n": arr(saved["n"]),
+            "lens": [arr(i) for i in saved["lens"]], "walk": (prefix, [None if lay is None else (lay[0], arr(lay[1]), arr(lay[2])) for lay in layouts], spans)}
+
+
+def _load_state(path: str, identity: dict, force: bool, stats):
+    """The last run's state (its packed arrays under ``"blobs"``), or None; ``stats.state``
+    says which and why (as ``view_cache.load_unless_forced``)."""
+    if force:
+        stats.state = "bypassed"
+        return None
+    loaded, why = view_cache.load_parts(path, identity)
+    stats.state = why or "used"
+    if loaded is None:
+        return None
+    state, blobs = loaded
+    state["blobs"] = blobs
+    return state
 
 
 class _Batch:

@@ -235,6 +235,59 @@ def save(path: str, identity: dict, body) -> None:
         fh.write(payload)
 
 
+def save_parts(path: str, identity: dict, body, blobs: list) -> None:
+    """``save``, with large buffers (``blobs``: a state's packed arrays, MBs) written
+    as they are after the marshalled ``body`` rather than copied into one payload; the
+    digest covers them (``verify`` checks such a file as any other). ``load_parts``
+    gives them back."""
+    skeleton = marshal.dumps(body)
+    digest = hashlib.sha1(skeleton)
+    for b in blobs:  # bytes, bytearray or array: written through the buffer protocol
+        digest.update(b)
+    header = orjson.dumps({"version": CACHE_VERSION, "identity": identity, "digest": digest.hexdigest(), "body": len(skeleton),
+                           "blobs": [memoryview(b).nbytes for b in blobs]}, option=orjson.OPT_SORT_KEYS)
+    with AtomicFile(path) as fh:
+        fh.write(MAGIC + header + b"\n")
+        fh.write(skeleton)
+        for b in blobs:
+            fh.write(b)
+
+
+def load_parts(path: str, identity: dict):
+    """``((body, blobs), None)`` or ``(None, reason)`` (as ``load``) for a state written by
+    ``save_parts``: each blob read on its own (no copy of the whole file beside them)."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(len(MAGIC))
+            line = fh.readline()
+            try:
+                header = orjson.loads(line) if magic == MAGIC and line.endswith(b"\n") else None
+            except orjson.JSONDecodeError:
+                header = None
+            if not isinstance(header, dict) or not isinstance(header.get("body"), int) or not isinstance(header.get("blobs"), list):
+                return None, "corrupt"
+            skeleton = fh.read(header["body"])
+            digest = hashlib.sha1(skeleton)
+            blobs = []
+            for n in header["blobs"]:
+                blobs.append(fh.read(n))
+                digest.update(blobs[-1])
+            if fh.read(1) or digest.hexdigest() != header.get("digest"):
+                return None, "corrupt"
+    except FileNotFoundError:
+        return None, "missing"
+    except (OSError, TypeError, ValueError):
+        return None, "corrupt"
+    if header.get("version") != CACHE_VERSION or (header.get("identity") or {}).get("code") != identity.get("code"):
+        return None, "version"
+    if header.get("identity") != identity:
+        return None, "params"
+    try:
+        return (marshal.loads(skeleton), blobs), None
+    except (EOFError, ValueError, TypeError):
+        return None, "corrupt"
+
+
 def discard(path: str) -> None:
     """Remove a state (before its outputs change without it: FORCE, no cache)."""
     remove_if_present(path)

@@ -63,7 +63,7 @@ _OPT = orjson.OPT_SORT_KEYS
 _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
 _PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
-CHUNK_ENTRIES = 2000  # entries parsed and priced at a time (what a batch holds as objects)
+CHUNK_ENTRIES = 250  # entries parsed and priced at a time (what a batch holds as objects)
 SPILL_BYTES = 1 << 18  # a batch's bytes past this go to a temp file instead of memory
 
 

@@ -48,6 +48,7 @@ import marshal
 import os
 import re
 from array import array
+from bisect import bisect_left
 from itertools import accumulate
 
 import orjson
@@ -383,6 +384,22 @@ def _layout(cut):
     return names, array("q", map(lambda a, b: b - a + 1, starts, ends)), counts
 
 
+class _Places:
+    """A period's place in a list of periods (``get``, None if not there): by bisection
+    where the list is sorted (a region's periods are, in the documents ``aggregate``
+    writes), else through a dict."""
+
+    def __init__(self, periods: list):
+        self.periods = periods
+        self.map = None if _increasing(periods) else dict(zip(periods, range(len(periods))))
+
+    def get(self, period):
+        if self.map is not None:
+            return self.map.get(period)
+        k = bisect_left(self.periods, period)
+        return k if k < len(self.periods) and self.periods[k] == period else None
+
+
 def _walk(new, old, layout):
     """Lay a region ``new`` over the same region of the last run's document (``old``),
     whose periods were ``layout``, to find the periods whose entries differ without
@@ -397,7 +414,7 @@ def _walk(new, old, layout):
     m = len(periods)
     off = array("q", [0])
     off.extend(accumulate(lens))  # unit i is old[off[i]:off[i + 1] - 1]; off[m] = len(old) + 1
-    where = dict(zip(periods, range(m)))
+    where = _Places(periods)
     limit = max(64, m // 4)
     n = len(new)
     search = _PERIOD_RE.search
@@ -657,15 +674,10 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         if first_unpriced is None:
             first_unpriced = report["unpriced"]
         # the JSON, assembled in sorted key order
-        idx = {"keys": bytes(keys), "periods": periods_now, "contrib": _Blobs(), "n": array("q"), "lens": [None] * 4, "base": [0] * 4,
+        idx = {"keys": bytes(keys), "periods": periods_now, "contrib": _BlobRuns(), "n": array("q"), "lens": [None] * 4, "base": [0] * 4,
                "sums": sums.state(), "walk": (prefix, layouts, spans[kind])}
         del keys
-        if len(segments) == 1 and segments[0][0] == "new":  # every period priced now (a first run): not copied
-            idx["contrib"], idx["n"] = batch.contrib, batch.n
-            segments_in_index = []
-        else:
-            segments_in_index = segments
-        for seg in segments_in_index:
+        for seg in segments:
             if seg[0] == "old":
                 idx["contrib"].extend(old["contrib"], seg[1], seg[2] + 1)
                 idx["n"] += old["n"][seg[1]:seg[2] + 1]
@@ -774,7 +786,7 @@ def _walk_kind(regions, prev, walk, same: bool):
                 u[2] = u[1]
             break
         pl, ll, cl = new[slot]
-        at = dict(zip(pl, range(len(pl))))
+        at = _Places(pl)
         off = array("q", [0])
         off.extend(accumulate(ll))
         for p in changed:
@@ -784,7 +796,12 @@ def _walk_kind(regions, prev, walk, same: bool):
                 if u is None:
                     u = units[p] = [None, None, None]
                 u[slot] = (off[q], off[q] + ll[q] - 1, cl[q])
-    return units, [new[0], new[1], None if same else new[2]], sorted(set(new[0][0]).union(new[1][0], new[2][0]))
+    names = [new[0][0], new[1][0], new[2][0]]
+    if names[0] == names[1] == names[2] and _increasing(names[0]):
+        periods_now = names[0]  # blocks, sessions: every period in every region
+    else:
+        periods_now = sorted(set(names[0]).union(names[1], names[2]))
+    return units, [new[0], new[1], None if same else new[2]], periods_now
 
 
 KEY = 20  # bytes of a period's key (a SHA-1 digest)
@@ -856,6 +873,29 @@ class _Blobs:
 
     def state(self):
         return self.data, self.ends
+
+
+class _BlobRuns:
+    """Runs of items of other ``_Blobs`` (the last run's index, this run's batch), views
+    rather than copies: a new index's sums, written to the state as they are."""
+
+    def __init__(self):
+        self.pieces: list = []
+        self.ends = array("q")
+        self.size = 0
+
+    def extend(self, other: _Blobs, a: int, b: int) -> None:
+        """Add items ``a:b`` of ``other``."""
+        if b <= a:
+            return
+        start, stop = other.ends[a - 1] if a else 0, other.ends[b - 1]
+        self.pieces.append(memoryview(other.data)[start:stop])
+        shift = self.size - start
+        self.ends.extend(e + shift for e in other.ends[a:b])
+        self.size += stop - start
+
+    def state(self):
+        return self.pieces, self.ends
 
 
 def _pack(idx: dict, blobs: list) -> dict:

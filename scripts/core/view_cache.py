@@ -236,21 +236,24 @@ def save(path: str, identity: dict, body) -> None:
 
 
 def save_parts(path: str, identity: dict, body, blobs: list) -> None:
-    """``save``, with large buffers (``blobs``: a state's packed arrays, MBs) written
-    as they are after the marshalled ``body`` rather than copied into one payload; the
+    """``save``, with large buffers (``blobs``: a state's packed arrays, MBs; a list of
+    buffers is one blob in pieces) written as they are after the marshalled ``body`` rather than copied into one payload; the
     digest covers them (``verify`` checks such a file as any other). ``load_parts``
     gives them back."""
+    # a blob: a buffer (bytes, bytearray, array, memoryview), or a list of them written
+    # one after another (read back as one)
+    parts = [b if isinstance(b, list) else [b] for b in blobs]
     skeleton = marshal.dumps(body)
     digest = hashlib.sha1(skeleton)
-    for b in blobs:  # bytes, bytearray or array: written through the buffer protocol
-        digest.update(b)
+    for piece in (p for part in parts for p in part):
+        digest.update(piece)
     header = orjson.dumps({"version": CACHE_VERSION, "identity": identity, "digest": digest.hexdigest(), "body": len(skeleton),
-                           "blobs": [memoryview(b).nbytes for b in blobs]}, option=orjson.OPT_SORT_KEYS)
+                           "blobs": [sum(memoryview(p).nbytes for p in part) for part in parts]}, option=orjson.OPT_SORT_KEYS)
     with AtomicFile(path) as fh:
         fh.write(MAGIC + header + b"\n")
         fh.write(skeleton)
-        for b in blobs:
-            fh.write(b)
+        for piece in (p for part in parts for p in part):
+            fh.write(piece)
 
 
 def load_parts(path: str, identity: dict):

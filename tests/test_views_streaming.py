@@ -7,6 +7,8 @@ of ``_rounds`` goes through many chunks and spills.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from scripts.core import price_incr, view_cache
@@ -145,3 +147,15 @@ def test_state_saved_in_parts_loads_back_and_verifies(tmp_path):
             fh.write(cut)
         assert view_cache.load_parts(path, identity) == (None, "corrupt")
     assert view_cache.load_parts(str(tmp_path / "none"), identity) == (None, "missing")
+    # a blob in pieces, one read from a spill as it is written; a lazy one left in the file
+    spill = view_cache.Spill(str(tmp_path), limit=4)
+    for b in (b"ab", b"cdef", b"gh"):
+        spill.append(b)
+    view_cache.save_parts(path, identity, {"n": 1}, [[b"xy", spill.piece(1, 8)], b"z" * 9], lazy=[0])
+    spill.close()
+    (body, got), why = view_cache.load_parts(path, identity, lazy=True)
+    assert why is None and isinstance(got[0], view_cache.FileBlob) and got[1] == b"z" * 9
+    os.replace(path, path + ".old")  # still readable: it holds its own descriptor
+    assert got[0][0:9] == b"xybcdefgh" and got[0][3:5] == b"cd" and len(got[0]) == 9
+    got[0].close()
+    assert view_cache.load_parts(path + ".old", identity)[0][1] == [b"xybcdefgh", b"z" * 9]

@@ -43,6 +43,7 @@ state), and the arrays of the table being priced, read out of the document.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import os
@@ -545,45 +546,55 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     state_path = os.path.join(cache_dir, STATE)
     prev_path = os.path.join(cache_dir, PREVIOUS)
     state = _load_state(state_path, identity, force, stats)
-    # the last run's document, where the state says which periods its regions held (not
-    # with a fee: then every key depends on the allocation basis); kept open, a table's
-    # regions read from it as the table is laid over them
-    prev = None
-    if state is not None and not fees and state.get("previous") is not None:
-        prev = view_cache.PreviousOutput.open(prev_path, state["previous"])
-    pricer = Pricer(book, basis)
-    os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
-    outputs = _Outputs(out_dir)
-    try:
-        blobs: list = []  # the new state's packed arrays (see _pack)
-        written, unpriced_now, new_index = _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs)
-        if isinstance(data, FileDocument) and source is not None and view_cache.file_identity(data.fd) != list(source[1]):
-            raise Unsplittable("the document changed while it was read")
-        if unpriced_now and on_unpriced == "error":
+    # what the new state's index refers to until it is written: the last state's sums left
+    # in its file, this run's spilled ones (closed at the end)
+    held = contextlib.ExitStack()
+    for blob in state["blobs"] if state is not None else ():
+        if isinstance(blob, view_cache.FileBlob):
+            held.callback(blob.close)
+    with held:
+        # the last run's document, where the state says which periods its regions held (not
+        # with a fee: then every key depends on the allocation basis); kept open, a table's
+        # regions read from it as the table is laid over them
+        prev = None
+        if state is not None and not fees and state.get("previous") is not None:
+            prev = view_cache.PreviousOutput.open(prev_path, state["previous"])
+        pricer = Pricer(book, basis)
+        os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
+        outputs = _Outputs(out_dir)
+        try:
+            blobs: list = []  # the new state's packed arrays (see _pack)
+            lazy: list = []  # those of them the next run leaves in the file
+            written, unpriced_now, new_index = _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs,
+                                                            lazy, held)
+            if isinstance(data, FileDocument) and source is not None and view_cache.file_identity(data.fd) != list(source[1]):
+                raise Unsplittable("the document changed while it was read")
+            if unpriced_now and on_unpriced == "error":
+                outputs.discard()
+                return stats, unpriced_now, None
+            # every .md before any .json: Make and refresh judge this stage by the .json files
+            outputs.commit()
+        except BaseException:
             outputs.discard()
-            return stats, unpriced_now, None
-        # every .md before any .json: Make and refresh judge this stage by the .json files
-        outputs.commit()
-    except BaseException:
-        outputs.discard()
-        raise
-    finally:
-        if prev is not None:
-            prev.close()
-    files = {}
-    for kind in written:
-        for ext in ("json", "md"):
-            files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
-    previous = _keep(source, prev_path) if source is not None and not fees else None
-    view_cache.save_parts(state_path, identity, {"index": new_index, "files": files, "previous": previous}, blobs)
-    return stats, unpriced_now, sorted(written)
+            raise
+        finally:
+            if prev is not None:
+                prev.close()
+        files = {}
+        for kind in written:
+            for ext in ("json", "md"):
+                files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
+        previous = _keep(source, prev_path) if source is not None and not fees else None
+        view_cache.save_parts(state_path, identity, {"index": new_index, "files": files, "previous": previous}, blobs, lazy)
+        return stats, unpriced_now, sorted(written)
 
 
-def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs: list):
+def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs: list, lazy: list, held):
     """Price each table's changed periods and write its report (JSON and Markdown) into
     ``outputs``, one table at a time (its arrays read out of ``data`` only then); ``(kinds
     written, first report's unpriced list, the new index)``, the index's packed arrays
-    appended to ``blobs``."""
+    appended to ``blobs`` (see ``_pack`` for ``lazy``); what the index refers to until
+    the state is written is closed by ``held`` (an ExitStack)."""
     new_index: dict = {}
     first_unpriced = None
     for kind in spans:
@@ -651,6 +662,8 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
             todo.append(o_new)
         del old_ord
         batch = _Batch(kind, todo, periods_now, units, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir) if todo else None
+        if batch is not None:
+            held.callback(batch.contrib.data.close)
         del todo, units, regions, pps_r, periods_r, rows_r
         # the money sums: the previous ones, less the periods gone, plus the new ones
         kept = bytearray(n_old)
@@ -705,7 +718,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
             old_md.close()
         if batch is not None:
             batch.close()
-        new_index[kind] = _pack(idx, blobs)
+        new_index[kind] = _pack(idx, blobs, lazy)
     return list(new_index), first_unpriced or [], new_index
 
 
@@ -846,10 +859,12 @@ class _Ordinals:
 
 class _Blobs:
     """A list of bytes kept as one blob and where each ends (the periods' marshalled money
-    sums: thousands of small objects otherwise, in memory and in the state)."""
+    sums: thousands of small objects otherwise): ``data`` is the last state's blob left
+    in its file (``view_cache.FileBlob``: the few periods gone are read from it), or this
+    run's, written to a ``view_cache.Spill`` (a temp file once large)."""
 
-    def __init__(self, data: bytes = b"", ends: bytes = b""):
-        self.data = data or bytearray()  # a loaded one (bytes) is only read
+    def __init__(self, data, ends: bytes = b""):
+        self.data = data
         self.ends = array("q", ends)
 
     def __len__(self) -> int:
@@ -859,20 +874,13 @@ class _Blobs:
         return self.data[self.ends[i - 1] if i else 0:self.ends[i]]
 
     def append(self, b: bytes) -> None:
-        self.data += b
-        self.ends.append(len(self.data))
+        self.data.append(b)
+        self.ends.append(self.data.size)
 
-    def extend(self, other: "_Blobs", a: int, b: int) -> None:
-        """Add items ``a:b`` of ``other``."""
-        if b <= a:
-            return
-        start = other.ends[a - 1] if a else 0
-        shift = len(self.data) - start
-        self.data += other.data[start:other.ends[b - 1]]
-        self.ends.extend(e + shift for e in other.ends[a:b])
-
-    def state(self):
-        return self.data, self.ends
+    def piece(self, a: int, b: int):
+        """Items ``a:b`` as one piece of a state blob (``view_cache.save_parts``)."""
+        start, stop = self.ends[a - 1] if a else 0, self.ends[b - 1]
+        return self.data.piece(start, stop) if hasattr(self.data, "piece") else memoryview(self.data)[start:stop]
 
 
 class _BlobRuns:
@@ -889,7 +897,7 @@ class _BlobRuns:
         if b <= a:
             return
         start, stop = other.ends[a - 1] if a else 0, other.ends[b - 1]
-        self.pieces.append(memoryview(other.data)[start:stop])
+        self.pieces.append(other.piece(a, b))
         shift = self.size - start
         self.ends.extend(e + shift for e in other.ends[a:b])
         self.size += stop - start
@@ -898,16 +906,19 @@ class _BlobRuns:
         return self.pieces, self.ends
 
 
-def _pack(idx: dict, blobs: list) -> dict:
+def _pack(idx: dict, blobs: list, lazy: list) -> dict:
     """A table's index as the state keeps it: its arrays and blobs appended to ``blobs``
-    (written as they are, after the rest: ``view_cache.save_parts``), by their place there."""
+    (written as they are, after the rest: ``view_cache.save_parts``), by their place there;
+    the places of the sums (read only for the periods that change) appended to ``lazy``:
+    the next run leaves them in the file."""
     def put(b) -> int:
         blobs.append(b)
         return len(blobs) - 1
 
     prefix, layouts, spans = idx["walk"]
     data, ends = idx["contrib"].state()
-    return {**idx, "keys": put(idx["keys"]), "contrib": (put(data), put(ends)), "n": put(idx["n"]), "lens": [put(a) for a in idx["lens"]],
+    lazy.append(put(data))
+    return {**idx, "keys": put(idx["keys"]), "contrib": (lazy[-1], put(ends)), "n": put(idx["n"]), "lens": [put(a) for a in idx["lens"]],
             "walk": (prefix, [None if lay is None else (lay[0], put(lay[1]), put(lay[2])) for lay in layouts], spans)}
 
 
@@ -932,7 +943,7 @@ def _load_state(path: str, identity: dict, force: bool, stats):
     if force:
         stats.state = "bypassed"
         return None
-    loaded, why = view_cache.load_parts(path, identity)
+    loaded, why = view_cache.load_parts(path, identity, lazy=True)
     stats.state = why or "used"
     if loaded is None:
         return None
@@ -965,7 +976,7 @@ class _Batch:
         self.n_rows = 0
         # each period's sums marshalled on their own: the state loads as a list of bytes,
         # and only the few periods that change are ever unmarshalled (taken off the sums)
-        self.contrib = _Blobs()
+        self.contrib = _Blobs(store())
         empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
         sums = _Sums()
         for lo, hi in _chunks(todo, order, units):

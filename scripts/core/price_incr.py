@@ -66,7 +66,7 @@ _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
 _PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
 CHUNK_ENTRIES = 250  # entries parsed and priced at a time (what a batch holds as objects)
-SPILL_BYTES = 1 << 18  # a batch's bytes past this go to a temp file instead of memory
+SPILL_BYTES = 1 << 16  # a batch's bytes past this go to a temp file instead of memory
 
 
 class Unsplittable(Exception):

@@ -66,6 +66,7 @@ _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
 _PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
 CHUNK_ENTRIES = 250  # entries parsed and priced at a time (what a batch holds as objects)
+LEN = "i"  # the typecode of per-period lengths and counts (4 bytes; offsets are "q")
 SPILL_BYTES = 1 << 16  # a batch's bytes past this go to a temp file instead of memory
 
 
@@ -83,7 +84,7 @@ class FileDocument:
     when that table is priced, so the document is never whole in memory (7 MB at 400k
     calls). Offers what ``split`` uses of ``bytes``: ``len``, ``find``, slices."""
 
-    BLOCK = 1 << 18
+    BLOCK = 1 << 16
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -185,7 +186,7 @@ def _groups(region):
     400k calls) beside it."""
     n = len(region)
     periods: list = []
-    starts, ends, counts = array("q"), array("q"), array("q")
+    starts, ends, counts = array("q"), array("q"), array(LEN)
     if not n:
         return periods, starts, ends, counts
     if b"\\" in region:
@@ -313,7 +314,7 @@ class _Units:
             self.cols[slot] = (starts, ends, counts)
             return
         m = len(self.periods)
-        cols = self.cols[slot] = (array("q", [-1]) * m, array("q", [0]) * m, array("q", [0]) * m)
+        cols = self.cols[slot] = (array("q", [-1]) * m, array("q", [0]) * m, array(LEN, [0]) * m)
         for k, o in enumerate(_ordinals(names, self.periods)):
             cols[0][o], cols[1][o], cols[2][o] = starts[k], ends[k], counts[k]
 
@@ -382,7 +383,7 @@ def _layout(cut):
     """A region's periods in their order there: ``(periods, each one's bytes + 1 for its
     separator, each one's entries)``, what the next run lays its region over (``_walk``)."""
     names, starts, ends, counts = cut
-    return names, array("q", map(lambda a, b: b - a + 1, starts, ends)), counts
+    return names, array(LEN, map(lambda a, b: b - a + 1, starts, ends)), counts
 
 
 class _Places:
@@ -421,8 +422,8 @@ def _walk(new, old, layout):
     search = _PERIOD_RE.search
     findall = _PERIOD_RE.findall
     out_p: list = []
-    out_l = array("q")
-    out_c = array("q")
+    out_l = array(LEN)
+    out_c = array(LEN)
     changed: set = set()
     i = c = 0
     while c < n:
@@ -687,7 +688,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         if first_unpriced is None:
             first_unpriced = report["unpriced"]
         # the JSON, assembled in sorted key order
-        idx = {"keys": bytes(keys), "periods": periods_now, "contrib": _BlobRuns(), "n": array("q"), "lens": [None] * 4, "base": [0] * 4,
+        idx = {"keys": bytes(keys), "periods": periods_now, "contrib": _BlobRuns(), "n": array(LEN), "lens": [None] * 4, "base": [0] * 4,
                "sums": sums.state(), "walk": (prefix, layouts, spans[kind])}
         del keys
         for seg in segments:
@@ -930,7 +931,7 @@ def _unpack(saved: dict, blobs: list) -> dict:
         return b
 
     def arr(i: int):
-        return array("q", take(i))
+        return array(LEN, take(i))
 
     prefix, layouts, spans = saved["walk"]
     return {**saved, "keys": take(saved["keys"]), "contrib": _Blobs(take(saved["contrib"][0]), take(saved["contrib"][1])), "n": arr(saved["n"]),
@@ -972,7 +973,7 @@ class _Batch:
         self.stores = [store(), pps_store if same else store(), pps_store, store()]
         pps_starts = array("q", [0])
         self.starts = [array("q", [0]), pps_starts if same else array("q", [0]), pps_starts, array("q", [0])]
-        self.n = array("q")  # each period's rows
+        self.n = array(LEN)  # each period's rows
         self.n_rows = 0
         # each period's sums marshalled on their own: the state loads as a list of bytes,
         # and only the few periods that change are ever unmarshalled (taken off the sums)
@@ -1160,7 +1161,7 @@ class _Assembly:
     def entries(self, slot: int, trailing: bool = False) -> None:
         """Each period's entries of ``slot``, comma-separated (or each ended by a newline)."""
         write = self.fh.write
-        lens = array("q")
+        lens = array(LEN)
         self.idx["base"][slot] = self.pos
         wrote = False
         cut = 0 if trailing else 1  # a run's bytes end with its last entry's separator

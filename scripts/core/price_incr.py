@@ -12,10 +12,12 @@ in order, each one's byte length in the previous ``reports/<kind>.json`` and ``.
 run of unchanged periods is one slice of the previous file), and each one's money sums
 (per model, per provider, in all; unpriced models) with the table's: the whole-range
 entries are the previous sums less the periods gone plus the periods priced now
-(integers, so exactly what a full run adds up; each period's sums are stored marshalled on
-their own, so loading the state unmarshals only the few that change). The state is keyed
-by the book's hash and the code: a price change re-prices everything (and re-aggregates
-nothing).
+(integers, so exactly what a full run adds up). Per-period data is packed, not objects:
+keys in one blob, lengths and counts in arrays, each period's sums marshalled on their
+own into one blob that stays in the state file (``view_cache.load_parts(lazy=True)``:
+only the few periods gone are read; the next state gets the kept runs copied from it).
+The state is keyed by the book's hash and the code: a price change re-prices everything
+(and re-aggregates nothing).
 
 A run told the file it priced keeps a hard link to it (``cache/price/aggregates.previous.json``,
 recorded in the state by inode, size and mtime); the next run lays each region of the new
@@ -33,13 +35,16 @@ skeleton that does not match) prices the whole document as before. The command h
 the file over as a ``FileDocument``: it is scanned a block at a time for the arrays, and
 a table's arrays are read out of it only when that table is priced.
 
-No report, and no table's entries as objects, is ever whole in memory: the periods to
-price are parsed and priced a chunk at a time (``_Batch``), their output bytes go to a
-``view_cache.Spill`` (an unnamed temp file once past ``SPILL_BYTES``: a first run prices
-every session), and each report is written into its temp file as soon as its table is
-priced (``_Outputs``; renamed at the end, every ``.md`` before any ``.json``). What still
-grows with the history: one key, one length per slot and the money sums per period (the
-state), and the arrays of the table being priced, read out of the document.
+No report, no document and no table's entries as objects are ever whole in memory: a
+table's arrays are read from the file as they are used (``_Region``, a block at a
+time), the periods to price are parsed and priced a chunk at a time (``_Batch``), their
+output bytes and sums go to ``view_cache.Spill``s (unnamed temp files once past
+``SPILL_BYTES``: a first run prices every session), and each report is written into its
+temp file as soon as its table is priced (``_Outputs``; renamed at the end, every ``.md``
+before any ``.json``). What still grows with the history, per period of the table being
+priced (sessions: 7,600 at 400k calls, ~400 bytes each): its name (a bytes object), its
+key, and a few 4-byte lengths and counts (the cut, the layouts, the last index and the
+new one); per table, the index packed for the state until it is written.
 """
 from __future__ import annotations
 

@@ -7,7 +7,9 @@ filters, pricing hash, a hash of the code that wrote it, the Python version, who
 format it is) and the body's SHA-1. A state is used only when all of it matches; a missing,
 cut-short, corrupted or foreign file reads as "no state" with the reason, and the stage
 recomputes everything. Written through a temp file and a rename, after the outputs it
-describes, so a kill leaves the old state or the new one.
+describes, so a kill leaves the old state or the new one. ``save_parts`` / ``load_parts``
+(the price's state) write large buffers after the marshal body as they are (the digest
+covers them) and read them back one by one, or leave them in the file (``FileBlob``).
 
 A state also records the identity (inode, size, mtime) of each output file it indexes:
 reused rows are byte ranges of the previous outputs, so an output that is not exactly the
@@ -348,7 +350,11 @@ def load_parts(path: str, identity: dict, lazy: bool = False):
                 header = orjson.loads(line) if magic == MAGIC and line.endswith(b"\n") else None
             except orjson.JSONDecodeError:
                 header = None
-            if not isinstance(header, dict) or not isinstance(header.get("body"), int) or not isinstance(header.get("blobs"), list):
+            if not isinstance(header, dict):
+                return None, "corrupt"
+            if header.get("version") != CACHE_VERSION or (header.get("identity") or {}).get("code") != identity.get("code"):
+                return None, "version"  # another code's (maybe another format): not read further
+            if not isinstance(header.get("body"), int) or not isinstance(header.get("blobs"), list):
                 return None, "corrupt"
             left = set(header.get("lazy") or ()) if lazy else set()
             skeleton = fh.read(header["body"])
@@ -371,8 +377,6 @@ def load_parts(path: str, identity: dict, lazy: bool = False):
         return _none(blobs, "missing")
     except (OSError, TypeError, ValueError):
         return _none(blobs, "corrupt")
-    if header.get("version") != CACHE_VERSION or (header.get("identity") or {}).get("code") != identity.get("code"):
-        return _none(blobs, "version")
     if header.get("identity") != identity:
         return _none(blobs, "params")
     try:

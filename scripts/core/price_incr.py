@@ -182,10 +182,12 @@ def read_regions(data, spans):
     return pps, pps if (q0, q1) == (p0, p1) else data[q0:q1], data[r0:r1]
 
 
-def _groups(region):
+def _groups(region, like: list | None = None):
     """``(periods, starts, ends, counts)``: per run of consecutive entries of one period,
     in ``region``'s order, the period, the run's byte range in ``region`` (whole objects,
-    comma-separated) and its entries; columns (arrays), not an object per run. Read a piece of about
+    comma-separated) and its entries; columns (arrays), not an object per run. A period
+    equal to the one at its place in ``like`` (another region's) is that object (sessions:
+    not 7,600 more). Read a piece of about
     SPLIT_BYTES at a time (cut where entries meet): a region may be a ``_Region`` of the
     file, and splitting a whole one at once copied all of it (4.5 MB, sessions' rows at
     400k calls) beside it."""
@@ -218,7 +220,8 @@ def _groups(region):
                 if periods:
                     ends.append(start - 1)
                     counts.append(i - first)
-                periods.append(period)
+                k = len(periods)
+                periods.append(like[k] if like is not None and k < len(like) and like[k] == period else period)
                 starts.append(start)
                 first = i
                 cur = period
@@ -367,8 +370,9 @@ def _units(regions):
     """``(periods in order, their _Units, layouts)`` (layouts: see ``_layout``, the pps
     one None when it is the periods one)."""
     pps, periods, rows = regions
-    cuts = [_groups(rows), _groups(periods)]
-    cuts.append(cuts[1] if pps is periods else _groups(pps))
+    cuts = [_groups(rows)]
+    cuts.append(_groups(periods, cuts[0][0]))
+    cuts.append(cuts[1] if pps is periods else _groups(pps, cuts[0][0]))
     for slot in (1, 2):  # one list of the periods where regions have the same (sessions: 7,600)
         if cuts[slot][0] == cuts[0][0]:
             cuts[slot] = (cuts[0][0], *cuts[slot][1:])

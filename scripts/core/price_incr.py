@@ -42,9 +42,10 @@ output bytes and sums go to ``view_cache.Spill``s (unnamed temp files once past
 ``SPILL_BYTES``: a first run prices every session), and each report is written into its
 temp file as soon as its table is priced (``_Outputs``; renamed at the end, every ``.md``
 before any ``.json``). What still grows with the history, per period of the table being
-priced (sessions: 7,600 at 400k calls, ~400 bytes each): its name (a bytes object), its
-key, and a few 4-byte lengths and counts (the cut, the layouts, the last index and the
-new one); per table, the index packed for the state until it is written.
+priced (sessions: 7,600 at 400k calls, ~250 bytes each in all): its name (a bytes
+object), its key, a few 4-byte lengths and counts and 8-byte offsets (the cut, the
+layouts, the last index and the new one); per table, the index packed for the state
+until it is written. Not the periods' sums (on disk), nor any entry outside a chunk.
 """
 from __future__ import annotations
 
@@ -1020,8 +1021,8 @@ class _Batch:
         self.starts = [array("q", [0]), pps_starts if same else array("q", [0]), pps_starts, array("q", [0])]
         self.n = array(LEN)  # each period's rows
         self.n_rows = 0
-        # each period's sums marshalled on their own: the state loads as a list of bytes,
-        # and only the few periods that change are ever unmarshalled (taken off the sums)
+        # each period's sums marshalled on their own, into a spill: the next run reads
+        # only the few periods that change (to take them off the sums) from the state
         self.contrib = _Blobs(store())
         empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
         sums = _Sums()

@@ -87,48 +87,32 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, force, artifacts,
         normalize --source codex rollout.jsonl | price --pricing pricing.json -
     """
     from scripts.core.pricing_book import load_book
-    from scripts.core.view_cache import file_identity
 
     diag = Diagnostics(strict=strict_from_env(strict))
     timer = StageTimer(artifacts if out_dir else None, "price")
     book = load_book(pricing)
+    incremental = out_dir and not kinds and on_unpriced != "skip"
+    if incremental and input_path != STDIO:
+        # the bundle's case: price only the periods whose aggregate entries changed
+        # (scripts/core/price_incr.py), the file read a piece at a time (never whole);
+        # the bytes are those of transform() + render()
+        if _price_file_incrementally(input_path, book, out_dir, artifacts, on_unpriced, force, diag, timer):
+            return
     with open_input(input_path) as fh:
-        before = file_identity(fh.fileno()) if input_path != STDIO else None
         data = fh.read()
-        # the file as read (unchanged while read): the incremental price keeps it to compare with
-        source = (input_path, before) if before is not None and before == file_identity(fh.fileno()) else None
     stripped = data.lstrip()
     # event lines, or one aggregates document (a single line of megabytes: not copied)
-    end = stripped.find(b"\n")
-    end = len(stripped) if end < 0 else end
-    while end and stripped[end - 1] in b" \t\r":
-        end -= 1
-    if stripped.startswith(b"{") and stripped.find(b'"usage"', 0, end) >= 0 and stripped[end - 1:end] == b"}":
+    if _is_events(stripped):
         _price_events(data, book, input_path, diag, on_unpriced)
         return
-    if out_dir and not kinds and on_unpriced != "skip" and stripped:
-        # the bundle's case: price only the periods whose aggregate entries changed
-        # (scripts/core/price_incr.py); the bytes are those of transform() + render()
+    if incremental and input_path == STDIO and stripped:
         from scripts.core.price_incr import Unsplittable, build
 
         outcome = "invalidate" if os.path.exists(os.path.join(out_dir, "daily.json")) else "miss"
-        held = data
-        if source is not None:
-            # a file: handed over, not kept here, so that the whole document is not held
-            # while the reports are built (read again should the cut fail midway)
-            held = [data]
-            del data, stripped
         try:
-            stats, unpriced, written = build(held, book, out_dir, os.path.join(artifacts, "cache", "price"), on_unpriced, force, source)
+            stats, unpriced, written = build(data, book, out_dir, os.path.join(artifacts, "cache", "price"), on_unpriced, force)
         except Unsplittable:
-            # not in the form the byte-level cut expects: priced whole below
-            if source is not None:
-                if held:
-                    data = held.pop()
-                else:
-                    with open_input(input_path) as fh:
-                        data = fh.read()
-                stripped = data.lstrip()
+            pass  # not in the form the byte-level cut expects: priced whole below
         else:
             _unpriced_notice(unpriced, on_unpriced, diag)
             timer.finish(cache_outcome=outcome, reports=written, pricing=book.describe(), unpriced=unpriced, cache=stats.as_dict())
@@ -164,6 +148,61 @@ def run(input_path, pricing, on_unpriced, kinds, out_dir, fmt, force, artifacts,
 
     for kind, rep in reports.items():
         click.echo(render(rep, fmt), nl=False)
+
+
+def _is_events(stripped: bytes) -> bool:
+    """Whether the input (without leading blanks) is event lines: its first line an
+    object with a ``"usage"``."""
+    end = stripped.find(b"\n")
+    end = len(stripped) if end < 0 else end
+    while end and stripped[end - 1] in b" \t\r":
+        end -= 1
+    return stripped.startswith(b"{") and stripped.find(b'"usage"', 0, end) >= 0 and stripped[end - 1:end] == b"}"
+
+
+def _maybe_events(fh) -> bool:
+    """Whether the open file ``fh`` (at its start) may be event lines, or is blank, read
+    only as far as needed: its first line, a block at a time (an aggregates document is
+    one line of megabytes). False only when it is neither."""
+    head = fh.read(1 << 16).lstrip()
+    if not head or b"\n" in head:
+        return not head or _is_events(head)
+    if not head.startswith(b"{"):
+        return False
+    tail = b""
+    block = head
+    while block:
+        end = block.find(b"\n")
+        end = len(block) if end < 0 else end
+        if block.find(b'"usage"', 0, end) >= 0 or (tail + block[:6]).find(b'"usage"') >= 0:
+            return True
+        if end < len(block):
+            return False
+        tail = block[-6:]  # a "usage" across two blocks
+        block = fh.read(1 << 16)
+    return False
+
+
+def _price_file_incrementally(input_path, book, out_dir, artifacts, on_unpriced, force, diag, timer) -> bool:
+    """``price_incr.build`` on the file ``input_path``, read a piece at a time, if it is an
+    aggregates document in the form that cuts (else False: it is read whole and priced
+    as such, or as events)."""
+    from scripts.core.price_incr import FileDocument, Unsplittable, build
+    from scripts.core.view_cache import file_identity
+
+    with open_input(input_path) as fh:
+        before = file_identity(fh.fileno())
+        if before is None or _maybe_events(fh):
+            return False
+        outcome = "invalidate" if os.path.exists(os.path.join(out_dir, "daily.json")) else "miss"
+        try:
+            stats, unpriced, written = build(FileDocument(fh.fileno()), book, out_dir, os.path.join(artifacts, "cache", "price"), on_unpriced, force,
+                                             (input_path, before))
+        except Unsplittable:
+            return False
+    _unpriced_notice(unpriced, on_unpriced, diag)
+    timer.finish(cache_outcome=outcome, reports=written, pricing=book.describe(), unpriced=unpriced, cache=stats.as_dict())
+    return True
 
 
 def _price_events(data: bytes, book, name: str, diag: Diagnostics, on_unpriced: str = "warn") -> None:

@@ -142,3 +142,25 @@ def test_walk_matches_a_full_cut(seed):
     before, after = by_period(old_entries), by_period(new_entries)
     differ = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
     assert differ <= changed
+
+
+def test_units_of_regions_out_of_order_or_without_some_periods():
+    """The cut's columns (_units) where a region is not in the periods' order or lacks
+    some of them: each period's ranges still hold exactly its entries."""
+    entries = {"rows": [("b", "m", 1), ("b", "n", 2), ("a", "m", 3), ("c", "m", 4)],
+               "periods": [("a", "x", 0), ("c", "x", 0)],
+               "pps": [("c", "y", 0), ("a", "y", 0), ("b", "y", 0)]}
+    regions = {k: _region(v) for k, v in entries.items()}
+    order, units, _layouts = price_incr._units((regions["pps"], regions["periods"], regions["rows"]))
+    assert order == [b"a", b"b", b"c"]
+    for o, period in enumerate(order):
+        for slot, name in enumerate(("rows", "periods", "pps")):
+            want = [e for e in entries[name] if e[0].encode() == period]
+            got = units.unit(o, period)[slot]
+            if not want:
+                assert got is None
+                continue
+            assert regions[name][got[0]:got[1]] == _region(want) and got[2] == len(want)
+    assert price_incr._Places([b"b", b"a", b"c"]).get(b"a") == 1 and price_incr._Places([b"a", b"c"]).get(b"b") is None
+    with pytest.raises(price_incr.Unsplittable):
+        price_incr._units((regions["pps"], regions["periods"], _region([("a", "m", 1), ("b", "m", 1), ("a", "n", 1)])))

@@ -7,6 +7,8 @@ of ``_rounds`` goes through many chunks and spills.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from scripts.core import price_incr, view_cache
@@ -38,6 +40,20 @@ def test_chunked_spilled_price_equals_from_scratch(tmp_path, tiny_chunks, zone, 
         assert_reports_from_scratch(name, data, book, out, stats)
         assert not [p for p in out.iterdir() if p.name.startswith(".")], "temp files left behind"
     assert tiny_chunks, "no batch was spilled"
+
+
+@pytest.mark.parametrize("zone,filters,fee", [("UTC", Filters(), 0), ("Europe/Berlin", Filters(), 100)], ids=["utc", "berlin-fee"])
+def test_price_read_from_the_file_by_pieces_equals_from_scratch(tmp_path, monkeypatch, zone, filters, fee):
+    """The document read a small block at a time (``FileDocument``: what the command does)."""
+    monkeypatch.setattr(price_incr.FileDocument, "BLOCK", 97)
+    monkeypatch.setattr(price_incr._Region, "BLOCK", 101)
+    monkeypatch.setattr(price_incr, "SPLIT_BYTES", 50)
+    monkeypatch.setattr(price_incr, "CHUNK_ENTRIES", 7)
+    for name, agg, out, book in aggregated_rounds(tmp_path, 19, zone, filters, fee):
+        with open(agg, "rb") as fh:
+            stats = price_incr.build(price_incr.FileDocument(fh.fileno()), book, str(out), str(tmp_path / "cache-price"), "warn",
+                                     source=(str(agg), view_cache.file_identity(str(agg))))[0]
+        assert_reports_from_scratch(name, agg.read_bytes(), book, out, stats)
 
 
 def test_unpriced_model_stays_listed_when_several_of_its_periods_change(tmp_path):
@@ -109,3 +125,37 @@ def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, fil
     assert states[0] == ("first history", "missing", "lazy")
     assert spills, "no session was spilled"
     assert ("a big change (everything recomputed)", "large", "lazy") in states
+
+
+def test_state_saved_in_parts_loads_back_and_verifies(tmp_path):
+    """``save_parts``: large buffers written after the marshalled rest, one digest."""
+    from array import array
+
+    path = str(tmp_path / "state.bin")
+    identity = {"code": "c", "x": 1}
+    blobs = [b"k" * 50, bytearray(b"d" * 7), array("q", [1, 2, 3])]
+    view_cache.save_parts(path, identity, {"index": {"a": (0, 1)}, "n": 2}, blobs)
+    (body, got), why = view_cache.load_parts(path, identity)
+    assert why is None and body == {"index": {"a": (0, 1)}, "n": 2}
+    assert got == [b"k" * 50, b"d" * 7, array("q", [1, 2, 3]).tobytes()]
+    data = open(path, "rb").read()
+    assert view_cache.verify(data) is None
+    assert view_cache.load_parts(path, {"code": "c", "x": 2}) == (None, "params")
+    assert view_cache.load_parts(path, {"code": "d", "x": 1}) == (None, "version")
+    for cut in (data[:-1], data[:40], data + b"x"):
+        with open(path, "wb") as fh:
+            fh.write(cut)
+        assert view_cache.load_parts(path, identity) == (None, "corrupt")
+    assert view_cache.load_parts(str(tmp_path / "none"), identity) == (None, "missing")
+    # a blob in pieces, one read from a spill as it is written; a lazy one left in the file
+    spill = view_cache.Spill(str(tmp_path), limit=4)
+    for b in (b"ab", b"cdef", b"gh"):
+        spill.append(b)
+    view_cache.save_parts(path, identity, {"n": 1}, [[b"xy", spill.piece(1, 8)], b"z" * 9], lazy=[0])
+    spill.close()
+    (body, got), why = view_cache.load_parts(path, identity, lazy=True)
+    assert why is None and isinstance(got[0], view_cache.FileBlob) and got[1] == b"z" * 9
+    os.replace(path, path + ".old")  # still readable: it holds its own descriptor
+    assert got[0][0:9] == b"xybcdefgh" and got[0][3:5] == b"cd" and len(got[0]) == 9
+    got[0].close()
+    assert view_cache.load_parts(path + ".old", identity)[0][1] == [b"xybcdefgh", b"z" * 9]

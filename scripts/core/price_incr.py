@@ -12,10 +12,12 @@ in order, each one's byte length in the previous ``reports/<kind>.json`` and ``.
 run of unchanged periods is one slice of the previous file), and each one's money sums
 (per model, per provider, in all; unpriced models) with the table's: the whole-range
 entries are the previous sums less the periods gone plus the periods priced now
-(integers, so exactly what a full run adds up; each period's sums are stored marshalled on
-their own, so loading the state unmarshals only the few that change). The state is keyed
-by the book's hash and the code: a price change re-prices everything (and re-aggregates
-nothing).
+(integers, so exactly what a full run adds up). Per-period data is packed, not objects:
+keys in one blob, lengths and counts in arrays, each period's sums marshalled on their
+own into one blob that stays in the state file (``view_cache.load_parts(lazy=True)``:
+only the few periods gone are read; the next state gets the kept runs copied from it).
+The state is keyed by the book's hash and the code: a price change re-prices everything
+(and re-aggregates nothing).
 
 A run told the file it priced keeps a hard link to it (``cache/price/aggregates.previous.json``,
 recorded in the state by inode, size and mtime); the next run lays each region of the new
@@ -29,23 +31,31 @@ The aggregates document is not parsed whole: its arrays of entries are cut out a
 byte level (objects whose values are scalars, lists and flat objects: ``},{"`` only
 occurs between two of them, since a quote inside a string is escaped), and the rest (the
 skeleton) is parsed and checked. Anything unexpected (a backslash in an entry, a
-skeleton that does not match) prices the whole document as before.
+skeleton that does not match) prices the whole document as before. The command hands
+the file over as a ``FileDocument``: it is scanned a block at a time for the arrays, and
+a table's arrays are read out of it only when that table is priced.
 
-No report, and no table's entries as objects, is ever whole in memory: the periods to
-price are parsed and priced a chunk at a time (``_Batch``), their output bytes go to a
-``view_cache.Spill`` (an unnamed temp file once past ``SPILL_BYTES``: a first run prices
-every session), and each report is written into its temp file as soon as its table is
-priced (``_Outputs``; renamed at the end, every ``.md`` before any ``.json``). What still
-grows with the history: one key, one length per slot and the money sums per period (the
-state), and the document's arrays, cut out of it.
+No report, no document and no table's entries as objects are ever whole in memory: a
+table's arrays are read from the file as they are used (``_Region``, a block at a
+time), the periods to price are parsed and priced a chunk at a time (``_Batch``), their
+output bytes and sums go to ``view_cache.Spill``s (unnamed temp files once past
+``SPILL_BYTES``: a first run prices every session), and each report is written into its
+temp file as soon as its table is priced (``_Outputs``; renamed at the end, every ``.md``
+before any ``.json``). What still grows with the history, per period of the table being
+priced (sessions: 7,600 at 400k calls, ~250 bytes each in all): its name (a bytes
+object), its key, a few 4-byte lengths and counts and 8-byte offsets (the cut, the
+layouts, the last index and the new one); per table, the index packed for the state
+until it is written. Not the periods' sums (on disk), nor any entry outside a chunk.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import os
 import re
 from array import array
+from bisect import bisect_left
 from itertools import accumulate
 
 import orjson
@@ -61,8 +71,9 @@ _OPT = orjson.OPT_SORT_KEYS
 _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
 _PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
-CHUNK_ENTRIES = 2000  # entries parsed and priced at a time (what a batch holds as objects)
-SPILL_BYTES = 1 << 18  # a batch's bytes past this go to a temp file instead of memory
+CHUNK_ENTRIES = 250  # entries parsed and priced at a time (what a batch holds as objects)
+LEN = "i"  # the typecode of per-period lengths and counts (4 bytes; offsets are "q")
+SPILL_BYTES = 1 << 16  # a batch's bytes past this go to a temp file instead of memory
 
 
 class Unsplittable(Exception):
@@ -73,10 +84,55 @@ def _dumps(obj) -> bytes:
     return orjson.dumps(obj, option=_OPT)
 
 
-def split(data: bytes):
-    """``(skeleton document, {kind: (pps, periods, rows)}, {kind: ((start, end) of each)})``:
-    each array as its raw bytes, and where it lies in ``data``."""
-    out = []
+class FileDocument:
+    """The aggregates document in an open file, read a piece at a time (``pread``): the
+    byte-level cut finds its arrays by scanning blocks, and a table's arrays are read only
+    when that table is priced, so the document is never whole in memory (7 MB at 400k
+    calls). Offers what ``split`` uses of ``bytes``: ``len``, ``find``, slices."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(self.size)
+        if stop <= start:
+            return b""
+        data = os.pread(self.fd, stop - start, start)
+        while len(data) < stop - start:  # a regular file reads short only at its end
+            more = os.pread(self.fd, stop - start - len(data), start + len(data))
+            if not more:
+                raise Unsplittable("the document ended early")
+            data += more
+        return data
+
+    def find(self, sub: bytes, start: int = 0) -> int:
+        pos = start
+        while pos < self.size:
+            block = self[pos:pos + self.BLOCK + len(sub) - 1]
+            at = block.find(sub)
+            if at >= 0:
+                return pos + at
+            pos += self.BLOCK
+        return -1
+
+
+def _same_bytes(data, a: int, b: int, n: int) -> bool:
+    """``data[a:a + n] == data[b:b + n]``, a block at a time (not two whole copies)."""
+    step = FileDocument.BLOCK
+    return all(data[a + i:a + min(i + step, n)] == data[b + i:b + min(i + step, n)] for i in range(0, n, step))
+
+
+def split(data):
+    """``(skeleton document, {kind: spans})``: where each table's arrays (pps, periods,
+    rows) lie in ``data`` (bytes or a FileDocument), as ``(start, end)`` of each; blocks
+    and sessions, whose periods are their pps, have the pps span for both (see
+    ``read_regions``)."""
     spans = []
     skeleton = []
     pos = 0
@@ -93,11 +149,9 @@ def split(data: bytes):
         if min(a1, a2, a3) < 0:
             raise Unsplittable("table arrays not found")
         s0, s1, s2 = a0 + len(_ARRAYS[0]), a1 + len(_ARRAYS[1]), a2 + len(_ARRAYS[2])
-        pps = data[s0:a1]
         # blocks and sessions list the same entries as periods and period_providers: one copy
-        periods = pps if a2 - s1 == a1 - s0 and data.startswith(pps, s1) else data[s1:a2]
-        out.append((pps, periods, data[s2:a3]))
-        spans.append(((s0, a1), (s1, a2), (s2, a3)))
+        same = a2 - s1 == a1 - s0 and _same_bytes(data, s0, s1, a1 - s0)
+        spans.append(((s0, a1), (s0, a1) if same else (s1, a2), (s2, a3)))
         skeleton += [data[pos:s0], data[a1:s1], data[a2:s2]]
         pos = at = a3
     skeleton.append(data[pos:])
@@ -108,118 +162,294 @@ def split(data: bytes):
     if not isinstance(doc, dict) or doc.get("kind") != "aggregates" or doc.get("schema_version") != 1 or not isinstance(doc.get("reports"), dict):
         raise Unsplittable("not an aggregates document")
     kinds = sorted(doc["reports"])
-    if len(kinds) != len(out) or list(doc["reports"]) != kinds:
+    if len(kinds) != len(spans) or list(doc["reports"]) != kinds:
         raise Unsplittable("tables not where expected")
     for kind in kinds:
         t = doc["reports"][kind]
         if not isinstance(t, dict) or t.get("rows") != [] or t.get("periods") != [] or t.get("period_providers") != []:
             raise Unsplittable("tables not where expected")
-    return doc, dict(zip(kinds, out)), dict(zip(kinds, spans))
+    return doc, dict(zip(kinds, spans))
 
 
-def _groups(region: bytes):
-    """``[(period, start, end)]``: consecutive entries of one period, as byte ranges of
-    ``region`` (each range holds whole objects, comma-separated)."""
-    if not region:
-        return []
+def read_regions(data, spans):
+    """A table's arrays ``(pps, periods, rows)``, out of ``data``: of a FileDocument,
+    ``_Region``s read only as they are used, else bytes (one object for pps and periods
+    where they are the same bytes)."""
+    (p0, p1), (q0, q1), (r0, r1) = spans
+    if isinstance(data, FileDocument):
+        pps = _Region(data.fd, p0, p1)
+        return pps, pps if (q0, q1) == (p0, p1) else _Region(data.fd, q0, q1), _Region(data.fd, r0, r1)
+    pps = data[p0:p1]
+    return pps, pps if (q0, q1) == (p0, p1) else data[q0:q1], data[r0:r1]
+
+
+def _groups(region, like: list | None = None):
+    """``(periods, starts, ends, counts)``: per run of consecutive entries of one period,
+    in ``region``'s order, the period, the run's byte range in ``region`` (whole objects,
+    comma-separated) and its entries; columns (arrays), not an object per run. A period
+    equal to the one at its place in ``like`` (another region's) is that object (sessions:
+    not 7,600 more). Read a piece of about
+    SPLIT_BYTES at a time (cut where entries meet): a region may be a ``_Region`` of the
+    file, and splitting a whole one at once copied all of it (4.5 MB, sessions' rows at
+    400k calls) beside it."""
+    n = len(region)
+    periods: list = []
+    starts, ends, counts = array("q"), array("q"), array(LEN)
+    if not n:
+        return periods, starts, ends, counts
     if b"\\" in region:
         raise Unsplittable("escaped characters")
-    periods = _PERIOD_RE.findall(region)
-    lens = _piece_lengths(region)
-    if len(periods) != len(lens):
-        raise Unsplittable("entries without a period, or nested ones")
-    # region = piece0 '},{"' piece1 ...: entry i (i > 0) starts at the '{' of its separator
-    starts = [0]
-    starts += [c - 2 for c in accumulate(n + 4 for n in lens)]
-    out = []
     cur = None
-    for i, period in enumerate(periods):
-        if period != cur:
-            if out:
-                out[-1][2] = starts[i] - 1
-                out[-1][3] = i - out[-1][3]
-            out.append([period, starts[i], 0, i])
-            cur = period
-    out[-1][2] = len(region)
-    out[-1][3] = len(periods) - out[-1][3]
-    return out
+    first = 0  # the current run's first entry
+    i = 0  # entries so far
+    pstart = 0  # where entry i's piece of ``region.split(_SEP)`` begins
+    pos = 0
+    while pos < n:
+        cut = region.find(_SEP, pos + SPLIT_BYTES) if pos + SPLIT_BYTES < n else -1
+        stop = n if cut < 0 else cut
+        # from the separator's quote on: an entry's first key may be its period
+        piece = region[pos - 1 if pos else 0:stop]
+        found = _PERIOD_RE.findall(piece)
+        lens = list(map(len, piece.split(_SEP)))
+        if pos:
+            lens[0] -= 1
+        if len(found) != len(lens):
+            raise Unsplittable("entries without a period, or nested ones")
+        for period, size in zip(found, lens):
+            if period != cur:
+                start = pstart - 2 if i else 0  # entry i (i > 0) starts at its separator's '{'
+                if periods:
+                    ends.append(start - 1)
+                    counts.append(i - first)
+                k = len(periods)
+                periods.append(like[k] if like is not None and k < len(like) and like[k] == period else period)
+                starts.append(start)
+                first = i
+                cur = period
+            i += 1
+            pstart += size + len(_SEP)
+        pos = stop + len(_SEP)
+    ends.append(n)
+    counts.append(i - first)
+    return periods, starts, ends, counts
 
 
 SPLIT_BYTES = 1 << 16  # a region is split into its entries this much at a time
 
 
-def _piece_lengths(region: bytes) -> list[int]:
-    """``list(map(len, region.split(_SEP)))``, split a piece at a time: splitting a whole
-    region at once copied all of it (4.5 MB, sessions' rows at 400k calls) beside it."""
-    lens: list[int] = []
-    pos, n = 0, len(region)
-    while True:
-        cut = region.find(_SEP, pos + SPLIT_BYTES) if pos + SPLIT_BYTES < n else -1
-        if cut < 0:
-            lens += map(len, region[pos:].split(_SEP))
-            return lens
-        lens += map(len, region[pos:cut].split(_SEP))
-        pos = cut + len(_SEP)
+class _Region:
+    """Bytes ``start:end`` of an open file, read as they are used, the last block read
+    kept (a table's arrays are MBs: sessions' rows 4.5 MB at 400k calls): what the cut
+    uses of ``bytes``: ``len``, slices, ``find``, ``in``."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, fd: int, start: int, end: int):
+        self.fd, self.base, self.n = fd, start, end - start
+        self.blk, self.at = b"", 0  # the last block read and where it starts
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _read(self, a: int, b: int) -> bytes:
+        data = os.pread(self.fd, b - a, self.base + a)
+        while len(data) < b - a:  # a regular file reads short only at its end
+            more = os.pread(self.fd, b - a - len(data), self.base + a + len(data))
+            if not more:
+                raise Unsplittable("the document ended early")
+            data += more
+        return data
+
+    def _block(self, a: int, need: int):
+        """``(block, where it starts)`` holding bytes ``a:a + need`` (or to the end)."""
+        b = min(a + need, self.n)
+        if not (self.at <= a and b <= self.at + len(self.blk)):
+            self.blk, self.at = self._read(a, min(self.n, a + max(self.BLOCK, need))), a
+        return self.blk, self.at
+
+    def __getitem__(self, s: slice) -> bytes:
+        a, b, _ = s.indices(self.n)
+        if b <= a:
+            return b""
+        if b - a > self.BLOCK:
+            return self._read(a, b)
+        blk, at = self._block(a, b - a)
+        return blk[a - at:b - at]
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
+        end = self.n if end is None else min(end, self.n)
+        k = len(sub)
+        pos = start
+        while end - pos >= k:
+            blk, at = self._block(pos, k)
+            stop = min(end, at + len(blk))
+            i = blk.find(sub, pos - at, stop - at)
+            if i >= 0:
+                return at + i
+            pos = stop - k + 1
+        return -1
+
+    def __contains__(self, sub: bytes) -> bool:
+        return self.find(sub) >= 0
+
+
+def _equal(x, i: int, y, j: int, size: int) -> bool:
+    """``x[i:i + size] == y[j:j + size]`` (False past the end of either), a block at a
+    time: x and y may be ``_Region``s of MBs."""
+    if i + size > len(x) or j + size > len(y):
+        return False
+    step = _Region.BLOCK
+    for k in range(0, size, step):
+        m = min(step, size - k)
+        if x[i + k:i + k + m] != y[j + k:j + k + m]:
+            return False
+    return True
+
+
+class _Units:
+    """Where the entries of each of a table's periods (``periods``, sorted) lie in its
+    regions: per slot (rows, periods, pps) columns of start, end and entries, in periods
+    order (start -1: none there); arrays, not objects per period (a first run cuts every
+    period of the history)."""
+
+    def __init__(self, periods: list):
+        self.periods = periods
+        self.cols: list = [None, None, None]
+
+    def set_slot(self, slot: int, cut) -> None:
+        """Slot ``slot``'s columns from its region's cut (``_groups``)."""
+        names, starts, ends, counts = cut
+        if names == self.periods:  # the usual case: every period has entries there
+            self.cols[slot] = (starts, ends, counts)
+            return
+        m = len(self.periods)
+        cols = self.cols[slot] = (array("q", [-1]) * m, array("q", [0]) * m, array(LEN, [0]) * m)
+        for k, o in enumerate(_ordinals(names, self.periods)):
+            cols[0][o], cols[1][o], cols[2][o] = starts[k], ends[k], counts[k]
+
+    def unit(self, o: int, _period=None):
+        """``[rows range, periods range, pps range]`` of period ``o`` (``(start, end,
+        entries)``, None where it has none)."""
+        return [None if c[0][o] < 0 else (c[0][o], c[1][o], c[2][o]) for c in self.cols]
+
+    def entries(self, o: int, _period=None) -> int:
+        return self.cols[0][2][o] + self.cols[1][2][o] + self.cols[2][2][o]
+
+
+class _ByPeriod(dict):
+    """The units of a walked table's periods that differ (``{period: unit}``), asked like
+    ``_Units``."""
+
+    def unit(self, _o: int, period):
+        return self.get(period)
+
+    def entries(self, _o: int, period) -> int:
+        return sum(r[2] for r in self[period] if r is not None)
+
+
+def _increasing(names: list) -> bool:
+    return all(a < b for a, b in zip(names, names[1:]))
+
+
+def _ordinals(names: list, periods: list):
+    """Each of ``names``' place in ``periods`` (sorted, holding them all)."""
+    if _increasing(names):  # a region's order is the periods' order: a cursor
+        out = array("q")
+        j = 0
+        for p in names:
+            while periods[j] < p:
+                j += 1
+            out.append(j)
+        return out
+    if len(set(names)) != len(names):
+        raise Unsplittable("a period's entries are not together")
+    at = {p: i for i, p in enumerate(periods)}
+    return [at[p] for p in names]
 
 
 def _units(regions):
-    """``({period: [rows range, periods range, pps range]}, layouts)`` (ranges ``(start, end,
-    entries)``; layouts: see ``_layout``, the pps one None when it is the periods one)."""
+    """``(periods in order, their _Units, layouts)`` (layouts: see ``_layout``, the pps
+    one None when it is the periods one)."""
     pps, periods, rows = regions
-    units: dict = {}
-    groups = {}
-    layouts = [_layout(groups.setdefault(0, _groups(rows))), _layout(groups.setdefault(1, _groups(periods))),
-               None if pps == periods else _layout(groups.setdefault(2, _groups(pps)))]
-    for slot, region in ((0, rows), (1, periods), (2, pps)):
-        g = groups[1] if slot == 2 and region == periods else groups[slot]  # blocks, sessions: the same entries
-        for period, start, end, n in g:
-            u = units.get(period)
-            if u is None:
-                u = units[period] = [None, None, None]
-            elif u[slot] is not None:
-                raise Unsplittable("a period's entries are not together")
-            u[slot] = (start, end, n)
-    return units, layouts
+    cuts = [_groups(rows)]
+    cuts.append(_groups(periods, cuts[0][0]))
+    cuts.append(cuts[1] if pps is periods else _groups(pps, cuts[0][0]))
+    for slot in (1, 2):  # one list of the periods where regions have the same (sessions: 7,600)
+        if cuts[slot][0] == cuts[0][0]:
+            cuts[slot] = (cuts[0][0], *cuts[slot][1:])
+    layouts = [_layout(cuts[0]), _layout(cuts[1]), None if pps is periods else _layout(cuts[2])]
+    names = [c[0] for c in cuts]
+    if names[0] == names[1] == names[2] and _increasing(names[0]):
+        periods_now = names[0]  # blocks, sessions: every period in every region
+    else:
+        periods_now = sorted(set(names[0]).union(names[1], names[2]))
+    units = _Units(periods_now)
+    for slot in (0, 1, 2):
+        units.set_slot(slot, cuts[slot])
+    return periods_now, units, layouts
 
 
-def _layout(groups):
+def _layout(cut):
     """A region's periods in their order there: ``(periods, each one's bytes + 1 for its
     separator, each one's entries)``, what the next run lays its region over (``_walk``)."""
-    return [g[0] for g in groups], [g[2] - g[1] + 1 for g in groups], [g[3] for g in groups]
+    names, starts, ends, counts = cut
+    return names, array(LEN, map(lambda a, b: b - a + 1, starts, ends)), counts
 
 
-def _walk(new: bytes, old, layout):
-    """Lay a region ``new`` over the same region of the last run's document (``old``, a
-    memoryview, whose periods were ``layout``), to find the periods whose entries differ
-    without cutting the whole region up: runs of periods whose bytes are the same are
-    found by comparing bytes (a galloping search), only the rest is cut into entries.
-    ``(layout of new, periods whose entries differ, are new or are gone)``, or None where
-    the region is not as expected (the caller cuts it whole) or too much changed."""
+class _Places:
+    """A period's place in a list of periods (``get``, None if not there): by bisection
+    where the list is sorted (a region's periods are, in the documents ``aggregate``
+    writes), else through a dict."""
+
+    def __init__(self, periods: list):
+        self.periods = periods
+        self.map = None if _increasing(periods) else dict(zip(periods, range(len(periods))))
+
+    def get(self, period):
+        if self.map is not None:
+            return self.map.get(period)
+        k = bisect_left(self.periods, period)
+        return k if k < len(self.periods) and self.periods[k] == period else None
+
+
+def _walk(new, old, layout):
+    """Lay a region ``new`` over the same region of the last run's document (``old``),
+    whose periods were ``layout``, to find the periods whose entries differ without
+    cutting the whole region up: runs of periods whose bytes are the same are found by
+    comparing bytes (a galloping search, each probe comparing only what the last left),
+    only the rest is cut into entries. Either region may be a ``_Region`` of its file.
+    ``(layout of new, periods whose entries differ, are new or are gone)``, or None
+    where the region is not as expected (the caller cuts it whole) or too much changed."""
     if b"\\" in new:
         return None
     periods, lens, counts = layout
     m = len(periods)
-    off = [0, *accumulate(lens)]  # unit i is old[off[i]:off[i + 1] - 1]; off[m] = len(old) + 1
-    where = dict(zip(periods, range(m)))
+    off = array("q", [0])
+    off.extend(accumulate(lens))  # unit i is old[off[i]:off[i + 1] - 1]; off[m] = len(old) + 1
+    where = _Places(periods)
     limit = max(64, m // 4)
     n = len(new)
-    startswith = new.startswith
     search = _PERIOD_RE.search
     findall = _PERIOD_RE.findall
     out_p: list = []
-    out_l: list = []
-    out_c: list = []
+    out_l = array(LEN)
+    out_c = array(LEN)
     changed: set = set()
     i = c = 0
     while c < n:
         # the longest run of units i..j-1 whose bytes are those at c
         j = i
-        if i < m and startswith(old[off[i]:off[i + 1] - 1], c):
-            lo, step, hi = i + 1, 1, 0
+        if i < m and _equal(old, off[i], new, c, lens[i] - 1):
             base = off[i]
+
+            def more(lo, t):
+                # units i..lo-1 are the same: are units lo..t-1 too (with the separators)?
+                return _equal(old, off[lo] - 1, new, c + off[lo] - 1 - base, off[t] - off[lo])
+
+            lo, step, hi = i + 1, 1, 0
             while lo < m:
                 t = min(lo + step, m)
-                if startswith(old[base:off[t] - 1], c):
+                if more(lo, t):
                     lo = t
                     step += step
                 else:
@@ -228,7 +458,7 @@ def _walk(new: bytes, old, layout):
             if hi:
                 while hi - lo > 1:
                     mid = (lo + hi) >> 1
-                    if startswith(old[base:off[mid] - 1], c):
+                    if more(lo, mid):
                         lo = mid
                     else:
                         hi = mid
@@ -241,7 +471,7 @@ def _walk(new: bytes, old, layout):
                     j -= 1
                 else:
                     s = new.find(_SEP, e + 1)
-                    nxt = search(new, e + 1, n if s < 0 else s + 1)
+                    nxt = search(new[e + 1:n if s < 0 else s + 1])
                     if nxt is None:
                         return None
                     if nxt.group(1) == periods[j - 1]:
@@ -261,7 +491,7 @@ def _walk(new: bytes, old, layout):
         while pos < n:
             s = new.find(_SEP, pos)
             stop = n if s < 0 else s + 1
-            found = findall(new, pos, stop)
+            found = findall(new[pos:stop])
             if len(found) != 1:
                 return None
             if first is None:
@@ -281,7 +511,7 @@ def _walk(new: bytes, old, layout):
         else:
             if k > i:
                 changed.update(periods[i:k])  # gone from this region
-            if end - c != lens[k] - 1 or not startswith(old[off[k]:off[k + 1] - 1], c):
+            if end - c != lens[k] - 1 or not _equal(old, off[k], new, c, lens[k] - 1):
                 changed.add(first)
             i = k + 1
         out_p.append(first)
@@ -298,20 +528,17 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     """Write reports/<kind>.json and .md for the aggregates document ``data``; return
     ``(stats, first report's unpriced list)``. Raises Unsplittable before writing anything.
 
-    ``data`` is the document's bytes, or a list holding them, which is emptied once the
-    document is cut up: then the caller holds no copy of the whole while the reports are
-    built (on Unsplittable it may have to read the document again).
+    ``data`` is the document: a FileDocument (read a piece at a time: what the command
+    gives it), its bytes, or a list holding them (taken out of it).
 
     ``source``: ``(path, file_identity)`` of the file ``data`` was read from, if it is one:
     it is kept (a hard link in the cache) so that the next run finds the periods that
     changed by comparing bytes with it (``_walk``) rather than by cutting up and hashing
-    every period."""
+    every period. A FileDocument must still be that file when the reports are done
+    (else Unsplittable: the caller prices the file whole)."""
     if isinstance(data, list):
-        doc, tables, spans = split(data[0])
-        data.clear()
-    else:
-        doc, tables, spans = split(data)
-    del data
+        data = data.pop()
+    doc, spans = split(data)
     stats = view_cache.Stats()
     described = book.describe()
     fees = any(book.subscription(p) for p in getattr(book, "providers", {}) or {})
@@ -329,54 +556,67 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
     context = _dumps(basis) if fees else b""
     state_path = os.path.join(cache_dir, STATE)
     prev_path = os.path.join(cache_dir, PREVIOUS)
-    state = view_cache.load_unless_forced(state_path, identity, force, stats)
-    # the last run's document, where the state says which periods its regions held (not
-    # with a fee: then every key depends on the allocation basis); kept open, a table's
-    # regions read from it as the table is laid over them
-    prev = None
-    if state is not None and not fees and state.get("previous") is not None:
-        prev = view_cache.PreviousOutput.open(prev_path, state["previous"])
-    pricer = Pricer(book, basis)
-    os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
-    outputs = _Outputs(out_dir)
-    try:
-        written, unpriced_now, new_index = _price_kinds(doc, tables, spans, state, prev, context, described, pricer, out_dir, stats, outputs)
-        if unpriced_now and on_unpriced == "error":
+    state = _load_state(state_path, identity, force, stats)
+    # what the new state's index refers to until it is written: the last state's sums left
+    # in its file, this run's spilled ones (closed at the end)
+    held = contextlib.ExitStack()
+    for blob in state["blobs"] if state is not None else ():
+        if isinstance(blob, view_cache.FileBlob):
+            held.callback(blob.close)
+    with held:
+        # the last run's document, where the state says which periods its regions held (not
+        # with a fee: then every key depends on the allocation basis); kept open, a table's
+        # regions read from it as the table is laid over them
+        prev = None
+        if state is not None and not fees and state.get("previous") is not None:
+            prev = view_cache.PreviousOutput.open(prev_path, state["previous"])
+        pricer = Pricer(book, basis)
+        os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
+        outputs = _Outputs(out_dir)
+        try:
+            blobs: list = []  # the new state's packed arrays (see _pack)
+            lazy: list = []  # those of them the next run leaves in the file
+            written, unpriced_now, new_index = _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs,
+                                                            lazy, held)
+            if isinstance(data, FileDocument) and source is not None and view_cache.file_identity(data.fd) != list(source[1]):
+                raise Unsplittable("the document changed while it was read")
+            if unpriced_now and on_unpriced == "error":
+                outputs.discard()
+                return stats, unpriced_now, None
+            # every .md before any .json: Make and refresh judge this stage by the .json files
+            outputs.commit()
+        except BaseException:
             outputs.discard()
-            return stats, unpriced_now, None
-        # every .md before any .json: Make and refresh judge this stage by the .json files
-        outputs.commit()
-    except BaseException:
-        outputs.discard()
-        raise
-    finally:
-        if prev is not None:
-            prev.close()
-    files = {}
-    for kind in written:
-        for ext in ("json", "md"):
-            files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
-    previous = _keep(source, prev_path) if source is not None and not fees else None
-    view_cache.save(state_path, identity, {"index": new_index, "files": files, "previous": previous})
-    return stats, unpriced_now, sorted(written)
+            raise
+        finally:
+            if prev is not None:
+                prev.close()
+        files = {}
+        for kind in written:
+            for ext in ("json", "md"):
+                files[f"{kind}.{ext}"] = view_cache.file_identity(os.path.join(out_dir, f"{kind}.{ext}"))
+        previous = _keep(source, prev_path) if source is not None and not fees else None
+        view_cache.save_parts(state_path, identity, {"index": new_index, "files": files, "previous": previous}, blobs, lazy)
+        return stats, unpriced_now, sorted(written)
 
 
-def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, out_dir, stats, outputs):
+def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs: list, lazy: list, held):
     """Price each table's changed periods and write its report (JSON and Markdown) into
-    ``outputs``, one table at a time; ``(kinds written, first report's unpriced list, the
-    new index)``."""
+    ``outputs``, one table at a time (its arrays read out of ``data`` only then); ``(kinds
+    written, first report's unpriced list, the new index)``, the index's packed arrays
+    appended to ``blobs`` (see ``_pack`` for ``lazy``); what the index refers to until
+    the state is written is closed by ``held`` (an ExitStack)."""
     new_index: dict = {}
     first_unpriced = None
-    for kind in list(tables):
+    for kind in spans:
         table = doc["reports"][kind]
-        regions = tables.pop(kind)  # the next table's entries are cut from what is left
-        pps_r, periods_r, rows_r = regions
-        same = periods_r == pps_r
+        pps_r, periods_r, rows_r = regions = read_regions(data, spans[kind])
+        same = periods_r is pps_r  # read_regions gives one object for the same bytes
         mode = "pps" if same and periods_r else ("provider" if b'"provider":' in periods_r[:periods_r.find(b"}") + 1] else "period")
         old = None
         old_json = old_md = None
         if state is not None and kind in state["index"]:
-            old = state["index"][kind]
+            old = _unpack(state["index"].pop(kind), state["blobs"])
             old_json = view_cache.PreviousOutput.open(os.path.join(out_dir, f"{kind}.json"), state["files"].get(f"{kind}.json"))
             old_md = view_cache.PreviousOutput.open(os.path.join(out_dir, f"{kind}.md"), state["files"].get(f"{kind}.md"))
             if old_json is None or old_md is None:
@@ -386,39 +626,39 @@ def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, ou
                 old = None
                 old_json = old_md = None
                 stats.state = "output"
-        old_keys = old["keys"] if old is not None else []
-        old_ord = dict(zip(old_keys, range(len(old_keys))))
+        old_keys = old["keys"] if old is not None else b""
+        n_old = len(old_keys) // KEY
+        old_ord = _KeyIndex(old_keys)
         sums = _Sums(old["sums"] if old is not None else None)
         prefix = kind.encode() + (b"|same|" if same else b"|") + mode.encode() + b"|" + context
         walked = None
         if prev is not None and old is not None and old.get("walk") is not None and old["walk"][0] == prefix:
             walked = _walk_kind(regions, prev, old["walk"], same)
         if walked is None:
-            units, layouts = _units(regions)
-            periods_now = sorted(units)
+            periods_now, units, layouts = _units(regions)
             old_at = None
         else:
             # only the periods that differ are cut out and hashed; the others keep their key
             units, layouts, periods_now = walked
-            old_at = dict(zip(old["periods"], range(len(old_keys))))
+            old_at = _Ordinals(old["periods"])
         # per period in order: a key; runs of periods kept from the last run are
         # ["old", first, last] (its ordinals), runs of periods priced now ["new", a, b]
         # (their places in ``todo``)
         segments: list = []
-        todo = []  # (key, period, unit) to price now
-        keys = []
+        todo = array("q")  # the periods to price now (their places in periods_now)
+        keys = bytearray()
         sha1 = hashlib.sha1
-        for period in periods_now:
-            u = units.get(period)
+        for o_new, period in enumerate(periods_now):
+            u = units.unit(o_new, period)
             if u is None:  # the same bytes as in the last run
-                o = old_at[period]
-                key = old_keys[o]
+                o = old_at.of(period)
+                key = old_keys[o * KEY:o * KEY + KEY]
             else:
                 r, q, pp = u
                 key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
                            + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
                 o = old_ord.get(key)
-            keys.append(key)
+            keys += key
             last = segments[-1] if segments else None
             if o is not None:
                 if last is not None and last[0] == "old" and last[2] == o - 1:
@@ -430,18 +670,20 @@ def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, ou
                 last[2] += 1
             else:
                 segments.append(["new", len(todo), len(todo) + 1])
-            todo.append((key, period, u))
-        del units, old_ord
-        batch = _Batch(kind, todo, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir) if todo else None
-        del todo, regions, pps_r, periods_r, rows_r
+            todo.append(o_new)
+        del old_ord
+        batch = _Batch(kind, todo, periods_now, units, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir) if todo else None
+        if batch is not None:
+            held.callback(batch.contrib.data.close)
+        del todo, units, regions, pps_r, periods_r, rows_r
         # the money sums: the previous ones, less the periods gone, plus the new ones
-        kept = bytearray(len(old_keys))
+        kept = bytearray(n_old)
         for seg in segments:
             if seg[0] == "old":
                 kept[seg[1]:seg[2] + 1] = b"\x01" * (seg[2] - seg[1] + 1)
                 stats.reused += sum(old["n"][seg[1]:seg[2] + 1])
         if old is not None and kept.count(0):
-            for i in range(len(old_keys)):
+            for i in range(n_old):
                 if not kept[i]:
                     sums.add(marshal.loads(old["contrib"][i]), -1)
         if batch is not None:
@@ -456,14 +698,15 @@ def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, ou
         if first_unpriced is None:
             first_unpriced = report["unpriced"]
         # the JSON, assembled in sorted key order
-        idx = {"keys": keys, "periods": periods_now, "contrib": [], "n": [], "lens": [None] * 4, "base": [0] * 4, "sums": sums.state(),
-               "walk": (prefix, layouts, spans[kind])}
+        idx = {"keys": bytes(keys), "periods": periods_now, "contrib": _BlobRuns(), "n": array(LEN), "lens": [None] * 4, "base": [0] * 4,
+               "sums": sums.state(), "walk": (prefix, layouts, spans[kind])}
+        del keys
         for seg in segments:
             if seg[0] == "old":
-                idx["contrib"] += old["contrib"][seg[1]:seg[2] + 1]
+                idx["contrib"].extend(old["contrib"], seg[1], seg[2] + 1)
                 idx["n"] += old["n"][seg[1]:seg[2] + 1]
             else:
-                idx["contrib"] += batch.contrib[seg[1]:seg[2]]
+                idx["contrib"].extend(batch.contrib, seg[1], seg[2])
                 idx["n"] += batch.n[seg[1]:seg[2]]
         out = _Assembly(outputs.open(f"{kind}.json"), old, old_json, segments, batch, idx)
         out.put(b'{"by_model":' + _dumps(report["by_model"]) + b',"by_provider":' + _dumps(report["by_provider"])
@@ -486,7 +729,7 @@ def _price_kinds(doc, tables, spans, state, prev, context, described, pricer, ou
             old_md.close()
         if batch is not None:
             batch.close()
-        new_index[kind] = idx
+        new_index[kind] = _pack(idx, blobs, lazy)
     return list(new_index), first_unpriced or [], new_index
 
 
@@ -552,13 +795,13 @@ def _walk_kind(regions, prev, walk, same: bool):
         if slot == 2 and same:
             new[2] = new[1]
             break
-        old = prev.read(start, end)
-        r = None if old is None else _walk(region, memoryview(old), layouts[slot])
+        # the last run's region read from its file as it is compared (not whole)
+        r = None if end > os.fstat(prev.fd).st_size else _walk(region, _Region(prev.fd, start, end), layouts[slot])
         if r is None:
             return None
         new[slot], ch = r
         changed |= ch
-    units: dict = {}
+    units = _ByPeriod()
     for slot in range(3):
         if not changed:
             break
@@ -567,8 +810,9 @@ def _walk_kind(regions, prev, walk, same: bool):
                 u[2] = u[1]
             break
         pl, ll, cl = new[slot]
-        at = dict(zip(pl, range(len(pl))))
-        off = [0, *accumulate(ll)]
+        at = _Places(pl)
+        off = array("q", [0])
+        off.extend(accumulate(ll))
         for p in changed:
             q = at.get(p)
             if q is not None:
@@ -576,7 +820,183 @@ def _walk_kind(regions, prev, walk, same: bool):
                 if u is None:
                     u = units[p] = [None, None, None]
                 u[slot] = (off[q], off[q] + ll[q] - 1, cl[q])
-    return units, [new[0], new[1], None if same else new[2]], sorted(set(new[0][0]).union(new[1][0], new[2][0]))
+    names = [new[0][0], new[1][0], new[2][0]]
+    if names[0] == names[1] == names[2] and _increasing(names[0]):
+        periods_now = names[0]  # blocks, sessions: every period in every region
+    else:
+        periods_now = sorted(set(names[0]).union(names[1], names[2]))
+    return units, [new[0], new[1], None if same else new[2]], periods_now
+
+
+KEY = 20  # bytes of a period's key (a SHA-1 digest)
+
+
+class _KeyIndex:
+    """The ordinal of a key among the last run's (one blob of KEY-byte keys): found in the
+    blob while few are asked (a walked run hashes only the periods that differ), through
+    a dict once many are (a run that cut every period up)."""
+
+    def __init__(self, blob: bytes):
+        self.blob, self.asked, self.map = blob, 0, None
+
+    def get(self, key: bytes):
+        if self.map is None:
+            self.asked += 1
+            if self.asked <= 64:
+                at = self.blob.find(key)
+                while at >= 0 and at % KEY:
+                    at = self.blob.find(key, at + 1)
+                return None if at < 0 else at // KEY
+            self.map = {self.blob[i:i + KEY]: i // KEY for i in range(0, len(self.blob), KEY)}
+        return self.map.get(key)
+
+
+class _Ordinals:
+    """The ordinal of a period among the last run's, asked in their (sorted) order: a
+    cursor that moves on, rather than a dict of every period."""
+
+    def __init__(self, periods: list):
+        self.periods, self.at = periods, 0
+
+    def of(self, period) -> int:
+        periods, at = self.periods, self.at
+        while periods[at] < period:
+            at += 1
+        if periods[at] != period:
+            raise KeyError(period)
+        self.at = at
+        return at
+
+
+class _Blobs:
+    """A list of bytes kept as one blob and where each ends (the periods' marshalled money
+    sums: thousands of small objects otherwise): ``data`` is the last state's blob left
+    in its file (``view_cache.FileBlob``: the few periods gone are read from it), or this
+    run's, written to a ``view_cache.Spill`` (a temp file once large)."""
+
+    def __init__(self, data, ends: bytes = b""):
+        self.data = data
+        self.ends = array("q", ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.data[self.ends[i - 1] if i else 0:self.ends[i]]
+
+    def append(self, b: bytes) -> None:
+        self.data.append(b)
+        self.ends.append(self.data.size)
+
+    def piece(self, a: int, b: int):
+        """Items ``a:b`` as one piece of a state blob (``view_cache.save_parts``)."""
+        start, stop = self.ends[a - 1] if a else 0, self.ends[b - 1]
+        return self.data.piece(start, stop) if hasattr(self.data, "piece") else memoryview(self.data)[start:stop]
+
+
+class _BlobRuns:
+    """Runs of items of other ``_Blobs`` (the last run's index, this run's batch), views
+    rather than copies: a new index's sums, written to the state as they are."""
+
+    def __init__(self):
+        self.pieces: list = []
+        self.ends = array("q")
+        self.size = 0
+
+    def extend(self, other: _Blobs, a: int, b: int) -> None:
+        """Add items ``a:b`` of ``other``."""
+        if b <= a:
+            return
+        start, stop = other.ends[a - 1] if a else 0, other.ends[b - 1]
+        self.pieces.append(other.piece(a, b))
+        shift = self.size - start
+        self.ends.extend(e + shift for e in other.ends[a:b])
+        self.size += stop - start
+
+    def state(self):
+        return self.pieces, self.ends
+
+
+def _pack(idx: dict, blobs: list, lazy: list) -> dict:
+    """A table's index as the state keeps it: its arrays and blobs appended to ``blobs``
+    (written as they are, after the rest: ``view_cache.save_parts``), by their place there;
+    the places of the sums (read only for the periods that change) appended to ``lazy``:
+    the next run leaves them in the file."""
+    def put(b) -> int:
+        blobs.append(b)
+        return len(blobs) - 1
+
+    put_names = {}  # id of a list of names -> its places (the index's and the layouts' are one list)
+
+    def names(lst: list):
+        at = put_names.get(id(lst))
+        if at is None:
+            at = put_names[id(lst)] = (put(_Joined(lst)), put(array(LEN, map(len, lst))))
+        return at
+
+    prefix, layouts, spans = idx["walk"]
+    data, ends = idx["contrib"].state()
+    lazy.append(put(data))
+    return {**idx, "keys": put(idx["keys"]), "periods": names(idx["periods"]), "contrib": (lazy[-1], put(ends)), "n": put(idx["n"]),
+            "lens": [put(a) for a in idx["lens"]],
+            "walk": (prefix, [None if lay is None else (names(lay[0]), put(lay[1]), put(lay[2])) for lay in layouts], spans)}
+
+
+class _Joined(view_cache.Piece):
+    """A list of period names as a piece of a state blob, joined a thousand at a time as it
+    is written (marshalled, 7,600 sessions' took a table of every object)."""
+
+    def __init__(self, names: list):
+        self.names = names
+        self.size = sum(map(len, names))
+
+    def chunks(self):
+        for i in range(0, len(self.names), 1024):
+            yield b"".join(self.names[i:i + 1024])
+
+
+def _unpack(saved: dict, blobs: list) -> dict:
+    """``_pack``'s inverse (each blob let go of in ``blobs`` as it is taken)."""
+    def take(i: int):
+        b = blobs[i]
+        blobs[i] = None
+        return b
+
+    def arr(i: int):
+        return array(LEN, take(i))
+
+    got_names: dict = {}
+
+    def names(at) -> list:
+        if at not in got_names:
+            blob = take(at[0])
+            offsets = accumulate(arr(at[1]), initial=0)
+            start = next(offsets)
+            got = got_names[at] = []
+            for end in offsets:
+                got.append(blob[start:end])
+                start = end
+        return got_names[at]
+
+    prefix, layouts, spans = saved["walk"]
+    return {**saved, "keys": take(saved["keys"]), "periods": names(saved["periods"]),
+            "contrib": _Blobs(take(saved["contrib"][0]), take(saved["contrib"][1])), "n": arr(saved["n"]), "lens": [arr(i) for i in saved["lens"]],
+            "walk": (prefix, [None if lay is None else (names(lay[0]), arr(lay[1]), arr(lay[2])) for lay in layouts], spans)}
+
+
+def _load_state(path: str, identity: dict, force: bool, stats):
+    """The last run's state (its packed arrays under ``"blobs"``), or None; ``stats.state``
+    says which and why (as ``view_cache.load_unless_forced``)."""
+    if force:
+        stats.state = "bypassed"
+        return None
+    loaded, why = view_cache.load_parts(path, identity, lazy=True)
+    stats.state = why or "used"
+    if loaded is None:
+        return None
+    state, blobs = loaded
+    state["blobs"] = blobs
+    return state
 
 
 class _Batch:
@@ -587,9 +1007,10 @@ class _Batch:
     SPILL_BYTES: a first run's batch is every period of the history), and where each
     period's entries start there (``starts[slot][j]``; the last item is the end), so that
     any run of periods is one byte range; per period its money sums and row count; the
-    sums of them all."""
+    sums of them all. ``todo``: the periods to price, as places in ``order`` (the table's
+    periods) and ``units``."""
 
-    def __init__(self, kind: str, todo: list, regions, same: bool, mode: str, pricer, spill_dir: str):
+    def __init__(self, kind: str, todo, order: list, units, regions, same: bool, mode: str, pricer, spill_dir: str):
         rows_r, periods_r, pps_r = regions
         def store():
             return view_cache.Spill(spill_dir, limit=SPILL_BYTES)
@@ -598,15 +1019,15 @@ class _Batch:
         self.stores = [store(), pps_store if same else store(), pps_store, store()]
         pps_starts = array("q", [0])
         self.starts = [array("q", [0]), pps_starts if same else array("q", [0]), pps_starts, array("q", [0])]
-        self.n: list[int] = []
+        self.n = array(LEN)  # each period's rows
         self.n_rows = 0
-        # each period's sums marshalled on their own: the state loads as a list of bytes,
-        # and only the few periods that change are ever unmarshalled (taken off the sums)
-        self.contrib: list[bytes] = []
+        # each period's sums marshalled on their own, into a spill: the next run reads
+        # only the few periods that change (to take them off the sums) from the state
+        self.contrib = _Blobs(store())
         empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
         sums = _Sums()
-        for lo, hi in _chunks(todo):
-            part = todo[lo:hi]
+        for lo, hi in _chunks(todo, order, units):
+            part = [(None, order[o], units.unit(o, order[o])) for o in todo[lo:hi]]
             mini = {"rows": orjson.loads(b"[" + _join(rows_r, part, 0) + b"]"),
                     "period_providers": orjson.loads(b"[" + _join(pps_r, part, 2) + b"]")}
             mini["periods"] = mini["period_providers"] if same else orjson.loads(b"[" + _join(periods_r, part, 1) + b"]")
@@ -621,7 +1042,7 @@ class _Batch:
             self._add_markdown(kind, rows_out, counts[0])
             if self.starts[0][-1] != self.stores[0].size or self.starts[2][-1] != self.stores[2].size:
                 raise AssertionError("priced entries do not line up with their periods")
-            self.n += counts[0]
+            self.n.extend(counts[0])
             self.n_rows += len(rows_out)
             del rows_out, periods, pps
             # per unpriced model, how many periods hold it (what a period gone takes off)
@@ -668,12 +1089,13 @@ class _Batch:
             store.close()
 
 
-def _chunks(todo: list):
-    """``(lo, hi)``: runs of ``todo`` holding about CHUNK_ENTRIES entries (a period is
-    never split)."""
+def _chunks(todo, periods: list, units):
+    """``(lo, hi)``: runs of ``todo`` (places in ``periods``) holding about CHUNK_ENTRIES
+    entries (a period is never split)."""
     lo = n = 0
-    for i, (_k, _p, u) in enumerate(todo):
-        n += (u[0][2] if u[0] is not None else 0) + (u[1][2] if u[1] is not None else 0) + (u[2][2] if u[2] is not None else 0)
+    entries = units.entries
+    for i, o in enumerate(todo):
+        n += entries(o, periods[o])
         if n >= CHUNK_ENTRIES:
             yield lo, i + 1
             lo, n = i + 1, 0
@@ -785,15 +1207,15 @@ class _Assembly:
     def entries(self, slot: int, trailing: bool = False) -> None:
         """Each period's entries of ``slot``, comma-separated (or each ended by a newline)."""
         write = self.fh.write
-        lens: list[int] = []
+        lens = array(LEN)
         self.idx["base"][slot] = self.pos
         wrote = False
         cut = 0 if trailing else 1  # a run's bytes end with its last entry's separator
         if self.old is not None:
             old_lens = self.old["lens"][slot]
             base = self.old["base"][slot]
-            pre = [0]
-            pre += accumulate(old_lens)
+            pre = array("q", [0])
+            pre.extend(accumulate(old_lens))
         batch = self.batch
         for kind, i, k in self.segments:
             if kind == "old":
@@ -808,7 +1230,7 @@ class _Assembly:
                 self.pos += pre[k] - cut - pre[i]
             else:
                 st = batch.starts[slot]
-                lens += map(int.__sub__, st[i + 1:k + 1], st[i:k])
+                lens.extend(map(int.__sub__, st[i + 1:k + 1], st[i:k]))
                 if st[k] == st[i]:
                     continue
                 if wrote and not trailing:

@@ -7,7 +7,9 @@ filters, pricing hash, a hash of the code that wrote it, the Python version, who
 format it is) and the body's SHA-1. A state is used only when all of it matches; a missing,
 cut-short, corrupted or foreign file reads as "no state" with the reason, and the stage
 recomputes everything. Written through a temp file and a rename, after the outputs it
-describes, so a kill leaves the old state or the new one.
+describes, so a kill leaves the old state or the new one. ``save_parts`` / ``load_parts``
+(the price's state) write large buffers after the marshal body as they are (the digest
+covers them) and read them back one by one, or leave them in the file (``FileBlob``).
 
 A state also records the identity (inode, size, mtime) of each output file it indexes:
 reused rows are byte ranges of the previous outputs, so an output that is not exactly the
@@ -117,6 +119,68 @@ class Spill:
             os.close(self.fd)
             self.fd = None
         self.buf = bytearray()
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``start:end``."""
+        flushed = self.size - len(self.buf)
+        out = b""
+        if start < flushed:
+            upto = min(end, flushed)
+            out = os.pread(self.fd, upto - start, start)
+            if len(out) != upto - start:
+                raise OSError("a spill file ended early")
+            start = upto
+        if start < end:
+            out += self.buf[start - flushed:end - flushed]
+        return out
+
+    def piece(self, start: int, end: int) -> "Piece":
+        """Bytes ``start:end`` as a blob piece for ``save_parts`` (read when written)."""
+        return Piece(self.read, start, end)
+
+
+class Piece:
+    """Bytes ``start:end`` of something read by ``read(start, end)`` (a spill, a state file),
+    handed to ``save_parts`` as a blob piece: read a block at a time as it is written."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, read, start: int, end: int):
+        self.read, self.start, self.size = read, start, end - start
+
+    def chunks(self):
+        for at in range(self.start, self.start + self.size, self.BLOCK):
+            yield self.read(at, min(at + self.BLOCK, self.start + self.size))
+
+
+class FileBlob:
+    """A blob of a state left in its file by ``load_parts`` (``lazy``): bytes read by slice
+    (``pread``) when asked. Holds its own descriptor, so it stays readable after the state
+    is replaced; ``close`` it."""
+
+    def __init__(self, fd: int, offset: int, size: int):
+        self.fd, self.offset, self.size = fd, offset, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, start: int, end: int) -> bytes:
+        data = os.pread(self.fd, end - start, self.offset + start)
+        if len(data) != end - start:
+            raise OSError("a state file ended early")
+        return data
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(self.size)
+        return self.read(start, stop) if stop > start else b""
+
+    def piece(self, start: int, end: int) -> Piece:
+        return Piece(self.read, start, end)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def code_hash(*modules: str) -> str:
@@ -233,6 +297,100 @@ def save(path: str, identity: dict, body) -> None:
     with AtomicFile(path) as fh:
         fh.write(MAGIC + header + b"\n")
         fh.write(payload)
+
+
+def _nbytes(piece) -> int:
+    return piece.size if isinstance(piece, Piece) else memoryview(piece).nbytes
+
+
+def _chunks_of(piece):
+    return piece.chunks() if isinstance(piece, Piece) else (piece,)
+
+
+def save_parts(path: str, identity: dict, body, blobs: list, lazy=()) -> None:
+    """``save``, with large buffers (``blobs``: a state's packed arrays, MBs) written as
+    they are after the marshalled ``body`` rather than copied into one payload; the digest
+    covers them (``verify`` checks such a file as any other). A blob is a buffer (bytes,
+    bytearray, array, memoryview), a ``Piece`` (read as it is written: a spill's, the last
+    state's), or a list of them written one after another. ``load_parts`` gives them back;
+    those whose places are in ``lazy`` left in the file (``FileBlob``)."""
+    parts = [b if isinstance(b, list) else [b] for b in blobs]
+    skeleton = marshal.dumps(body)
+
+    def header(digest: str) -> bytes:
+        return orjson.dumps({"version": CACHE_VERSION, "identity": identity, "digest": digest, "body": len(skeleton),
+                             "blobs": [sum(map(_nbytes, part)) for part in parts], "lazy": sorted(lazy)}, option=orjson.OPT_SORT_KEYS)
+
+    digest = hashlib.sha1(skeleton)
+    with AtomicFile(path) as fh:
+        # the digest is known only once the pieces are written: a placeholder of its
+        # length, then the header again (AtomicFile: the file is complete or not there)
+        fh.write(MAGIC + header("0" * 40) + b"\n")
+        fh.write(skeleton)
+        for part in parts:
+            for piece in part:
+                for chunk in _chunks_of(piece):
+                    digest.update(chunk)
+                    fh.write(chunk)
+        fh.seek(len(MAGIC))
+        fh.write(header(digest.hexdigest()))
+
+
+def load_parts(path: str, identity: dict, lazy: bool = False):
+    """``((body, blobs), None)`` or ``(None, reason)`` (as ``load``) for a state written by
+    ``save_parts``: each blob read on its own (no copy of the whole file beside them); with
+    ``lazy``, the ones saved as such are only checked (read a block at a time) and given as
+    ``FileBlob``s, which the caller closes."""
+    blobs: list = []
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(len(MAGIC))
+            line = fh.readline()
+            try:
+                header = orjson.loads(line) if magic == MAGIC and line.endswith(b"\n") else None
+            except orjson.JSONDecodeError:
+                header = None
+            if not isinstance(header, dict):
+                return None, "corrupt"
+            if header.get("version") != CACHE_VERSION or (header.get("identity") or {}).get("code") != identity.get("code"):
+                return None, "version"  # another code's (maybe another format): not read further
+            if not isinstance(header.get("body"), int) or not isinstance(header.get("blobs"), list):
+                return None, "corrupt"
+            left = set(header.get("lazy") or ()) if lazy else set()
+            skeleton = fh.read(header["body"])
+            digest = hashlib.sha1(skeleton)
+            for i, n in enumerate(header["blobs"]):
+                if i not in left:
+                    blobs.append(fh.read(n))
+                    digest.update(blobs[-1])
+                    continue
+                blobs.append(FileBlob(os.dup(fh.fileno()), fh.tell(), n))
+                while n > 0:
+                    chunk = fh.read(min(n, Piece.BLOCK))
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    n -= len(chunk)
+            if fh.read(1) or digest.hexdigest() != header.get("digest"):
+                return _none(blobs, "corrupt")
+    except FileNotFoundError:
+        return _none(blobs, "missing")
+    except (OSError, TypeError, ValueError):
+        return _none(blobs, "corrupt")
+    if header.get("identity") != identity:
+        return _none(blobs, "params")
+    try:
+        return (marshal.loads(skeleton), blobs), None
+    except (EOFError, ValueError, TypeError):
+        return _none(blobs, "corrupt")
+
+
+def _none(blobs: list, why: str):
+    """``(None, why)``, the FileBlobs among ``blobs`` closed."""
+    for b in blobs:
+        if isinstance(b, FileBlob):
+            b.close()
+    return None, why
 
 
 def discard(path: str) -> None:

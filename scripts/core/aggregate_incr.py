@@ -28,19 +28,22 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
 Anything unexpected (no state, another version, other parameters, an output that is not
 the recorded one, more than a quarter of the days changed) recomputes every unit: the
-same code path with everything dirty. Such a full run keeps no rollup row: the rows are
-read a (file, day) at a time and folded into the fine accumulators, and read once more
-for the blocks, whose slots' spans (all that placing blocks needs) the first pass kept.
-The rollup files are never held whole (scanned ``READ_BYTES`` at a time, a day read back
-when parsed). A run that redoes every session makes their row accumulators and entries
-``SESSION_CHUNK`` fine accumulators at a time, dropping each chunk's once they are bytes,
-and keeps those bytes in temp files (``SessionBatch``) until the document, written as it
-is assembled, reaches them.
+same code path with everything dirty. Such a full run (``FullPass``) reads the rows once,
+a UTC day of every file at a time, and keeps none: a local day's accumulators are made as
+soon as no later row can fall in it, a session's once it has had a UTC day without calls
+(``SESSION_CHUNK`` or more sessions at a time, each batch one key-ordered *run* of
+``SessionRuns``, whose bytes wait in temp files until the document, written as it is
+assembled, reaches them and merges the runs), the blocks as their slots come. The rollup
+files are never held whole (scanned ``READ_BYTES`` at a time, a day read back when
+parsed). What a full run still holds for the whole history: the days' accumulators (with
+their session sets), one string per session id, each session unit's key, row count and
+lengths, and the blocks' accumulators.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import os
 from array import array
 from itertools import accumulate
@@ -51,7 +54,9 @@ import orjson
 from scripts.core import background, view_cache
 from scripts.core.aggregation import (
     AGGREGATES_SCHEMA_VERSION,
+    BLOCK_MS,
     DAY_MS,
+    HOUR_MS,
     REPORT_KINDS,
     SLOT_MS,
     _MONTH,
@@ -256,44 +261,33 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             near.update((d - 1, d, d + 1))
         day_rows_in = [r for d in sorted(near) for r in source.day(d) if of_slot(r[0])[0] in dirty_days]
 
+    def batch():
+        out = SessionRuns(spill_dir)
+        opened.append(out)
+        return out
+
     # ------------------------------------------------------------ days
+    names: dict = {}  # one string per project and session id
     if full:
-        # one pass over every row, a (file, day) at a time, none kept: the blocks read
-        # them again once their slots' spans have placed the blocks
-        basis_by_day = {} if filters.active else None
-
-        def every_row():
-            for d, rows in source.iter_days():
-                day_counts[d] = day_counts.get(d, 0) + len(rows)
-                if basis_by_day is not None:
-                    _add_basis(basis_by_day, rows, of_slot)
-                yield from rows
-
-        names: dict = {}  # one string per project and session id, in both passes
-        fine, slot_spans = fold_rows(every_row(), of_slot, filters, True, spans_only=True, names=names)
+        # one pass over every row, a UTC day at a time, none kept: days, sessions and
+        # blocks are made as the days go (see FullPass)
+        whole = FullPass(source, of_slot, filters, names, batch(), multi_form=False, with_days=True)
+        days_state, day_counts = whole.days_state, whole.day_counts
     else:
         fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
-    fine_by_day: dict[str, dict] = {}
-    for k, a in fine.items():
-        fine_by_day.setdefault(k[0], {})[k] = a
-    if not full:
+        fine_by_day: dict[str, dict] = {}
+        for k, a in fine.items():
+            fine_by_day.setdefault(k[0], {})[k] = a
         # the subscription basis counts every call, filtered out or not
         basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
-    new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
-    for day in (dirty_days if dirty_days is not None else new_days) | new_days:
-        sub = fine_by_day.get(day)
-        if sub is None and (basis_by_day is None or day not in basis_by_day):
-            days_state.pop(day, None)
-            continue
-        day_rows = day_rows_of(sub) if sub else {}
-        if basis_by_day is None:
-            basis = {}
-            for (_d, provider, _m), a in day_rows.items():
-                basis[provider] = basis.get(provider, 0) + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
-        else:
-            basis = basis_by_day.get(day, {})
-        days_state[day] = [day_rows, project_rows_of(sub) if sub else {}, basis]
-    del fine_by_day
+        new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
+        for day in dirty_days | new_days:
+            entry = _day_entry(fine_by_day.get(day), basis_by_day, day)
+            if entry is None:
+                days_state.pop(day, None)
+            else:
+                days_state[day] = entry
+        del fine_by_day
     if dirty_days is None:
         dirty_days = set(days_state)
     week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state}
@@ -325,24 +319,16 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
 
 
     # ------------------------------------------------------------ sessions
-    # before the blocks: a first run's sessions use up the fine accumulators (~6 MB at
-    # 400k calls), which the blocks pass, reading the rows again, then does not hold too
-    def batch():
-        out = SessionBatch(spill_dir)
-        opened.append(out)
-        return out
-
     old_multi = set() if state is None else set(state["multi_sessions"])
     if state is None:
-        # every session: made in key order, their bytes kept in temp files, not in memory
-        sess_units = _session_units(fine, False, batch())  # consumes fine
-        del fine
+        # every session, made as the pass went, their bytes kept in temp files
+        sess_units = whole.sessions
         sess_in_all = True
-        multi_sessions = set(sess_units.several)
+        multi_sessions = set(sess_units.several_keys())
         if multi_sessions:  # a session in several tools: every session gets a per-period entry of its own
             opened.remove(sess_units)
             sess_units.close()
-            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
+            sess_units = FullPass(source, of_slot, filters, names, batch(), multi_form=True).sessions
     else:
         # only the UTC days that hold a dirty session's rows (that the filters keep) are
         # read: those overlapping a local day whose accumulators (just brought up to date)
@@ -360,8 +346,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         multi_sessions |= old_multi - dirty_sessions
         if bool(multi_sessions) != bool(old_multi):
             sess_in_all = True  # the periods list changes form: redo every session
-            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
-            multi_sessions = set(sess_units.several)
+            sess_units = FullPass(source, of_slot, filters, names, batch(), multi_form=True).sessions
+            multi_sessions = set(sess_units.several_keys())
     multi = bool(multi_sessions)
     if sess_in_all:
         sess_units.multi = multi
@@ -381,21 +367,11 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     firsts: dict[str, dict[int, int]] = {}
     if state is None:
         block_slots = {}
-        spans: dict[str, dict[int, list]] = {}
-        for (provider, slot), span in slot_spans.items():
-            spans.setdefault(provider, {})[slot] = span
-        del slot_spans
-        assigned = {}
-        for provider, provider_spans in spans.items():
-            assigned[provider] = assign_blocks(provider_spans)
-            mine = firsts[provider] = {}
-            for slot, start in assigned[provider].items():  # slots ascending
-                if start not in mine:
-                    mine[start] = slot
+        firsts = whole.blocks.firsts
+        for provider in firsts:
             redo[provider] = (None, None)
-        if assigned:
-            new_block_units = _units(_blocks_as_table(block_rows_of(assigned, source.iter_rows(), of_slot, filters, names), {}, None), by_provider=True)
-        del spans, assigned, names
+        new_block_units = whole.blocks.units()
+        del whole
     else:
         block_slots = {}
         for provider, t0 in first_change.items():
@@ -473,7 +449,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             old = index.get(kind)
             old_keys = old["keys"] if old is not None else []
             fresh = new_units[kind]
-            if fresh.__class__ is SessionBatch:
+            if fresh.__class__ is SessionRuns:
                 pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
                 continue
             is_stale = stale(kind)
@@ -565,7 +541,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool, batch: "SessionBatch | None" = None):
+def _session_units(fine: dict, multi_form: bool, batch: "SessionRuns | None" = None):
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
     tools?, n rows]``, or with ``batch`` that batch, filled. Made SESSION_CHUNK fine
     accumulators (whole sessions) at a time: only a chunk's row accumulators (with their
@@ -597,50 +573,251 @@ def _session_units(fine: dict, multi_form: bool, batch: "SessionBatch | None" = 
     return out if batch is None else batch
 
 
-class SessionBatch:
-    """Every session's unit, made in key order (a run that redoes every session): their
-    bytes are in three ``view_cache.Spill`` (rows, period-providers, periods in the
-    multi-tool form), each piece followed by a comma, so that a slot is one range of its
-    spill; kept here are each unit's key, row count and lengths (what the index needs)."""
+def _day_entry(sub: dict | None, basis_by_day: dict | None, day: str) -> list | None:
+    """A local day's state ``[day rows, project rows, basis]`` from its fine accumulators
+    ``sub`` (None: it has none), or None if the day has nothing at all."""
+    if sub is None and (basis_by_day is None or day not in basis_by_day):
+        return None
+    day_rows = day_rows_of(sub) if sub else {}
+    if basis_by_day is None:
+        basis = {}
+        for (_d, provider, _m), a in day_rows.items():
+            basis[provider] = basis.get(provider, 0) + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
+    else:
+        basis = basis_by_day.get(day, {})
+    return [day_rows, project_rows_of(sub) if sub else {}, basis]
+
+
+class FullPass:
+    """One pass over every rollup row, a UTC day (all files) at a time, keeping none: the
+    fine accumulators live only while their local day is incomplete or their session
+    still has calls to come. A local day is made as soon as no later row can fall in it;
+    a session once it has had a UTC day without calls, SESSION_CHUNK or more at a time
+    (one run of ``sessions``, a ``SessionRuns``); the blocks as their slots come
+    (``OnlineBlocks``). A session seen again after it was made (it resumed a day later)
+    is made anew at the end from the days since its first one, its earlier unit dropped.
+    ``with_days=False``: the sessions only (in the multi-tool form, say)."""
+
+    def __init__(self, source, of_slot, filters, names: dict, sessions: "SessionRuns", multi_form: bool, with_days: bool = False):
+        self.of_slot, self.filters, self.names = of_slot, filters, names
+        self.sessions, self.multi_form = sessions, multi_form
+        self.fine: dict = {}
+        self.last_seen: dict = {}  # session not made yet -> the last UTC day it has rows on
+        self.first_seen: dict = {}  # and the first
+        self.made: dict = {}  # session made -> its first UTC day
+        self.again: set = set()  # sessions seen again after they were made
+        self.days_state: dict = {}
+        self.day_counts: dict = {}
+        self.basis_by_day = {} if filters.active and with_days else None  # every call, filtered out or not
+        self.blocks = OnlineBlocks(of_slot, filters, names) if with_days else None
+        self.with_days = with_days
+        for d, rows in source.iter_utc_days():
+            self._add_day(d, rows)
+        if with_days:
+            self._make_days(None)
+            self._finish_days()
+        self._make_sessions(list(self.last_seen), None)
+        if self.again:
+            self._redo_again(source)
+
+    def _add_day(self, d: int, rows: list) -> None:
+        self.day_counts[d] = len(rows)
+        if self.basis_by_day is not None:
+            _add_basis(self.basis_by_day, rows, self.of_slot)
+        fold_rows(rows, self.of_slot, self.filters, False, names=self.names, into=self.fine)
+        last_seen, first_seen, made = self.last_seen, self.first_seen, self.made
+        for s in {r[4] for r in rows}:
+            if s not in last_seen:
+                s = self.names.setdefault(s, s)
+                first_seen[s] = d
+                if s in made:
+                    self.again.add(s)
+            last_seen[s] = d
+        if self.blocks is not None:
+            self.blocks.add_day(rows)
+        complete = self.of_slot((d + 1) * DAY_MS)[0]  # local days before it get no more rows
+        if self.with_days:
+            self._make_days(complete)
+        idle = [s for s, last in last_seen.items() if last < d]
+        if len(idle) >= SESSION_CHUNK:
+            self._make_sessions(idle, complete)
+
+    def _make_days(self, complete: str | None) -> None:
+        """The local days before ``complete`` (None: all) not made yet."""
+        subs: dict = {}
+        days_state = self.days_state
+        for k, a in self.fine.items():
+            if k[0] not in days_state and (complete is None or k[0] < complete):
+                sub = subs.get(k[0])
+                if sub is None:
+                    sub = subs[k[0]] = {}
+                sub[k] = a
+        for day, sub in subs.items():
+            days_state[day] = _day_entry(sub, self.basis_by_day, day)
+
+    def _finish_days(self) -> None:
+        """The days whose calls were all filtered out (they count in the basis)."""
+        if self.basis_by_day is not None:
+            for day in self.basis_by_day:
+                if day not in self.days_state:
+                    self.days_state[day] = _day_entry(None, self.basis_by_day, day)
+
+    def _make_sessions(self, sessions: list, complete: str | None) -> None:
+        """Make these sessions (whose local days are all made: before ``complete``) one run."""
+        want = set(sessions)
+        fine = self.fine
+        if complete is not None:
+            for k in fine:
+                if k[0] >= complete:
+                    want.discard(k[4])
+        sub = {k: a for k, a in fine.items() if k[4] in want}
+        for k in sub:
+            del fine[k]
+        made = self.made
+        for s in want:
+            first = self.first_seen.pop(s)
+            if made.get(s, first) >= first:  # a session made again keeps its first day
+                made[s] = first
+            del self.last_seen[s]
+        if sub:
+            self.sessions.new_run()
+            _session_units(sub, self.multi_form, self.sessions)
+
+    def _redo_again(self, source) -> None:
+        """The sessions seen again after they were made: their units anew, from the days
+        since the first one's first day, as one more run (their earlier units dropped)."""
+        again = self.again
+        self.sessions.drop(again)
+        first = min(self.made[s] for s in again)
+        fine: dict = {}
+        for _d, rows in source.iter_utc_days(first):
+            fold_rows([r for r in rows if r[4] in again], self.of_slot, self.filters, False, names=self.names, into=fine)
+        self.sessions.new_run()
+        _session_units(fine, self.multi_form, self.sessions)
+
+
+class OnlineBlocks:
+    """The 5-hour blocks of a full pass, made as the UTC days come (in order): per
+    provider, ``assign_blocks`` run on the slots as they come (all of a slot's rows are in
+    its UTC day), the rows folded into their block's accumulators right away."""
+
+    def __init__(self, of_slot, filters, names: dict):
+        self.of_slot, self.filters, self.names = of_slot, filters, names
+        self.current: dict = {}  # provider -> [its current block's start, its last call]
+        self.firsts: dict = {}  # provider -> {block start: its first slot}
+        self.rows: dict = {}  # (block start, provider, model) -> accumulator
+
+    def add_day(self, rows: list) -> None:
+        keeps = self.filters.keeps if self.filters.active else None
+        of_slot = self.of_slot
+        spans: dict = {}  # (provider, slot) -> [first call, last call] of the kept rows
+        for r in rows:
+            if keeps is not None and not keeps(of_slot(r[0])[0], r[1], r[2], r[3]):
+                continue
+            sk = (r[1], r[0])
+            span = spans.get(sk)
+            if span is None:
+                spans[sk] = [r[8], r[9]]
+            else:
+                if r[8] < span[0]:
+                    span[0] = r[8]
+                if r[9] > span[1]:
+                    span[1] = r[9]
+        assigned: dict = {}
+        for provider, slot in sorted(spans):
+            first, slot_last = spans[(provider, slot)]
+            cur = self.current.get(provider)
+            # assign_blocks' rule, one slot at a time
+            if cur is None or first - cur[0] > BLOCK_MS or first - cur[1] > BLOCK_MS:
+                cur = self.current[provider] = [first - first % HOUR_MS, slot_last]
+                self.firsts.setdefault(provider, {})[cur[0]] = slot
+            elif slot_last > cur[1]:
+                cur[1] = slot_last
+            mine = assigned.get(provider)
+            if mine is None:
+                mine = assigned[provider] = {}
+            mine[slot] = cur[0]
+        if assigned:
+            block_rows_of(assigned, rows, of_slot, self.filters, self.names, into=self.rows)
+
+    def units(self) -> dict:
+        """The blocks' units (consumes the accumulators)."""
+        if not self.rows:
+            return {}
+        out = _units(_blocks_as_table(self.rows, {}, None), by_provider=True)
+        self.rows = {}
+        return out
+
+
+class SessionRuns:
+    """Every session's unit (a run that redoes every session), made in *runs* as sessions
+    end, each run in key order: their bytes are in three ``view_cache.Spill`` (rows,
+    period-providers, periods in the multi-tool form), each piece followed by a comma;
+    kept here are each unit's key, row count and lengths (what the index needs). The
+    report is written merging the runs by key, each run's bytes read in order through a
+    small buffer."""
+
+    READ = 1 << 15  # bytes read from a run's spill at a time
 
     def __init__(self, directory: str):
         self.keys: list = []
-        self.n: list = []
-        self.several: list = []
+        self.n = array("q")
+        self.several: list = []  # indices of the units whose session is in several tools
         self.lens = (array("q"), array("q"), array("q"))  # rows, pps, periods
         self.spills = (view_cache.Spill(directory), view_cache.Spill(directory), view_cache.Spill(directory))
+        self.runs = [0]  # each run's first index
+        self.dropped: set = set()  # indices of units made again later
         self.multi = False
 
+    def new_run(self) -> None:
+        if len(self.keys) != self.runs[-1]:
+            self.runs.append(len(self.keys))
+
+    def drop(self, sessions: set) -> None:
+        """Drop the units made so far of these sessions (made again in a later run)."""
+        self.dropped.update(i for i, k in enumerate(self.keys) if k in sessions)
+
     def add(self, units: dict) -> None:
+        """Units in key order, after those of this run so far."""
         keys, n, several = self.keys, self.n, self.several
         lens_rows, lens_pps, lens_periods = self.lens
         put_rows, put_pps, put_periods = (spill.put for spill in self.spills)
         for k, u in units.items():
+            if u[2].count(b'"provider":') > 1:
+                several.append(len(keys))
             keys.append(k)
             n.append(u[3])
-            pps = u[2]
-            if pps.count(b'"provider":') > 1:
-                several.append(k)
             lens_rows.append(put_rows(u[0]))
-            lens_pps.append(put_pps(pps))
+            lens_pps.append(put_pps(u[2]))
             lens_periods.append(put_periods(u[1]))
+
+    def several_keys(self) -> list:
+        return [self.keys[i] for i in self.several if i not in self.dropped]
+
+    def _order(self) -> array:
+        """The units' indices in key order (the runs merged), dropped ones left out."""
+        keys, dropped, bounds = self.keys, self.dropped, self.runs + [len(self.keys)]
+        if len(bounds) == 2:
+            return array("q", (i for i in range(len(keys)) if i not in dropped))
+        runs = [((keys[i], i) for i in range(a, b) if i not in dropped) for a, b in zip(bounds, bounds[1:])]
+        return array("q", (i for _k, i in heapq.merge(*runs)))
 
     def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
         """Write the sessions report (the ``n``-th) at ``pos`` of ``fh``; record its index
         in ``new_index``; return the position after it."""
-        idx = {"keys": self.keys, "n": self.n, "lens": [None] * 3, "base": [0] * 3}
-        stats.recomputed += sum(self.n)
+        order = self._order()
+        keys, ns = self.keys, self.n
+        idx = {"keys": [keys[i] for i in order], "n": [ns[i] for i in order], "lens": [None] * 3, "base": [0] * 3}
+        stats.recomputed += sum(idx["n"])
         head = (b"," if n else b"") + b'"sessions":' + shared_head + b',"period_providers":['
         fh.write(head)
         pos += len(head)
         periods = 2 if self.multi else 1
         for slot, which, tail in ((2, 1, b'],"periods":['), (1, periods, b'],"rows":['), (0, 0, None)):
             idx["base"][slot] = pos
-            idx["lens"][slot] = self.lens[which].tolist()
-            spill = self.spills[which]
-            if spill.size:
-                spill.write_range(fh, 0, spill.size - 1)  # not the last comma
-                pos += spill.size - 1
+            lens = self.lens[which]
+            idx["lens"][slot] = [lens[i] for i in order]
+            pos += self._write_merged(fh, which, order)
             if tail:
                 fh.write(tail)
                 pos += len(tail)
@@ -648,9 +825,61 @@ class SessionBatch:
         new_index["sessions"] = idx
         return pos + len(shared_tail)
 
+    def _write_merged(self, fh, which: int, order: array) -> int:
+        """Write spill ``which``'s pieces in ``order`` (but the last comma); return how many
+        bytes. Pieces next to each other in the spill are one read."""
+        lens, spill = self.lens[which], self.spills[which]
+        starts = array("q", accumulate(lens, initial=0))
+        run_ends = [starts[b] for b in self.runs[1:]] + [spill.size]
+        run_of = array("l", [0]) * len(lens)
+        for r, (a, b) in enumerate(zip(self.runs, self.runs[1:] + [len(lens)])):
+            run_of[a:b] = array("l", [r]) * (b - a)
+        bufs: dict = {}  # run -> (offset, bytes read there)
+
+        def take(r: int, a: int, b: int) -> memoryview:
+            got = bufs.get(r)
+            if got is None or a < got[0] or b > got[0] + len(got[1]):
+                got = bufs[r] = (a, _spill_read(spill, a, max(b, min(a + self.READ, run_ends[r])) - a))
+            return memoryview(got[1])[a - got[0]:b - got[0]]
+
+        held = None  # [a, b, run]: the range to write next (the last one loses its comma)
+        total = 0
+        for i in order:
+            ln = lens[i]
+            if not ln:
+                continue
+            a = starts[i]
+            if held is not None:
+                if a == held[1]:
+                    held[1] = a + ln
+                    continue
+                fh.write(take(held[2], held[0], held[1]))
+                total += held[1] - held[0]
+            held = [a, a + ln, run_of[i]]
+        if held is not None:
+            fh.write(take(held[2], held[0], held[1] - 1))
+            total += held[1] - 1 - held[0]
+        return total
+
     def close(self) -> None:
         for spill in self.spills:
             spill.close()
+
+
+def _spill_read(spill, start: int, n: int) -> bytes:
+    """Bytes ``start:start + n`` of a ``view_cache.Spill`` (in its file, its buffer or both)."""
+    flushed = spill.size - len(spill.buf)
+    out = b""
+    if start < flushed:
+        upto = min(start + n, flushed)
+        out = os.pread(spill.fd, upto - start, start)
+        if len(out) != upto - start:
+            raise OSError("a spill file is shorter than written")
+        n -= upto - start
+        start = upto
+    if n > 0:
+        out += bytes(spill.buf[start - flushed:start - flushed + n])
+    return out
 
 
 # ------------------------------------------------------------------ rollup sources
@@ -725,6 +954,12 @@ class EagerRollups:
     def iter_rows(self):
         for _d, rows in self.iter_days():
             yield from rows
+
+    def iter_utc_days(self, first: int | None = None):
+        """``(utc day, its rows in every file, file by file)``, days in order (from ``first``)."""
+        for d in sorted(set().union(*self.files)):
+            if first is None or d >= first:
+                yield d, self.day(d)
 
     def count(self, d) -> int:
         return sum(len(per.get(d, ())) for per in self.files)
@@ -912,6 +1147,19 @@ class LazyRollups:
     def iter_rows(self):
         for _d, rows in self.iter_days():
             yield from rows
+
+    def iter_utc_days(self, first: int | None = None):
+        """``(utc day, its rows in every file, file by file)``, days in order (from
+        ``first``): parsed on the way and not kept (what a full run reads)."""
+        for d in sorted(set().union(*self.ranges)):
+            if first is not None and d < first:
+                continue
+            out: list = []
+            for i, rng in enumerate(self.ranges):
+                if d in rng:
+                    rows = self._parsed.get((i, d))
+                    out += rows if rows is not None else self._parse(i, d)
+            yield d, out
 
     def day(self, d) -> list:
         out: list = []

@@ -339,17 +339,18 @@ def aggregate_rollups(rollup_rows: Iterable[list], zone_name: str, filters: Filt
 
 
 def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None, spans_only: bool = False,
-              names: dict | None = None):
+              names: dict | None = None, into: dict | None = None):
     """One pass over rollup rows: ``fine`` accumulators per (local day, provider, model,
     project, session) of the rows the filters keep, and (``want_blocks``) the kept rows per
     (provider, slot), or (``spans_only``) just their first and last call, ``[first_ms,
     last_ms]``, which is all that block assignment needs (the rows are then not kept:
     ``block_rows_of`` folds them in a second pass). ``basis`` (if given, and only when
     filters are active) gets every row's tokens per (month, provider), filtered out or not.
-    ``names`` (if given) is where project and session strings are made one object each."""
+    ``names`` (if given) is where project and session strings are made one object each;
+    ``into`` (if given) is the ``fine`` to fold into (rows read a day at a time)."""
     # fine: (day, provider, model, project, session) -> accumulator (sessions and
     # month_tokens unset: one session, the day's month)
-    fine: dict[tuple, list] = {}
+    fine: dict[tuple, list] = {} if into is None else into
     # blocks: (provider, slot) -> its rollup rows (or their span)
     slot_rows: dict[tuple, list[list]] = {}
     keeps = filters.keeps if filters.active else None
@@ -684,13 +685,15 @@ def _fold_long_context(a: list, row: list) -> None:
         part[i] += row[10 + i]
 
 
-def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: Filters, names: dict | None = None) -> dict[tuple, list]:
+def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: Filters, names: dict | None = None,
+                  into: dict | None = None) -> dict[tuple, list]:
     """Block row accumulators per (block start, provider, model) from a pass over rollup
     rows (those ``filters`` keep), each slot in the block ``assigned[provider][slot]``:
     what ``_block_table`` adds up from the rows it is given, for rows read again rather
-    than kept (sums, sessions and month_tokens do not depend on the order)."""
+    than kept (sums, sessions and month_tokens do not depend on the order). ``into`` (if
+    given) is the accumulators to fold into (rows read a day at a time)."""
     keeps = filters.keeps if filters.active else None
-    block_rows: dict[tuple, list] = {}
+    block_rows: dict[tuple, list] = {} if into is None else into
     # one string per session id, however many rows (each parsed anew) and blocks name it
     if names is None:
         names = {}

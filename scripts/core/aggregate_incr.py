@@ -16,8 +16,11 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 - ``days``: per local day, its row accumulators per (provider, model) and per (project,
   provider, model) and its subscription basis: weeks, months, projects, the whole-range
   tables and the allocation basis are regrouped from these (hundreds of entries, not
-  thousands of rollup rows).
-- ``proj_months``: per local month, its project row accumulators (from its days).
+  thousands of rollup rows). Each day's are kept marshalled (bytes), and loaded one day
+  at a time (``DayScan``): as objects, with their session sets, they were ~5 MB at 400k
+  calls, marshalled ~0.8 MB.
+- ``proj_months``: per local month, its project row accumulators (from its days),
+  marshalled too.
 - ``blocks``: per provider, each block's first slot and start. Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
   before the earliest change, until a block after the last change starts where it
@@ -36,14 +39,16 @@ soon as no later row can fall in it, a session's once it has had a UTC day witho
 assembled, reaches them and merges the runs), the blocks as their slots come. The rollup
 files are never held whole (scanned ``READ_BYTES`` at a time, a day read back when
 parsed). What a full run still holds for the whole history: the days' accumulators (with
-their session sets), one string per session id, each session unit's key, row count and
-lengths, and the blocks' accumulators.
+their session sets) marshalled, one string per session id, each session unit's key, row
+count and lengths, and the blocks' accumulators; and while the days are scanned, the
+whole-range groups' session sets (every session).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import heapq
+import marshal
 import os
 from array import array
 from itertools import accumulate
@@ -69,7 +74,7 @@ from scripts.core.aggregation import (
     _group,
     _start,
     _table,
-    _whole_range,
+    whole_range_entries,
     assign_blocks,
     block_rows_of,
     day_rows_of,
@@ -122,21 +127,79 @@ def _units(table: dict, by_provider: bool = False) -> dict:
     return out
 
 
-def _merge_groups(parts) -> dict:
-    """Group accumulators (with sessions and month_tokens) of several days by key."""
-    out: dict = {}
-    for part in parts:
-        for key, b in part.items():
-            a = out.get(key)
-            if a is None:
-                out[key] = _start(b, set(b[_SESS]), dict(b[_MONTH]))
-                continue
-            _fold(a, b)
-            a[_SESS] |= b[_SESS]
-            mt = a[_MONTH]
-            for m, n in b[_MONTH].items():
-                mt[m] = mt.get(m, 0) + n
+def _merge_into(out: dict, part: dict) -> dict:
+    """Add group accumulators (with sessions and month_tokens) by key into ``out``."""
+    for key, b in part.items():
+        a = out.get(key)
+        if a is None:
+            out[key] = _start(b, set(b[_SESS]), dict(b[_MONTH]))
+            continue
+        _fold(a, b)
+        a[_SESS] |= b[_SESS]
+        mt = a[_MONTH]
+        for m, n in b[_MONTH].items():
+            mt[m] = mt.get(m, 0) + n
     return out
+
+
+class DayScan:
+    """One pass over the local days' states (``days``: day -> marshalled ``[day rows,
+    project rows, basis]``), in order and one day in memory at a time: the whole-range
+    entries, the units of the dirty days, weeks and months (each week's and month's
+    groups made as it ends), the allocation basis, and the project rows of the months in
+    ``redo_months`` (marshalled into ``proj_months``); with ``dirty_sessions``, the
+    local days naming one of them (``sess_local``)."""
+
+    def __init__(self, days: dict, week_of: dict, dirty_days, dirty_weeks, dirty_months, proj_months: dict, redo_months,
+                 dirty_sessions: set | None):
+        self.daily: dict = {}
+        self.weekly: dict = {}
+        self.monthly: dict = {}
+        self.allocation: dict[str, dict[str, int]] = {}
+        self.sess_local: set = set()
+        by_provider: dict = {}
+        by_model: dict = {}
+        total: dict = {}
+        week = month = None
+        week_rows: dict = {}
+        month_rows: dict = {}
+        proj: dict = {}
+        for day in sorted(days):
+            day_rows, day_proj, basis = marshal.loads(days[day])
+            _group((((k[1],), a) for k, a in day_rows.items()), into=by_provider)
+            _group((((k[1], k[2]), a) for k, a in day_rows.items()), into=by_model)
+            _group(((((), a) for a in day_rows.values())), into=total)
+            if week_of[day] != week:
+                self._add(self.weekly, week_rows)
+                week, week_rows = week_of[day], {}
+            if week in dirty_weeks:
+                _group((((week, k[1], k[2]), a) for k, a in day_rows.items()), True, into=week_rows)
+            if day[:7] != month:
+                self._add(self.monthly, month_rows)
+                if month in redo_months:
+                    proj_months[month] = marshal.dumps(proj)
+                month, month_rows, proj = day[:7], {}, {}
+            if month in dirty_months:
+                _group((((month, k[1], k[2]), a) for k, a in day_rows.items()), True, into=month_rows)
+            if month in redo_months:
+                _merge_into(proj, day_proj)
+            if day in dirty_days:
+                self._add(self.daily, day_rows)
+            m = self.allocation.setdefault(month, {})
+            for provider, n in basis.items():
+                m[provider] = m.get(provider, 0) + n
+            if dirty_sessions and any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values()):
+                self.sess_local.add(day)
+        self._add(self.weekly, week_rows)
+        self._add(self.monthly, month_rows)
+        if month in redo_months:
+            proj_months[month] = marshal.dumps(proj)
+        self.shared = whole_range_entries(by_provider, by_model, total.get(()))
+
+    @staticmethod
+    def _add(units: dict, rows: dict) -> None:
+        if rows:
+            units.update(_units(_table(rows, {})))
 
 
 def _basis_of(rows, of_slot) -> dict:
@@ -250,7 +313,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         for d in changed:
             for day in (of_slot(d * DAY_MS)[0], of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0]):
                 dirty_days.add(day)
-                for (_day, provider, _m), a in (days_state.get(day) or ({},))[0].items():
+                entry = days_state.get(day)
+                for (_day, provider, _m), a in (marshal.loads(entry)[0] if entry else {}).items():
                     dirty_sessions |= a[_SESS]
                     touch(provider, d)
             for r in source.day(d):
@@ -286,7 +350,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             if entry is None:
                 days_state.pop(day, None)
             else:
-                days_state[day] = entry
+                days_state[day] = marshal.dumps(entry)
         del fine_by_day
     if dirty_days is None:
         dirty_days = set(days_state)
@@ -294,29 +358,23 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
     dirty_months = {d[:7] for d in dirty_days}
 
-    all_day_rows: dict = {}
-    for day in sorted(days_state):
-        all_day_rows.update(days_state[day][0])
-    shared = _whole_range(all_day_rows)
-    new_units: dict[str, dict] = {}
-    new_units["daily"] = _units(_table({k: a for d in dirty_days if d in days_state for k, a in days_state[d][0].items()}, {}))
-    new_units["weekly"] = _units(_table(_group((((week_of[k[0]], k[1], k[2]), a) for k, a in all_day_rows.items() if week_of[k[0]] in dirty_weeks), True), {}))
-    new_units["monthly"] = _units(_table(_group((((k[0][:7], k[1], k[2]), a) for k, a in all_day_rows.items() if k[0][:7] in dirty_months), True), {}))
     # projects: per month from its days (only the dirty months), then the months together
     proj_months = {} if state is None else state["proj_months"]
     months_now = {d[:7] for d in days_state}
     for month in list(proj_months):
         if month not in months_now:
             del proj_months[month]
-    for month in months_now if state is None else dirty_months & months_now:
-        proj_months[month] = _merge_groups(days_state[d][1] for d in sorted(days_state) if d[:7] == month)
-    new_units["projects"] = _units(_table(_merge_groups(proj_months[m] for m in sorted(proj_months)), {}))
-    allocation: dict[str, dict[str, int]] = {}
-    for day in sorted(days_state):
-        for provider, n in days_state[day][2].items():
-            m = allocation.setdefault(day[:7], {})
-            m[provider] = m.get(provider, 0) + n
-
+    scan = DayScan(days_state, week_of, dirty_days, dirty_weeks, dirty_months,
+                   proj_months, months_now if state is None else dirty_months & months_now,
+                   dirty_sessions if state is not None else None)
+    shared = scan.shared
+    new_units: dict[str, dict] = {"daily": scan.daily, "weekly": scan.weekly, "monthly": scan.monthly}
+    projects: dict = {}
+    for m in sorted(proj_months):
+        _merge_into(projects, marshal.loads(proj_months[m]))
+    new_units["projects"] = _units(_table(projects, {}))
+    del projects
+    allocation = scan.allocation
 
     # ------------------------------------------------------------ sessions
     old_multi = set() if state is None else set(state["multi_sessions"])
@@ -334,8 +392,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # read: those overlapping a local day whose accumulators (just brought up to date)
         # name the session. A UTC day overlaps at most three local days (each is 22 h or
         # more): those of its first, middle and last slot.
-        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
-                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
+        sess_local = scan.sess_local
         sess_days = {d for d in digests
                      if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
                      or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
@@ -653,14 +710,14 @@ class FullPass:
                     sub = subs[k[0]] = {}
                 sub[k] = a
         for day, sub in subs.items():
-            days_state[day] = _day_entry(sub, self.basis_by_day, day)
+            days_state[day] = marshal.dumps(_day_entry(sub, self.basis_by_day, day))
 
     def _finish_days(self) -> None:
         """The days whose calls were all filtered out (they count in the basis)."""
         if self.basis_by_day is not None:
             for day in self.basis_by_day:
                 if day not in self.days_state:
-                    self.days_state[day] = _day_entry(None, self.basis_by_day, day)
+                    self.days_state[day] = marshal.dumps(_day_entry(None, self.basis_by_day, day))
 
     def _make_sessions(self, sessions: list, complete: str | None) -> None:
         """Make these sessions (whose local days are all made: before ``complete``) one run."""

@@ -255,10 +255,6 @@ def _row_entry(period: str, provider: str, model: str, a: list, project=False) -
     return d
 
 
-def _empty_acc() -> list:
-    return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, set(), {}]
-
-
 # ------------------------------------------------------------------ tables
 def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool = True, project_of=None) -> dict:
     """The standard table from row accumulators keyed (period, provider, model).
@@ -554,7 +550,13 @@ def _whole_range(day_rows: dict[tuple, list]) -> dict:
     """by_provider, by_model and totals: the same for every report kind."""
     by_provider = _group(((k[1],), a) for k, a in day_rows.items()) if day_rows else {}
     by_model = _group(((k[1], k[2]), a) for k, a in day_rows.items()) if day_rows else {}
-    total = _merged(list(day_rows.values())) if day_rows else _empty_acc()
+    total = _merged(list(day_rows.values())) if day_rows else None
+    return whole_range_entries(by_provider, by_model, total)
+
+
+def whole_range_entries(by_provider: dict, by_model: dict, total: list | None) -> dict:
+    """The whole-range entries from the group accumulators per ``(provider,)``, per
+    ``(provider, model)`` and of everything (None: no row)."""
     bp = []
     for k in sorted(by_provider):
         d = _fields(by_provider[k])
@@ -566,7 +568,7 @@ def _whole_range(day_rows: dict[tuple, list]) -> dict:
         d["provider"] = k[0]
         d["model"] = k[1]
         bm.append(d)
-    totals = _fields(total) if day_rows else _empty_fields()
+    totals = _fields(total) if total is not None else _empty_fields()
     return {"by_provider": bp, "by_model": bm, "totals": totals}
 
 
@@ -576,9 +578,10 @@ def _empty_fields() -> dict:
     return d
 
 
-def _group(entries, with_months: bool = False) -> dict[tuple, list]:
-    """Group ``(key, acc)`` pairs (accs with sessions, and month_tokens if asked) by key."""
-    out: dict[tuple, list] = {}
+def _group(entries, with_months: bool = False, into: dict | None = None) -> dict[tuple, list]:
+    """Group ``(key, acc)`` pairs (accs with sessions, and month_tokens if asked) by key
+    (into the groups ``into``, if given)."""
+    out: dict[tuple, list] = {} if into is None else into
     for key, b in entries:
         a = out.get(key)
         if a is None:

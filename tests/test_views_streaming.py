@@ -83,6 +83,7 @@ def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, fil
     from test_views_incremental import _rounds
 
     monkeypatch.setattr(aggregate_incr, "SESSION_CHUNK", 3)
+    monkeypatch.setattr(aggregate_incr, "BLOCK_CHUNK", 2)
     monkeypatch.setattr(aggregate_incr, "READ_BYTES", 300)
     monkeypatch.setattr(view_cache.Spill, "LIMIT", 64)
     spills = []

@@ -35,13 +35,14 @@ same code path with everything dirty. Such a full run (``FullPass``) reads the r
 a UTC day of every file at a time, and keeps none: a local day's accumulators are made as
 soon as no later row can fall in it, a session's once it has had a UTC day without calls
 (``SESSION_CHUNK`` or more sessions at a time, each batch one key-ordered *run* of
-``SessionRuns``, whose bytes wait in temp files until the document, written as it is
-assembled, reaches them and merges the runs), the blocks as their slots come. The rollup
-files are never held whole (scanned ``READ_BYTES`` at a time, a day read back when
-parsed). What a full run still holds for the whole history: the days' accumulators (with
-their session sets) marshalled, one string per session id, each session unit's key, row
-count and lengths, and the blocks' accumulators; and while the days are scanned, the
-whole-range groups' session sets (every session).
+``UnitRuns``, whose bytes wait in temp files until the document, written as it is
+assembled, reaches them and merges the runs), the blocks as their slots come (units
+made ``BLOCK_CHUNK`` ended blocks at a time, runs too). The rollup files are never held
+whole (scanned ``READ_BYTES`` at a time, a day read back when parsed). What a full run
+still holds for the whole history: the days' accumulators (with their session sets)
+marshalled, one string per session id, each session's and block's key, row count and
+lengths; and while the days are scanned, the whole-range groups' session sets (every
+session).
 """
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ _session_of = itemgetter(4)  # of a fine key
 # more than this share of the days changed: recompute everything (cheaper than the bookkeeping)
 FULL_SHARE = 0.25
 SESSION_CHUNK = 500  # fine accumulators (about as many sessions) turned into entries at a time
+BLOCK_CHUNK = 64  # blocks turned into entries at a time (a full run)
 
 
 def _dumps(obj) -> bytes:
@@ -325,8 +327,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             near.update((d - 1, d, d + 1))
         day_rows_in = [r for d in sorted(near) for r in source.day(d) if of_slot(r[0])[0] in dirty_days]
 
-    def batch():
-        out = SessionRuns(spill_dir)
+    def batch(kind="sessions"):
+        out = UnitRuns(spill_dir, kind)
         opened.append(out)
         return out
 
@@ -335,7 +337,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     if full:
         # one pass over every row, a UTC day at a time, none kept: days, sessions and
         # blocks are made as the days go (see FullPass)
-        whole = FullPass(source, of_slot, filters, names, batch(), multi_form=False, with_days=True)
+        whole = FullPass(source, of_slot, filters, names, batch(), multi_form=False, blocks=batch("blocks"))
         days_state, day_counts = whole.days_state, whole.day_counts
     else:
         fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
@@ -427,7 +429,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         firsts = whole.blocks.firsts
         for provider in firsts:
             redo[provider] = (None, None)
-        new_block_units = whole.blocks.units()
+        new_block_units = whole.blocks.finish()
         del whole
     else:
         block_slots = {}
@@ -506,7 +508,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             old = index.get(kind)
             old_keys = old["keys"] if old is not None else []
             fresh = new_units[kind]
-            if fresh.__class__ is SessionRuns:
+            if fresh.__class__ is UnitRuns:
                 pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
                 continue
             is_stale = stale(kind)
@@ -598,7 +600,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool, batch: "SessionRuns | None" = None):
+def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None):
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
     tools?, n rows]``, or with ``batch`` that batch, filled. Made SESSION_CHUNK fine
     accumulators (whole sessions) at a time: only a chunk's row accumulators (with their
@@ -650,12 +652,14 @@ class FullPass:
     fine accumulators live only while their local day is incomplete or their session
     still has calls to come. A local day is made as soon as no later row can fall in it;
     a session once it has had a UTC day without calls, SESSION_CHUNK or more at a time
-    (one run of ``sessions``, a ``SessionRuns``); the blocks as their slots come
+    (one run of ``sessions``, a ``UnitRuns``); the blocks as their slots come
     (``OnlineBlocks``). A session seen again after it was made (it resumed a day later)
     is made anew at the end from the days since its first one, its earlier unit dropped.
-    ``with_days=False``: the sessions only (in the multi-tool form, say)."""
+    Without ``blocks`` (their units): the sessions only (in the multi-tool form, say)."""
 
-    def __init__(self, source, of_slot, filters, names: dict, sessions: "SessionRuns", multi_form: bool, with_days: bool = False):
+    def __init__(self, source, of_slot, filters, names: dict, sessions: "UnitRuns", multi_form: bool,
+                 blocks: "UnitRuns | None" = None):
+        with_days = blocks is not None
         self.of_slot, self.filters, self.names = of_slot, filters, names
         self.sessions, self.multi_form = sessions, multi_form
         self.fine: dict = {}
@@ -666,7 +670,7 @@ class FullPass:
         self.days_state: dict = {}
         self.day_counts: dict = {}
         self.basis_by_day = {} if filters.active and with_days else None  # every call, filtered out or not
-        self.blocks = OnlineBlocks(of_slot, filters, names) if with_days else None
+        self.blocks = OnlineBlocks(of_slot, filters, names, blocks) if with_days else None
         self.with_days = with_days
         for d, rows in source.iter_utc_days():
             self._add_day(d, rows)
@@ -756,13 +760,17 @@ class FullPass:
 class OnlineBlocks:
     """The 5-hour blocks of a full pass, made as the UTC days come (in order): per
     provider, ``assign_blocks`` run on the slots as they come (all of a slot's rows are in
-    its UTC day), the rows folded into their block's accumulators right away."""
+    its UTC day), the rows folded into their block's accumulators right away, and the
+    blocks that ended turned into units (``units``, a ``UnitRuns``), BLOCK_CHUNK or more
+    at a time."""
 
-    def __init__(self, of_slot, filters, names: dict):
+    def __init__(self, of_slot, filters, names: dict, units: "UnitRuns"):
         self.of_slot, self.filters, self.names = of_slot, filters, names
         self.current: dict = {}  # provider -> [its current block's start, its last call]
         self.firsts: dict = {}  # provider -> {block start: its first slot}
         self.rows: dict = {}  # (block start, provider, model) -> accumulator
+        self.ended: set = set()  # (start, provider) of the blocks that ended, not made yet
+        self.units = units
 
     def add_day(self, rows: list) -> None:
         keeps = self.filters.keeps if self.filters.active else None
@@ -786,6 +794,8 @@ class OnlineBlocks:
             cur = self.current.get(provider)
             # assign_blocks' rule, one slot at a time
             if cur is None or first - cur[0] > BLOCK_MS or first - cur[1] > BLOCK_MS:
+                if cur is not None:
+                    self.ended.add((cur[0], provider))
                 cur = self.current[provider] = [first - first % HOUR_MS, slot_last]
                 self.firsts.setdefault(provider, {})[cur[0]] = slot
             elif slot_last > cur[1]:
@@ -796,27 +806,41 @@ class OnlineBlocks:
             mine[slot] = cur[0]
         if assigned:
             block_rows_of(assigned, rows, of_slot, self.filters, self.names, into=self.rows)
+        if len(self.ended) >= BLOCK_CHUNK:
+            self._make(self.ended)
+            self.ended = set()
 
-    def units(self) -> dict:
-        """The blocks' units (consumes the accumulators)."""
-        if not self.rows:
-            return {}
-        out = _units(_blocks_as_table(self.rows, {}, None), by_provider=True)
-        self.rows = {}
-        return out
+    def finish(self) -> "UnitRuns":
+        """Every block made (the units)."""
+        self._make(None)
+        return self.units
+
+    def _make(self, blocks: set | None) -> None:
+        """Make these blocks (None: all left) one run of units."""
+        rows = self.rows
+        if blocks is None:
+            sub, self.rows = rows, {}
+        else:
+            sub = {k: a for k, a in rows.items() if (k[0], k[1]) in blocks}
+            for k in sub:
+                del rows[k]
+        if sub:
+            self.units.new_run()
+            self.units.add(_units(_blocks_as_table(sub, {}, None), by_provider=True))
 
 
-class SessionRuns:
-    """Every session's unit (a run that redoes every session), made in *runs* as sessions
-    end, each run in key order: their bytes are in three ``view_cache.Spill`` (rows,
-    period-providers, periods in the multi-tool form), each piece followed by a comma;
-    kept here are each unit's key, row count and lengths (what the index needs). The
-    report is written merging the runs by key, each run's bytes read in order through a
-    small buffer."""
+class UnitRuns:
+    """Every unit of a report kind (a run that redoes every session, or every block),
+    made in *runs* as sessions (blocks) end, each run in key order: their bytes are in
+    three ``view_cache.Spill`` (rows, period-providers, periods in the multi-tool form),
+    each piece followed by a comma; kept here are each unit's key, row count and lengths
+    (what the index needs). The report is written merging the runs by key, each run's
+    bytes read in order through a small buffer."""
 
     READ = 1 << 15  # bytes read from a run's spill at a time
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, kind: str = "sessions"):
+        self.kind = kind
         self.keys: list = []
         self.n = array("q")
         self.several: list = []  # indices of the units whose session is in several tools
@@ -860,13 +884,13 @@ class SessionRuns:
         return array("q", (i for _k, i in heapq.merge(*runs)))
 
     def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
-        """Write the sessions report (the ``n``-th) at ``pos`` of ``fh``; record its index
+        """Write the report (the ``n``-th) at ``pos`` of ``fh``; record its index
         in ``new_index``; return the position after it."""
         order = self._order()
         keys, ns = self.keys, self.n
         idx = {"keys": [keys[i] for i in order], "n": [ns[i] for i in order], "lens": [None] * 3, "base": [0] * 3}
         stats.recomputed += sum(idx["n"])
-        head = (b"," if n else b"") + b'"sessions":' + shared_head + b',"period_providers":['
+        head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)
         pos += len(head)
         periods = 2 if self.multi else 1
@@ -879,7 +903,7 @@ class SessionRuns:
                 fh.write(tail)
                 pos += len(tail)
         fh.write(shared_tail)
-        new_index["sessions"] = idx
+        new_index[self.kind] = idx
         return pos + len(shared_tail)
 
     def _write_merged(self, fh, which: int, order: array) -> int:

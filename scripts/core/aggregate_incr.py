@@ -204,6 +204,43 @@ class DayScan:
             units.update(_units(_table(rows, {})))
 
 
+def _segments(old_keys: list, fresh: dict, is_stale) -> list:
+    """What a report is assembled from, in key order: runs of units kept from the last
+    run ``["old", first, last]`` (ordinals in ``old_keys``) and keys of units made now.
+    ``old_keys`` are in key order (as written), so this is a merge."""
+    new_keys = sorted(fresh)
+    segments: list = []
+    j, n = 0, len(new_keys)
+    for o, k in enumerate(old_keys):
+        while j < n and new_keys[j] < k:
+            segments.append(new_keys[j])
+            j += 1
+        if (j < n and new_keys[j] == k) or is_stale(k):
+            continue  # made again (it comes with the next old key or at the end), or gone
+        last = segments[-1] if segments else None
+        if last is not None and last.__class__ is list and last[2] == o - 1:
+            last[2] = o
+        else:
+            segments.append(["old", o, o])
+    segments += new_keys[j:]
+    return segments
+
+
+def _packed(idx: dict) -> dict:
+    """An index as the state keeps it: the counts and lengths as packed 32-bit ints (7,666
+    sessions' were ~1 MB of int objects at 400k calls)."""
+    return {"keys": idx["keys"], "n": idx["n"].tobytes(), "lens": [lens.tobytes() for lens in idx["lens"]], "base": idx["base"]}
+
+
+def _unpacked(idx: dict) -> dict:
+    def arr(b: bytes) -> array:
+        out = array("i")
+        out.frombytes(b)
+        return out
+
+    return {"keys": idx["keys"], "n": arr(idx["n"]), "lens": [arr(b) for b in idx["lens"]], "base": idx["base"]}
+
+
 def _basis_of(rows, of_slot) -> dict:
     """Tokens per local day and provider, every row (filters never apply to the basis)."""
     return _add_basis({}, rows, of_slot)
@@ -296,7 +333,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         dirty_days = None  # all
     else:
         days_state = state["days"]
-        index = state["index"]
+        index = {kind: _unpacked(idx) for kind, idx in state["index"].items()}
         blocks_state = state["blocks"]
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
@@ -511,25 +548,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             if fresh.__class__ is UnitRuns:
                 pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
                 continue
-            is_stale = stale(kind)
-            kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
-            # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
-            segments: list = []
-            if kept:
-                old_ord = dict(zip(old_keys, range(len(old_keys))))
-                for k in sorted(kept + list(fresh)):
-                    o = old_ord.get(k) if k not in fresh else None
-                    if o is None:
-                        segments.append(k)
-                        continue
-                    last = segments[-1] if segments else None
-                    if last is not None and last.__class__ is list and last[2] == o - 1:
-                        last[2] = o
-                    else:
-                        segments.append(["old", o, o])
-            else:
-                segments = sorted(fresh)
-            idx = {"keys": [], "n": [], "lens": [None] * 3, "base": [0] * 3}
+            segments = _segments(old_keys, fresh, stale(kind))
+            idx = {"keys": [], "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
             for seg in segments:
                 if seg.__class__ is list:
                     idx["keys"] += old_keys[seg[1]:seg[2] + 1]
@@ -545,13 +565,12 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             pos += len(head)
             for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
                 idx["base"][slot] = pos
-                lens: list[int] = []
+                lens = array("i")
                 wrote = False
                 if old is not None:
                     old_lens = old["lens"][slot]
                     obase = old["base"][slot]
-                    pre = [0]
-                    pre += accumulate(old_lens)
+                    pre = array("q", accumulate(old_lens, initial=0))
                 for seg in segments:
                     if seg.__class__ is list:
                         i, k = seg[1], seg[2] + 1
@@ -594,7 +613,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "days": days_state,
             "proj_months": proj_months,
             "blocks": blocks_state,
-            "index": new_index,
+            "index": {kind: _packed(idx) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
         })
     return stats, sum(day_counts.values())
@@ -842,9 +861,9 @@ class UnitRuns:
     def __init__(self, directory: str, kind: str = "sessions"):
         self.kind = kind
         self.keys: list = []
-        self.n = array("q")
+        self.n = array("i")
         self.several: list = []  # indices of the units whose session is in several tools
-        self.lens = (array("q"), array("q"), array("q"))  # rows, pps, periods
+        self.lens = (array("i"), array("i"), array("i"))  # rows, pps, periods
         self.spills = (view_cache.Spill(directory), view_cache.Spill(directory), view_cache.Spill(directory))
         self.runs = [0]  # each run's first index
         self.dropped: set = set()  # indices of units made again later
@@ -879,16 +898,16 @@ class UnitRuns:
         """The units' indices in key order (the runs merged), dropped ones left out."""
         keys, dropped, bounds = self.keys, self.dropped, self.runs + [len(self.keys)]
         if len(bounds) == 2:
-            return array("q", (i for i in range(len(keys)) if i not in dropped))
+            return array("i", (i for i in range(len(keys)) if i not in dropped))
         runs = [((keys[i], i) for i in range(a, b) if i not in dropped) for a, b in zip(bounds, bounds[1:])]
-        return array("q", (i for _k, i in heapq.merge(*runs)))
+        return array("i", (i for _k, i in heapq.merge(*runs)))
 
     def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
         """Write the report (the ``n``-th) at ``pos`` of ``fh``; record its index
         in ``new_index``; return the position after it."""
         order = self._order()
         keys, ns = self.keys, self.n
-        idx = {"keys": [keys[i] for i in order], "n": [ns[i] for i in order], "lens": [None] * 3, "base": [0] * 3}
+        idx = {"keys": [keys[i] for i in order], "n": array("i", (ns[i] for i in order)), "lens": [None] * 3, "base": [0] * 3}
         stats.recomputed += sum(idx["n"])
         head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)
@@ -897,7 +916,7 @@ class UnitRuns:
         for slot, which, tail in ((2, 1, b'],"periods":['), (1, periods, b'],"rows":['), (0, 0, None)):
             idx["base"][slot] = pos
             lens = self.lens[which]
-            idx["lens"][slot] = [lens[i] for i in order]
+            idx["lens"][slot] = array("i", (lens[i] for i in order))
             pos += self._write_merged(fh, which, order)
             if tail:
                 fh.write(tail)
@@ -1105,7 +1124,7 @@ def _day_ranges(inner: bytes, start: int = 0, end: int | None = None) -> list:
     return out
 
 
-READ_BYTES = 1 << 20  # a rollup file is scanned this much at a time
+READ_BYTES = 1 << 18  # a rollup file is scanned this much at a time (its peak: ~3x this)
 
 
 def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:

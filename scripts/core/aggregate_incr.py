@@ -16,11 +16,12 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 - ``days``: per local day, its row accumulators per (provider, model) and per (project,
   provider, model) and its subscription basis: weeks, months, projects, the whole-range
   tables and the allocation basis are regrouped from these (hundreds of entries, not
-  thousands of rollup rows). Each day's are kept marshalled (bytes), and loaded one day
-  at a time (``DayScan``): as objects, with their session sets, they were ~5 MB at 400k
-  calls, marshalled ~0.8 MB.
+  thousands of rollup rows). Each day's are marshalled into ``days.bin`` beside the
+  state (``DayStore``), which the state records like the output, and loaded one day at a
+  time (``DayScan``): as objects, with their session sets, they were ~5 MB at 400k
+  calls, and ~0.8 MB marshalled, which the state no longer holds either.
 - ``proj_months``: per local month, its project row accumulators (from its days),
-  marshalled too.
+  in ``days.bin`` too.
 - ``blocks``: per provider, each block's first slot and start. Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
   before the earliest change, until a block after the last change starts where it
@@ -86,6 +87,7 @@ from scripts.core.aggregation import (
     session_rows_of,
 )
 from scripts.core.rollup import COLUMNS
+from scripts.shared_io import AtomicFile
 
 STATE = "state.bin"
 _OPT = orjson.OPT_SORT_KEYS
@@ -144,21 +146,136 @@ def _merge_into(out: dict, part: dict) -> dict:
     return out
 
 
-class DayScan:
-    """One pass over the local days' states (``days``: day -> marshalled ``[day rows,
-    project rows, basis]``), in order and one day in memory at a time: the whole-range
-    entries, the units of the dirty days, weeks and months (each week's and month's
-    groups made as it ends), the allocation basis, and the project rows of the months in
-    ``redo_months`` (marshalled into ``proj_months``); with ``dirty_sessions``, the
-    local days naming one of them (``sess_local``)."""
+DAYS = "days.bin"
 
-    def __init__(self, days: dict, week_of: dict, dirty_days, dirty_weeks, dirty_months, proj_months: dict, redo_months,
+
+def _days_head(body_hash) -> bytes:
+    """``days.bin``'s head, as a view_cache state's (``MAGIC``, a JSON line with the
+    body's SHA-1), so that ``view_cache.verify`` checks it whole like the state; of one
+    length whatever the digest (the file is written after a placeholder)."""
+    header = {"digest": body_hash.hexdigest(), "identity": {"stage": "aggregate", "part": DAYS}, "version": view_cache.CACHE_VERSION}
+    return view_cache.MAGIC + orjson.dumps(header, option=_OPT) + b"\n"
+
+
+class DayStore:
+    """The marshalled ``[day rows, project rows, basis]`` of each local day and the
+    project rows of each month, in a file beside the state (``days.bin``) rather than in
+    it: the state records that file's identity (inode, size, mtime) and each piece's
+    offset and length, and a run reads the pieces it needs from the previous file (kept
+    open) and writes every piece into a new one (``AtomicFile``: renamed after the
+    output, before the state), new pieces as they are made. So neither the previous
+    pieces nor a first run's are all in memory. The file has a state's head (its SHA-1
+    checked by ``view_cache.verify``, as tests/faults does for every file here); a run
+    trusts it by its identity, as it does the output."""
+
+    def __init__(self, path: str, old: "view_cache.PreviousOutput | None", days: dict, months: dict):
+        self.path, self.old = path, old
+        # day (month) -> (False, offset, length) in the previous file or (True, ...) in the new one
+        self.days = {d: (False, o, n) for d, (o, n) in days.items()}
+        self.months = {m: (False, o, n) for m, (o, n) in months.items()}
+        self.out = self.fh = None
+        self.size = 0
+
+    def _write(self, blob: bytes) -> tuple:
+        if self.fh is None:
+            self.out = AtomicFile(self.path)
+            self.fh = self.out.__enter__()
+            self.hash = hashlib.sha1()
+            head = _days_head(self.hash)  # a place for it: written again once the digest is known
+            self.fh.write(head)
+            self.size = len(head)
+        self.fh.write(blob)
+        self.hash.update(blob)
+        self.size += len(blob)
+        return (True, self.size - len(blob), len(blob))
+
+    def _read(self, ref: tuple) -> bytes:
+        new, off, n = ref
+        if new:
+            self.fh.flush()
+            data = os.pread(self.fh.fileno(), n, off)
+        else:
+            data = self.old.read(off, off + n)
+        if data is None or len(data) != n:
+            raise OSError(f"{self.path}: a piece is cut short")
+        return data
+
+    def _moved(self, refs: dict, key) -> bytes:
+        """The piece of ``key``, copied into the new file if it is not there yet."""
+        ref = refs[key]
+        blob = self._read(ref)
+        if not ref[0]:
+            refs[key] = self._write(blob)
+        return blob
+
+    def put(self, day: str, blob: bytes) -> None:
+        self.days[day] = self._write(blob)
+
+    def put_month(self, month: str, blob: bytes) -> None:
+        self.months[month] = self._write(blob)
+
+    def get(self, day: str) -> bytes | None:
+        """A day's piece as it was or is now (None: no such day)."""
+        ref = self.days.get(day)
+        return None if ref is None else self._read(ref)
+
+    def day(self, day: str) -> bytes:
+        return self._moved(self.days, day)
+
+    def month(self, month: str) -> bytes:
+        return self._moved(self.months, month)
+
+    def drop(self, day: str) -> None:
+        self.days.pop(day, None)
+
+    def drop_month(self, month: str) -> None:
+        self.months.pop(month, None)
+
+    def __contains__(self, day) -> bool:
+        return day in self.days
+
+    def sorted_days(self) -> list:
+        return sorted(self.days)
+
+    def commit(self) -> tuple:
+        """Rename the new file into place; return ``(identity, days, months)`` for the state
+        (every piece must be in the new file by now)."""
+        if self.fh is None:
+            self._write(b"")
+        self.fh.flush()
+        os.pwrite(self.fh.fileno(), _days_head(self.hash), 0)
+        self.fh = None
+        self.out.__exit__(None, None, None)
+        for refs in (self.days, self.months):
+            for k, (new, off, n) in refs.items():
+                if not new:
+                    raise RuntimeError(f"{k} is not in the new {DAYS}")
+                refs[k] = (off, n)
+        return view_cache.file_identity(self.path), self.days, self.months
+
+    def close(self) -> None:
+        """Drop the new file unless it was committed."""
+        if self.fh is not None:
+            self.fh = None
+            self.out.__exit__(RuntimeError, None, None)
+
+
+class DayScan:
+    """One pass over the local days' states (``store``, a ``DayStore``), in order and one
+    day in memory at a time: the whole-range entries, the units of the dirty days, weeks
+    and months (each week's and month's groups made as it ends), the allocation basis,
+    the project rows of the months in ``redo_months`` (into ``store``) and of every
+    month together (``projects``); with ``dirty_sessions``, the local days naming one of
+    them (``sess_local``). Every day and month goes into the store's new file on the way."""
+
+    def __init__(self, store: "DayStore", week_of: dict, dirty_days, dirty_weeks, dirty_months, redo_months,
                  dirty_sessions: set | None):
         self.daily: dict = {}
         self.weekly: dict = {}
         self.monthly: dict = {}
         self.allocation: dict[str, dict[str, int]] = {}
         self.sess_local: set = set()
+        self.projects: dict = {}
         by_provider: dict = {}
         by_model: dict = {}
         total: dict = {}
@@ -166,8 +283,8 @@ class DayScan:
         week_rows: dict = {}
         month_rows: dict = {}
         proj: dict = {}
-        for day in sorted(days):
-            day_rows, day_proj, basis = marshal.loads(days[day])
+        for day in store.sorted_days():
+            day_rows, day_proj, basis = marshal.loads(store.day(day))
             _group((((k[1],), a) for k, a in day_rows.items()), into=by_provider)
             _group((((k[1], k[2]), a) for k, a in day_rows.items()), into=by_model)
             _group(((((), a) for a in day_rows.values())), into=total)
@@ -178,8 +295,7 @@ class DayScan:
                 _group((((week, k[1], k[2]), a) for k, a in day_rows.items()), True, into=week_rows)
             if day[:7] != month:
                 self._add(self.monthly, month_rows)
-                if month in redo_months:
-                    proj_months[month] = marshal.dumps(proj)
+                self._month_done(store, month, proj if month in redo_months else None)
                 month, month_rows, proj = day[:7], {}, {}
             if month in dirty_months:
                 _group((((month, k[1], k[2]), a) for k, a in day_rows.items()), True, into=month_rows)
@@ -194,9 +310,17 @@ class DayScan:
                 self.sess_local.add(day)
         self._add(self.weekly, week_rows)
         self._add(self.monthly, month_rows)
-        if month in redo_months:
-            proj_months[month] = marshal.dumps(proj)
+        self._month_done(store, month, proj if month in redo_months else None)
         self.shared = whole_range_entries(by_provider, by_model, total.get(()))
+
+    def _month_done(self, store: "DayStore", month: str | None, proj: dict | None) -> None:
+        """A month's project rows (``proj``: made now, None: kept) stored and added to
+        ``projects``."""
+        if month is None:
+            return
+        if proj is not None:
+            store.put_month(month, marshal.dumps(proj))
+        _merge_into(self.projects, marshal.loads(store.month(month)))
 
     @staticmethod
     def _add(units: dict, rows: dict) -> None:
@@ -297,12 +421,15 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     state_path = os.path.join(cache_dir, STATE)
     state = view_cache.load_unless_forced(state_path, identity, force, stats)
     old_file = None
+    old_days = None
     if state is not None:
         old_file = view_cache.PreviousOutput.open(output, state["output"])
-        if old_file is None:
+        old_days = view_cache.PreviousOutput.open(os.path.join(cache_dir, DAYS), state["days_file"])
+        for f in (old_file, old_days):
+            if f is not None:
+                opened.append(f)
+        if old_file is None or old_days is None:
             state, stats.state = None, "output"
-        else:
-            opened.append(old_file)
 
     # the rollup rows per UTC day, and their digests (what tells a changed day); a first
     # run reads them lazily too (every day is then parsed, and checked, once per pass)
@@ -326,13 +453,13 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         day_counts = {d: old_counts[d] if d in old_counts and d not in changed else len(source.day(d)) for d in digests}
 
     # ------------------------------------------------------------ what is dirty
+    days_state = DayStore(os.path.join(cache_dir, DAYS), old_days, {} if full else state["days"], {} if full else state["proj_months"])
+    opened.append(days_state)
     if full:
-        days_state: dict = {}
         index: dict = {}
         blocks_state: dict = {}
         dirty_days = None  # all
     else:
-        days_state = state["days"]
         index = {kind: _unpacked(idx) for kind, idx in state["index"].items()}
         blocks_state = state["blocks"]
         # A changed UTC day dirties the local days it overlaps, the sessions it held
@@ -374,8 +501,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     if full:
         # one pass over every row, a UTC day at a time, none kept: days, sessions and
         # blocks are made as the days go (see FullPass)
-        whole = FullPass(source, of_slot, filters, names, batch(), multi_form=False, blocks=batch("blocks"))
-        days_state, day_counts = whole.days_state, whole.day_counts
+        whole = FullPass(source, of_slot, filters, names, batch(), multi_form=False, blocks=batch("blocks"), days=days_state)
+        day_counts = whole.day_counts
     else:
         fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
         fine_by_day: dict[str, dict] = {}
@@ -387,32 +514,28 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         for day in dirty_days | new_days:
             entry = _day_entry(fine_by_day.get(day), basis_by_day, day)
             if entry is None:
-                days_state.pop(day, None)
+                days_state.drop(day)
             else:
-                days_state[day] = marshal.dumps(entry)
+                days_state.put(day, marshal.dumps(entry))
         del fine_by_day
     if dirty_days is None:
-        dirty_days = set(days_state)
-    week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state}
+        dirty_days = set(days_state.days)
+    week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state.days}
     dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
     dirty_months = {d[:7] for d in dirty_days}
 
     # projects: per month from its days (only the dirty months), then the months together
-    proj_months = {} if state is None else state["proj_months"]
-    months_now = {d[:7] for d in days_state}
-    for month in list(proj_months):
+    months_now = {d[:7] for d in days_state.days}
+    for month in list(days_state.months):
         if month not in months_now:
-            del proj_months[month]
+            days_state.drop_month(month)
     scan = DayScan(days_state, week_of, dirty_days, dirty_weeks, dirty_months,
-                   proj_months, months_now if state is None else dirty_months & months_now,
+                   months_now if state is None else dirty_months & months_now,
                    dirty_sessions if state is not None else None)
     shared = scan.shared
     new_units: dict[str, dict] = {"daily": scan.daily, "weekly": scan.weekly, "monthly": scan.monthly}
-    projects: dict = {}
-    for m in sorted(proj_months):
-        _merge_into(projects, marshal.loads(proj_months[m]))
-    new_units["projects"] = _units(_table(projects, {}))
-    del projects
+    new_units["projects"] = _units(_table(scan.projects, {}))
+    del scan.projects
     allocation = scan.allocation
 
     # ------------------------------------------------------------ sessions
@@ -531,8 +654,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
 
         return block_stale
 
-    from scripts.shared_io import AtomicFile
-
     new_index: dict = {}
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
@@ -606,12 +727,14 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # aggregates.json is complete: price may start (under refresh, when this runs in a
         # forked copy) while this state for the next run is saved
         background.release()
+        days_file, days, months = days_state.commit()
         view_cache.save(state_path, identity, {
             "output": view_cache.file_identity(output),
+            "days_file": days_file,
             "chunks": digests,
             "day_counts": day_counts,
-            "days": days_state,
-            "proj_months": proj_months,
+            "days": days,
+            "proj_months": months,
             "blocks": blocks_state,
             "index": {kind: _packed(idx) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
@@ -677,7 +800,7 @@ class FullPass:
     Without ``blocks`` (their units): the sessions only (in the multi-tool form, say)."""
 
     def __init__(self, source, of_slot, filters, names: dict, sessions: "UnitRuns", multi_form: bool,
-                 blocks: "UnitRuns | None" = None):
+                 blocks: "UnitRuns | None" = None, days: "DayStore | None" = None):
         with_days = blocks is not None
         self.of_slot, self.filters, self.names = of_slot, filters, names
         self.sessions, self.multi_form = sessions, multi_form
@@ -686,7 +809,7 @@ class FullPass:
         self.first_seen: dict = {}  # and the first
         self.made: dict = {}  # session made -> its first UTC day
         self.again: set = set()  # sessions seen again after they were made
-        self.days_state: dict = {}
+        self.days_state = days  # with the blocks: where the days go
         self.day_counts: dict = {}
         self.basis_by_day = {} if filters.active and with_days else None  # every call, filtered out or not
         self.blocks = OnlineBlocks(of_slot, filters, names, blocks) if with_days else None
@@ -732,15 +855,15 @@ class FullPass:
                 if sub is None:
                     sub = subs[k[0]] = {}
                 sub[k] = a
-        for day, sub in subs.items():
-            days_state[day] = marshal.dumps(_day_entry(sub, self.basis_by_day, day))
+        for day in sorted(subs):
+            days_state.put(day, marshal.dumps(_day_entry(subs[day], self.basis_by_day, day)))
 
     def _finish_days(self) -> None:
         """The days whose calls were all filtered out (they count in the basis)."""
         if self.basis_by_day is not None:
             for day in self.basis_by_day:
                 if day not in self.days_state:
-                    self.days_state[day] = marshal.dumps(_day_entry(None, self.basis_by_day, day))
+                    self.days_state.put(day, marshal.dumps(_day_entry(None, self.basis_by_day, day)))
 
     def _make_sessions(self, sessions: list, complete: str | None) -> None:
         """Make these sessions (whose local days are all made: before ``complete``) one run."""

@@ -260,6 +260,61 @@ class DayStore:
             self.out.__exit__(RuntimeError, None, None)
 
 
+class WholeRange:
+    """The whole-range groups (per provider, per provider and model, everything) from the
+    day rows, without a session set per group: each session's set of (provider, model)
+    pairs is one bit mask (one dict of every session, not a dozen sets of them), counted
+    per group at the end."""
+
+    def __init__(self):
+        self.by_provider: dict = {}
+        self.by_model: dict = {}
+        self.total: dict = {}
+        self.bit: dict = {}  # (provider, model) -> its bit
+        self.masks: dict = {}  # session -> the bits of its (provider, model) pairs
+
+    def add(self, day_rows: dict) -> None:
+        masks, bits = self.masks, self.bit
+        for (_day, provider, model), b in day_rows.items():
+            for groups, key in ((self.by_provider, (provider,)), (self.by_model, (provider, model)), (self.total, ())):
+                a = groups.get(key)
+                if a is None:
+                    groups[key] = _start(b, None, None)
+                else:
+                    _fold(a, b)
+            bit = bits.get((provider, model))
+            if bit is None:
+                bit = bits[(provider, model)] = 1 << len(bits)
+            for s in b[_SESS]:
+                masks[s] = masks.get(s, 0) | bit
+        return None
+
+    def entries(self) -> dict:
+        """``whole_range_entries`` of the groups, each with its distinct session count."""
+        per_mask: dict = {}
+        for mask in self.masks.values():
+            per_mask[mask] = per_mask.get(mask, 0) + 1
+        per_model = dict.fromkeys(self.bit, 0)
+        per_provider = dict.fromkeys((k[0] for k in self.bit), 0)
+        for mask, n in per_mask.items():
+            providers = set()
+            for key, bit in self.bit.items():
+                if mask & bit:
+                    per_model[key] += n
+                    providers.add(key[0])
+            for provider in providers:
+                per_provider[provider] += n
+        # _fields only takes the sessions' len(): a range of the count stands for the set
+        for key, a in self.by_model.items():
+            a[_SESS] = range(per_model[key])
+        for (provider,), a in self.by_provider.items():
+            a[_SESS] = range(per_provider[provider])
+        total = self.total.get(())
+        if total is not None:
+            total[_SESS] = range(len(self.masks))
+        return whole_range_entries(self.by_provider, self.by_model, total)
+
+
 class DayScan:
     """One pass over the local days' states (``store``, a ``DayStore``), in order and one
     day in memory at a time: the whole-range entries, the units of the dirty days, weeks
@@ -275,19 +330,14 @@ class DayScan:
         self.monthly: dict = {}
         self.allocation: dict[str, dict[str, int]] = {}
         self.sess_local: set = set()
-        self.projects: dict = {}
-        by_provider: dict = {}
-        by_model: dict = {}
-        total: dict = {}
+        whole = WholeRange()
         week = month = None
         week_rows: dict = {}
         month_rows: dict = {}
         proj: dict = {}
         for day in store.sorted_days():
             day_rows, day_proj, basis = marshal.loads(store.day(day))
-            _group((((k[1],), a) for k, a in day_rows.items()), into=by_provider)
-            _group((((k[1], k[2]), a) for k, a in day_rows.items()), into=by_model)
-            _group(((((), a) for a in day_rows.values())), into=total)
+            whole.add(day_rows)
             if week_of[day] != week:
                 self._add(self.weekly, week_rows)
                 week, week_rows = week_of[day], {}
@@ -295,7 +345,8 @@ class DayScan:
                 _group((((week, k[1], k[2]), a) for k, a in day_rows.items()), True, into=week_rows)
             if day[:7] != month:
                 self._add(self.monthly, month_rows)
-                self._month_done(store, month, proj if month in redo_months else None)
+                if month in redo_months:
+                    store.put_month(month, marshal.dumps(proj))
                 month, month_rows, proj = day[:7], {}, {}
             if month in dirty_months:
                 _group((((month, k[1], k[2]), a) for k, a in day_rows.items()), True, into=month_rows)
@@ -310,17 +361,15 @@ class DayScan:
                 self.sess_local.add(day)
         self._add(self.weekly, week_rows)
         self._add(self.monthly, month_rows)
-        self._month_done(store, month, proj if month in redo_months else None)
-        self.shared = whole_range_entries(by_provider, by_model, total.get(()))
-
-    def _month_done(self, store: "DayStore", month: str | None, proj: dict | None) -> None:
-        """A month's project rows (``proj``: made now, None: kept) stored and added to
-        ``projects``."""
-        if month is None:
-            return
-        if proj is not None:
+        if month in redo_months:
             store.put_month(month, marshal.dumps(proj))
-        _merge_into(self.projects, marshal.loads(store.month(month)))
+        del week_rows, month_rows, proj
+        self.shared = whole.entries()
+        del whole
+        # the months' project rows together, once the whole-range groups are gone
+        self.projects: dict = {}
+        for month in sorted(store.months):
+            _merge_into(self.projects, marshal.loads(store.month(month)))
 
     @staticmethod
     def _add(units: dict, rows: dict) -> None:

@@ -84,6 +84,8 @@ def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, fil
 
     monkeypatch.setattr(aggregate_incr, "SESSION_CHUNK", 3)
     monkeypatch.setattr(aggregate_incr, "BLOCK_CHUNK", 2)
+    monkeypatch.setattr(aggregate_incr.UnitRuns, "SPILL_LIMIT", 64)
+    monkeypatch.setattr(aggregate_incr.UnitRuns, "READ", 16)
     monkeypatch.setattr(aggregate_incr, "READ_BYTES", 300)
     monkeypatch.setattr(view_cache.Spill, "LIMIT", 64)
     spills = []

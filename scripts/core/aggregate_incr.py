@@ -48,6 +48,7 @@ session).
 from __future__ import annotations
 
 import datetime as dt
+import bisect
 import hashlib
 import heapq
 import marshal
@@ -856,12 +857,10 @@ class FullPass:
         self.fine: dict = {}
         self.last_seen: dict = {}  # session not made yet -> the last UTC day it has rows on
         self.first_seen: dict = {}  # and the first
-        self.made: dict = {}  # session made -> its first UTC day
-        self.again: set = set()  # sessions seen again after they were made
         self.days_state = days  # with the blocks: where the days go
         self.day_counts: dict = {}
         self.basis_by_day = {} if filters.active and with_days else None  # every call, filtered out or not
-        self.blocks = OnlineBlocks(of_slot, filters, names, blocks) if with_days else None
+        self.blocks = OnlineBlocks(of_slot, filters, blocks) if with_days else None
         self.with_days = with_days
         for d, rows in source.iter_utc_days():
             self._add_day(d, rows)
@@ -869,21 +868,20 @@ class FullPass:
             self._make_days(None)
             self._finish_days()
         self._make_sessions(list(self.last_seen), None)
-        if self.again:
-            self._redo_again(source)
+        again = sessions.duplicates()  # made in several runs: they resumed after a day or more
+        if again:
+            self._redo_again(source, again)
 
     def _add_day(self, d: int, rows: list) -> None:
         self.day_counts[d] = len(rows)
         if self.basis_by_day is not None:
             _add_basis(self.basis_by_day, rows, self.of_slot)
         fold_rows(rows, self.of_slot, self.filters, False, names=self.names, into=self.fine)
-        last_seen, first_seen, made = self.last_seen, self.first_seen, self.made
+        last_seen, first_seen = self.last_seen, self.first_seen
         for s in {r[4] for r in rows}:
             if s not in last_seen:
                 s = self.names.setdefault(s, s)
                 first_seen[s] = d
-                if s in made:
-                    self.again.add(s)
             last_seen[s] = d
         if self.blocks is not None:
             self.blocks.add_day(rows)
@@ -925,22 +923,21 @@ class FullPass:
         sub = {k: a for k, a in fine.items() if k[4] in want}
         for k in sub:
             del fine[k]
-        made = self.made
+        first = min(self.first_seen[s] for s in want) if want else None
+        names = self.names
         for s in want:
-            first = self.first_seen.pop(s)
-            if made.get(s, first) >= first:  # a session made again keeps its first day
-                made[s] = first
-            del self.last_seen[s]
+            del self.first_seen[s], self.last_seen[s]
+            names.pop(s, None)  # its string lives on in its unit's key
         if sub:
-            self.sessions.new_run()
+            self.sessions.new_run(first)
             _session_units(sub, self.multi_form, self.sessions)
 
-    def _redo_again(self, source) -> None:
-        """The sessions seen again after they were made: their units anew, from the days
-        since the first one's first day, as one more run (their earlier units dropped)."""
-        again = self.again
-        self.sessions.drop(again)
-        first = min(self.made[s] for s in again)
+    def _redo_again(self, source, again: dict) -> None:
+        """The sessions made in several runs (``again``: session -> the first of them):
+        their units anew, from the first UTC day of those runs' sessions on, as one more
+        run (their earlier units dropped)."""
+        self.sessions.drop(set(again))
+        first = min(self.sessions.run_tags[r] for r in again.values())
         fine: dict = {}
         for _d, rows in source.iter_utc_days(first):
             fold_rows([r for r in rows if r[4] in again], self.of_slot, self.filters, False, names=self.names, into=fine)
@@ -955,8 +952,9 @@ class OnlineBlocks:
     blocks that ended turned into units (``units``, a ``UnitRuns``), BLOCK_CHUNK or more
     at a time."""
 
-    def __init__(self, of_slot, filters, names: dict, units: "UnitRuns"):
-        self.of_slot, self.filters, self.names = of_slot, filters, names
+    def __init__(self, of_slot, filters, units: "UnitRuns"):
+        self.of_slot, self.filters = of_slot, filters
+        self.names: dict = {}  # one string per session id in the blocks not made yet
         self.current: dict = {}  # provider -> [its current block's start, its last call]
         self.firsts: dict = {}  # provider -> {block start: its first slot}
         self.rows: dict = {}  # (block start, provider, model) -> accumulator
@@ -1015,6 +1013,7 @@ class OnlineBlocks:
             sub = {k: a for k, a in rows.items() if (k[0], k[1]) in blocks}
             for k in sub:
                 del rows[k]
+        self.names = {}
         if sub:
             self.units.new_run()
             self.units.add(_units(_blocks_as_table(sub, {}, None), by_provider=True))
@@ -1028,7 +1027,8 @@ class UnitRuns:
     (what the index needs). The report is written merging the runs by key, each run's
     bytes read in order through a small buffer."""
 
-    READ = 1 << 15  # bytes read from a run's spill at a time
+    READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run)
+    SPILL_LIMIT = 1 << 16  # bytes kept in memory per spill (six of them)
 
     def __init__(self, directory: str, kind: str = "sessions"):
         self.kind = kind
@@ -1036,14 +1036,35 @@ class UnitRuns:
         self.n = array("i")
         self.several: list = []  # indices of the units whose session is in several tools
         self.lens = (array("i"), array("i"), array("i"))  # rows, pps, periods
-        self.spills = (view_cache.Spill(directory), view_cache.Spill(directory), view_cache.Spill(directory))
+        self.spills = tuple(view_cache.Spill(directory, self.SPILL_LIMIT) for _ in range(3))
         self.runs = [0]  # each run's first index
+        self.run_tags: list = [None]  # and what its maker said of it (new_run)
         self.dropped: set = set()  # indices of units made again later
         self.multi = False
 
-    def new_run(self) -> None:
+    def new_run(self, tag=None) -> None:
         if len(self.keys) != self.runs[-1]:
             self.runs.append(len(self.keys))
+            self.run_tags.append(tag)
+        else:
+            self.run_tags[-1] = tag
+
+    def _merged(self, dropped=()):
+        """``(key, index)`` of every unit (but ``dropped``), in key order (the runs merged)."""
+        keys, bounds = self.keys, self.runs + [len(self.keys)]
+        runs = [((keys[i], i) for i in range(a, b) if i not in dropped) for a, b in zip(bounds, bounds[1:])]
+        return heapq.merge(*runs)
+
+    def duplicates(self) -> dict:
+        """Keys with units in several runs -> the first of those runs."""
+        out: dict = {}
+        prev = first = None
+        for k, i in self._merged():  # a key's units in index order: its first run first
+            if k != prev:
+                prev, first = k, i
+            elif k not in out:
+                out[k] = bisect.bisect_right(self.runs, first) - 1
+        return out
 
     def drop(self, sessions: set) -> None:
         """Drop the units made so far of these sessions (made again in a later run)."""
@@ -1068,11 +1089,9 @@ class UnitRuns:
 
     def _order(self) -> array:
         """The units' indices in key order (the runs merged), dropped ones left out."""
-        keys, dropped, bounds = self.keys, self.dropped, self.runs + [len(self.keys)]
-        if len(bounds) == 2:
-            return array("i", (i for i in range(len(keys)) if i not in dropped))
-        runs = [((keys[i], i) for i in range(a, b) if i not in dropped) for a, b in zip(bounds, bounds[1:])]
-        return array("i", (i for _k, i in heapq.merge(*runs)))
+        if len(self.runs) == 1:
+            return array("i", (i for i in range(len(self.keys)) if i not in self.dropped))
+        return array("i", (i for _k, i in self._merged(self.dropped)))
 
     def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
         """Write the report (the ``n``-th) at ``pos`` of ``fh``; record its index

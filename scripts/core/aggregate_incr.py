@@ -263,19 +263,15 @@ class DayStore:
 
 class WholeRange:
     """The whole-range groups (per provider, per provider and model, everything) from the
-    day rows, without a session set per group: each session's set of (provider, model)
-    pairs is one bit mask (one dict of every session, not a dozen sets of them), counted
-    per group at the end."""
+    day rows, without their session sets (each would hold every session): their
+    distinct session counts come from the sessions report (``SessionCounts``)."""
 
     def __init__(self):
         self.by_provider: dict = {}
         self.by_model: dict = {}
         self.total: dict = {}
-        self.bit: dict = {}  # (provider, model) -> its bit
-        self.masks: dict = {}  # session -> the bits of its (provider, model) pairs
 
     def add(self, day_rows: dict) -> None:
-        masks, bits = self.masks, self.bit
         for (_day, provider, model), b in day_rows.items():
             for groups, key in ((self.by_provider, (provider,)), (self.by_model, (provider, model)), (self.total, ())):
                 a = groups.get(key)
@@ -283,37 +279,78 @@ class WholeRange:
                     groups[key] = _start(b, None, None)
                 else:
                     _fold(a, b)
-            bit = bits.get((provider, model))
-            if bit is None:
-                bit = bits[(provider, model)] = 1 << len(bits)
-            for s in b[_SESS]:
-                masks[s] = masks.get(s, 0) | bit
-        return None
 
-    def entries(self) -> dict:
-        """``whole_range_entries`` of the groups, each with its distinct session count."""
-        per_mask: dict = {}
-        for mask in self.masks.values():
-            per_mask[mask] = per_mask.get(mask, 0) + 1
-        per_model = dict.fromkeys(self.bit, 0)
-        per_provider = dict.fromkeys((k[0] for k in self.bit), 0)
-        for mask, n in per_mask.items():
-            providers = set()
-            for key, bit in self.bit.items():
-                if mask & bit:
-                    per_model[key] += n
-                    providers.add(key[0])
-            for provider in providers:
-                per_provider[provider] += n
+    def entries(self, counts: "SessionCounts") -> dict:
+        """``whole_range_entries`` of the groups, with the sessions' counts."""
         # _fields only takes the sessions' len(): a range of the count stands for the set
         for key, a in self.by_model.items():
-            a[_SESS] = range(per_model[key])
+            a[_SESS] = range(counts.model.get(key, 0))
         for (provider,), a in self.by_provider.items():
-            a[_SESS] = range(per_provider[provider])
+            a[_SESS] = range(counts.provider.get(provider, 0))
         total = self.total.get(())
         if total is not None:
-            total[_SESS] = range(len(self.masks))
+            total[_SESS] = range(counts.total)
         return whole_range_entries(self.by_provider, self.by_model, total)
+
+
+class SessionCounts:
+    """How many sessions have calls (that the filters keep) of each (provider, model), of
+    each provider, and in all: the whole-range entries' ``sessions``, the same as the
+    distinct sessions of the day rows, since a session has a row per (provider, model)
+    it used in the sessions report. Kept in the state and brought up to date by the
+    sessions redone (their old rows read back from the previous output)."""
+
+    def __init__(self, state: dict | None = None):
+        self.model: dict = dict(state["model"]) if state else {}
+        self.provider: dict = dict(state["provider"]) if state else {}
+        self.total: int = state["total"] if state else 0
+
+    def add(self, pairs, sign: int = 1) -> None:
+        """Count (``sign`` -1: uncount) one session that used these (provider, model)."""
+        for pair in pairs:
+            self.model[pair] = self.model.get(pair, 0) + sign
+        for provider in {p for p, _m in pairs}:
+            self.provider[provider] = self.provider.get(provider, 0) + sign
+        self.total += sign
+
+    def add_sessions(self, sess_rows: dict) -> None:
+        """Count the sessions of row accumulators keyed (session, provider, model)."""
+        pairs: dict = {}
+        for session, provider, model in sess_rows:
+            pairs.setdefault(session, []).append((provider, model))
+        for p in pairs.values():
+            self.add(p)
+
+    def add_rows(self, rows: bytes, sign: int) -> None:
+        """Count a session from its rows' bytes (``row,row``) as written."""
+        entries = orjson.loads(b"[" + bytes(rows) + b"]")
+        self.add({(e["provider"], e["model"]) for e in entries}, sign)
+
+    def merge(self, other: "SessionCounts") -> None:
+        for pair, n in other.model.items():
+            self.model[pair] = self.model.get(pair, 0) + n
+        for provider, n in other.provider.items():
+            self.provider[provider] = self.provider.get(provider, 0) + n
+        self.total += other.total
+
+    def as_state(self) -> dict:
+        return {"model": {k: n for k, n in self.model.items() if n}, "provider": {k: n for k, n in self.provider.items() if n},
+                "total": self.total}
+
+
+def _counts_now(old_counts: dict, old: dict | None, old_file, dirty_sessions: set, fresh: SessionCounts) -> SessionCounts:
+    """The session counts after an incremental run: the last run's, less the dirty
+    sessions it had (their rows read back from the previous output), plus those made now."""
+    counts = SessionCounts(old_counts)
+    if old is not None and dirty_sessions:
+        lens, base = old["lens"][0], old["base"][0]
+        at = base
+        for k, n in zip(old["keys"], lens):
+            if n and k in dirty_sessions:
+                counts.add_rows(old_file.read(at, at + n - 1), -1)
+            at += n
+    counts.merge(fresh)
+    return counts
 
 
 class DayScan:
@@ -365,8 +402,7 @@ class DayScan:
         if month in redo_months:
             store.put_month(month, marshal.dumps(proj))
         del week_rows, month_rows, proj
-        self.shared = whole.entries()
-        del whole
+        self.whole = whole  # its entries once the sessions are counted
         # the months' project rows together, once the whole-range groups are gone
         self.projects: dict = {}
         for month in sorted(store.months):
@@ -582,7 +618,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     scan = DayScan(days_state, week_of, dirty_days, dirty_weeks, dirty_months,
                    months_now if state is None else dirty_months & months_now,
                    dirty_sessions if state is not None else None)
-    shared = scan.shared
     new_units: dict[str, dict] = {"daily": scan.daily, "weekly": scan.weekly, "monthly": scan.monthly}
     new_units["projects"] = _units(_table(scan.projects, {}))
     del scan.projects
@@ -610,7 +645,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                      or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
         sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
         sess_in_all = False
-        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True)
+        fresh_counts = SessionCounts()
+        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True, counts=fresh_counts)
         multi_sessions = {k for k, u in sess_units.items() if u[4]}
         multi_sessions |= old_multi - dirty_sessions
         if bool(multi_sessions) != bool(old_multi):
@@ -618,6 +654,12 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             sess_units = FullPass(source, of_slot, filters, names, batch(), multi_form=True).sessions
             multi_sessions = set(sess_units.several_keys())
     multi = bool(multi_sessions)
+    if sess_in_all:
+        counts = sess_units.counts
+    else:
+        counts = _counts_now(state["session_counts"], index.get("sessions"), old_file, dirty_sessions, fresh_counts)
+    shared = scan.whole.entries(counts)
+    del scan
     if sess_in_all:
         sess_units.multi = multi
     else:
@@ -788,13 +830,15 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "blocks": blocks_state,
             "index": {kind: _packed(idx) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
+            "session_counts": counts.as_state(),
         })
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None):
+def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None, counts: "SessionCounts | None" = None):
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
-    tools?, n rows]``, or with ``batch`` that batch, filled. Made SESSION_CHUNK fine
+    tools?, n rows]``, or with ``batch`` that batch, filled (and its ``counts``); each
+    session counted in ``counts`` (if given). Made SESSION_CHUNK fine
     accumulators (whole sessions) at a time: only a chunk's row accumulators (with their
     session sets and month tokens) and entries are ever objects, and its fine
     accumulators go once they are bytes (a first run's sessions are most of the
@@ -810,6 +854,10 @@ def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None
             hi += 1
         sess_rows, project_of = session_rows_of({k: pop(k) for k in order[lo:hi]})
         lo = hi
+        if batch is not None:
+            batch.counts.add_sessions(sess_rows)
+        elif counts is not None:
+            counts.add_sessions(sess_rows)
         table = _table(sess_rows, {}, session_project_field(project_of), with_periods=multi_form, project_of=project_of)
         del sess_rows
         units = _units(table)
@@ -1040,6 +1088,7 @@ class UnitRuns:
         self.runs = [0]  # each run's first index
         self.run_tags: list = [None]  # and what its maker said of it (new_run)
         self.dropped: set = set()  # indices of units made again later
+        self.counts = SessionCounts()  # of the sessions (not dropped)
         self.multi = False
 
     def new_run(self, tag=None) -> None:
@@ -1068,7 +1117,14 @@ class UnitRuns:
 
     def drop(self, sessions: set) -> None:
         """Drop the units made so far of these sessions (made again in a later run)."""
-        self.dropped.update(i for i, k in enumerate(self.keys) if k in sessions)
+        lens, spill = self.lens[0], self.spills[0]
+        at = 0
+        for i, k in enumerate(self.keys):
+            if k in sessions and i not in self.dropped:
+                self.dropped.add(i)
+                if lens[i]:
+                    self.counts.add_rows(_spill_read(spill, at, lens[i] - 1), -1)
+            at += lens[i]
 
     def add(self, units: dict) -> None:
         """Units in key order, after those of this run so far."""

@@ -95,7 +95,7 @@ _OPT = orjson.OPT_SORT_KEYS
 _session_of = itemgetter(4)  # of a fine key
 # more than this share of the days changed: recompute everything (cheaper than the bookkeeping)
 FULL_SHARE = 0.25
-SESSION_CHUNK = 500  # fine accumulators (about as many sessions) turned into entries at a time
+SESSION_CHUNK = 200  # fine accumulators (about as many sessions) turned into entries at a time (and a full run's run)
 BLOCK_CHUNK = 64  # blocks turned into entries at a time (a full run)
 
 

@@ -864,6 +864,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             pos += len(shared_tail)
             new_index[kind] = idx
         write(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
+    index = old = state = new_units = None  # the last run's index and the units: written, not needed to save
     if output != "-":
         # aggregates.json is complete: price may start (under refresh, when this runs in a
         # forked copy) while this state for the next run is saved
@@ -1425,7 +1426,7 @@ def _day_ranges(inner: bytes, start: int = 0, end: int | None = None) -> list:
     return out
 
 
-READ_BYTES = 1 << 18  # a rollup file is scanned this much at a time (its peak: ~3x this)
+READ_BYTES = 1 << 16  # a rollup file is scanned this much at a time (its peak: a few times this)
 
 
 def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:

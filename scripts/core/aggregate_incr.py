@@ -442,17 +442,8 @@ class KeyList:
     (the sessions' keys are the index's bulk)."""
 
     def __init__(self, blob: bytes | None = None, ends: array | None = None):
-        self.blob = bytearray() if blob is None else blob  # a loaded one is read, never appended to
+        self.blob = bytearray() if blob is None else blob  # a loaded one (a view of the state) is only read
         self.ends = array("q") if ends is None else ends  # where each key's bytes end
-
-    @classmethod
-    def of_state(cls, state: list) -> "KeyList":
-        ends = array("q")
-        ends.frombytes(state[1])
-        return cls(state[0], ends)
-
-    def state(self) -> list:
-        return [self.blob, self.ends.tobytes()]  # marshal writes a bytearray as bytes
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -484,19 +475,27 @@ class KeyList:
         self.ends.extend(e + shift for e in other.ends[i:j])
 
 
-def _packed(idx: dict) -> dict:
-    """An index as the state keeps it: the counts and lengths as packed 32-bit ints (7,666
-    sessions' were ~1 MB of int objects at 400k calls)."""
-    return {"keys": idx["keys"].state(), "n": idx["n"].tobytes(), "lens": [lens.tobytes() for lens in idx["lens"]], "base": idx["base"]}
+def _packed(idx: dict, blobs: list) -> dict:
+    """An index as the state keeps it: its keys' buffer, and the counts and lengths as
+    packed 32-bit ints (7,666 sessions' were ~1 MB of int objects at 400k calls), are
+    blobs after the state's body (numbered in ``blobs``): written, read back, never
+    marshalled."""
+    def blob(b) -> int:
+        blobs.append(b)
+        return len(blobs) - 1
+
+    return {"keys": [blob(idx["keys"].blob), blob(idx["keys"].ends)], "n": blob(idx["n"]), "lens": [blob(lens) for lens in idx["lens"]],
+            "base": idx["base"]}
 
 
-def _unpacked(idx: dict) -> dict:
-    def arr(b: bytes) -> array:
-        out = array("i")
-        out.frombytes(b)
+def _unpacked(idx: dict, blobs: list) -> dict:
+    def arr(i: int, typecode: str = "i") -> array:
+        out = array(typecode)
+        out.frombytes(blobs[i])
         return out
 
-    return {"keys": KeyList.of_state(idx["keys"]), "n": arr(idx["n"]), "lens": [arr(b) for b in idx["lens"]], "base": idx["base"]}
+    keys = KeyList(blobs[idx["keys"][0]], arr(idx["keys"][1], "q"))
+    return {"keys": keys, "n": arr(idx["n"]), "lens": [arr(i) for i in idx["lens"]], "base": idx["base"]}
 
 
 def _basis_of(rows, of_slot) -> dict:
@@ -553,7 +552,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         "output": os.path.abspath(output),
     }
     state_path = os.path.join(cache_dir, STATE)
-    state = view_cache.load_unless_forced(state_path, identity, force, stats)
+    state, blobs = view_cache.load_with_blobs(state_path, identity, force, stats)
     old_file = None
     old_days = None
     if state is not None:
@@ -594,7 +593,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         blocks_state: dict = {}
         dirty_days = None  # all
     else:
-        index = {kind: _unpacked(idx) for kind, idx in state["index"].items()}
+        index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
         blocks_state = state["blocks"]
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
@@ -870,7 +869,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # forked copy) while this state for the next run is saved
         background.release()
         days_file, days, months = days_state.commit()
-        view_cache.save(state_path, identity, {
+        blobs = []
+        view_cache.save_with_blobs(state_path, identity, {
             "output": view_cache.file_identity(output),
             "days_file": days_file,
             "chunks": digests,
@@ -878,10 +878,10 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "days": days,
             "proj_months": months,
             "blocks": blocks_state,
-            "index": {kind: _packed(idx) for kind, idx in new_index.items()},
+            "index": {kind: _packed(idx, blobs) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
             "session_counts": counts.as_state(),
-        })
+        }, blobs)
     return stats, sum(day_counts.values())
 
 

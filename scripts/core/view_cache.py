@@ -235,6 +235,65 @@ def save(path: str, identity: dict, body) -> None:
         fh.write(payload)
 
 
+def save_with_blobs(path: str, identity: dict, body, blobs: list) -> None:
+    """``save``, with ``blobs`` (bytes-like) written as they are after the marshalled body
+    (no copy of them in one payload): what ``load_with_blobs`` gives back as views of the
+    file's bytes, never unmarshalled. The digest covers them, so ``verify`` checks the
+    file whole like any state."""
+    payload = marshal.dumps(body)
+    h = hashlib.sha1(payload)
+    for b in blobs:
+        h.update(b)
+    header = orjson.dumps({"version": CACHE_VERSION, "identity": identity, "digest": h.hexdigest(),
+                           "body": len(payload), "blobs": [memoryview(b).nbytes for b in blobs]}, option=orjson.OPT_SORT_KEYS)
+    with AtomicFile(path) as fh:
+        fh.write(MAGIC + header + b"\n")
+        fh.write(payload)
+        del payload
+        for b in blobs:
+            fh.write(b)
+
+
+def load_with_blobs(path: str, identity: dict, force: bool, stats: "Stats"):
+    """``(body, blobs)`` of a state ``save_with_blobs`` wrote, or ``(None, [])``;
+    ``stats.state`` says which and why, as ``load_unless_forced``. The blobs are
+    memoryviews of the file's bytes (read once)."""
+    if force:
+        stats.state = "bypassed"
+        return None, []
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        stats.state = "missing"
+        return None, []
+    except OSError:
+        stats.state = "corrupt"
+        return None, []
+    header, body = _parse(data)
+    why = None
+    if header is None:
+        why = body
+    elif header.get("version") != CACHE_VERSION or (header.get("identity") or {}).get("code") != identity.get("code"):
+        why = "version"
+    elif header.get("identity") != identity:
+        why = "params"
+    if why is None:
+        try:
+            n = header["body"]
+            value = marshal.loads(body[:n])
+            blobs = []
+            for size in header["blobs"]:
+                blobs.append(body[n:n + size])
+                n += size
+            if n != len(body):
+                raise ValueError("blob sizes")
+        except (EOFError, ValueError, TypeError, KeyError):
+            why = "corrupt"
+    stats.state = why or "used"
+    return (None, []) if why else (value, blobs)
+
+
 def discard(path: str) -> None:
     """Remove a state (before its outputs change without it: FORCE, no cache)."""
     remove_if_present(path)

@@ -63,6 +63,7 @@ from scripts.core import background, view_cache
 from scripts.core.aggregation import (
     AGGREGATES_SCHEMA_VERSION,
     BLOCK_MS,
+    NO_PROJECT,
     DAY_MS,
     HOUR_MS,
     REPORT_KINDS,
@@ -132,19 +133,87 @@ def _units(table: dict, by_provider: bool = False) -> dict:
     return out
 
 
-def _merge_into(out: dict, part: dict) -> dict:
-    """Add group accumulators (with sessions and month_tokens) by key into ``out``."""
+def _merge_sums_into(out: dict, part: dict) -> dict:
+    """Add group accumulators (with month_tokens, without sessions) by key into ``out``."""
     for key, b in part.items():
         a = out.get(key)
         if a is None:
-            out[key] = _start(b, set(b[_SESS]), dict(b[_MONTH]))
+            out[key] = _start(b, None, dict(b[_MONTH]))
             continue
         _fold(a, b)
-        a[_SESS] |= b[_SESS]
         mt = a[_MONTH]
         for m, n in b[_MONTH].items():
             mt[m] = mt.get(m, 0) + n
     return out
+
+
+class ProjectCounts:
+    """The projects report's distinct sessions per (project, provider, model) row, per
+    (project, provider) and per project, from each session's *record*: the ids of the
+    (project, provider, model) it has calls of (that the filters keep), kept with the
+    sessions' index (``recs``) so that a run uncounts the sessions it redoes. The
+    projects' row accumulators then need no session sets (those held every session)."""
+
+    def __init__(self, state: dict | None = None):
+        self.triples: list = list(state["triples"]) if state else []  # id -> (project, provider, model)
+        self.ids: dict = {t: i for i, t in enumerate(self.triples)}
+        self.row: dict = {}
+        self.pp: dict = {}
+        self.period: dict = {}
+        if state:
+            self.row, self.pp, self.period = (dict(state[k]) for k in ("row", "pp", "period"))
+
+    def zeroed(self) -> "ProjectCounts":
+        """The same ids, no session counted."""
+        out = ProjectCounts()
+        out.triples, out.ids = self.triples, self.ids
+        return out
+
+    def records(self, fine_keys) -> dict:
+        """``session -> its record`` (a sorted tuple of ids) from fine accumulators' keys."""
+        per: dict = {}
+        ids, triples = self.ids, self.triples
+        for (_day, provider, model, project, session) in fine_keys:
+            t = (project or NO_PROJECT, provider, model)
+            i = ids.get(t)
+            if i is None:
+                i = ids[t] = len(triples)
+                triples.append(t)
+            r = per.get(session)
+            if r is None:
+                per[session] = (i,)
+            elif i not in r:
+                per[session] = tuple(sorted(r + (i,)))
+        return per
+
+    def add(self, rec: tuple, sign: int = 1) -> None:
+        triples = self.triples
+        if len(rec) == 1:  # most sessions: one project, provider and model
+            t = triples[rec[0]]
+            self.row[t] = self.row.get(t, 0) + sign
+            self.pp[t[:2]] = self.pp.get(t[:2], 0) + sign
+            self.period[t[0]] = self.period.get(t[0], 0) + sign
+            return
+        ts = [triples[i] for i in rec]
+        for t in ts:
+            self.row[t] = self.row.get(t, 0) + sign
+        for k in {t[:2] for t in ts}:
+            self.pp[k] = self.pp.get(k, 0) + sign
+        for k in {t[0] for t in ts}:
+            self.period[k] = self.period.get(k, 0) + sign
+
+    def distinct(self, period: str, provider: str | None) -> int:
+        return self.period.get(period, 0) if provider is None else self.pp.get((period, provider), 0)
+
+    def table(self, rows: dict) -> dict:
+        """The projects table of these row accumulators (sums)."""
+        for k, a in rows.items():
+            a[_SESS] = range(self.row.get(k, 0))  # _row_entry only takes its len()
+        return _table(rows, {}, distinct=self.distinct)
+
+    def as_state(self) -> dict:
+        return {"triples": self.triples, "row": {k: n for k, n in self.row.items() if n},
+                "pp": {k: n for k, n in self.pp.items() if n}, "period": {k: n for k, n in self.period.items() if n}}
 
 
 DAYS = "days.bin"
@@ -338,6 +407,18 @@ class SessionCounts:
                 "total": self.total}
 
 
+def _project_counts_now(projects: "ProjectCounts", old: dict | None, dirty_sessions: set, fresh: list) -> "ProjectCounts":
+    """The projects' session counts after an incremental run: the last run's (in
+    ``projects``), less the dirty sessions' old records, plus the records of those made now."""
+    if old is not None and dirty_sessions:
+        for k, rec in zip(old["keys"], old["recs"]):
+            if k in dirty_sessions:
+                projects.add(rec, -1)
+    for rec in fresh:
+        projects.add(rec)
+    return projects
+
+
 def _counts_now(old_counts: dict, old: dict | None, old_file, dirty_sessions: set, fresh: SessionCounts) -> SessionCounts:
     """The session counts after an incremental run: the last run's, less the dirty
     sessions it had (their rows read back from the previous output), plus those made now."""
@@ -389,7 +470,7 @@ class DayScan:
             if month in dirty_months:
                 _group((((month, k[1], k[2]), a) for k, a in day_rows.items()), True, into=month_rows)
             if month in redo_months:
-                _merge_into(proj, day_proj)
+                _merge_sums_into(proj, day_proj)
             if day in dirty_days:
                 self._add(self.daily, day_rows)
             m = self.allocation.setdefault(month, {})
@@ -406,7 +487,7 @@ class DayScan:
         # the months' project rows together, once the whole-range groups are gone
         self.projects: dict = {}
         for month in sorted(store.months):
-            _merge_into(self.projects, marshal.loads(store.month(month)))
+            _merge_sums_into(self.projects, marshal.loads(store.month(month)))
 
     @staticmethod
     def _add(units: dict, rows: dict) -> None:
@@ -484,8 +565,11 @@ def _packed(idx: dict, blobs: list) -> dict:
         blobs.append(b)
         return len(blobs) - 1
 
-    return {"keys": [blob(idx["keys"].blob), blob(idx["keys"].ends)], "n": blob(idx["n"]), "lens": [blob(lens) for lens in idx["lens"]],
-            "base": idx["base"]}
+    out = {"keys": [blob(idx["keys"].blob), blob(idx["keys"].ends)], "n": blob(idx["n"]), "lens": [blob(lens) for lens in idx["lens"]],
+           "base": idx["base"]}
+    if "recs" in idx:
+        out["recs"] = [blob(idx["recs"].blob), blob(idx["recs"].ends)]
+    return out
 
 
 def _unpacked(idx: dict, blobs: list) -> dict:
@@ -494,8 +578,11 @@ def _unpacked(idx: dict, blobs: list) -> dict:
         out.frombytes(blobs[i])
         return out
 
-    keys = KeyList(blobs[idx["keys"][0]], arr(idx["keys"][1], "q"))
-    return {"keys": keys, "n": arr(idx["n"]), "lens": [arr(i) for i in idx["lens"]], "base": idx["base"]}
+    out = {"keys": KeyList(blobs[idx["keys"][0]], arr(idx["keys"][1], "q")), "n": arr(idx["n"]), "lens": [arr(i) for i in idx["lens"]],
+           "base": idx["base"]}
+    if "recs" in idx:
+        out["recs"] = KeyList(blobs[idx["recs"][0]], arr(idx["recs"][1], "q"))
+    return out
 
 
 def _basis_of(rows, of_slot) -> dict:
@@ -586,6 +673,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         day_counts = {d: old_counts[d] if d in old_counts and d not in changed else len(source.day(d)) for d in digests}
 
     # ------------------------------------------------------------ what is dirty
+    projects = ProjectCounts(None if full else state["projects"])  # the sessions' records' ids (and counts)
     days_state = DayStore(os.path.join(cache_dir, DAYS), old_days, {} if full else state["days"], {} if full else state["proj_months"])
     opened.append(days_state)
     if full:
@@ -634,7 +722,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     if full:
         # one pass over every row, a UTC day at a time, none kept: days, sessions and
         # blocks are made as the days go (see FullPass)
-        whole = FullPass(source, of_slot, filters, names, batch(), multi_form=False, blocks=batch("blocks"), days=days_state)
+        whole = FullPass(source, of_slot, filters, names, batch(), projects, multi_form=False, blocks=batch("blocks"), days=days_state)
         day_counts = whole.day_counts
     else:
         fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
@@ -666,8 +754,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                    months_now if state is None else dirty_months & months_now,
                    dirty_sessions if state is not None else None)
     new_units: dict[str, dict] = {"daily": scan.daily, "weekly": scan.weekly, "monthly": scan.monthly}
-    new_units["projects"] = _units(_table(scan.projects, {}))
-    del scan.projects
     allocation = scan.allocation
 
     # ------------------------------------------------------------ sessions
@@ -680,7 +766,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         if multi_sessions:  # a session in several tools: every session gets a per-period entry of its own
             opened.remove(sess_units)
             sess_units.close()
-            sess_units = FullPass(source, of_slot, filters, names, batch(), multi_form=True).sessions
+            sess_units = FullPass(source, of_slot, filters, names, batch(), projects, multi_form=True).sessions
     else:
         # only the UTC days that hold a dirty session's rows (that the filters keep) are
         # read: those overlapping a local day whose accumulators (just brought up to date)
@@ -693,12 +779,12 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
         sess_in_all = False
         fresh_counts = SessionCounts()
-        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True, counts=fresh_counts)
+        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True, counts=fresh_counts, projects=projects)
         multi_sessions = {k for k, u in sess_units.items() if u[4]}
         multi_sessions |= old_multi - dirty_sessions
         if bool(multi_sessions) != bool(old_multi):
             sess_in_all = True  # the periods list changes form: redo every session
-            sess_units = FullPass(source, of_slot, filters, names, batch(), multi_form=True).sessions
+            sess_units = FullPass(source, of_slot, filters, names, batch(), projects, multi_form=True).sessions
             multi_sessions = set(sess_units.several_keys())
     multi = bool(multi_sessions)
     if sess_in_all:
@@ -706,14 +792,20 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     else:
         counts = _counts_now(state["session_counts"], index.get("sessions"), old_file, dirty_sessions, fresh_counts)
     shared = scan.whole.entries(counts)
+    if sess_in_all:
+        proj_counts = projects.zeroed()
+        sess_units.count_projects(proj_counts)
+    else:
+        proj_counts = _project_counts_now(projects, index.get("sessions"), dirty_sessions, [u[6] for u in sess_units.values()])
+    new_units["projects"] = _units(proj_counts.table(scan.projects))
     del scan
     if sess_in_all:
         sess_units.multi = multi
     else:
         for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
             u[1] = u[3] if multi else u[2]
-            u[3] = u[5]
-            del u[4:]
+            u[3], u[4] = u[5], u[6]
+            del u[5:]
     new_units["sessions"] = sess_units
 
     # ------------------------------------------------------------ blocks
@@ -811,14 +903,21 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                 continue
             segments = _segments(old_keys, fresh, stale(kind))
             idx = {"keys": KeyList(), "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
+            recs = None
+            if kind == "sessions":
+                recs = idx["recs"] = KeyList()
             for seg in segments:
                 if seg.__class__ is list:
                     idx["keys"].extend_from(old_keys, seg[1], seg[2] + 1)
+                    if recs is not None:
+                        recs.extend_from(old["recs"], seg[1], seg[2] + 1)
                     ns = old["n"][seg[1]:seg[2] + 1]
                     idx["n"] += ns
                     stats.reused += sum(ns)
                 else:
                     idx["keys"].append(seg)
+                    if recs is not None:
+                        recs.append(fresh[seg][4])
                     idx["n"].append(fresh[seg][3])
                     stats.recomputed += fresh[seg][3]
             head = (b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":['
@@ -881,11 +980,13 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "index": {kind: _packed(idx, blobs) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
             "session_counts": counts.as_state(),
+            "projects": proj_counts.as_state(),
         }, blobs)
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None, counts: "SessionCounts | None" = None):
+def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None, counts: "SessionCounts | None" = None,
+                   projects: "ProjectCounts | None" = None):
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
     tools?, n rows]``, or with ``batch`` that batch, filled (and its ``counts``); each
     session counted in ``counts`` (if given). Made SESSION_CHUNK fine
@@ -902,6 +1003,7 @@ def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None
         hi = min(lo + SESSION_CHUNK, n)
         while hi < n and order[hi][4] == order[hi - 1][4]:  # a session's rows stay together
             hi += 1
+        recs = projects.records(order[lo:hi])
         sess_rows, project_of = session_rows_of({k: pop(k) for k in order[lo:hi]})
         lo = hi
         if batch is not None:
@@ -914,8 +1016,10 @@ def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None
         del table
         if batch is None:
             for k, u in units.items():
-                out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]]
+                out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3], recs[k]]
         else:
+            for k, u in units.items():
+                u.append(recs[k])
             batch.add(units)
         _ISO.clear()  # a session's first and last call are its own: no use remembering them
     fine.clear()
@@ -934,7 +1038,10 @@ def _day_entry(sub: dict | None, basis_by_day: dict | None, day: str) -> list | 
             basis[provider] = basis.get(provider, 0) + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
     else:
         basis = basis_by_day.get(day, {})
-    return [day_rows, project_rows_of(sub) if sub else {}, basis]
+    proj_rows = project_rows_of(sub) if sub else {}
+    for a in proj_rows.values():
+        a[_SESS] = None  # their distinct sessions are counted from the sessions' records (ProjectCounts)
+    return [day_rows, proj_rows, basis]
 
 
 class FullPass:
@@ -947,9 +1054,10 @@ class FullPass:
     is made anew at the end from the days since its first one, its earlier unit dropped.
     Without ``blocks`` (their units): the sessions only (in the multi-tool form, say)."""
 
-    def __init__(self, source, of_slot, filters, names: dict, sessions: "UnitRuns", multi_form: bool,
+    def __init__(self, source, of_slot, filters, names: dict, sessions: "UnitRuns", projects: "ProjectCounts", multi_form: bool,
                  blocks: "UnitRuns | None" = None, days: "DayStore | None" = None):
         with_days = blocks is not None
+        self.projects = projects  # where the sessions' records' ids are
         self.of_slot, self.filters, self.names = of_slot, filters, names
         self.sessions, self.multi_form = sessions, multi_form
         self.fine: dict = {}
@@ -1028,7 +1136,7 @@ class FullPass:
             names.pop(s, None)  # its string lives on in its unit's key
         if sub:
             self.sessions.new_run(first)
-            _session_units(sub, self.multi_form, self.sessions)
+            _session_units(sub, self.multi_form, self.sessions, projects=self.projects)
 
     def _redo_again(self, source, again: dict) -> None:
         """The sessions made in several runs (``again``: session -> the first of them):
@@ -1040,7 +1148,7 @@ class FullPass:
         for _d, rows in source.iter_utc_days(first):
             fold_rows([r for r in rows if r[4] in again], self.of_slot, self.filters, False, names=self.names, into=fine)
         self.sessions.new_run()
-        _session_units(fine, self.multi_form, self.sessions)
+        _session_units(fine, self.multi_form, self.sessions, projects=self.projects)
 
 
 class OnlineBlocks:
@@ -1139,6 +1247,7 @@ class UnitRuns:
         self.run_tags: list = [None]  # and what its maker said of it (new_run)
         self.dropped: set = set()  # indices of units made again later
         self.counts = SessionCounts()  # of the sessions (not dropped)
+        self.recs = KeyList()  # the sessions' records (ProjectCounts)
         self.multi = False
 
     def new_run(self, tag=None) -> None:
@@ -1189,6 +1298,14 @@ class UnitRuns:
             lens_rows.append(put_rows(u[0]))
             lens_pps.append(put_pps(u[2]))
             lens_periods.append(put_periods(u[1]))
+            if len(u) > 4:
+                self.recs.append(u[4])
+
+    def count_projects(self, counts: "ProjectCounts") -> None:
+        """Count the sessions' records (not dropped) in ``counts``."""
+        for i, rec in enumerate(self.recs):
+            if i not in self.dropped:
+                counts.add(rec)
 
     def several_keys(self) -> list:
         return [self.keys[i] for i in self.several if i not in self.dropped]
@@ -1207,6 +1324,10 @@ class UnitRuns:
         idx = {"keys": KeyList(), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3, "base": [0] * 3}
         for i in order:
             idx["keys"].append_raw(keys.raw(i))
+        if len(self.recs):
+            recs = idx["recs"] = KeyList()
+            for i in order:
+                recs.append_raw(self.recs.raw(i))
         stats.recomputed += sum(idx["n"])
         head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)

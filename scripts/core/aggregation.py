@@ -256,7 +256,7 @@ def _row_entry(period: str, provider: str, model: str, a: list, project=False) -
 
 
 # ------------------------------------------------------------------ tables
-def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool = True, project_of=None) -> dict:
+def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool = True, project_of=None, distinct=None) -> dict:
     """The standard table from row accumulators keyed (period, provider, model).
 
     ``shared`` holds the whole-range entries (by_provider, by_model, totals). Period
@@ -265,7 +265,9 @@ def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool
     provider_or_None)``; their token sums are the sums of their rows, which the price
     stage adds up along with the money. ``project_of(period)`` gives rows a
     ``project`` (sessions). Sorted keys put each period's rows (and each
-    period-provider's) next to each other, so the summaries are one pass."""
+    period-provider's) next to each other, so the summaries are one pass.
+    ``distinct(period, provider_or_None)`` (if given) counts the period and
+    period-provider sessions instead of their rows' session sets."""
     keys = sorted(rows)
     if project_of is None:
         out_rows = [_row_entry(k[0], k[1], k[2], rows[k]) for k in keys]
@@ -280,7 +282,7 @@ def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool
         while j < n and keys[j][0] == period:
             j += 1
         if with_periods:
-            d = {"period": period, "sessions": _distinct(rows, keys, i, j)}
+            d = {"period": period, "sessions": distinct(period, None) if distinct else _distinct(rows, keys, i, j)}
             if extra:
                 extra(d, period, None)
             periods.append(d)
@@ -290,7 +292,7 @@ def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool
             b = a + 1
             while b < j and keys[b][1] == provider:
                 b += 1
-            d = {"period": period, "provider": provider, "sessions": _distinct(rows, keys, a, b)}
+            d = {"period": period, "provider": provider, "sessions": distinct(period, provider) if distinct else _distinct(rows, keys, a, b)}
             if extra:
                 extra(d, period, provider)
             pps.append(d)

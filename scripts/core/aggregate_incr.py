@@ -365,9 +365,8 @@ class WholeRange:
 class SessionCounts:
     """How many sessions have calls (that the filters keep) of each (provider, model), of
     each provider, and in all: the whole-range entries' ``sessions``, the same as the
-    distinct sessions of the day rows, since a session has a row per (provider, model)
-    it used in the sessions report. Kept in the state and brought up to date by the
-    sessions redone (their old rows read back from the previous output)."""
+    distinct sessions of the day rows. Counted, like ``ProjectCounts``, from the
+    sessions' records (whose triples give their (provider, model) pairs)."""
 
     def __init__(self, state: dict | None = None):
         self.model: dict = dict(state["model"]) if state else {}
@@ -382,55 +381,26 @@ class SessionCounts:
             self.provider[provider] = self.provider.get(provider, 0) + sign
         self.total += sign
 
-    def add_sessions(self, sess_rows: dict) -> None:
-        """Count the sessions of row accumulators keyed (session, provider, model)."""
-        pairs: dict = {}
-        for session, provider, model in sess_rows:
-            pairs.setdefault(session, []).append((provider, model))
-        for p in pairs.values():
-            self.add(p)
-
-    def add_rows(self, rows: bytes, sign: int) -> None:
-        """Count a session from its rows' bytes (``row,row``) as written."""
-        entries = orjson.loads(b"[" + bytes(rows) + b"]")
-        self.add({(e["provider"], e["model"]) for e in entries}, sign)
-
-    def merge(self, other: "SessionCounts") -> None:
-        for pair, n in other.model.items():
-            self.model[pair] = self.model.get(pair, 0) + n
-        for provider, n in other.provider.items():
-            self.provider[provider] = self.provider.get(provider, 0) + n
-        self.total += other.total
-
     def as_state(self) -> dict:
         return {"model": {k: n for k, n in self.model.items() if n}, "provider": {k: n for k, n in self.provider.items() if n},
                 "total": self.total}
 
 
-def _project_counts_now(projects: "ProjectCounts", old: dict | None, dirty_sessions: set, fresh: list) -> "ProjectCounts":
-    """The projects' session counts after an incremental run: the last run's (in
-    ``projects``), less the dirty sessions' old records, plus the records of those made now."""
-    if old is not None and dirty_sessions:
-        for k, rec in zip(old["keys"], old["recs"]):
-            if k in dirty_sessions:
-                projects.add(rec, -1)
-    for rec in fresh:
-        projects.add(rec)
-    return projects
+def _count(recs, projects: "ProjectCounts", sessions: SessionCounts, sign: int = 1) -> None:
+    """Count (``sign`` -1: uncount) sessions by their records in both."""
+    triples = projects.triples
+    for rec in recs:
+        projects.add(rec, sign)
+        sessions.add({triples[i][1:] for i in rec}, sign)
 
 
-def _counts_now(old_counts: dict, old: dict | None, old_file, dirty_sessions: set, fresh: SessionCounts) -> SessionCounts:
-    """The session counts after an incremental run: the last run's, less the dirty
-    sessions it had (their rows read back from the previous output), plus those made now."""
+def _counts_now(projects: "ProjectCounts", old_counts: dict, old: dict | None, dirty_sessions: set, fresh: list) -> SessionCounts:
+    """The session counts after an incremental run: the last run's (``projects``' own and
+    ``old_counts``), less the dirty sessions' old records, plus those made now (``fresh``)."""
     counts = SessionCounts(old_counts)
     if old is not None and dirty_sessions:
-        lens, base = old["lens"][0], old["base"][0]
-        at = base
-        for k, n in zip(old["keys"], lens):
-            if n and k in dirty_sessions:
-                counts.add_rows(old_file.read(at, at + n - 1), -1)
-            at += n
-    counts.merge(fresh)
+        _count((rec for k, rec in zip(old["keys"], old["recs"]) if k in dirty_sessions), projects, counts, -1)
+    _count(fresh, projects, counts)
     return counts
 
 
@@ -778,8 +748,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                      or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
         sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
         sess_in_all = False
-        fresh_counts = SessionCounts()
-        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True, counts=fresh_counts, projects=projects)
+        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True, projects=projects)
         multi_sessions = {k for k, u in sess_units.items() if u[4]}
         multi_sessions |= old_multi - dirty_sessions
         if bool(multi_sessions) != bool(old_multi):
@@ -788,15 +757,12 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             multi_sessions = set(sess_units.several_keys())
     multi = bool(multi_sessions)
     if sess_in_all:
-        counts = sess_units.counts
+        proj_counts, counts = projects.zeroed(), SessionCounts()
+        _count(sess_units.records(), proj_counts, counts)
     else:
-        counts = _counts_now(state["session_counts"], index.get("sessions"), old_file, dirty_sessions, fresh_counts)
+        proj_counts = projects
+        counts = _counts_now(projects, state["session_counts"], index.get("sessions"), dirty_sessions, [u[6] for u in sess_units.values()])
     shared = scan.whole.entries(counts)
-    if sess_in_all:
-        proj_counts = projects.zeroed()
-        sess_units.count_projects(proj_counts)
-    else:
-        proj_counts = _project_counts_now(projects, index.get("sessions"), dirty_sessions, [u[6] for u in sess_units.values()])
     new_units["projects"] = _units(proj_counts.table(scan.projects))
     del scan
     if sess_in_all:
@@ -985,11 +951,10 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None, counts: "SessionCounts | None" = None,
-                   projects: "ProjectCounts | None" = None):
+def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None, projects: "ProjectCounts | None" = None):
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
-    tools?, n rows]``, or with ``batch`` that batch, filled (and its ``counts``); each
-    session counted in ``counts`` (if given). Made SESSION_CHUNK fine
+    tools?, n rows, record]``, or with ``batch`` that batch, filled; a session's record
+    (see ``ProjectCounts``) is made with ``projects``' ids. Made SESSION_CHUNK fine
     accumulators (whole sessions) at a time: only a chunk's row accumulators (with their
     session sets and month tokens) and entries are ever objects, and its fine
     accumulators go once they are bytes (a first run's sessions are most of the
@@ -1006,10 +971,6 @@ def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None
         recs = projects.records(order[lo:hi])
         sess_rows, project_of = session_rows_of({k: pop(k) for k in order[lo:hi]})
         lo = hi
-        if batch is not None:
-            batch.counts.add_sessions(sess_rows)
-        elif counts is not None:
-            counts.add_sessions(sess_rows)
         table = _table(sess_rows, {}, session_project_field(project_of), with_periods=multi_form, project_of=project_of)
         del sess_rows
         units = _units(table)
@@ -1246,7 +1207,6 @@ class UnitRuns:
         self.runs = [0]  # each run's first index
         self.run_tags: list = [None]  # and what its maker said of it (new_run)
         self.dropped: set = set()  # indices of units made again later
-        self.counts = SessionCounts()  # of the sessions (not dropped)
         self.recs = KeyList()  # the sessions' records (ProjectCounts)
         self.multi = False
 
@@ -1276,14 +1236,7 @@ class UnitRuns:
 
     def drop(self, sessions: set) -> None:
         """Drop the units made so far of these sessions (made again in a later run)."""
-        lens, spill = self.lens[0], self.spills[0]
-        at = 0
-        for i, k in enumerate(self.keys):
-            if k in sessions and i not in self.dropped:
-                self.dropped.add(i)
-                if lens[i]:
-                    self.counts.add_rows(_spill_read(spill, at, lens[i] - 1), -1)
-            at += lens[i]
+        self.dropped.update(i for i, k in enumerate(self.keys) if k in sessions)
 
     def add(self, units: dict) -> None:
         """Units in key order, after those of this run so far."""
@@ -1301,11 +1254,9 @@ class UnitRuns:
             if len(u) > 4:
                 self.recs.append(u[4])
 
-    def count_projects(self, counts: "ProjectCounts") -> None:
-        """Count the sessions' records (not dropped) in ``counts``."""
-        for i, rec in enumerate(self.recs):
-            if i not in self.dropped:
-                counts.add(rec)
+    def records(self):
+        """The sessions' records (not dropped)."""
+        return (rec for i, rec in enumerate(self.recs) if i not in self.dropped)
 
     def several_keys(self) -> list:
         return [self.keys[i] for i in self.several if i not in self.dropped]

@@ -13,42 +13,50 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   file's days are found as byte ranges and digested, and only the days this run needs
   are parsed (changed days and their neighbours, the days holding a dirty session, the
   days blocks are redone from).
-- ``days``: per local day, its row accumulators per (provider, model) and per (project,
-  provider, model) and its subscription basis: weeks, months, projects, the whole-range
-  tables and the allocation basis are regrouped from these (hundreds of entries, not
-  thousands of rollup rows). Each day's are marshalled into ``days.bin`` beside the
-  state (``DayStore``), which the state records like the output, and loaded one day at a
-  time (``DayScan``): as objects, with their session sets, they were ~5 MB at 400k
-  calls, and ~0.8 MB marshalled, which the state no longer holds either.
-- ``proj_months``: per local month, its project row accumulators (from its days),
-  in ``days.bin`` too.
+- ``days``: per local day, its row accumulators per (provider, model) (with their
+  session sets) and per (project, provider, model) (sums only) and its subscription
+  basis: weeks, months, projects, the whole-range tables and the allocation basis are
+  regrouped from these (hundreds of entries, not thousands of rollup rows). Each day's
+  are marshalled into ``days.bin`` beside the state (``DayStore``), which the state
+  records like the output, and are loaded one day at a time (``DayScan``).
+- ``proj_months``: per local month, its project row accumulators (from its days), in
+  ``days.bin`` too.
 - ``blocks``: per provider, each block's first slot and start. Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
   before the earliest change, until a block after the last change starts where it
   started before; the others keep their rows.
-- ``index``: per report kind, the units' keys in order and each one's byte length (rows,
-  periods, period-provider entries) in the previous ``aggregates.json``, whose inode,
-  size and mtime the state records: a run of unchanged units is one slice of it.
+- ``index``: per report kind, the units' keys in order (``KeyList``) and each one's byte
+  length (rows, periods, period-provider entries) in the previous ``aggregates.json``,
+  whose inode, size and mtime the state records: a run of unchanged units is one slice
+  of it. The sessions' also keep each session's *record* (the (project, provider,
+  model) it has calls of), from which the distinct sessions of the projects report and
+  of the whole-range entries are counted (``ProjectCounts``, ``SessionCounts``, kept up
+  to date in ``projects`` and ``session_counts``): no pass holds every session's id in
+  a set. The index's buffers are blobs after the state's body, read back as views.
 
-Anything unexpected (no state, another version, other parameters, an output that is not
-the recorded one, more than a quarter of the days changed) recomputes every unit: the
-same code path with everything dirty. Such a full run (``FullPass``) reads the rows once,
-a UTC day of every file at a time, and keeps none: a local day's accumulators are made as
-soon as no later row can fall in it, a session's once it has had a UTC day without calls
-(``SESSION_CHUNK`` or more sessions at a time, each batch one key-ordered *run* of
-``UnitRuns``, whose bytes wait in temp files until the document, written as it is
-assembled, reaches them and merges the runs), the blocks as their slots come (units
+Anything unexpected (no state, another version, other parameters, an output or a
+``days.bin`` that is not the recorded one, more than a quarter of the days changed)
+recomputes every unit: the same code path with everything dirty. Such a full run
+(``FullPass``) reads the rows once, a UTC day of every file at a time, and keeps none: a
+local day's accumulators are made as soon as no later row can fall in it, a session's
+once it has had a UTC day without calls (``SESSION_CHUNK`` or more sessions at a time,
+each batch one key-ordered *run* of ``UnitRuns``, whose bytes wait in temp files until
+the document, written as it is assembled, reaches them and merges the runs; a session
+that resumes later is made again at the end), the blocks as their slots come (units
 made ``BLOCK_CHUNK`` ended blocks at a time, runs too). The rollup files are never held
-whole (scanned ``READ_BYTES`` at a time, a day read back when parsed). What a full run
-still holds for the whole history: the days' accumulators (with their session sets)
-marshalled, one string per session id, each session's and block's key, row count and
-lengths; and while the days are scanned, the whole-range groups' session sets (every
-session).
+whole (scanned ``READ_BYTES`` at a time, a day read back when parsed).
+
+What still grows with the history, in memory: per session its key, record, row count
+and lengths (~80 bytes, packed: the index, ~0.6 MB at 400k calls; an incremental run
+holds the last run's and the new one while it writes); per local day, week, month and
+block a few entries (the state's refs and digests, the slot calendar's cache, the
+blocks' starts). What grows with the calls per day rather than with the history: a
+day's rows and accumulators, the sessions and blocks not made yet, a chunk's entries.
 """
 from __future__ import annotations
 
-import datetime as dt
 import bisect
+import datetime as dt
 import hashlib
 import heapq
 import marshal

@@ -6,9 +6,7 @@ cache version, the *identity* of what the state was computed for (parameters, ti
 filters, pricing hash, a hash of the code that wrote it, the Python version, whose marshal
 format it is) and the body's SHA-1. A state is used only when all of it matches; a missing,
 cut-short, corrupted or foreign file reads as "no state" with the reason, and the stage
-recomputes everything. ``save_with_blobs`` writes byte buffers after the body too (the
-header gives their sizes; the digest covers them), which ``load_with_blobs`` returns as
-views of the file's bytes, never unmarshalled. Written through a temp file and a rename, after the outputs it
+recomputes everything. Written through a temp file and a rename, after the outputs it
 describes, so a kill leaves the old state or the new one.
 
 A state also records the identity (inode, size, mtime) of each output file it indexes:

@@ -1424,16 +1424,6 @@ class EagerRollups:
     def all(self) -> list:
         return [r for per in self.files for d in sorted(per) for r in per[d]]
 
-    def iter_days(self):
-        """``(utc day, its rows in one file)``, file by file, in the order of ``all``."""
-        for per in self.files:
-            for d in sorted(per):
-                yield d, per[d]
-
-    def iter_rows(self):
-        for _d, rows in self.iter_days():
-            yield from rows
-
     def forget(self) -> None:
         pass
 
@@ -1621,18 +1611,6 @@ class LazyRollups:
     def forget(self) -> None:
         """Drop the rows parsed so far (a day asked for again is parsed again)."""
         self._parsed.clear()
-
-    def iter_days(self):
-        """``(utc day, its rows in one file)``, file by file, in the order of ``all``:
-        parsed on the way and not kept (what a full run reads)."""
-        for i, rng in enumerate(self.ranges):
-            for d in sorted(rng):
-                rows = self._parsed.get((i, d))
-                yield d, rows if rows is not None else self._parse(i, d)
-
-    def iter_rows(self):
-        for _d, rows in self.iter_days():
-            yield from rows
 
     def iter_utc_days(self, first: int | None = None):
         """``(utc day, its rows in every file, file by file)``, days in order (from

@@ -627,7 +627,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             if f is not None:
                 opened.append(f)
         if old_file is None or old_days is None:
-            state, stats.state = None, "output"
+            state, blobs, stats.state = None, [], "output"
 
     # the rollup rows per UTC day, and their digests (what tells a changed day); a first
     # run reads them lazily too (every day is then parsed, and checked, once per pass)
@@ -642,7 +642,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         old_chunks = state["chunks"]
         changed = {d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)}
         if len(changed) > max(4, FULL_SHARE * len(digests)):
-            full, state, stats.state = True, None, "large"
+            full, state, blobs, stats.state = True, None, [], "large"
     # rows per UTC day (unchanged days: as recorded; on a full run, counted as they are read)
     if full:
         day_counts = {}
@@ -723,7 +723,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
     dirty_months = {d[:7] for d in dirty_days}
 
-    # projects: per month from its days (only the dirty months), then the months together
+    # the days in order: weeks, months, the whole range; the project rows of the months
+    # that changed remade from their days (the other months' kept)
     months_now = {d[:7] for d in days_state.days}
     for month in list(days_state.months):
         if month not in months_now:

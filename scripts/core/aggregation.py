@@ -336,20 +336,18 @@ def aggregate_rollups(rollup_rows: Iterable[list], zone_name: str, filters: Filt
             gc.enable()
 
 
-def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None, spans_only: bool = False,
+def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None,
               names: dict | None = None, into: dict | None = None):
     """One pass over rollup rows: ``fine`` accumulators per (local day, provider, model,
     project, session) of the rows the filters keep, and (``want_blocks``) the kept rows per
-    (provider, slot), or (``spans_only``) just their first and last call, ``[first_ms,
-    last_ms]``, which is all that block assignment needs (the rows are then not kept:
-    ``block_rows_of`` folds them in a second pass). ``basis`` (if given, and only when
-    filters are active) gets every row's tokens per (month, provider), filtered out or not.
+    (provider, slot). ``basis`` (if given, and only when filters are active) gets every
+    row's tokens per (month, provider), filtered out or not.
     ``names`` (if given) is where project and session strings are made one object each;
     ``into`` (if given) is the ``fine`` to fold into (rows read a day at a time)."""
     # fine: (day, provider, model, project, session) -> accumulator (sessions and
     # month_tokens unset: one session, the day's month)
     fine: dict[tuple, list] = {} if into is None else into
-    # blocks: (provider, slot) -> its rollup rows (or their span)
+    # blocks: (provider, slot) -> its rollup rows
     slot_rows: dict[tuple, list[list]] = {}
     keeps = filters.keeps if filters.active else None
     if names is None:
@@ -395,15 +393,7 @@ def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: 
         if want_blocks:
             sk = (provider, slot)
             lst = slot_rows.get(sk)
-            if spans_only:
-                if lst is None:
-                    slot_rows[sk] = [row[8], row[9]]
-                else:
-                    if row[8] < lst[0]:
-                        lst[0] = row[8]
-                    if row[9] > lst[1]:
-                        lst[1] = row[9]
-            elif lst is None:
+            if lst is None:
                 slot_rows[sk] = [row]
             else:
                 lst.append(row)

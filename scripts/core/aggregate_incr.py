@@ -526,6 +526,19 @@ class KeyList:
         self.blob += raw
         self.ends.append(len(self.blob))
 
+    def permuted(self, order) -> "KeyList":
+        """The keys in ``order`` (indices), in a buffer of its final size."""
+        blob = bytearray(len(self.blob))
+        ends = array("q", bytes(8 * len(order)))
+        at = 0
+        for j, i in enumerate(order):
+            raw = self.raw(i)
+            blob[at:at + len(raw)] = raw
+            at += len(raw)
+            ends[j] = at
+        del blob[at:]  # dropped keys
+        return KeyList(blob, ends)
+
     def extend_from(self, other: "KeyList", i: int, j: int) -> None:
         """Append ``other``'s keys ``i:j``."""
         a = other.ends[i - 1] if i else 0
@@ -1281,13 +1294,9 @@ class UnitRuns:
         in ``new_index``; return the position after it."""
         order = self._order()
         keys, ns = self.keys, self.n
-        idx = {"keys": KeyList(), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3, "base": [0] * 3}
-        for i in order:
-            idx["keys"].append_raw(keys.raw(i))
+        idx = {"keys": keys.permuted(order), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3, "base": [0] * 3}
         if len(self.recs):
-            recs = idx["recs"] = KeyList()
-            for i in order:
-                recs.append_raw(self.recs.raw(i))
+            idx["recs"] = self.recs.permuted(order)
         stats.recomputed += sum(idx["n"])
         head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)

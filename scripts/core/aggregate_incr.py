@@ -1339,8 +1339,8 @@ class UnitRuns:
                 continue
             a = starts[i]
             if held is not None:
-                if a == held[1]:
-                    held[1] = a + ln
+                if a == held[1] and a - held[0] < self.READ:
+                    held[1] = a + ln  # one read for pieces next to each other (up to READ bytes)
                     continue
                 fh.write(take(held[2], held[0], held[1]))
                 total += held[1] - held[0]

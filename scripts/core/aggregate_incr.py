@@ -1074,7 +1074,10 @@ class FullPass:
             last_seen[s] = d
         if self.blocks is not None:
             self.blocks.add_day(rows)
-        complete = self.of_slot((d + 1) * DAY_MS)[0]  # local days before it get no more rows
+        # Local days before the date of UTC day d get no more rows: a local date's calls
+        # are in the UTC days from the day before it to the day after it (any zone's offset
+        # is less than a day), whatever the order in which the local days come.
+        complete = (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat()
         if self.with_days:
             self._make_days(complete)
         idle = [s for s, last in last_seen.items() if last < d]

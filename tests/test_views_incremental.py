@@ -179,6 +179,30 @@ def test_bad_states_recompute_everything(tmp_path):
     assert out.read_bytes() == expected
 
 
+def test_days_file_not_the_recorded_one_recomputes_everything(tmp_path):
+    """The days' accumulators live in days.bin beside the state, which records its
+    identity: a days.bin replaced (here by a copy), or renamed in by a run killed before
+    its state was saved, makes the state unusable, never misread."""
+    h = History(seed=11)
+    h.burst(T0, 24 * 30, 800)
+    out, cache = tmp_path / "aggregates.json", tmp_path / "cache"
+    assert build(h.rollup_rows(), "UTC", Filters(), str(out), str(cache)).state == "missing"
+    days, state = cache / "days.bin", cache / "state.bin"
+    assert view_cache.verify(days.read_bytes()) is None  # a state's head: tests/faults checks it so
+    shutil.copy(days, tmp_path / "copy")
+    os.replace(tmp_path / "copy", days)
+    assert build(h.rollup_rows(), "UTC", Filters(), str(out), str(cache)).state == "output"
+    old_state = state.read_bytes()
+    h.burst(T0 + 30 * 24 * HOUR, 10, 40)
+    rows = h.rollup_rows()
+    assert build(rows, "UTC", Filters(), str(out), str(cache)).state == "used"
+    state.write_bytes(old_state)  # as if the run was killed between days.bin and state.bin
+    stats = build(rows, "UTC", Filters(), str(out), str(cache))
+    assert stats.state == "output" and stats.reused == 0
+    assert out.read_bytes() == dumps_line(aggregate_rollups([list(r) for r in rows], "UTC", Filters()))
+    assert build(rows, "UTC", Filters(), str(out), str(cache)).state == "used"
+
+
 # ---------------------------------------------------------------- price
 def _book(tmp_path, name="book.json", fee=0, double=None):
     doc = json.loads((ROOT / "pricing.json").read_text())

@@ -85,8 +85,9 @@ def test_unpriced_model_stays_listed_when_several_of_its_periods_change(tmp_path
     assert run("two gone").state == "used"
 
 
-@pytest.mark.parametrize("zone,filters", [("UTC", Filters()), ("America/Los_Angeles", Filters(since="2026-08-10", providers=["claude"]))],
-                         ids=["utc", "la-filtered"])
+@pytest.mark.parametrize("zone,filters", [("UTC", Filters()), ("America/Los_Angeles", Filters(since="2026-08-10", providers=["claude"])),
+                                          ("Pacific/Kiritimati", Filters())],
+                         ids=["utc", "la-filtered", "utc+14"])
 def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, filters):
     """A full run (the first, or one where much changed) reads every rollup row once for
     the days and sessions and once more for the blocks, keeping none; the sessions are
@@ -99,6 +100,9 @@ def test_streamed_aggregate_equals_from_scratch(tmp_path, monkeypatch, zone, fil
     from test_views_incremental import _rounds
 
     monkeypatch.setattr(aggregate_incr, "SESSION_CHUNK", 3)
+    monkeypatch.setattr(aggregate_incr, "BLOCK_CHUNK", 2)
+    monkeypatch.setattr(aggregate_incr.UnitRuns, "SPILL_LIMIT", 64)
+    monkeypatch.setattr(aggregate_incr.UnitRuns, "READ", 16)
     monkeypatch.setattr(aggregate_incr, "READ_BYTES", 300)
     monkeypatch.setattr(view_cache.Spill, "LIMIT", 64)
     spills = []

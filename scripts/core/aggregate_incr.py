@@ -13,34 +13,53 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   file's days are found as byte ranges and digested, and only the days this run needs
   are parsed (changed days and their neighbours, the days holding a dirty session, the
   days blocks are redone from).
-- ``days``: per local day, its row accumulators per (provider, model) and per (project,
-  provider, model) and its subscription basis: weeks, months, projects, the whole-range
-  tables and the allocation basis are regrouped from these (hundreds of entries, not
-  thousands of rollup rows).
-- ``proj_months``: per local month, its project row accumulators (from its days).
+- ``days``: per local day, its row accumulators per (provider, model) (with their
+  session sets) and per (project, provider, model) (sums only) and its subscription
+  basis: weeks, months, projects, the whole-range tables and the allocation basis are
+  regrouped from these (hundreds of entries, not thousands of rollup rows). Each day's
+  are marshalled into ``days.bin`` beside the state (``DayStore``), which the state
+  records like the output, and are loaded one day at a time (``DayScan``).
+- ``proj_months``: per local month, its project row accumulators (from its days), in
+  ``days.bin`` too.
 - ``blocks``: per provider, each block's first slot and start. Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
   before the earliest change, until a block after the last change starts where it
   started before; the others keep their rows.
-- ``index``: per report kind, the units' keys in order and each one's byte length (rows,
-  periods, period-provider entries) in the previous ``aggregates.json``, whose inode,
-  size and mtime the state records: a run of unchanged units is one slice of it.
+- ``index``: per report kind, the units' keys in order (``KeyList``) and each one's byte
+  length (rows, periods, period-provider entries) in the previous ``aggregates.json``,
+  whose inode, size and mtime the state records: a run of unchanged units is one slice
+  of it. The sessions' also keep each session's *record* (the (project, provider,
+  model) it has calls of), from which the distinct sessions of the projects report and
+  of the whole-range entries are counted (``ProjectCounts``, ``SessionCounts``, kept up
+  to date in ``projects`` and ``session_counts``): no pass holds every session's id in
+  a set. The index's buffers are blobs after the state's body (``view_cache.save_parts``).
 
-Anything unexpected (no state, another version, other parameters, an output that is not
-the recorded one, more than a quarter of the days changed) recomputes every unit: the
-same code path with everything dirty. Such a full run keeps no rollup row: the rows are
-read a (file, day) at a time and folded into the fine accumulators, and read once more
-for the blocks, whose slots' spans (all that placing blocks needs) the first pass kept.
-The rollup files are never held whole (scanned ``READ_BYTES`` at a time, a day read back
-when parsed). A run that redoes every session makes their row accumulators and entries
-``SESSION_CHUNK`` fine accumulators at a time, dropping each chunk's once they are bytes,
-and keeps those bytes in temp files (``SessionBatch``) until the document, written as it
-is assembled, reaches them.
+Anything unexpected (no state, another version, other parameters, an output or a
+``days.bin`` that is not the recorded one, more than a quarter of the days changed)
+recomputes every unit: the same code path with everything dirty. Such a full run
+(``FullPass``) reads the rows once, a UTC day of every file at a time, and keeps none: a
+local day's accumulators are made as soon as no later row can fall in it, a session's
+once it has had a UTC day without calls (``SESSION_CHUNK`` or more sessions at a time,
+each batch one key-ordered *run* of ``UnitRuns``, whose bytes wait in temp files until
+the document, written as it is assembled, reaches them and merges the runs; a session
+that resumes later is made again at the end), the blocks as their slots come (units
+made ``BLOCK_CHUNK`` ended blocks at a time, runs too). The rollup files are never held
+whole (scanned ``READ_BYTES`` at a time, a day read back when parsed).
+
+What still grows with the history, in memory: per session its key, record, row count
+and lengths (~80 bytes, packed: the index, ~0.6 MB at 400k calls; an incremental run
+holds the last run's and the new one while it writes); per local day, week, month and
+block a few entries (the state's refs and digests, the slot calendar's cache, the
+blocks' starts). What grows with the calls per day rather than with the history: a
+day's rows and accumulators, the sessions and blocks not made yet, a chunk's entries.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
+import heapq
+import marshal
 import os
 from array import array
 from itertools import accumulate
@@ -51,7 +70,10 @@ import orjson
 from scripts.core import background, view_cache
 from scripts.core.aggregation import (
     AGGREGATES_SCHEMA_VERSION,
+    BLOCK_MS,
+    NO_PROJECT,
     DAY_MS,
+    HOUR_MS,
     REPORT_KINDS,
     SLOT_MS,
     _MONTH,
@@ -64,7 +86,7 @@ from scripts.core.aggregation import (
     _group,
     _start,
     _table,
-    _whole_range,
+    whole_range_entries,
     assign_blocks,
     block_rows_of,
     day_rows_of,
@@ -75,13 +97,15 @@ from scripts.core.aggregation import (
     session_rows_of,
 )
 from scripts.core.rollup import COLUMNS
+from scripts.shared_io import AtomicFile
 
 STATE = "state.bin"
 _OPT = orjson.OPT_SORT_KEYS
 _session_of = itemgetter(4)  # of a fine key
 # more than this share of the days changed: recompute everything (cheaper than the bookkeeping)
 FULL_SHARE = 0.25
-SESSION_CHUNK = 500  # fine accumulators (about as many sessions) turned into entries at a time
+SESSION_CHUNK = 200  # fine accumulators (about as many sessions) turned into entries at a time (and a full run's run)
+BLOCK_CHUNK = 64  # blocks turned into entries at a time (a full run)
 
 
 def _dumps(obj) -> bytes:
@@ -117,20 +141,438 @@ def _units(table: dict, by_provider: bool = False) -> dict:
     return out
 
 
-def _merge_groups(parts) -> dict:
-    """Group accumulators (with sessions and month_tokens) of several days by key."""
-    out: dict = {}
-    for part in parts:
-        for key, b in part.items():
-            a = out.get(key)
-            if a is None:
-                out[key] = _start(b, set(b[_SESS]), dict(b[_MONTH]))
-                continue
-            _fold(a, b)
-            a[_SESS] |= b[_SESS]
-            mt = a[_MONTH]
-            for m, n in b[_MONTH].items():
-                mt[m] = mt.get(m, 0) + n
+def _merge_sums_into(out: dict, part: dict) -> dict:
+    """Add group accumulators (with month_tokens, without sessions) by key into ``out``."""
+    for key, b in part.items():
+        a = out.get(key)
+        if a is None:
+            out[key] = _start(b, None, dict(b[_MONTH]))
+            continue
+        _fold(a, b)
+        mt = a[_MONTH]
+        for m, n in b[_MONTH].items():
+            mt[m] = mt.get(m, 0) + n
+    return out
+
+
+class ProjectCounts:
+    """The projects report's distinct sessions per (project, provider, model) row, per
+    (project, provider) and per project, from each session's *record*: the ids of the
+    (project, provider, model) it has calls of (that the filters keep), kept with the
+    sessions' index (``recs``) so that a run uncounts the sessions it redoes. The
+    projects' row accumulators then need no session sets (those held every session)."""
+
+    def __init__(self, state: dict | None = None):
+        self.triples: list = list(state["triples"]) if state else []  # id -> (project, provider, model)
+        self.ids: dict = {t: i for i, t in enumerate(self.triples)}
+        self.row: dict = {}
+        self.pp: dict = {}
+        self.period: dict = {}
+        if state:
+            self.row, self.pp, self.period = (dict(state[k]) for k in ("row", "pp", "period"))
+
+    def zeroed(self) -> "ProjectCounts":
+        """The same ids, no session counted."""
+        out = ProjectCounts()
+        out.triples, out.ids = self.triples, self.ids
+        return out
+
+    def records(self, fine_keys) -> dict:
+        """``session -> its record`` (a sorted tuple of ids) from fine accumulators' keys."""
+        per: dict = {}
+        ids, triples = self.ids, self.triples
+        for (_day, provider, model, project, session) in fine_keys:
+            t = (project or NO_PROJECT, provider, model)
+            i = ids.get(t)
+            if i is None:
+                i = ids[t] = len(triples)
+                triples.append(t)
+            r = per.get(session)
+            if r is None:
+                per[session] = (i,)
+            elif i not in r:
+                per[session] = tuple(sorted(r + (i,)))
+        return per
+
+    def add(self, rec: tuple, sign: int = 1) -> None:
+        triples = self.triples
+        if len(rec) == 1:  # most sessions: one project, provider and model
+            t = triples[rec[0]]
+            self.row[t] = self.row.get(t, 0) + sign
+            self.pp[t[:2]] = self.pp.get(t[:2], 0) + sign
+            self.period[t[0]] = self.period.get(t[0], 0) + sign
+            return
+        ts = [triples[i] for i in rec]
+        for t in ts:
+            self.row[t] = self.row.get(t, 0) + sign
+        for k in {t[:2] for t in ts}:
+            self.pp[k] = self.pp.get(k, 0) + sign
+        for k in {t[0] for t in ts}:
+            self.period[k] = self.period.get(k, 0) + sign
+
+    def distinct(self, period: str, provider: str | None) -> int:
+        return self.period.get(period, 0) if provider is None else self.pp.get((period, provider), 0)
+
+    def table(self, rows: dict) -> dict:
+        """The projects table of these row accumulators (sums)."""
+        for k, a in rows.items():
+            a[_SESS] = range(self.row.get(k, 0))  # _row_entry only takes its len()
+        return _table(rows, {}, distinct=self.distinct)
+
+    def as_state(self) -> dict:
+        return {"triples": self.triples, "row": {k: n for k, n in self.row.items() if n},
+                "pp": {k: n for k, n in self.pp.items() if n}, "period": {k: n for k, n in self.period.items() if n}}
+
+
+DAYS = "days.bin"
+
+
+def _days_head(body_hash) -> bytes:
+    """``days.bin``'s head, as a view_cache state's (``MAGIC``, a JSON line with the
+    body's SHA-1), so that ``view_cache.verify`` checks it whole like the state; of one
+    length whatever the digest (the file is written after a placeholder)."""
+    header = {"digest": body_hash.hexdigest(), "identity": {"stage": "aggregate", "part": DAYS}, "version": view_cache.CACHE_VERSION}
+    return view_cache.MAGIC + orjson.dumps(header, option=_OPT) + b"\n"
+
+
+class DayStore:
+    """The marshalled ``[day rows, project rows, basis]`` of each local day and the
+    project rows of each month, in a file beside the state (``days.bin``) rather than in
+    it: the state records that file's identity (inode, size, mtime) and each piece's
+    offset and length, and a run reads the pieces it needs from the previous file (kept
+    open) and writes every piece into a new one (``AtomicFile``: renamed after the
+    output, before the state), new pieces as they are made. So neither the previous
+    pieces nor a first run's are all in memory. The file has a state's head (its SHA-1
+    checked by ``view_cache.verify``, as tests/faults does for every file here); a run
+    trusts it by its identity, as it does the output."""
+
+    def __init__(self, path: str, old: "view_cache.PreviousOutput | None", days: dict, months: dict):
+        self.path, self.old = path, old
+        # day (month) -> (False, offset, length) in the previous file or (True, ...) in the new one
+        self.days = {d: (False, o, n) for d, (o, n) in days.items()}
+        self.months = {m: (False, o, n) for m, (o, n) in months.items()}
+        self.out = self.fh = None
+        self.size = 0
+
+    def _write(self, blob: bytes) -> tuple:
+        if self.fh is None:
+            self.out = AtomicFile(self.path)
+            self.fh = self.out.__enter__()
+            self.hash = hashlib.sha1()
+            head = _days_head(self.hash)  # a place for it: written again once the digest is known
+            self.fh.write(head)
+            self.size = len(head)
+        self.fh.write(blob)
+        self.hash.update(blob)
+        self.size += len(blob)
+        return (True, self.size - len(blob), len(blob))
+
+    def _read(self, ref: tuple) -> bytes:
+        new, off, n = ref
+        if new:
+            self.fh.flush()
+            data = os.pread(self.fh.fileno(), n, off)
+        else:
+            data = self.old.read(off, off + n)
+        if data is None or len(data) != n:
+            raise OSError(f"{self.path}: a piece is cut short")
+        return data
+
+    def _moved(self, refs: dict, key) -> bytes:
+        """The piece of ``key``, copied into the new file if it is not there yet."""
+        ref = refs[key]
+        blob = self._read(ref)
+        if not ref[0]:
+            refs[key] = self._write(blob)
+        return blob
+
+    def put(self, day: str, blob: bytes) -> None:
+        self.days[day] = self._write(blob)
+
+    def put_month(self, month: str, blob: bytes) -> None:
+        self.months[month] = self._write(blob)
+
+    def get(self, day: str) -> bytes | None:
+        """A day's piece as it was or is now (None: no such day)."""
+        ref = self.days.get(day)
+        return None if ref is None else self._read(ref)
+
+    def day(self, day: str) -> bytes:
+        return self._moved(self.days, day)
+
+    def month(self, month: str) -> bytes:
+        return self._moved(self.months, month)
+
+    def drop(self, day: str) -> None:
+        self.days.pop(day, None)
+
+    def drop_month(self, month: str) -> None:
+        self.months.pop(month, None)
+
+    def __contains__(self, day) -> bool:
+        return day in self.days
+
+    def sorted_days(self) -> list:
+        return sorted(self.days)
+
+    def commit(self) -> tuple:
+        """Rename the new file into place; return ``(identity, days, months)`` for the state
+        (every piece must be in the new file by now)."""
+        if self.fh is None:
+            self._write(b"")
+        self.fh.flush()
+        os.pwrite(self.fh.fileno(), _days_head(self.hash), 0)
+        self.fh = None
+        self.out.__exit__(None, None, None)
+        for refs in (self.days, self.months):
+            for k, (new, off, n) in refs.items():
+                if not new:
+                    raise RuntimeError(f"{k} is not in the new {DAYS}")
+                refs[k] = (off, n)
+        return view_cache.file_identity(self.path), self.days, self.months
+
+    def close(self) -> None:
+        """Drop the new file unless it was committed."""
+        if self.fh is not None:
+            self.fh = None
+            self.out.__exit__(RuntimeError, None, None)
+
+
+class WholeRange:
+    """The whole-range groups (per provider, per provider and model, everything) from the
+    day rows, without their session sets (each would hold every session): their
+    distinct session counts come from the sessions report (``SessionCounts``)."""
+
+    def __init__(self):
+        self.by_provider: dict = {}
+        self.by_model: dict = {}
+        self.total: dict = {}
+
+    def add(self, day_rows: dict) -> None:
+        for (_day, provider, model), b in day_rows.items():
+            for groups, key in ((self.by_provider, (provider,)), (self.by_model, (provider, model)), (self.total, ())):
+                a = groups.get(key)
+                if a is None:
+                    groups[key] = _start(b, None, None)
+                else:
+                    _fold(a, b)
+
+    def entries(self, counts: "SessionCounts") -> dict:
+        """``whole_range_entries`` of the groups, with the sessions' counts."""
+        # _fields only takes the sessions' len(): a range of the count stands for the set
+        for key, a in self.by_model.items():
+            a[_SESS] = range(counts.model.get(key, 0))
+        for (provider,), a in self.by_provider.items():
+            a[_SESS] = range(counts.provider.get(provider, 0))
+        total = self.total.get(())
+        if total is not None:
+            total[_SESS] = range(counts.total)
+        return whole_range_entries(self.by_provider, self.by_model, total)
+
+
+class SessionCounts:
+    """How many sessions have calls (that the filters keep) of each (provider, model), of
+    each provider, and in all: the whole-range entries' ``sessions``, the same as the
+    distinct sessions of the day rows. Counted, like ``ProjectCounts``, from the
+    sessions' records (whose triples give their (provider, model) pairs)."""
+
+    def __init__(self, state: dict | None = None):
+        self.model: dict = dict(state["model"]) if state else {}
+        self.provider: dict = dict(state["provider"]) if state else {}
+        self.total: int = state["total"] if state else 0
+
+    def add(self, pairs, sign: int = 1) -> None:
+        """Count (``sign`` -1: uncount) one session that used these (provider, model)."""
+        for pair in pairs:
+            self.model[pair] = self.model.get(pair, 0) + sign
+        for provider in {p for p, _m in pairs}:
+            self.provider[provider] = self.provider.get(provider, 0) + sign
+        self.total += sign
+
+    def as_state(self) -> dict:
+        return {"model": {k: n for k, n in self.model.items() if n}, "provider": {k: n for k, n in self.provider.items() if n},
+                "total": self.total}
+
+
+def _count(recs, projects: "ProjectCounts", sessions: SessionCounts, sign: int = 1) -> None:
+    """Count (``sign`` -1: uncount) sessions by their records in both."""
+    triples = projects.triples
+    for rec in recs:
+        projects.add(rec, sign)
+        sessions.add({triples[i][1:] for i in rec}, sign)
+
+
+def _counts_now(projects: "ProjectCounts", old_counts: dict, old: dict | None, dirty_sessions: set, fresh: list) -> SessionCounts:
+    """The session counts after an incremental run: the last run's (``projects``' own and
+    ``old_counts``), less the dirty sessions' old records, plus those made now (``fresh``)."""
+    counts = SessionCounts(old_counts)
+    if old is not None and dirty_sessions:
+        _count((rec for k, rec in zip(old["keys"], old["recs"]) if k in dirty_sessions), projects, counts, -1)
+    _count(fresh, projects, counts)
+    return counts
+
+
+class DayScan:
+    """One pass over the local days' states (``store``, a ``DayStore``), in order and one
+    day in memory at a time: the whole-range entries, the units of the dirty days, weeks
+    and months (each week's and month's groups made as it ends), the allocation basis,
+    the project rows of the months in ``redo_months`` (into ``store``) and of every
+    month together (``projects``); with ``dirty_sessions``, the local days naming one of
+    them (``sess_local``). Every day and month goes into the store's new file on the way."""
+
+    def __init__(self, store: "DayStore", week_of: dict, dirty_days, dirty_weeks, dirty_months, redo_months,
+                 dirty_sessions: set | None):
+        self.daily: dict = {}
+        self.weekly: dict = {}
+        self.monthly: dict = {}
+        self.allocation: dict[str, dict[str, int]] = {}
+        self.sess_local: set = set()
+        whole = WholeRange()
+        week = month = None
+        week_rows: dict = {}
+        month_rows: dict = {}
+        proj: dict = {}
+        for day in store.sorted_days():
+            day_rows, day_proj, basis = marshal.loads(store.day(day))
+            whole.add(day_rows)
+            if week_of[day] != week:
+                self._add(self.weekly, week_rows)
+                week, week_rows = week_of[day], {}
+            if week in dirty_weeks:
+                _group((((week, k[1], k[2]), a) for k, a in day_rows.items()), True, into=week_rows)
+            if day[:7] != month:
+                self._add(self.monthly, month_rows)
+                if month in redo_months:
+                    store.put_month(month, marshal.dumps(proj))
+                month, month_rows, proj = day[:7], {}, {}
+            if month in dirty_months:
+                _group((((month, k[1], k[2]), a) for k, a in day_rows.items()), True, into=month_rows)
+            if month in redo_months:
+                _merge_sums_into(proj, day_proj)
+            if day in dirty_days:
+                self._add(self.daily, day_rows)
+            m = self.allocation.setdefault(month, {})
+            for provider, n in basis.items():
+                m[provider] = m.get(provider, 0) + n
+            if dirty_sessions and any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values()):
+                self.sess_local.add(day)
+        self._add(self.weekly, week_rows)
+        self._add(self.monthly, month_rows)
+        if month in redo_months:
+            store.put_month(month, marshal.dumps(proj))
+        del week_rows, month_rows, proj
+        self.whole = whole  # its entries once the sessions are counted
+        # the months' project rows together, once the whole-range groups are gone
+        self.projects: dict = {}
+        for month in sorted(store.months):
+            _merge_sums_into(self.projects, marshal.loads(store.month(month)))
+
+    @staticmethod
+    def _add(units: dict, rows: dict) -> None:
+        if rows:
+            units.update(_units(_table(rows, {})))
+
+
+def _segments(old_keys: "KeyList", fresh: dict, is_stale) -> list:
+    """What a report is assembled from, in key order: runs of units kept from the last
+    run ``["old", first, last]`` (ordinals in ``old_keys``) and keys of units made now.
+    ``old_keys`` are in key order (as written), so this is a merge."""
+    new_keys = sorted(fresh)
+    segments: list = []
+    j, n = 0, len(new_keys)
+    for o, k in enumerate(old_keys):
+        while j < n and new_keys[j] < k:
+            segments.append(new_keys[j])
+            j += 1
+        if (j < n and new_keys[j] == k) or is_stale(k):
+            continue  # made again (it comes with the next old key or at the end), or gone
+        last = segments[-1] if segments else None
+        if last is not None and last.__class__ is list and last[2] == o - 1:
+            last[2] = o
+        else:
+            segments.append(["old", o, o])
+    segments += new_keys[j:]
+    return segments
+
+
+class KeyList:
+    """Units' keys (strings, or tuples of them) marshalled one after another in one
+    buffer, decoded when read: ~40 bytes a session rather than ~110 as a list of strings
+    (the sessions' keys are the index's bulk)."""
+
+    def __init__(self, blob: bytes | None = None, ends: array | None = None):
+        self.blob = bytearray() if blob is None else blob  # a loaded one (a view of the state) is only read
+        self.ends = array("q") if ends is None else ends  # where each key's bytes end
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def raw(self, i: int) -> bytes:
+        return self.blob[self.ends[i - 1] if i else 0:self.ends[i]]
+
+    def __getitem__(self, i: int):
+        return marshal.loads(self.raw(i))
+
+    def __iter__(self):
+        start, blob, loads = 0, self.blob, marshal.loads
+        for end in self.ends:
+            yield loads(blob[start:end])
+            start = end
+
+    def append(self, key) -> None:
+        self.append_raw(marshal.dumps(key))
+
+    def append_raw(self, raw: bytes) -> None:
+        self.blob += raw
+        self.ends.append(len(self.blob))
+
+    def permuted(self, order) -> "KeyList":
+        """The keys in ``order`` (indices), in a buffer of its final size."""
+        blob = bytearray(len(self.blob))
+        ends = array("q", bytes(8 * len(order)))
+        at = 0
+        for j, i in enumerate(order):
+            raw = self.raw(i)
+            blob[at:at + len(raw)] = raw
+            at += len(raw)
+            ends[j] = at
+        del blob[at:]  # dropped keys
+        return KeyList(blob, ends)
+
+    def extend_from(self, other: "KeyList", i: int, j: int) -> None:
+        """Append ``other``'s keys ``i:j``."""
+        a = other.ends[i - 1] if i else 0
+        shift = len(self.blob) - a
+        self.blob += other.blob[a:other.ends[j - 1]]
+        self.ends.extend(e + shift for e in other.ends[i:j])
+
+
+def _packed(idx: dict, blobs: list) -> dict:
+    """An index as the state keeps it: its keys' buffer, and the counts and lengths as
+    packed 32-bit ints (7,666 sessions' were ~1 MB of int objects at 400k calls), are
+    blobs after the state's body (numbered in ``blobs``): written, read back, never
+    marshalled."""
+    def blob(b) -> int:
+        blobs.append(b)
+        return len(blobs) - 1
+
+    out = {"keys": [blob(idx["keys"].blob), blob(idx["keys"].ends)], "n": blob(idx["n"]), "lens": [blob(lens) for lens in idx["lens"]],
+           "base": idx["base"]}
+    if "recs" in idx:
+        out["recs"] = [blob(idx["recs"].blob), blob(idx["recs"].ends)]
+    return out
+
+
+def _unpacked(idx: dict, blobs: list) -> dict:
+    def arr(i: int, typecode: str = "i") -> array:
+        out = array(typecode)
+        out.frombytes(blobs[i])
+        return out
+
+    out = {"keys": KeyList(blobs[idx["keys"][0]], arr(idx["keys"][1], "q")), "n": arr(idx["n"]), "lens": [arr(i) for i in idx["lens"]],
+           "base": idx["base"]}
+    if "recs" in idx:
+        out["recs"] = KeyList(blobs[idx["recs"][0]], arr(idx["recs"][1], "q"))
     return out
 
 
@@ -188,14 +630,17 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         "output": os.path.abspath(output),
     }
     state_path = os.path.join(cache_dir, STATE)
-    state = view_cache.load_unless_forced(state_path, identity, force, stats)
+    state, blobs = view_cache.load_parts_unless_forced(state_path, identity, force, stats)
     old_file = None
+    old_days = None
     if state is not None:
         old_file = view_cache.PreviousOutput.open(output, state["output"])
-        if old_file is None:
-            state, stats.state = None, "output"
-        else:
-            opened.append(old_file)
+        old_days = view_cache.PreviousOutput.open(os.path.join(cache_dir, DAYS), state["days_file"])
+        for f in (old_file, old_days):
+            if f is not None:
+                opened.append(f)
+        if old_file is None or old_days is None:
+            state, blobs, stats.state = None, [], "output"
 
     # the rollup rows per UTC day, and their digests (what tells a changed day); a first
     # run reads them lazily too (every day is then parsed, and checked, once per pass)
@@ -210,7 +655,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         old_chunks = state["chunks"]
         changed = {d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)}
         if len(changed) > max(4, FULL_SHARE * len(digests)):
-            full, state, stats.state = True, None, "large"
+            full, state, blobs, stats.state = True, None, [], "large"
     # rows per UTC day (unchanged days: as recorded; on a full run, counted as they are read)
     if full:
         day_counts = {}
@@ -219,14 +664,15 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         day_counts = {d: old_counts[d] if d in old_counts and d not in changed else len(source.day(d)) for d in digests}
 
     # ------------------------------------------------------------ what is dirty
+    projects = ProjectCounts(None if full else state["projects"])  # the sessions' records' ids (and counts)
+    days_state = DayStore(os.path.join(cache_dir, DAYS), old_days, {} if full else state["days"], {} if full else state["proj_months"])
+    opened.append(days_state)
     if full:
-        days_state: dict = {}
         index: dict = {}
         blocks_state: dict = {}
         dirty_days = None  # all
     else:
-        days_state = state["days"]
-        index = state["index"]
+        index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
         blocks_state = state["blocks"]
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
@@ -245,7 +691,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         for d in changed:
             for day in (of_slot(d * DAY_MS)[0], of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0]):
                 dirty_days.add(day)
-                for (_day, provider, _m), a in (days_state.get(day) or ({},))[0].items():
+                entry = days_state.get(day)
+                for (_day, provider, _m), a in (marshal.loads(entry)[0] if entry else {}).items():
                     dirty_sessions |= a[_SESS]
                     touch(provider, d)
             for r in source.day(d):
@@ -256,120 +703,97 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             near.update((d - 1, d, d + 1))
         day_rows_in = [r for d in sorted(near) for r in source.day(d) if of_slot(r[0])[0] in dirty_days]
 
-    # ------------------------------------------------------------ days
-    if full:
-        # one pass over every row, a (file, day) at a time, none kept: the blocks read
-        # them again once their slots' spans have placed the blocks
-        basis_by_day = {} if filters.active else None
-
-        def every_row():
-            for d, rows in source.iter_days():
-                day_counts[d] = day_counts.get(d, 0) + len(rows)
-                if basis_by_day is not None:
-                    _add_basis(basis_by_day, rows, of_slot)
-                yield from rows
-
-        names: dict = {}  # one string per project and session id, in both passes
-        fine, slot_spans = fold_rows(every_row(), of_slot, filters, True, spans_only=True, names=names)
-    else:
-        fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
-    fine_by_day: dict[str, dict] = {}
-    for k, a in fine.items():
-        fine_by_day.setdefault(k[0], {})[k] = a
-    if not full:
-        # the subscription basis counts every call, filtered out or not
-        basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
-    new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
-    for day in (dirty_days if dirty_days is not None else new_days) | new_days:
-        sub = fine_by_day.get(day)
-        if sub is None and (basis_by_day is None or day not in basis_by_day):
-            days_state.pop(day, None)
-            continue
-        day_rows = day_rows_of(sub) if sub else {}
-        if basis_by_day is None:
-            basis = {}
-            for (_d, provider, _m), a in day_rows.items():
-                basis[provider] = basis.get(provider, 0) + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
-        else:
-            basis = basis_by_day.get(day, {})
-        days_state[day] = [day_rows, project_rows_of(sub) if sub else {}, basis]
-    del fine_by_day
-    if dirty_days is None:
-        dirty_days = set(days_state)
-    week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state}
-    dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
-    dirty_months = {d[:7] for d in dirty_days}
-
-    all_day_rows: dict = {}
-    for day in sorted(days_state):
-        all_day_rows.update(days_state[day][0])
-    shared = _whole_range(all_day_rows)
-    new_units: dict[str, dict] = {}
-    new_units["daily"] = _units(_table({k: a for d in dirty_days if d in days_state for k, a in days_state[d][0].items()}, {}))
-    new_units["weekly"] = _units(_table(_group((((week_of[k[0]], k[1], k[2]), a) for k, a in all_day_rows.items() if week_of[k[0]] in dirty_weeks), True), {}))
-    new_units["monthly"] = _units(_table(_group((((k[0][:7], k[1], k[2]), a) for k, a in all_day_rows.items() if k[0][:7] in dirty_months), True), {}))
-    # projects: per month from its days (only the dirty months), then the months together
-    proj_months = {} if state is None else state["proj_months"]
-    months_now = {d[:7] for d in days_state}
-    for month in list(proj_months):
-        if month not in months_now:
-            del proj_months[month]
-    for month in months_now if state is None else dirty_months & months_now:
-        proj_months[month] = _merge_groups(days_state[d][1] for d in sorted(days_state) if d[:7] == month)
-    new_units["projects"] = _units(_table(_merge_groups(proj_months[m] for m in sorted(proj_months)), {}))
-    allocation: dict[str, dict[str, int]] = {}
-    for day in sorted(days_state):
-        for provider, n in days_state[day][2].items():
-            m = allocation.setdefault(day[:7], {})
-            m[provider] = m.get(provider, 0) + n
-
-
-    # ------------------------------------------------------------ sessions
-    # before the blocks: a first run's sessions use up the fine accumulators (~6 MB at
-    # 400k calls), which the blocks pass, reading the rows again, then does not hold too
-    def batch():
-        out = SessionBatch(spill_dir)
+    def batch(kind="sessions"):
+        out = UnitRuns(spill_dir, kind)
         opened.append(out)
         return out
 
+    # ------------------------------------------------------------ days
+    names: dict = {}  # one string per project and session id
+    if full:
+        # one pass over every row, a UTC day at a time, none kept: days, sessions and
+        # blocks are made as the days go (see FullPass)
+        whole = FullPass(source, of_slot, filters, names, batch(), projects, multi_form=False, blocks=batch("blocks"), days=days_state)
+        day_counts = whole.day_counts
+    else:
+        fine = fold_rows(day_rows_in, of_slot, filters, False)[0]
+        fine_by_day: dict[str, dict] = {}
+        for k, a in fine.items():
+            fine_by_day.setdefault(k[0], {})[k] = a
+        # the subscription basis counts every call, filtered out or not
+        basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
+        new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
+        for day in dirty_days | new_days:
+            entry = _day_entry(fine_by_day.get(day), basis_by_day, day)
+            if entry is None:
+                days_state.drop(day)
+            else:
+                days_state.put(day, marshal.dumps(entry))
+        del fine_by_day
+    if dirty_days is None:
+        dirty_days = set(days_state.days)
+    week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state.days}
+    dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
+    dirty_months = {d[:7] for d in dirty_days}
+
+    # the days in order: weeks, months, the whole range; the project rows of the months
+    # that changed remade from their days (the other months' kept)
+    months_now = {d[:7] for d in days_state.days}
+    for month in list(days_state.months):
+        if month not in months_now:
+            days_state.drop_month(month)
+    scan = DayScan(days_state, week_of, dirty_days, dirty_weeks, dirty_months,
+                   months_now if state is None else dirty_months & months_now,
+                   dirty_sessions if state is not None else None)
+    new_units: dict[str, dict] = {"daily": scan.daily, "weekly": scan.weekly, "monthly": scan.monthly}
+    allocation = scan.allocation
+
+    # ------------------------------------------------------------ sessions
     old_multi = set() if state is None else set(state["multi_sessions"])
     if state is None:
-        # every session: made in key order, their bytes kept in temp files, not in memory
-        sess_units = _session_units(fine, False, batch())  # consumes fine
-        del fine
+        # every session, made as the pass went, their bytes kept in temp files
+        sess_units = whole.sessions
         sess_in_all = True
-        multi_sessions = set(sess_units.several)
+        multi_sessions = set(sess_units.several_keys())
         if multi_sessions:  # a session in several tools: every session gets a per-period entry of its own
             opened.remove(sess_units)
             sess_units.close()
-            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
+            sess_units = FullPass(source, of_slot, filters, names, batch(), projects, multi_form=True).sessions
     else:
         # only the UTC days that hold a dirty session's rows (that the filters keep) are
         # read: those overlapping a local day whose accumulators (just brought up to date)
         # name the session. A UTC day overlaps at most three local days (each is 22 h or
         # more): those of its first, middle and last slot.
-        sess_local = {day for day, (day_rows, _p, _b) in days_state.items()
-                      if any(not a[_SESS].isdisjoint(dirty_sessions) for a in day_rows.values())}
+        sess_local = scan.sess_local
         sess_days = {d for d in digests
                      if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
                      or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
         sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
         sess_in_all = False
-        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True)
+        sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True, projects=projects)
         multi_sessions = {k for k, u in sess_units.items() if u[4]}
         multi_sessions |= old_multi - dirty_sessions
         if bool(multi_sessions) != bool(old_multi):
             sess_in_all = True  # the periods list changes form: redo every session
-            sess_units = _session_units(fold_rows(source.iter_rows(), of_slot, filters, False)[0], True, batch())
-            multi_sessions = set(sess_units.several)
+            sess_units = FullPass(source, of_slot, filters, names, batch(), projects, multi_form=True).sessions
+            multi_sessions = set(sess_units.several_keys())
     multi = bool(multi_sessions)
+    if sess_in_all:
+        proj_counts, counts = projects.zeroed(), SessionCounts()
+        _count(sess_units.records(), proj_counts, counts)
+    else:
+        proj_counts = projects
+        counts = _counts_now(projects, state["session_counts"], index.get("sessions"), dirty_sessions, [u[6] for u in sess_units.values()])
+    shared = scan.whole.entries(counts)
+    new_units["projects"] = _units(proj_counts.table(scan.projects))
+    del scan
     if sess_in_all:
         sess_units.multi = multi
     else:
         for u in sess_units.values():  # in place: [rows, periods, pps, n rows]
             u[1] = u[3] if multi else u[2]
-            u[3] = u[5]
-            del u[4:]
+            u[3], u[4] = u[5], u[6]
+            del u[5:]
     new_units["sessions"] = sess_units
 
     # ------------------------------------------------------------ blocks
@@ -381,21 +805,11 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     firsts: dict[str, dict[int, int]] = {}
     if state is None:
         block_slots = {}
-        spans: dict[str, dict[int, list]] = {}
-        for (provider, slot), span in slot_spans.items():
-            spans.setdefault(provider, {})[slot] = span
-        del slot_spans
-        assigned = {}
-        for provider, provider_spans in spans.items():
-            assigned[provider] = assign_blocks(provider_spans)
-            mine = firsts[provider] = {}
-            for slot, start in assigned[provider].items():  # slots ascending
-                if start not in mine:
-                    mine[start] = slot
+        firsts = whole.blocks.firsts
+        for provider in firsts:
             redo[provider] = (None, None)
-        if assigned:
-            new_block_units = _units(_blocks_as_table(block_rows_of(assigned, source.iter_rows(), of_slot, filters, names), {}, None), by_provider=True)
-        del spans, assigned, names
+        new_block_units = whole.blocks.finish()
+        del whole
     else:
         block_slots = {}
         for provider, t0 in first_change.items():
@@ -436,6 +850,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         after = [] if until is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) >= until]
         blocks_state[provider] = before + sorted((f, s) for s, f in firsts.get(provider, {}).items()) + after
     new_units["blocks"] = new_block_units
+    source.forget()  # the rows parsed (the days changed and those read around them)
 
     # ------------------------------------------------------------ assemble
     def stale(kind):
@@ -459,8 +874,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
 
         return block_stale
 
-    from scripts.shared_io import AtomicFile
-
     new_index: dict = {}
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
@@ -471,38 +884,28 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         pos = len(first)
         for n, kind in enumerate(sorted(REPORT_KINDS)):
             old = index.get(kind)
-            old_keys = old["keys"] if old is not None else []
+            old_keys = old["keys"] if old is not None else KeyList()
             fresh = new_units[kind]
-            if fresh.__class__ is SessionBatch:
+            if fresh.__class__ is UnitRuns:
                 pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
                 continue
-            is_stale = stale(kind)
-            kept = [k for k in old_keys if not is_stale(k) and k not in fresh]
-            # runs of units kept from the last run ["old", first, last] (ordinals), or a unit made now
-            segments: list = []
-            if kept:
-                old_ord = dict(zip(old_keys, range(len(old_keys))))
-                for k in sorted(kept + list(fresh)):
-                    o = old_ord.get(k) if k not in fresh else None
-                    if o is None:
-                        segments.append(k)
-                        continue
-                    last = segments[-1] if segments else None
-                    if last is not None and last.__class__ is list and last[2] == o - 1:
-                        last[2] = o
-                    else:
-                        segments.append(["old", o, o])
-            else:
-                segments = sorted(fresh)
-            idx = {"keys": [], "n": [], "lens": [None] * 3, "base": [0] * 3}
+            segments = _segments(old_keys, fresh, stale(kind))
+            idx = {"keys": KeyList(), "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
+            recs = None
+            if kind == "sessions":
+                recs = idx["recs"] = KeyList()
             for seg in segments:
                 if seg.__class__ is list:
-                    idx["keys"] += old_keys[seg[1]:seg[2] + 1]
+                    idx["keys"].extend_from(old_keys, seg[1], seg[2] + 1)
+                    if recs is not None:
+                        recs.extend_from(old["recs"], seg[1], seg[2] + 1)
                     ns = old["n"][seg[1]:seg[2] + 1]
                     idx["n"] += ns
                     stats.reused += sum(ns)
                 else:
                     idx["keys"].append(seg)
+                    if recs is not None:
+                        recs.append(fresh[seg][4])
                     idx["n"].append(fresh[seg][3])
                     stats.recomputed += fresh[seg][3]
             head = (b"," if n else b"") + b'"' + kind.encode() + b'":' + shared_head + b',"period_providers":['
@@ -510,13 +913,12 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             pos += len(head)
             for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
                 idx["base"][slot] = pos
-                lens: list[int] = []
+                lens = array("i")
                 wrote = False
                 if old is not None:
                     old_lens = old["lens"][slot]
                     obase = old["base"][slot]
-                    pre = [0]
-                    pre += accumulate(old_lens)
+                    pre = array("q", accumulate(old_lens, initial=0))
                 for seg in segments:
                     if seg.__class__ is list:
                         i, k = seg[1], seg[2] + 1
@@ -548,26 +950,33 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             pos += len(shared_tail)
             new_index[kind] = idx
         write(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
+    index = old = state = new_units = None  # the last run's index and the units: written, not needed to save
     if output != "-":
         # aggregates.json is complete: price may start (under refresh, when this runs in a
         # forked copy) while this state for the next run is saved
         background.release()
-        view_cache.save(state_path, identity, {
+        days_file, days, months = days_state.commit()
+        blobs = []
+        view_cache.save_parts(state_path, identity, {
             "output": view_cache.file_identity(output),
+            "days_file": days_file,
             "chunks": digests,
             "day_counts": day_counts,
-            "days": days_state,
-            "proj_months": proj_months,
+            "days": days,
+            "proj_months": months,
             "blocks": blocks_state,
-            "index": new_index,
+            "index": {kind: _packed(idx, blobs) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
-        })
+            "session_counts": counts.as_state(),
+            "projects": proj_counts.as_state(),
+        }, blobs)
     return stats, sum(day_counts.values())
 
 
-def _session_units(fine: dict, multi_form: bool, batch: "SessionBatch | None" = None):
+def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None, projects: "ProjectCounts | None" = None):
     """``session -> [rows, None, pps, periods in the multi-tool form (if asked), several
-    tools?, n rows]``, or with ``batch`` that batch, filled. Made SESSION_CHUNK fine
+    tools?, n rows, record]``, or with ``batch`` that batch, filled; a session's record
+    (see ``ProjectCounts``) is made with ``projects``' ids. Made SESSION_CHUNK fine
     accumulators (whole sessions) at a time: only a chunk's row accumulators (with their
     session sets and month tokens) and entries are ever objects, and its fine
     accumulators go once they are bytes (a first run's sessions are most of the
@@ -581,6 +990,7 @@ def _session_units(fine: dict, multi_form: bool, batch: "SessionBatch | None" = 
         hi = min(lo + SESSION_CHUNK, n)
         while hi < n and order[hi][4] == order[hi - 1][4]:  # a session's rows stay together
             hi += 1
+        recs = projects.records(order[lo:hi])
         sess_rows, project_of = session_rows_of({k: pop(k) for k in order[lo:hi]})
         lo = hi
         table = _table(sess_rows, {}, session_project_field(project_of), with_periods=multi_form, project_of=project_of)
@@ -589,68 +999,379 @@ def _session_units(fine: dict, multi_form: bool, batch: "SessionBatch | None" = 
         del table
         if batch is None:
             for k, u in units.items():
-                out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3]]
+                out[k] = [u[0], None, u[2], u[1], u[2].count(b'"provider":') > 1, u[3], recs[k]]
         else:
+            for k, u in units.items():
+                u.append(recs[k])
             batch.add(units)
         _ISO.clear()  # a session's first and last call are its own: no use remembering them
     fine.clear()
     return out if batch is None else batch
 
 
-class SessionBatch:
-    """Every session's unit, made in key order (a run that redoes every session): their
-    bytes are in three ``view_cache.Spill`` (rows, period-providers, periods in the
-    multi-tool form), each piece followed by a comma, so that a slot is one range of its
-    spill; kept here are each unit's key, row count and lengths (what the index needs)."""
+def _day_entry(sub: dict | None, basis_by_day: dict | None, day: str) -> list | None:
+    """A local day's state ``[day rows, project rows, basis]`` from its fine accumulators
+    ``sub`` (None: it has none), or None if the day has nothing at all."""
+    if sub is None and (basis_by_day is None or day not in basis_by_day):
+        return None
+    day_rows = day_rows_of(sub) if sub else {}
+    if basis_by_day is None:
+        basis = {}
+        for (_d, provider, _m), a in day_rows.items():
+            basis[provider] = basis.get(provider, 0) + a[3] + a[4] + a[5] + a[6] + a[7] + a[8]
+    else:
+        basis = basis_by_day.get(day, {})
+    proj_rows = project_rows_of(sub) if sub else {}
+    for a in proj_rows.values():
+        a[_SESS] = None  # their distinct sessions are counted from the sessions' records (ProjectCounts)
+    return [day_rows, proj_rows, basis]
 
-    def __init__(self, directory: str):
-        self.keys: list = []
-        self.n: list = []
-        self.several: list = []
-        self.lens = (array("q"), array("q"), array("q"))  # rows, pps, periods
-        self.spills = (view_cache.Spill(directory), view_cache.Spill(directory), view_cache.Spill(directory))
+
+class FullPass:
+    """One pass over every rollup row, a UTC day (all files) at a time, keeping none: the
+    fine accumulators live only while their local day is incomplete or their session
+    still has calls to come. A local day is made as soon as no later row can fall in it;
+    a session once it has had a UTC day without calls, SESSION_CHUNK or more at a time
+    (one run of ``sessions``, a ``UnitRuns``); the blocks as their slots come
+    (``OnlineBlocks``). A session seen again after it was made (it resumed a day later)
+    is made anew at the end from the days since its first one, its earlier unit dropped.
+    Without ``blocks`` (their units): the sessions only (in the multi-tool form, say)."""
+
+    def __init__(self, source, of_slot, filters, names: dict, sessions: "UnitRuns", projects: "ProjectCounts", multi_form: bool,
+                 blocks: "UnitRuns | None" = None, days: "DayStore | None" = None):
+        with_days = blocks is not None
+        self.projects = projects  # where the sessions' records' ids are
+        self.of_slot, self.filters, self.names = of_slot, filters, names
+        self.sessions, self.multi_form = sessions, multi_form
+        self.fine: dict = {}
+        self.last_seen: dict = {}  # session not made yet -> the last UTC day it has rows on
+        self.first_seen: dict = {}  # and the first
+        self.days_state = days  # with the blocks: where the days go
+        self.day_counts: dict = {}
+        self.basis_by_day = {} if filters.active and with_days else None  # every call, filtered out or not
+        self.blocks = OnlineBlocks(of_slot, filters, blocks) if with_days else None
+        self.with_days = with_days
+        for d, rows in source.iter_utc_days():
+            self._add_day(d, rows)
+        if with_days:
+            self._make_days(None)
+            self._finish_days()
+        self._make_sessions(list(self.last_seen), None)
+        again = sessions.duplicates()  # made in several runs: they resumed after a day or more
+        if again:
+            self._redo_again(source, again)
+
+    def _add_day(self, d: int, rows: list) -> None:
+        self.day_counts[d] = len(rows)
+        if self.basis_by_day is not None:
+            _add_basis(self.basis_by_day, rows, self.of_slot)
+        fold_rows(rows, self.of_slot, self.filters, False, names=self.names, into=self.fine)
+        last_seen, first_seen = self.last_seen, self.first_seen
+        for s in {r[4] for r in rows}:
+            if s not in last_seen:
+                s = self.names.setdefault(s, s)
+                first_seen[s] = d
+            last_seen[s] = d
+        if self.blocks is not None:
+            self.blocks.add_day(rows)
+        # Local days before the date of UTC day d get no more rows: a local date's calls
+        # are in the UTC days from the day before it to the day after it (any zone's offset
+        # is less than a day), whatever the order in which the local days come.
+        complete = (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat()
+        if self.with_days:
+            self._make_days(complete)
+        idle = [s for s, last in last_seen.items() if last < d]
+        if len(idle) >= SESSION_CHUNK:
+            self._make_sessions(idle, complete)
+
+    def _make_days(self, complete: str | None) -> None:
+        """The local days before ``complete`` (None: all) not made yet."""
+        subs: dict = {}
+        days_state = self.days_state
+        for k, a in self.fine.items():
+            if k[0] not in days_state and (complete is None or k[0] < complete):
+                sub = subs.get(k[0])
+                if sub is None:
+                    sub = subs[k[0]] = {}
+                sub[k] = a
+        for day in sorted(subs):
+            days_state.put(day, marshal.dumps(_day_entry(subs[day], self.basis_by_day, day)))
+
+    def _finish_days(self) -> None:
+        """The days whose calls were all filtered out (they count in the basis)."""
+        if self.basis_by_day is not None:
+            for day in self.basis_by_day:
+                if day not in self.days_state:
+                    self.days_state.put(day, marshal.dumps(_day_entry(None, self.basis_by_day, day)))
+
+    def _make_sessions(self, sessions: list, complete: str | None) -> None:
+        """Make these sessions (whose local days are all made: before ``complete``) one run."""
+        want = set(sessions)
+        fine = self.fine
+        if complete is not None:
+            for k in fine:
+                if k[0] >= complete:
+                    want.discard(k[4])
+        sub = {k: a for k, a in fine.items() if k[4] in want}
+        for k in sub:
+            del fine[k]
+        first = min(self.first_seen[s] for s in want) if want else None
+        names = self.names
+        for s in want:
+            del self.first_seen[s], self.last_seen[s]
+            names.pop(s, None)  # its string lives on in its unit's key
+        if sub:
+            self.sessions.new_run(first)
+            _session_units(sub, self.multi_form, self.sessions, projects=self.projects)
+
+    def _redo_again(self, source, again: dict) -> None:
+        """The sessions made in several runs (``again``: session -> the first of them):
+        their units anew, from the first UTC day of those runs' sessions on, as one more
+        run (their earlier units dropped)."""
+        self.sessions.drop(set(again))
+        first = min(self.sessions.run_tags[r] for r in again.values())
+        fine: dict = {}
+        for _d, rows in source.iter_utc_days(first):
+            fold_rows([r for r in rows if r[4] in again], self.of_slot, self.filters, False, names=self.names, into=fine)
+        self.sessions.new_run()
+        _session_units(fine, self.multi_form, self.sessions, projects=self.projects)
+
+
+class OnlineBlocks:
+    """The 5-hour blocks of a full pass, made as the UTC days come (in order): per
+    provider, ``assign_blocks`` run on the slots as they come (all of a slot's rows are in
+    its UTC day), the rows folded into their block's accumulators right away, and the
+    blocks that ended turned into units (``units``, a ``UnitRuns``), BLOCK_CHUNK or more
+    at a time."""
+
+    def __init__(self, of_slot, filters, units: "UnitRuns"):
+        self.of_slot, self.filters = of_slot, filters
+        self.names: dict = {}  # one string per session id in the blocks not made yet
+        self.current: dict = {}  # provider -> [its current block's start, its last call]
+        self.firsts: dict = {}  # provider -> {block start: its first slot}
+        self.rows: dict = {}  # (block start, provider, model) -> accumulator
+        self.ended: set = set()  # (start, provider) of the blocks that ended, not made yet
+        self.units = units
+
+    def add_day(self, rows: list) -> None:
+        keeps = self.filters.keeps if self.filters.active else None
+        of_slot = self.of_slot
+        spans: dict = {}  # (provider, slot) -> [first call, last call] of the kept rows
+        for r in rows:
+            if keeps is not None and not keeps(of_slot(r[0])[0], r[1], r[2], r[3]):
+                continue
+            sk = (r[1], r[0])
+            span = spans.get(sk)
+            if span is None:
+                spans[sk] = [r[8], r[9]]
+            else:
+                if r[8] < span[0]:
+                    span[0] = r[8]
+                if r[9] > span[1]:
+                    span[1] = r[9]
+        assigned: dict = {}
+        for provider, slot in sorted(spans):
+            first, slot_last = spans[(provider, slot)]
+            cur = self.current.get(provider)
+            # assign_blocks' rule, one slot at a time
+            if cur is None or first - cur[0] > BLOCK_MS or first - cur[1] > BLOCK_MS:
+                if cur is not None:
+                    self.ended.add((cur[0], provider))
+                cur = self.current[provider] = [first - first % HOUR_MS, slot_last]
+                self.firsts.setdefault(provider, {})[cur[0]] = slot
+            elif slot_last > cur[1]:
+                cur[1] = slot_last
+            mine = assigned.get(provider)
+            if mine is None:
+                mine = assigned[provider] = {}
+            mine[slot] = cur[0]
+        if assigned:
+            block_rows_of(assigned, rows, of_slot, self.filters, self.names, into=self.rows)
+        if len(self.ended) >= BLOCK_CHUNK:
+            self._make(self.ended)
+            self.ended = set()
+
+    def finish(self) -> "UnitRuns":
+        """Every block made (the units)."""
+        self._make(None)
+        return self.units
+
+    def _make(self, blocks: set | None) -> None:
+        """Make these blocks (None: all left) one run of units."""
+        rows = self.rows
+        if blocks is None:
+            sub, self.rows = rows, {}
+        else:
+            sub = {k: a for k, a in rows.items() if (k[0], k[1]) in blocks}
+            for k in sub:
+                del rows[k]
+        self.names = {}
+        if sub:
+            self.units.new_run()
+            self.units.add(_units(_blocks_as_table(sub, {}, None), by_provider=True))
+
+
+class UnitRuns:
+    """Every unit of a report kind (a run that redoes every session, or every block),
+    made in *runs* as sessions (blocks) end, each run in key order: their bytes are in
+    three ``view_cache.Spill`` (rows, period-providers, periods in the multi-tool form),
+    each piece followed by a comma; kept here are each unit's key, row count and lengths
+    (what the index needs). The report is written merging the runs by key, each run's
+    bytes read in order through a small buffer."""
+
+    READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run)
+    SPILL_LIMIT = 1 << 16  # bytes kept in memory per spill (six of them)
+
+    def __init__(self, directory: str, kind: str = "sessions"):
+        self.kind = kind
+        self.keys = KeyList()
+        self.n = array("i")
+        self.several: list = []  # indices of the units whose session is in several tools
+        self.lens = (array("i"), array("i"), array("i"))  # rows, pps, periods
+        self.spills = tuple(view_cache.Spill(directory, self.SPILL_LIMIT) for _ in range(3))
+        self.runs = [0]  # each run's first index
+        self.run_tags: list = [None]  # and what its maker said of it (new_run)
+        self.dropped: set = set()  # indices of units made again later
+        self.recs = KeyList()  # the sessions' records (ProjectCounts)
         self.multi = False
 
+    def new_run(self, tag=None) -> None:
+        if len(self.keys) != self.runs[-1]:
+            self.runs.append(len(self.keys))
+            self.run_tags.append(tag)
+        else:
+            self.run_tags[-1] = tag
+
+    def _merged(self, dropped=()):
+        """``(key, index)`` of every unit (but ``dropped``), in key order (the runs merged)."""
+        keys, bounds = self.keys, self.runs + [len(self.keys)]
+        runs = [((keys[i], i) for i in range(a, b) if i not in dropped) for a, b in zip(bounds, bounds[1:])]
+        return heapq.merge(*runs)
+
+    def duplicates(self) -> dict:
+        """Keys with units in several runs -> the first of those runs."""
+        out: dict = {}
+        prev = first = None
+        for k, i in self._merged():  # a key's units in index order: its first run first
+            if k != prev:
+                prev, first = k, i
+            elif k not in out:
+                out[k] = bisect.bisect_right(self.runs, first) - 1
+        return out
+
+    def drop(self, sessions: set) -> None:
+        """Drop the units made so far of these sessions (made again in a later run)."""
+        self.dropped.update(i for i, k in enumerate(self.keys) if k in sessions)
+
     def add(self, units: dict) -> None:
+        """Units in key order, after those of this run so far."""
         keys, n, several = self.keys, self.n, self.several
         lens_rows, lens_pps, lens_periods = self.lens
         put_rows, put_pps, put_periods = (spill.put for spill in self.spills)
         for k, u in units.items():
+            if u[2].count(b'"provider":') > 1:
+                several.append(len(keys))
             keys.append(k)
             n.append(u[3])
-            pps = u[2]
-            if pps.count(b'"provider":') > 1:
-                several.append(k)
             lens_rows.append(put_rows(u[0]))
-            lens_pps.append(put_pps(pps))
+            lens_pps.append(put_pps(u[2]))
             lens_periods.append(put_periods(u[1]))
+            if len(u) > 4:
+                self.recs.append(u[4])
+
+    def records(self):
+        """The sessions' records (not dropped)."""
+        return (rec for i, rec in enumerate(self.recs) if i not in self.dropped)
+
+    def several_keys(self) -> list:
+        return [self.keys[i] for i in self.several if i not in self.dropped]
+
+    def _order(self) -> array:
+        """The units' indices in key order (the runs merged), dropped ones left out."""
+        if len(self.runs) == 1:
+            return array("i", (i for i in range(len(self.keys)) if i not in self.dropped))
+        return array("i", (i for _k, i in self._merged(self.dropped)))
 
     def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
-        """Write the sessions report (the ``n``-th) at ``pos`` of ``fh``; record its index
+        """Write the report (the ``n``-th) at ``pos`` of ``fh``; record its index
         in ``new_index``; return the position after it."""
-        idx = {"keys": self.keys, "n": self.n, "lens": [None] * 3, "base": [0] * 3}
-        stats.recomputed += sum(self.n)
-        head = (b"," if n else b"") + b'"sessions":' + shared_head + b',"period_providers":['
+        order = self._order()
+        keys, ns = self.keys, self.n
+        idx = {"keys": keys.permuted(order), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3, "base": [0] * 3}
+        if len(self.recs):
+            idx["recs"] = self.recs.permuted(order)
+        stats.recomputed += sum(idx["n"])
+        head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)
         pos += len(head)
         periods = 2 if self.multi else 1
         for slot, which, tail in ((2, 1, b'],"periods":['), (1, periods, b'],"rows":['), (0, 0, None)):
             idx["base"][slot] = pos
-            idx["lens"][slot] = self.lens[which].tolist()
-            spill = self.spills[which]
-            if spill.size:
-                spill.write_range(fh, 0, spill.size - 1)  # not the last comma
-                pos += spill.size - 1
+            lens = self.lens[which]
+            idx["lens"][slot] = array("i", (lens[i] for i in order))
+            pos += self._write_merged(fh, which, order)
             if tail:
                 fh.write(tail)
                 pos += len(tail)
         fh.write(shared_tail)
-        new_index["sessions"] = idx
+        new_index[self.kind] = idx
         return pos + len(shared_tail)
+
+    def _write_merged(self, fh, which: int, order: array) -> int:
+        """Write spill ``which``'s pieces in ``order`` (but the last comma); return how many
+        bytes. Pieces next to each other in the spill are one read."""
+        lens, spill = self.lens[which], self.spills[which]
+        starts = array("q", accumulate(lens, initial=0))
+        run_ends = [starts[b] for b in self.runs[1:]] + [spill.size]
+        run_of = array("l", [0]) * len(lens)
+        for r, (a, b) in enumerate(zip(self.runs, self.runs[1:] + [len(lens)])):
+            run_of[a:b] = array("l", [r]) * (b - a)
+        bufs: dict = {}  # run -> (offset, bytes read there)
+
+        def take(r: int, a: int, b: int) -> memoryview:
+            got = bufs.get(r)
+            if got is None or a < got[0] or b > got[0] + len(got[1]):
+                got = bufs[r] = (a, _spill_read(spill, a, max(b, min(a + self.READ, run_ends[r])) - a))
+            return memoryview(got[1])[a - got[0]:b - got[0]]
+
+        held = None  # [a, b, run]: the range to write next (the last one loses its comma)
+        total = 0
+        for i in order:
+            ln = lens[i]
+            if not ln:
+                continue
+            a = starts[i]
+            if held is not None:
+                if a == held[1] and a - held[0] < self.READ:
+                    held[1] = a + ln  # one read for pieces next to each other (up to READ bytes)
+                    continue
+                fh.write(take(held[2], held[0], held[1]))
+                total += held[1] - held[0]
+            held = [a, a + ln, run_of[i]]
+        if held is not None:
+            fh.write(take(held[2], held[0], held[1] - 1))
+            total += held[1] - 1 - held[0]
+        return total
 
     def close(self) -> None:
         for spill in self.spills:
             spill.close()
+
+
+def _spill_read(spill, start: int, n: int) -> bytes:
+    """Bytes ``start:start + n`` of a ``view_cache.Spill`` (in its file, its buffer or both)."""
+    flushed = spill.size - len(spill.buf)
+    out = b""
+    if start < flushed:
+        upto = min(start + n, flushed)
+        out = os.pread(spill.fd, upto - start, start)
+        if len(out) != upto - start:
+            raise OSError("a spill file is shorter than written")
+        n -= upto - start
+        start = upto
+    if n > 0:
+        out += bytes(spill.buf[start - flushed:start - flushed + n])
+    return out
 
 
 # ------------------------------------------------------------------ rollup sources
@@ -716,15 +1437,14 @@ class EagerRollups:
     def all(self) -> list:
         return [r for per in self.files for d in sorted(per) for r in per[d]]
 
-    def iter_days(self):
-        """``(utc day, its rows in one file)``, file by file, in the order of ``all``."""
-        for per in self.files:
-            for d in sorted(per):
-                yield d, per[d]
+    def forget(self) -> None:
+        pass
 
-    def iter_rows(self):
-        for _d, rows in self.iter_days():
-            yield from rows
+    def iter_utc_days(self, first: int | None = None):
+        """``(utc day, its rows in every file, file by file)``, days in order (from ``first``)."""
+        for d in sorted(set().union(*self.files)):
+            if first is None or d >= first:
+                yield d, self.day(d)
 
     def count(self, d) -> int:
         return sum(len(per.get(d, ())) for per in self.files)
@@ -789,7 +1509,7 @@ def _day_ranges(inner: bytes, start: int = 0, end: int | None = None) -> list:
     return out
 
 
-READ_BYTES = 1 << 20  # a rollup file is scanned this much at a time
+READ_BYTES = 1 << 16  # a rollup file is scanned this much at a time (its peak: a few times this)
 
 
 def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
@@ -901,17 +1621,22 @@ class LazyRollups:
                 raise Fallback("row outside its day")
         return rows
 
-    def iter_days(self):
-        """``(utc day, its rows in one file)``, file by file, in the order of ``all``:
-        parsed on the way and not kept (what a full run reads)."""
-        for i, rng in enumerate(self.ranges):
-            for d in sorted(rng):
-                rows = self._parsed.get((i, d))
-                yield d, rows if rows is not None else self._parse(i, d)
+    def forget(self) -> None:
+        """Drop the rows parsed so far (a day asked for again is parsed again)."""
+        self._parsed.clear()
 
-    def iter_rows(self):
-        for _d, rows in self.iter_days():
-            yield from rows
+    def iter_utc_days(self, first: int | None = None):
+        """``(utc day, its rows in every file, file by file)``, days in order (from
+        ``first``): parsed on the way and not kept (what a full run reads)."""
+        for d in sorted(set().union(*self.ranges)):
+            if first is not None and d < first:
+                continue
+            out: list = []
+            for i, rng in enumerate(self.ranges):
+                if d in rng:
+                    rows = self._parsed.get((i, d))
+                    out += rows if rows is not None else self._parse(i, d)
+            yield d, out
 
     def day(self, d) -> list:
         out: list = []

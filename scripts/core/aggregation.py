@@ -255,12 +255,8 @@ def _row_entry(period: str, provider: str, model: str, a: list, project=False) -
     return d
 
 
-def _empty_acc() -> list:
-    return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, set(), {}]
-
-
 # ------------------------------------------------------------------ tables
-def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool = True, project_of=None) -> dict:
+def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool = True, project_of=None, distinct=None) -> dict:
     """The standard table from row accumulators keyed (period, provider, model).
 
     ``shared`` holds the whole-range entries (by_provider, by_model, totals). Period
@@ -269,7 +265,9 @@ def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool
     provider_or_None)``; their token sums are the sums of their rows, which the price
     stage adds up along with the money. ``project_of(period)`` gives rows a
     ``project`` (sessions). Sorted keys put each period's rows (and each
-    period-provider's) next to each other, so the summaries are one pass."""
+    period-provider's) next to each other, so the summaries are one pass.
+    ``distinct(period, provider_or_None)`` (if given) counts the period and
+    period-provider sessions instead of their rows' session sets."""
     keys = sorted(rows)
     if project_of is None:
         out_rows = [_row_entry(k[0], k[1], k[2], rows[k]) for k in keys]
@@ -284,7 +282,7 @@ def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool
         while j < n and keys[j][0] == period:
             j += 1
         if with_periods:
-            d = {"period": period, "sessions": _distinct(rows, keys, i, j)}
+            d = {"period": period, "sessions": distinct(period, None) if distinct else _distinct(rows, keys, i, j)}
             if extra:
                 extra(d, period, None)
             periods.append(d)
@@ -294,7 +292,7 @@ def _table(rows: dict[tuple, list], shared: dict, extra=None, with_periods: bool
             b = a + 1
             while b < j and keys[b][1] == provider:
                 b += 1
-            d = {"period": period, "provider": provider, "sessions": _distinct(rows, keys, a, b)}
+            d = {"period": period, "provider": provider, "sessions": distinct(period, provider) if distinct else _distinct(rows, keys, a, b)}
             if extra:
                 extra(d, period, provider)
             pps.append(d)
@@ -338,19 +336,18 @@ def aggregate_rollups(rollup_rows: Iterable[list], zone_name: str, filters: Filt
             gc.enable()
 
 
-def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None, spans_only: bool = False,
-              names: dict | None = None):
+def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: dict | None = None,
+              names: dict | None = None, into: dict | None = None):
     """One pass over rollup rows: ``fine`` accumulators per (local day, provider, model,
     project, session) of the rows the filters keep, and (``want_blocks``) the kept rows per
-    (provider, slot), or (``spans_only``) just their first and last call, ``[first_ms,
-    last_ms]``, which is all that block assignment needs (the rows are then not kept:
-    ``block_rows_of`` folds them in a second pass). ``basis`` (if given, and only when
-    filters are active) gets every row's tokens per (month, provider), filtered out or not.
-    ``names`` (if given) is where project and session strings are made one object each."""
+    (provider, slot). ``basis`` (if given, and only when filters are active) gets every
+    row's tokens per (month, provider), filtered out or not.
+    ``names`` (if given) is where project and session strings are made one object each;
+    ``into`` (if given) is the ``fine`` to fold into (rows read a day at a time)."""
     # fine: (day, provider, model, project, session) -> accumulator (sessions and
     # month_tokens unset: one session, the day's month)
-    fine: dict[tuple, list] = {}
-    # blocks: (provider, slot) -> its rollup rows (or their span)
+    fine: dict[tuple, list] = {} if into is None else into
+    # blocks: (provider, slot) -> its rollup rows
     slot_rows: dict[tuple, list[list]] = {}
     keeps = filters.keeps if filters.active else None
     if names is None:
@@ -396,15 +393,7 @@ def fold_rows(rollup_rows, of_slot, filters: Filters, want_blocks: bool, basis: 
         if want_blocks:
             sk = (provider, slot)
             lst = slot_rows.get(sk)
-            if spans_only:
-                if lst is None:
-                    slot_rows[sk] = [row[8], row[9]]
-                else:
-                    if row[8] < lst[0]:
-                        lst[0] = row[8]
-                    if row[9] > lst[1]:
-                        lst[1] = row[9]
-            elif lst is None:
+            if lst is None:
                 slot_rows[sk] = [row]
             else:
                 lst.append(row)
@@ -553,7 +542,13 @@ def _whole_range(day_rows: dict[tuple, list]) -> dict:
     """by_provider, by_model and totals: the same for every report kind."""
     by_provider = _group(((k[1],), a) for k, a in day_rows.items()) if day_rows else {}
     by_model = _group(((k[1], k[2]), a) for k, a in day_rows.items()) if day_rows else {}
-    total = _merged(list(day_rows.values())) if day_rows else _empty_acc()
+    total = _merged(list(day_rows.values())) if day_rows else None
+    return whole_range_entries(by_provider, by_model, total)
+
+
+def whole_range_entries(by_provider: dict, by_model: dict, total: list | None) -> dict:
+    """The whole-range entries from the group accumulators per ``(provider,)``, per
+    ``(provider, model)`` and of everything (None: no row)."""
     bp = []
     for k in sorted(by_provider):
         d = _fields(by_provider[k])
@@ -565,7 +560,7 @@ def _whole_range(day_rows: dict[tuple, list]) -> dict:
         d["provider"] = k[0]
         d["model"] = k[1]
         bm.append(d)
-    totals = _fields(total) if day_rows else _empty_fields()
+    totals = _fields(total) if total is not None else _empty_fields()
     return {"by_provider": bp, "by_model": bm, "totals": totals}
 
 
@@ -575,9 +570,10 @@ def _empty_fields() -> dict:
     return d
 
 
-def _group(entries, with_months: bool = False) -> dict[tuple, list]:
-    """Group ``(key, acc)`` pairs (accs with sessions, and month_tokens if asked) by key."""
-    out: dict[tuple, list] = {}
+def _group(entries, with_months: bool = False, into: dict | None = None) -> dict[tuple, list]:
+    """Group ``(key, acc)`` pairs (accs with sessions, and month_tokens if asked) by key
+    (into the groups ``into``, if given)."""
+    out: dict[tuple, list] = {} if into is None else into
     for key, b in entries:
         a = out.get(key)
         if a is None:
@@ -684,13 +680,15 @@ def _fold_long_context(a: list, row: list) -> None:
         part[i] += row[10 + i]
 
 
-def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: Filters, names: dict | None = None) -> dict[tuple, list]:
+def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: Filters, names: dict | None = None,
+                  into: dict | None = None) -> dict[tuple, list]:
     """Block row accumulators per (block start, provider, model) from a pass over rollup
     rows (those ``filters`` keep), each slot in the block ``assigned[provider][slot]``:
     what ``_block_table`` adds up from the rows it is given, for rows read again rather
-    than kept (sums, sessions and month_tokens do not depend on the order)."""
+    than kept (sums, sessions and month_tokens do not depend on the order). ``into`` (if
+    given) is the accumulators to fold into (rows read a day at a time)."""
     keeps = filters.keeps if filters.active else None
-    block_rows: dict[tuple, list] = {}
+    block_rows: dict[tuple, list] = {} if into is None else into
     # one string per session id, however many rows (each parsed anew) and blocks name it
     if names is None:
         names = {}

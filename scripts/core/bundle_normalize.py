@@ -23,7 +23,7 @@ from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
 from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, tally
-from scripts.core.event_merge import Parsed, fold_changes, kept_as_results
+from scripts.core.event_merge import ResultSpill, fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
 
@@ -209,6 +209,7 @@ def normalize_bundle(
         listing.files = {}
     tasks = plain = None  # the shards hold them, until each is handed to a worker (run_jobs)
     parsed_bytes = 0
+    spills: dict[str, ResultSpill] = {}  # per source, its results' rollups and hashes until folded
     shards_left = {s: 0 for s in sources}
     for job in shard_jobs:
         shards_left[job[0]] += 1
@@ -228,7 +229,8 @@ def normalize_bundle(
                 if old is not None and res.mode != "resumed":
                     _add_days(days, source, old["segs"])
                 # FORCE folds everything in from nothing (the merged state was reset)
-                changes[source].append((res.path, None if force else old, Parsed.of(res)))
+                spill = spills.get(source) or spills.setdefault(source, ResultSpill(caches[source].dir))
+                changes[source].append((res.path, None if force else old, spill.keep(res)))
                 parsed_bytes += res.end_offset
             results = res = None  # stored: not held while the source is folded and written
             shards_left[source] -= 1
@@ -246,6 +248,8 @@ def normalize_bundle(
         dropped_before = {p: e["dropped"] for p, e in cache.files.items() if e.get("dropped")}
         fold_changes(cache, changes[source])
         changes[source] = []  # the results' rollups are folded in: free them
+        if source in spills:
+            spills.pop(source).close()
         for path, e in cache.files.items():
             if e.get("dropped") != dropped_before.get(path):
                 _add_days(days, source, e["segs"])

@@ -296,6 +296,7 @@ def _finish_source(cache: EventCache, day_plan: tuple) -> None:
     """A source's day files, then its parse cache (whose save ends its pending days)."""
     write_source_days(cache, day_plan)
     cache.save()
+    cache.close()
     clear_pending(cache.dir)
 
 

@@ -53,9 +53,9 @@ from scripts import native
 from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_complete
 from scripts.core.event import LONG_CONTEXT_THRESHOLDS
 from scripts.core.rollup import SLOT_MS, Rollup
-from scripts.shared_io import AtomicFile, remove_if_present
+from scripts.shared_io import AtomicFile, remove_if_present, unnamed_temp, write_all
 
-CACHE_VERSION = 10  # 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
+CACHE_VERSION = 11  # 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
 INDEX_MAGIC = b"tokentally-parse-index\n"
 LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
@@ -81,25 +81,29 @@ INDEX_CHUNK = 1024  # files or sessions in one marshalled piece of an index body
 
 
 def write_index(fh, doc: dict) -> None:
-    """Write the index document ``doc`` (the shape ``decode_index`` returns) to ``fh``.
+    """Write the index document ``doc`` to ``fh``; its ``merged`` is a MergedState, or
+    the plain form ``read_index`` returns.
 
     The body is pieces, each written as soon as it is made: the rest of the document
     marshalled, its files a chunk at a time, the hash multiset's base array as it is
-    (8 bytes a call), the merged rows a chunk of sessions at a time. One marshal of the
-    whole index would be one more copy of all of it in memory (~6 MB at 400k calls, at
-    the peak of a first run). The header line (the pieces' lengths, the body's CRC) is
-    written last, over spaces kept for it."""
+    (8 bytes a call), the merged rows' blobs one after another (in order of their
+    first slot, the order ``MergedState.sorted_chunks`` reads them in), then where each
+    session's blob is, a chunk of sessions at a time. One marshal of the whole index
+    would be one more copy of all of it in memory (~6 MB at 400k calls, at the peak of a
+    first run). The header line (the pieces' lengths, the body's CRC) is written last,
+    over spaces kept for it."""
     merged = doc["merged"]
-    base, added, removed = merged["hashes"]
+    if isinstance(merged, dict):
+        merged = MergedState.from_doc(merged)
+    h = merged.hashes
     file_items = sorted(doc["files"].items())
-    row_items = sorted(merged["rows"].items())
     n_files = -(-len(file_items) // INDEX_CHUNK)
-    n_rows = -(-len(row_items) // INDEX_CHUNK)
+    n_rows = -(-len(merged.rows) // INDEX_CHUNK)
     head = {k: v for k, v in doc.items() if k not in ("files", "merged")}
-    head["merged"] = {k: v for k, v in merged.items() if k not in ("rows", "hashes")}
-    head["hashes"] = [added, removed]
+    head["merged"] = {"session_files": merged.session_files, "dup_holders": merged.dup_holders}
+    head["hashes"] = [h.added, h.removed]
     head["chunks"] = [n_files, n_rows]
-    width = len(_index_header(10**15, 2**32 - 1, [10**15] * (2 + n_files + n_rows)))
+    width = len(_index_header(10**15, 2**32 - 1, [10**15] * (3 + n_files + n_rows)))
     start = fh.tell()
     fh.write(INDEX_MAGIC + b" " * width + b"\n")
     crc = 0
@@ -107,9 +111,21 @@ def write_index(fh, doc: dict) -> None:
     for piece in chain(
         [marshal.dumps(head)],
         (marshal.dumps(dict(file_items[i:i + INDEX_CHUNK])) for i in range(0, len(file_items), INDEX_CHUNK)),
-        [memoryview(base).cast("B")],
-        (marshal.dumps(dict(row_items[i:i + INDEX_CHUNK])) for i in range(0, len(row_items), INDEX_CHUNK)),
+        [memoryview(h.base).cast("B")],
     ):
+        fh.write(piece)
+        crc = zlib.crc32(piece, crc)
+        lengths.append(len(piece))
+    directory: list[tuple[str, tuple[int, int, int]]] = []
+    at = 0
+    for session, first, blob in merged.blobs():
+        fh.write(blob)
+        crc = zlib.crc32(blob, crc)
+        directory.append((session, (first, at, len(blob))))
+        at += len(blob)
+    lengths.append(at)
+    for i in range(0, len(directory), INDEX_CHUNK):
+        piece = marshal.dumps(dict(directory[i:i + INDEX_CHUNK]))
         fh.write(piece)
         crc = zlib.crc32(piece, crc)
         lengths.append(len(piece))
@@ -139,7 +155,9 @@ def read_index(fh) -> dict | None:
 
     The body is read twice, never whole: once a chunk at a time for its CRC, then a piece
     at a time to decode it (the base hash array straight into an array). Read whole, the
-    bytes (~6 MB a source at 400k calls) were held beside everything decoded from them."""
+    bytes (~6 MB a source at 400k calls) were held beside everything decoded from them.
+    The merged rows' blobs are left in the file (``fh`` must stay open: the document's
+    ``merged`` reads them from it when asked, ``MergedState``)."""
     if fh.read(len(INDEX_MAGIC)) != INDEX_MAGIC:
         return None
     line = fh.readline(1 << 20)
@@ -151,6 +169,7 @@ def read_index(fh) -> dict | None:
     if (
         not isinstance(header, dict)
         or header.get("python") != list(sys.version_info[:2])
+        or header.get("cache_version") != CACHE_VERSION  # pieces of another layout
         or not isinstance(header.get("pieces"), list)
         or not header["pieces"]  # at least the rest of the document
         or not all(type(n) is int and n >= 0 for n in header["pieces"])
@@ -179,7 +198,7 @@ def _read_pieces(fh, lengths: list[int]) -> dict | None:
     doc = marshal.loads(fh.read(lengths[0]))
     n_files, n_rows = doc.pop("chunks")
     added, removed = doc.pop("hashes")
-    if len(lengths) != 2 + n_files + n_rows or lengths[1 + n_files] % 8:
+    if len(lengths) != 3 + n_files + n_rows or lengths[1 + n_files] % 8:
         return None
     files: dict = {}
     for n in lengths[1:1 + n_files]:
@@ -188,12 +207,71 @@ def _read_pieces(fh, lengths: list[int]) -> dict | None:
     with memoryview(base) as view, view.cast("B") as raw:  # released: the array may grow
         if fh.readinto(raw) != len(raw):
             return None
+    blobs_at = fh.tell()
+    fh.seek(lengths[2 + n_files], os.SEEK_CUR)
     rows: dict = {}
-    for n in lengths[2 + n_files:]:
+    for n in lengths[3 + n_files:]:
         rows.update(marshal.loads(fh.read(n)))
     doc["files"] = files
-    doc["merged"].update(rows=rows, hashes=[base, added, removed])
+    doc["merged"].update(rows=rows, hashes=[base, added, removed], blobs=FileAt(fh, blobs_at))
     return doc
+
+
+class FileAt:
+    """Reads ranges of an open file, offsets from ``base``."""
+
+    def __init__(self, fh, base: int = 0):
+        self.fh = fh
+        self.base = base
+
+    def read(self, at: int, n: int) -> bytes:
+        self.fh.seek(self.base + at)
+        return self.fh.read(n)
+
+
+class Spill:
+    """Bytes appended one after another and read back by range: in memory while small,
+    then in an unnamed temp file in ``directory`` (None: always in memory)."""
+
+    LIMIT = 1 << 18  # bytes kept in memory at most
+
+    def __init__(self, directory: str | None):
+        self.dir = directory
+        self.fd: int | None = None
+        self.buf = bytearray()
+        self.size = 0  # bytes appended so far (the next one's offset)
+
+    def append(self, *parts: bytes) -> int:
+        """Append ``parts`` one after another; return where the first one starts."""
+        at = self.size
+        for b in parts:
+            self.buf += b
+            self.size += len(b)
+        if len(self.buf) > self.LIMIT and self.dir is not None:
+            if self.fd is None:
+                os.makedirs(self.dir, exist_ok=True)
+                self.fd = unnamed_temp(self.dir)
+            write_all(self.fd, self.buf)
+            self.buf = bytearray()
+        return at
+
+    def read(self, at: int, n: int) -> bytes:
+        flushed = self.size - len(self.buf)
+        if at >= flushed:  # what one append added is wholly in the file or in the buffer
+            return bytes(self.buf[at - flushed:at - flushed + n])
+        got = os.pread(self.fd, n, at)
+        while len(got) < n:
+            more = os.pread(self.fd, n - len(got), at + len(got))
+            if not more:
+                raise OSError("a spill file was cut short")
+            got += more
+        return got
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.buf = bytearray()
 
 
 # A file modified this recently may change again within the same mtime tick; its
@@ -615,32 +693,27 @@ class MergedState:
     sessions the changed files hold:
 
     - ``rows``: the merged slot rollup (what rollups/<source>.json holds), by session:
-      its first slot and its rows marshalled (about a fifth of their size as lists of
-      Python ints: a first run builds every session's rows; the rollup is written from a
-      few sessions' rows at a time, ``sorted_chunks``);
+      ``(its first slot, offset, length)`` of its rows marshalled, in the index file
+      it was loaded from (``blobs_in``) or, for an offset ``~at`` (negative), at ``at``
+      in this run's ``spill`` (an unnamed temp file once past 256 KB): a first run
+      builds every session's rows, a later run reads only what the rollup is written
+      from, a few sessions' rows at a time (``sorted_chunks``), and the index;
     - ``session_files``: session id -> the file numbers holding events of it;
     - ``hashes``: a HashIndex of every kept event id, to see copies across files;
     - ``dup_holders``: for ids known to sit in several files, those files' numbers."""
 
-    def __init__(self):
-        self.rows: dict[str, tuple[int, bytes]] = {}
+    def __init__(self, spill_dir: str | None = None, blobs_in: FileAt | None = None):
+        self.rows: dict[str, tuple[int, int, int]] = {}
         self.session_files: dict[str, list[int]] = {}
         self.hashes = HashIndex()
         self.dup_holders: dict[str, list[int]] = {}
-
-    def to_doc(self) -> dict:
-        """Its plain-type form, for the index."""
-        h = self.hashes
-        return {
-            "rows": self.rows,
-            "session_files": self.session_files,
-            "hashes": [h.base, h.added, h.removed],
-            "dup_holders": self.dup_holders,
-        }
+        self.blobs_in = blobs_in
+        self.spill = Spill(spill_dir)
 
     @classmethod
-    def from_doc(cls, doc: dict) -> "MergedState":
-        m = cls()
+    def from_doc(cls, doc: dict, spill_dir: str | None = None) -> "MergedState":
+        """From the plain form ``read_index`` returns."""
+        m = cls(spill_dir, doc.get("blobs"))
         m.rows = doc["rows"]
         m.session_files = doc["session_files"]
         base = doc["hashes"][0]  # an array (read_index), or its bytes
@@ -652,11 +725,20 @@ class MergedState:
 
     def set_session(self, session: str, acc: dict[tuple, list]) -> None:
         """A session's merged rows, from a Rollup's accumulator (none: the session goes),
-        kept as ``(its first slot, its rows marshalled)``."""
+        marshalled into the spill."""
         if acc:
-            self.rows[session] = (min(k[0] for k in acc), marshal.dumps([list(k) + v for k, v in acc.items()]))
+            blob = marshal.dumps([list(k) + v for k, v in acc.items()])
+            self.rows[session] = (min(k[0] for k in acc), ~self.spill.append(blob), len(blob))
         else:
             self.rows.pop(session, None)
+
+    def _blob(self, at: int, n: int) -> bytes:
+        return self.spill.read(~at, n) if at < 0 else self.blobs_in.read(at, n)
+
+    def blobs(self):
+        """``(session, first slot, rows marshalled)`` of every session, by first slot."""
+        for session, (first, at, n) in sorted(self.rows.items(), key=_first_slot_of_item):
+            yield session, first, self._blob(at, n)
 
     def sorted_chunks(self, chunk: int = 1024):
         """Every merged row in rollup order (by key, the slot first), as sorted lists.
@@ -667,7 +749,7 @@ class MergedState:
         the sessions around one moment are ever unpacked at once."""
         waiting: list[list] = []
         limit = chunk
-        for first, blob in sorted(self.rows.values(), key=_first_slot):
+        for first, at, n in sorted(self.rows.values(), key=_first_slot):
             if len(waiting) >= limit:
                 ready = [r for r in waiting if r[0] < first]
                 if ready:
@@ -675,9 +757,13 @@ class MergedState:
                     yield _sorted(ready)
                 # long sessions' rows that must wait: look again only once as many came
                 limit = max(chunk, 2 * len(waiting))
-            waiting += marshal.loads(blob)
+            waiting += marshal.loads(self._blob(at, n))
         if waiting:
             yield _sorted(waiting)
+
+
+def _first_slot_of_item(item: tuple) -> int:
+    return item[1][0]
 
 
 def _first_slot(session_rows: tuple) -> int:
@@ -712,14 +798,21 @@ class EventCache:
         self.packs: dict[str, int] = {}
         self.next_pack = 0
         self.next_fno = 0
-        self.merged = MergedState()
+        self.merged = MergedState(directory)
         self.invalidated_all = False
 
     # -- load / save -----------------------------------------------------------
     def load(self, force: bool = False) -> None:
         try:
-            with open(self.index_path, "rb") as fh:
+            # left open when read: the merged rows are read from it (MergedState)
+            fh = open(self.index_path, "rb")
+            try:
                 doc = read_index(fh)
+            except BaseException:
+                fh.close()
+                raise
+            if doc is None:
+                fh.close()
             if doc is None:
                 doc = {}  # not an index this code can read: rebuilt, counted as invalidate
         except OSError:
@@ -743,11 +836,11 @@ class EventCache:
             if force:
                 # FORCE re-reads every file that exists and recomputes everything, but
                 # the events of logs their tool deleted live only here: those are kept
-                self.merged = MergedState()
+                self.merged = MergedState(self.dir)
                 for entry in self.files.values():
                     entry.pop("dropped", None)
             else:
-                self.merged = MergedState.from_doc(doc["merged"])
+                self.merged = MergedState.from_doc(doc["merged"], self.dir)
         else:
             self.files, self.packs = {}, {}
             self.next_pack = int(doc.get("next_pack", 0)) if isinstance(doc, dict) and isinstance(doc.get("next_pack"), int) else 0
@@ -764,12 +857,19 @@ class EventCache:
             "next_fno": self.next_fno,
             "packs": dict(sorted(self.packs.items())),
             "files": self.files,  # written sorted, a chunk at a time (write_index)
-            "merged": self.merged.to_doc(),
+            "merged": self.merged,
         }
         with AtomicFile(self.index_path) as fh:
             write_index(fh, doc)
         remove_if_present(os.path.join(self.dir, LEGACY_INDEX_NAME))
         self._remove_unreferenced()
+
+    def close(self) -> None:
+        """Let go of the files the merged rows are read from (after ``save``: the cache
+        is not used again)."""
+        self.merged.spill.close()
+        if self.merged.blobs_in is not None:
+            self.merged.blobs_in.fh.close()
 
     def _remove_unreferenced(self) -> None:
         try:

@@ -19,13 +19,11 @@ which *unchanged* file holds a newly copied id is the one case that reads every 
 from __future__ import annotations
 
 import marshal
-import os
 from array import array
 from bisect import bisect_left
 
-from scripts.core.event_cache import I_SESSION, EventCache, FileResult, id_hash, id_hashes, resolve_copies, unpack_ids
+from scripts.core.event_cache import I_SESSION, EventCache, FileResult, Spill, id_hash, id_hashes, resolve_copies, unpack_ids
 from scripts.core.rollup import Rollup, rollup_events
-from scripts.shared_io import unnamed_temp, write_all
 
 
 def _sessions(rows) -> set[str]:
@@ -66,49 +64,14 @@ class Parsed:
         self.n_hashes = 0
 
 
-class ResultSpill:
+class ResultSpill(Spill):
     """Parse results' rollups and hashes one after another, in an unnamed temp file once
-    past a few hundred KB: a first run's (~2 KB a log file, 7 MB a source at 400k calls)
-    were all held until the source's fold."""
-
-    LIMIT = 1 << 18  # bytes kept in memory at most
-
-    def __init__(self, directory: str):
-        self.dir = directory
-        self.fd: int | None = None
-        self.buf = bytearray()
-        self.size = 0  # bytes kept so far (the next one's offset)
+    past 256 KB: a first run's (~2 KB a log file, 7 MB a source at 400k calls) were all
+    held until the source's fold."""
 
     def keep(self, res: FileResult) -> Parsed:
         """``res``'s rollup and hashes, kept; what reads them back."""
-        at = self.size
-        self.buf += res.rollup
-        self.buf += res.hashes
-        self.size += len(res.rollup) + len(res.hashes)
-        if len(self.buf) > self.LIMIT:
-            if self.fd is None:
-                self.fd = unnamed_temp(self.dir)
-            write_all(self.fd, self.buf)
-            self.buf = bytearray()
-        return Parsed(self, at, len(res.rollup), len(res.hashes))
-
-    def read(self, at: int, n: int) -> bytes:
-        flushed = self.size - len(self.buf)
-        if at >= flushed:  # a result is wholly in the file or wholly in the buffer
-            return bytes(self.buf[at - flushed:at - flushed + n])
-        got = os.pread(self.fd, n, at)
-        while len(got) < n:
-            more = os.pread(self.fd, n - len(got), at + len(got))
-            if not more:
-                raise OSError("a parse result spill was cut short")
-            got += more
-        return got
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        self.buf = bytearray()
+        return Parsed(self, self.append(res.rollup, res.hashes), len(res.rollup), len(res.hashes))
 
 
 class _Files:

@@ -90,8 +90,9 @@ class _Files:
         return b
 
     def holdings(self, path: str, wanted: set[int]) -> list[tuple[str, int, int]]:
-        """(id, total, line) of this file's events whose id hash is in ``wanted``."""
-        b = self.bulk(path)
+        """(id, total, line) of this file's events whose id hash is in ``wanted``. Its bulk
+        line is not kept: a first run with copies across files looks through every file's."""
+        b = self._bulk.get(path) or self.cache.read_bulk(self.cache.files[path])
         out = []
         for i, t, ln in zip(unpack_ids(b["ids"]), b["totals"], b["lines"]):
             if id_hash(i) in wanted:
@@ -228,6 +229,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
 
     # 4. the merged rollup of the affected sessions, from every file holding them
     session_sets.apply_to(m.session_files)
+    del session_sets  # a first run's has a set for every session
     rows_of: dict[str, list] = {}
     # a file's rows are dropped once its last affected session is folded, and a session's
     # rows are marshalled once summed (a first run folds every file and every session:

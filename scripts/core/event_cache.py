@@ -78,7 +78,7 @@ def encode_index(doc: dict) -> bytes:
     return out.getvalue()
 
 
-INDEX_CHUNK = 1024  # files or sessions in one marshalled piece of an index body
+INDEX_CHUNK = 256  # files or sessions in one marshalled piece of an index body (~120 KB of files)
 
 
 def write_index(fh, doc: dict) -> None:
@@ -729,7 +729,8 @@ class MergedState:
         marshalled into the spill."""
         if acc:
             blob = marshal.dumps([list(k) + v for k, v in acc.items()])
-            self.rows[session] = (min(k[0] for k in acc), ~self.spill.append(blob), len(blob))
+            # interned: one string with session_files' key (marshal keeps it interned)
+            self.rows[intern(session)] = (min(k[0] for k in acc), ~self.spill.append(blob), len(blob))
         else:
             self.rows.pop(session, None)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import marshal
 from array import array
 from bisect import bisect_left
+from sys import intern
 
 from scripts.core.event_cache import I_SESSION, EventCache, FileResult, Spill, id_hash, id_hashes, resolve_copies, unpack_ids
 from scripts.core.rollup import Rollup, rollup_events
@@ -300,7 +301,7 @@ class _SessionSets:
     def apply_to(self, session_files: dict[str, list[int]]) -> None:
         for session, fnos in self.sets.items():
             if fnos:
-                session_files[session] = sorted(fnos)
+                session_files[intern(session)] = sorted(fnos)  # one string with rows' key
             else:
                 session_files.pop(session, None)
 

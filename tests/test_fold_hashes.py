@@ -30,3 +30,45 @@ def test_a_files_id_hashes_are_its_ids_hashes_sorted():
     got = array("Q")
     got.frombytes(id_hashes(ids))
     assert got.tolist() == sorted(map(id_hash, ids))
+
+
+def _on_file(values: list[int]):
+    """``values`` (sorted) as a SortedHashes in a file, as a later run loads them."""
+    import io
+
+    from scripts.core.event_cache import FileAt, SortedHashes
+
+    raw = b"xyz" + array("Q", values).tobytes()
+    return SortedHashes(FileAt(io.BytesIO(raw)), 3, len(values))
+
+
+def test_a_base_in_a_file_counts_as_the_array_does():
+    rng = random.Random(7)
+    pool = [rng.getrandbits(64) for _ in range(400)] + [0, (1 << 64) - 1]
+    # runs of one hash longer than a block, across block boundaries
+    values = sorted([rng.choice(pool) for _ in range(6000)] + [pool[0]] * 1500)
+    on_file = _on_file(values)
+    for h in pool + [1, 5, (1 << 64) - 2]:
+        assert on_file.count(h) == values.count(h), h
+    index = HashIndex(on_file)
+    assert index.present(array("Q", sorted(pool[:50] + [3]))) == [h for h in sorted(pool[:50] + [3]) if h in values]
+
+
+def test_additions_and_removals_merge_into_the_next_base():
+    rng = random.Random(8)
+    pool = [rng.getrandbits(64) for _ in range(300)]
+    values = sorted(rng.choice(pool) for _ in range(5000))
+    for base in (_on_file(values), array("Q", values)):
+        index = HashIndex(base)
+        index.add(array("Q", sorted(rng.choice(pool) for _ in range(1200)) + [(1 << 64) - 1]))
+        gone = [rng.choice(values) for _ in range(600)] + [12345]  # one never held
+        index.remove(gone)
+        want = list(values) + index.added
+        for h in gone:
+            if h in want:
+                want.remove(h)
+        assert index.needs_merge()
+        got = array("Q")
+        got.frombytes(b"".join(bytes(p) for p in index.merged_pieces()))
+        assert got.tolist() == sorted(want)
+        assert len(index) == len(values) + len(index.added) - len(gone)  # the count, not the merge

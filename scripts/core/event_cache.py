@@ -102,7 +102,8 @@ def write_index(fh, doc: dict) -> None:
     n_rows = -(-len(merged.rows) // INDEX_CHUNK)
     head = {k: v for k, v in doc.items() if k not in ("files", "merged")}
     head["merged"] = {"session_files": merged.session_files, "dup_holders": merged.dup_holders}
-    head["hashes"] = [h.added, h.removed]
+    merge = h.needs_merge()
+    head["hashes"] = [[], {}] if merge else [h.added, h.removed]
     head["chunks"] = [n_files, n_rows]
     width = len(_index_header(10**15, 2**32 - 1, [10**15] * (3 + n_files + n_rows)))
     start = fh.tell()
@@ -112,11 +113,16 @@ def write_index(fh, doc: dict) -> None:
     for piece in chain(
         [marshal.dumps(head)],
         (marshal.dumps(dict(file_items[i:i + INDEX_CHUNK])) for i in range(0, len(file_items), INDEX_CHUNK)),
-        [memoryview(h.base).cast("B")],
     ):
         fh.write(piece)
         crc = zlib.crc32(piece, crc)
         lengths.append(len(piece))
+    n = 0
+    for part in h.merged_pieces() if merge else h.base.pieces():
+        fh.write(part)
+        crc = zlib.crc32(part, crc)
+        n += len(part)
+    lengths.append(n)
     directory: list[tuple[str, tuple[int, int, int]]] = []
     at = 0
     for session, first, blob in merged.blobs():
@@ -204,12 +210,9 @@ def _read_pieces(fh, lengths: list[int]) -> dict | None:
     files: dict = {}
     for n in lengths[1:1 + n_files]:
         files.update(marshal.loads(fh.read(n)))
-    base = array("Q", [0]) * (lengths[1 + n_files] // 8)
-    with memoryview(base) as view, view.cast("B") as raw:  # released: the array may grow
-        if fh.readinto(raw) != len(raw):
-            return None
-    blobs_at = fh.tell()
-    fh.seek(lengths[2 + n_files], os.SEEK_CUR)
+    base = SortedHashes(FileAt(fh), fh.tell(), lengths[1 + n_files] // 8)
+    blobs_at = base.at + lengths[1 + n_files]
+    fh.seek(blobs_at + lengths[2 + n_files])
     rows: dict = {}
     for n in lengths[3 + n_files:]:
         rows.update(marshal.loads(fh.read(n)))
@@ -245,15 +248,20 @@ class Spill:
     def append(self, *parts: bytes) -> int:
         """Append ``parts`` one after another; return where the first one starts."""
         at = self.size
-        for b in parts:
-            self.buf += b
-            self.size += len(b)
-        if len(self.buf) > self.LIMIT and self.dir is not None:
+        if self.dir is not None and len(self.buf) + sum(map(len, parts)) > self.LIMIT:
+            # to the file, the buffer first (large parts are not copied into it)
             if self.fd is None:
                 os.makedirs(self.dir, exist_ok=True)
                 self.fd = unnamed_temp(self.dir)
-            write_all(self.fd, self.buf)
+            for b in (self.buf, *parts):
+                write_all(self.fd, b)
+                self.size += len(b)
+            self.size -= len(self.buf)
             self.buf = bytearray()
+            return at
+        for b in parts:
+            self.buf += b
+            self.size += len(b)
         return at
 
     def read(self, at: int, n: int) -> bytes:
@@ -637,23 +645,102 @@ def results_from_file(path: str):
             yield FileResult(*values)
 
 
-class HashIndex:
-    """Every kept event id's 64-bit hash, as a multiset: a sorted base array plus a small
-    sorted list of additions and a count of removals, compacted when they grow. Only
-    counts are kept (no owner), so it answers "is this id held anywhere else?" in
-    O(log n) without keeping every id in memory."""
+class SortedHashes:
+    """A sorted run of 64-bit hashes in a file (``store.read(at, n)``: the index it was
+    loaded from, or a spill), searched a block at a time through every ``BLOCK``-th
+    hash kept in memory: 1/512 of the array (8 bytes a call) it stands for."""
 
-    def __init__(self, base: array | None = None, added: list | None = None, removed: dict | None = None):
-        self.base = base if base is not None else array("Q")
+    BLOCK = 512  # hashes in a block (4 KB)
+
+    def __init__(self, store, at: int, n: int, sample: array | None = None):
+        self.store = store
+        self.at = at
+        self.n = n
+        self.sample = sample if sample is not None else self._sample()
+        self._last = (-1, array("Q"))  # the block read last (sorted lookups reuse it)
+
+    def _sample(self) -> array:
+        sample = array("Q")
+        step = self.BLOCK * 64
+        for i in range(0, self.n, step):
+            sample.extend(self.slice(i, min(self.n, i + step))[::self.BLOCK])
+        return sample
+
+    def __len__(self) -> int:
+        return self.n
+
+    def slice(self, start: int, end: int) -> array:
+        a = array("Q")
+        if end > start:
+            a.frombytes(self.store.read(self.at + 8 * start, 8 * (end - start)))
+        return a
+
+    def _block(self, j: int) -> array:
+        if self._last[0] != j:
+            self._last = (j, self.slice(j * self.BLOCK, min(self.n, (j + 1) * self.BLOCK)))
+        return self._last[1]
+
+    def rank(self, h: int, right: bool = False) -> int:
+        """``bisect_left`` (``bisect_right`` if ``right``) of the whole run."""
+        j = max((bisect_right if right else bisect_left)(self.sample, h) - 1, 0)
+        block = self._block(j)
+        return j * self.BLOCK + (bisect_right if right else bisect_left)(block, h)
+
+    def count(self, h: int) -> int:
+        return self.rank(h, True) - self.rank(h)
+
+    def pieces(self, start: int = 0, end: int | None = None):
+        """The bytes of hashes ``start:end``, 64 KB at a time."""
+        end = self.n if end is None else end
+        for i in range(start, end, 8192):
+            yield self.store.read(self.at + 8 * i, 8 * (min(end, i + 8192) - i))
+
+
+class _InMemory:
+    """An array seen as a ``SortedHashes`` (what a first run builds, and tests)."""
+
+    def __init__(self, a: array):
+        self.a = a
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def rank(self, h: int, right: bool = False) -> int:
+        return (bisect_right if right else bisect_left)(self.a, h)
+
+    def count(self, h: int) -> int:
+        return bisect_right(self.a, h) - bisect_left(self.a, h)
+
+    def pieces(self, start: int = 0, end: int | None = None):
+        yield memoryview(self.a)[start:end].cast("B")
+
+
+class HashIndex:
+    """Every kept event id's 64-bit hash, as a multiset: a sorted base plus a small
+    sorted list of additions and a count of removals, merged into the next base when
+    they grow (``write_index``). Only counts are kept (no owner), so it answers "is this
+    id held anywhere else?" without keeping every id in memory: the base is a
+    ``SortedHashes`` in the index file (a later run), or an array until a first run's
+    fold is done with it (then it goes to a spill, ``spill_base``)."""
+
+    def __init__(self, base=None, added: list | None = None, removed: dict | None = None):
+        if base is None:
+            base = array("Q")
+        self.base = _InMemory(base) if isinstance(base, array) else base
         self.added = added or []
         self.removed: dict[int, int] = removed or {}
 
     def count(self, h: int) -> int:
-        base, added = self.base, self.added
-        n = bisect_right(base, h) - bisect_left(base, h)
+        added = self.added
+        n = self.base.count(h)
         if added:
             n += bisect_right(added, h) - bisect_left(added, h)
         return n - self.removed.get(h, 0)
+
+    def present(self, hashes: array) -> list[int]:
+        """Those of ``hashes`` (sorted) counted at least once: in order, so the base's
+        blocks are each read once at most."""
+        return [h for h in hashes if self.count(h) > 0]
 
     def remove(self, hashes) -> None:
         removed = self.removed
@@ -665,28 +752,44 @@ class HashIndex:
         new = hashes if isinstance(hashes, array) else sorted(hashes)
         if not new:
             return
-        if not self.base and not self.added and not self.removed:
-            self.base = new if isinstance(new, array) else array("Q", new)  # a first build: straight into the base
+        if not len(self.base) and not self.added and not self.removed:
+            self.base = _InMemory(new if isinstance(new, array) else array("Q", new))  # a first build: straight into the base
         else:
             self.added = sorted(self.added + list(new)) if self.added else list(new)
 
     def __len__(self) -> int:
         return len(self.base) + len(self.added) - sum(self.removed.values())
 
-    def compact_if_needed(self) -> None:
-        pending = len(self.added) + len(self.removed)
-        if pending <= max(1000, len(self.base) // 20):
-            return
-        removed = dict(self.removed)
-        keep = []
-        for h in chain(self.base, self.added):
-            r = removed.get(h)
-            if r:
-                removed[h] = r - 1
-                continue
-            keep.append(h)
-        keep.sort()
-        self.base, self.added, self.removed = array("Q", keep), [], {}
+    def spill_base(self, spill: "Spill") -> None:
+        """Move an in-memory base to ``spill`` (a first run's, once its fold is done
+        with it: 8 bytes a call no longer held until the index is saved)."""
+        if isinstance(self.base, _InMemory) and len(self.base) > SortedHashes.BLOCK:
+            a = self.base.a
+            at = spill.append(*self.base.pieces())
+            self.base = SortedHashes(spill, at, len(a), a[::SortedHashes.BLOCK])
+
+    def needs_merge(self) -> bool:
+        """Whether the next index gets the additions and removals merged into its base."""
+        return len(self.added) + len(self.removed) > max(1000, len(self.base) // 20)
+
+    def merged_pieces(self):
+        """The bytes of the base with the additions and removals merged in: the base's
+        runs between the hashes they touch are copied as they are."""
+        base = self.base
+        done = 0  # base hashes copied so far
+        counts: dict[int, int] = {}
+        for h in self.added:
+            counts[h] = counts.get(h, 0) + 1
+        for h, r in self.removed.items():
+            counts[h] = counts.get(h, 0) - r
+        for h in sorted(counts):
+            lo, hi = base.rank(h), base.rank(h, True)
+            yield from base.pieces(done, lo)
+            n = max(0, hi - lo + counts[h])
+            if n:
+                yield array("Q", [h] * n).tobytes()
+            done = hi
+        yield from base.pieces(done)
 
 
 class MergedState:
@@ -717,8 +820,8 @@ class MergedState:
         m = cls(spill_dir, doc.get("blobs"))
         m.rows = doc["rows"]
         m.session_files = doc["session_files"]
-        base = doc["hashes"][0]  # an array (read_index), or its bytes
-        if not isinstance(base, array):
+        base = doc["hashes"][0]  # SortedHashes (read_index), an array or its bytes
+        if isinstance(base, (bytes, bytearray)):
             base = array("Q", base)
         m.hashes = HashIndex(base, doc["hashes"][1], doc["hashes"][2])
         m.dup_holders = doc["dup_holders"]

@@ -162,15 +162,14 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             a = array("Q")
             a.frombytes(res.hashes)
             res.hashes = b""
-            if known:
-                candidates.update(h for h in a if m.hashes.count(h) > 0)
             yield a
 
     all_new, repeated = _sorted_hashes(new_hashes())
+    if known:
+        candidates.update(m.hashes.present(all_new))  # sorted: each block of the base read once
     candidates |= repeated
     m.hashes.add(all_new)
     del all_new
-    m.hashes.compact_if_needed()
 
     holders: dict[str, list[tuple[str, int, int]]] = {}
     if candidates:
@@ -185,6 +184,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
                 if path not in fresh:
                     for i, t, ln in files.holdings(path, candidates):
                         holders.setdefault(i, []).append((path, t, ln))
+    m.hashes.spill_base(m.spill)  # counted for the last time (a first run's base: 8 bytes a call)
     # ids already known to be copied whose holders include a changed file
     for event_id, fnos in list(m.dup_holders.items()):
         if event_id in holders or not changed_fnos.intersection(fnos):

@@ -72,3 +72,23 @@ def test_additions_and_removals_merge_into_the_next_base():
         got.frombytes(b"".join(bytes(p) for p in index.merged_pieces()))
         assert got.tolist() == sorted(want)
         assert len(index) == len(values) + len(index.added) - len(gone)  # the count, not the merge
+
+
+def test_runs_written_to_a_spill_are_searched_as_one_array(tmp_path):
+    from scripts.core.event_cache import SortedHashes, Spill
+
+    class SmallSpill(Spill):
+        LIMIT = 1000  # some runs straddle the file and the buffer
+
+    rng = random.Random(9)
+    values = sorted(rng.getrandbits(64) for _ in range(5000)) + [(1 << 64) - 1] * 3
+    spill = SmallSpill(str(tmp_path))
+    spill.append(b"before")
+    cuts = sorted(rng.sample(range(1, len(values)), 40))
+    runs = [array("Q", values[a:b]) for a, b in zip([0] + cuts, cuts + [len(values)])]
+    on_spill = SortedHashes.written(spill, iter(runs))
+    assert on_spill.sample.tolist() == values[::SortedHashes.BLOCK]
+    assert b"".join(bytes(p) for p in on_spill.pieces()) == array("Q", values).tobytes()
+    for h in values[::97] + [5, (1 << 64) - 1]:
+        assert on_spill.count(h) == values.count(h)
+    spill.close()

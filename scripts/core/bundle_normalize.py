@@ -70,7 +70,7 @@ def load_listing(artifacts: str, source: str) -> src_mod.SourceListing:
             source=source,
             env_var=doc["env_var"],
             locations=doc["locations"],
-            files=doc["files"],  # path -> [size, mtime_ns, ino, side]: not copied into tuples
+            files={p: tuple(v) for p, v in doc["files"].items()},  # smaller than lists, held while planning
         )
     except (OSError, orjson.JSONDecodeError, KeyError):
         return src_mod.list_source(source)

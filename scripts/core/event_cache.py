@@ -152,7 +152,7 @@ def decode_index(data: bytes) -> dict | None:
     return read_index(io.BytesIO(data))
 
 
-READ_CHUNK = 1 << 20  # bytes read at a time to check an index's CRC
+READ_CHUNK = 1 << 16  # bytes read at a time to check an index's CRC (into one buffer)
 
 
 def read_index(fh) -> dict | None:
@@ -195,8 +195,10 @@ def read_index(fh) -> dict | None:
 def _crc_from(fh, at: int) -> int:
     fh.seek(at)
     crc = 0
-    while chunk := fh.read(READ_CHUNK):
-        crc = zlib.crc32(chunk, crc)
+    buf = bytearray(READ_CHUNK)
+    with memoryview(buf) as view:
+        while n := fh.readinto(buf):
+            crc = zlib.crc32(view[:n], crc)
     return crc
 
 
@@ -266,15 +268,16 @@ class Spill:
 
     def read(self, at: int, n: int) -> bytes:
         flushed = self.size - len(self.buf)
-        if at >= flushed:  # what one append added is wholly in the file or in the buffer
+        if at >= flushed:
             return bytes(self.buf[at - flushed:at - flushed + n])
-        got = os.pread(self.fd, n, at)
-        while len(got) < n:
-            more = os.pread(self.fd, n - len(got), at + len(got))
+        got = b""
+        want = min(n, flushed - at)  # from the file; the rest, if any, from the buffer
+        while len(got) < want:
+            more = os.pread(self.fd, want - len(got), at + len(got))
             if not more:
                 raise OSError("a spill file was cut short")
             got += more
-        return got
+        return got + self.buf[:n - want] if n > want else got
 
     def close(self) -> None:
         if self.fd is not None:
@@ -659,6 +662,20 @@ class SortedHashes:
         self.sample = sample if sample is not None else self._sample()
         self._last = (-1, array("Q"))  # the block read last (sorted lookups reuse it)
 
+    @classmethod
+    def written(cls, spill: "Spill", chunks) -> "SortedHashes":
+        """``chunks`` (sorted arrays, each after the one before) appended to ``spill``, one
+        after another: the run never whole in memory."""
+        at = spill.size
+        n = 0
+        sample = array("Q")
+        for chunk in chunks:
+            sample.extend(chunk[(-n) % cls.BLOCK::cls.BLOCK])  # every BLOCK-th of the whole run
+            with memoryview(chunk) as view, view.cast("B") as raw:
+                spill.append(raw)
+            n += len(chunk)
+        return cls(spill, at, n, sample)
+
     def _sample(self) -> array:
         sample = array("Q")
         step = self.BLOCK * 64
@@ -720,8 +737,8 @@ class HashIndex:
     sorted list of additions and a count of removals, merged into the next base when
     they grow (``write_index``). Only counts are kept (no owner), so it answers "is this
     id held anywhere else?" without keeping every id in memory: the base is a
-    ``SortedHashes`` in the index file (a later run), or an array until a first run's
-    fold is done with it (then it goes to a spill, ``spill_base``)."""
+    ``SortedHashes`` in the index file (a later run) or in the run's spill (a first run
+    sorts every call's hash straight into it, ``event_merge.fold_changes``), or an array."""
 
     def __init__(self, base=None, added: list | None = None, removed: dict | None = None):
         if base is None:
@@ -759,14 +776,6 @@ class HashIndex:
 
     def __len__(self) -> int:
         return len(self.base) + len(self.added) - sum(self.removed.values())
-
-    def spill_base(self, spill: "Spill") -> None:
-        """Move an in-memory base to ``spill`` (a first run's, once its fold is done
-        with it: 8 bytes a call no longer held until the index is saved)."""
-        if isinstance(self.base, _InMemory) and len(self.base) > SortedHashes.BLOCK:
-            a = self.base.a
-            at = spill.append(*self.base.pieces())
-            self.base = SortedHashes(spill, at, len(a), a[::SortedHashes.BLOCK])
 
     def needs_merge(self) -> bool:
         """Whether the next index gets the additions and removals merged into its base."""

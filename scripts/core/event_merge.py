@@ -21,9 +21,11 @@ from __future__ import annotations
 import marshal
 from array import array
 from bisect import bisect_left
+from itertools import islice
+from operator import eq
 from sys import intern
 
-from scripts.core.event_cache import I_SESSION, EventCache, FileResult, Spill, id_hash, id_hashes, resolve_copies, unpack_ids
+from scripts.core.event_cache import I_SESSION, EventCache, FileResult, SortedHashes, Spill, id_hash, id_hashes, resolve_copies, unpack_ids
 from scripts.core.rollup import Rollup, rollup_events
 
 
@@ -154,7 +156,6 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
 
     # 2. ids held by more than one file
     candidates: set[int] = set()
-    known = len(m.hashes) > 0
 
     def new_hashes():
         # one file's array at a time, its bytes used up: a first run adds every call's
@@ -164,12 +165,16 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             res.hashes = b""
             yield a
 
-    all_new, repeated = _sorted_hashes(new_hashes())
-    if known:
+    if not len(m.hashes.base) and not m.hashes.added and not m.hashes.removed:
+        # a first build: sorted straight into the spill (8 bytes a call), never whole
+        repeated: set[int] = set()
+        m.hashes.base = SortedHashes.written(m.spill, _sorted_runs(new_hashes(), repeated))
+    else:
+        all_new, repeated = _sorted_hashes(new_hashes())
         candidates.update(m.hashes.present(all_new))  # sorted: each block of the base read once
+        m.hashes.add(all_new)
+        del all_new
     candidates |= repeated
-    m.hashes.add(all_new)
-    del all_new
 
     holders: dict[str, list[tuple[str, int, int]]] = {}
     if candidates:
@@ -184,7 +189,6 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
                 if path not in fresh:
                     for i, t, ln in files.holdings(path, candidates):
                         holders.setdefault(i, []).append((path, t, ln))
-    m.hashes.spill_base(m.spill)  # counted for the last time (a first run's base: 8 bytes a call)
     # ids already known to be copied whose holders include a changed file
     for event_id, fnos in list(m.dup_holders.items()):
         if event_id in holders or not changed_fnos.intersection(fnos):
@@ -255,33 +259,38 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
 
 def _sorted_hashes(arrays) -> tuple[array, set[int]]:
     """The hashes of ``arrays`` (each sorted) sorted into one array, and those that occur
-    more than once.
-    A sixteenth at a time (by their top bits): a first run adds every call's hash, and a
-    list or set of them all as Python ints would cost ~40 bytes a call."""
-    buckets = [array("Q") for _ in range(16)]
+    more than once."""
+    out = array("Q")
+    repeated: set[int] = set()
+    for run in _sorted_runs(arrays, repeated):
+        out.extend(run)
+    return out, repeated
+
+
+def _sorted_runs(arrays, repeated: set[int]):
+    """The hashes of ``arrays`` (each sorted), sorted, a run at a time (each after the one
+    before); those that occur more than once are added to ``repeated``.
+    A 64th at a time (by their top bits): a first run adds every call's hash, and a list
+    or set of them all as Python ints would cost ~40 bytes a call."""
+    buckets = [array("Q") for _ in range(64)]
     for a in arrays:
         # each array is sorted (event_cache.id_hashes): a bucket's hashes are one slice
         n = len(a)
         if not n:
             continue
         start = 0
-        for b in range(a[0] >> 60, (a[n - 1] >> 60) + 1):
-            end = n if b == 15 else bisect_left(a, (b + 1) << 60, start)
+        for b in range(a[0] >> 58, (a[n - 1] >> 58) + 1):
+            end = n if b == 63 else bisect_left(a, (b + 1) << 58, start)
             if end > start:
                 buckets[b].extend(a[start:end])
                 start = end
-    out = array("Q")
-    repeated: set[int] = set()
     for i, bucket in enumerate(buckets):
-        if len(set(bucket)) < len(bucket):
-            seen: set[int] = set()
-            for h in bucket:
-                if h in seen:
-                    repeated.add(h)
-                seen.add(h)
-        out.extend(sorted(bucket))
-        buckets[i] = None
-    return out, repeated
+        ordered = sorted(bucket)
+        buckets[i] = bucket = None
+        if any(map(eq, ordered, islice(ordered, 1, None))):  # a copy sits next to its twin
+            repeated.update(h for h, after in zip(ordered, islice(ordered, 1, None)) if h == after)
+        if ordered:
+            yield array("Q", ordered)
 
 
 class _SessionSets:

@@ -22,7 +22,7 @@ from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, tally
+from scripts.core.event_cache import EventCache, FileResult, has_index, location, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, tally
 from scripts.core.event_merge import ResultSpill, fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
@@ -192,7 +192,7 @@ def normalize_bundle(
             gone = cache.forget_deleted()
             stats["forgotten"] = len(gone)
             changes[source] += [(path, entry, None) for path, entry in gone]
-            _add_days(days, source, (d for _, entry in gone for d in entry["segs"]))
+            _add_days(days, source, (d for _, entry in gone for d in location(entry)[0]))
         plans[source] = stats
         parsed_files += len(tasks)
         sizes = [max(0, listing.files[t[0]][0] - t[2]) for t in tasks]
@@ -227,7 +227,7 @@ def normalize_bundle(
                 old = caches[source].store(res, sides[source].get(res.path, ""))
                 _add_days(days, source, res.days_changed)
                 if old is not None and res.mode != "resumed":
-                    _add_days(days, source, old["segs"])
+                    _add_days(days, source, location(old)[0])
                 # FORCE folds everything in from nothing (the merged state was reset)
                 spill = spills.get(source) or spills.setdefault(source, ResultSpill(caches[source].dir))
                 changes[source].append((res.path, None if force else old, spill.keep(res)))
@@ -252,7 +252,7 @@ def normalize_bundle(
             spills.pop(source).close()
         for path, e in cache.files.items():
             if e.get("dropped") != dropped_before.get(path):
-                _add_days(days, source, e["segs"])
+                _add_days(days, source, location(e)[0])
         cache.collect()
         summary, day_plan = write_source_rollup(artifacts, source, cache, days[source])
         listing = listings[source]
@@ -423,10 +423,15 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     events = 0
     deleted_events = 0
     deleted_files = 0
-    expected: set[str] = set()
+    holders: dict[str, list[str]] = {}  # day -> the files holding events of it
     for path in files:
         e = files[path]
-        expected.update(e["segs"])
+        for day in location(e)[0]:
+            h = holders.get(day)
+            if h is None:
+                holders[day] = [path]
+            else:
+                h.append(path)
         c, file_versions = tally(e)
         totals["records"] += c["records"]
         totals["duplicates"] += c["duplicates"]
@@ -450,6 +455,7 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     remove_if_present(legacy_path(artifacts, source))  # the layout before day files
     on_disk = day_files(directory)
     pending = _pending_days(cache.dir)
+    expected = set(holders)
     todo = set(expected) if days is None else (days | pending | (expected - on_disk.keys())) & expected
     if todo:
         # what to finish if this run is cut short before the index is saved
@@ -458,7 +464,7 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
     _write_rollup(os.path.join(artifacts, "rollups", f"{source}.json"), source, cache)
     rejected = totals["rejected"]
-    plan = (directory, todo, [on_disk[day] for day in sorted(on_disk.keys() - expected)])
+    plan = (directory, todo, [on_disk[day] for day in sorted(on_disk.keys() - expected)], {d: holders[d] for d in todo})
     return {
         "records": totals["records"],
         "events": events,
@@ -519,13 +525,7 @@ def _write_rollup(path: str, source: str, cache: EventCache) -> None:
 def write_source_days(cache: EventCache, plan: tuple) -> None:
     """The day files ``write_source_rollup`` planned, and the removal of days that no
     longer hold events."""
-    directory, todo, gone = plan
-    holders: dict[str, list[str]] = {d: [] for d in todo}
-    for path, e in cache.files.items():
-        for day in e["segs"]:
-            h = holders.get(day)
-            if h is not None:
-                h.append(path)
+    directory, todo, gone, holders = plan
     fds: dict[str, int] = {}
     drops: dict[str, set] = {}
     try:
@@ -544,7 +544,7 @@ def _write_day(out_path: str, day: str, paths: list[str], cache: EventCache, fds
     pieces: list = []  # [pack, offset, length] runs, or bytes
     for path in paths:
         e = cache.files[path]
-        pack, offset, length, _n = e["segs"][day]
+        pack, offset, length, _n = location(e)[0][day]
         if pack not in fds:
             fds[pack] = os.open(cache.pack_path(pack), os.O_RDONLY)
         dropped = e.get("dropped")

@@ -56,7 +56,7 @@ from scripts.core.event import LONG_CONTEXT_THRESHOLDS
 from scripts.core.rollup import SLOT_MS, Rollup
 from scripts.shared_io import AtomicFile, remove_if_present, unnamed_temp, write_all
 
-CACHE_VERSION = 11  # 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
+CACHE_VERSION = 12  # 12: an entry's segs and bulk packed (loc); 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
 INDEX_MAGIC = b"tokentally-parse-index\n"
 LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
@@ -1030,7 +1030,8 @@ class EventCache:
             end_offset, next_lineno, head_hash, state = resume_point(entry)
             grew = resumable and entry["ino"] == ino and size >= end_offset and end_offset > 0 and _head_unchanged(path, head_hash)
             if grew:
-                tasks.append((path, "resumed", end_offset, next_lineno, state, {"segs": entry["segs"], "bulk": entry["bulk"]}, tally(entry)[0]))
+                segs, bulk = location(entry)
+                tasks.append((path, "resumed", end_offset, next_lineno, state, {"segs": segs, "bulk": bulk}, tally(entry)[0]))
                 stats["resumed"] += 1
             else:
                 tasks.append((path, "reread", 0, 1, {}, None, None))
@@ -1050,13 +1051,13 @@ class EventCache:
         return os.path.join(self.dir, name)
 
     def read_bulk(self, entry: dict) -> dict:
-        pack, offset, length = entry["bulk"]
+        pack, offset, length = location(entry)[1]
         return orjson.loads(read_range(self.pack_path(pack), offset, length))
 
     def read_events(self, entry: dict) -> list[dict]:
         """A file's events, day by day."""
         out = []
-        for pack, offset, length, _n in entry["segs"].values():
+        for pack, offset, length, _n in location(entry)[0].values():
             out += [orjson.loads(line) for line in read_range(self.pack_path(pack), offset, length).splitlines()]
         return out
 
@@ -1087,12 +1088,9 @@ class EventCache:
             "mtime_ns": res.mtime_ns,
             "ino": res.ino,
             "n": res.n,
-            # pack names and days interned: one string each, however many files name them
-            # (marshal keeps them interned in the index)
-            "segs": {intern(day): [intern(ref[0]), *ref[1:]] for day, ref in res.segs.items()},
-            "bulk": [intern(res.bulk[0]), *res.bulk[1:]],
-            # what only the run summary's totals and a resumed parse read, packed: a first
-            # run holds every file's entry (~1 KB less a file, ~2 KB for Codex's state)
+            # packed, like what only the run summary's totals and a resumed parse read: a
+            # first run holds every file's entry (~1 KB less a file, ~2 KB for Codex's state)
+            "loc": pack_location(res.segs, res.bulk),
             "tally": packed_tally,
             "resume": res.resume,
         }
@@ -1119,7 +1117,8 @@ class EventCache:
         into one new pack (which also makes assembling a day's file one sequential copy)."""
         live: dict[str, int] = {}
         for e in self.files.values():
-            for ref in (*e["segs"].values(), e["bulk"]):
+            segs, bulk = location(e)
+            for ref in (*segs.values(), bulk):
                 live[ref[0]] = live.get(ref[0], 0) + ref[2]
         for name in list(self.packs):
             if name not in live:
@@ -1128,16 +1127,20 @@ class EventCache:
         if total <= 2 * sum(live.values()) + (1 << 20):
             return False
         name = self.new_pack_name()
+        moved: dict[str, tuple[dict, list]] = {}  # path -> its new (segs, bulk), packed as each is done
         with open(self.pack_path(name), "wb") as dst:
-            for day, path in sorted((d, p) for p, e in self.files.items() for d in e["segs"]):
-                ref = self.files[path]["segs"][day]
+            for day, path in sorted((d, p) for p, e in self.files.items() for d in location(e)[0]):
+                segs = moved.setdefault(path, (location(self.files[path])[0], []))[0]
+                ref = segs[day]
                 data = read_range(self.pack_path(ref[0]), ref[1], ref[2])
-                ref[:3] = [intern(name), dst.tell(), len(data)]
+                ref[:3] = [name, dst.tell(), len(data)]
                 dst.write(data)
             for path in sorted(self.files):
                 e = self.files[path]
-                data = read_range(self.pack_path(e["bulk"][0]), e["bulk"][1], e["bulk"][2])
-                e["bulk"] = [intern(name), dst.tell(), len(data)]
+                bulk = location(e)[1]
+                data = read_range(self.pack_path(bulk[0]), bulk[1], bulk[2])
+                segs = moved.pop(path, (location(e)[0], None))[0]
+                e["loc"] = pack_location(segs, [name, dst.tell(), len(data)])
                 dst.write(data)
         self.packs = {name: _size(self.pack_path(name))}
         return True
@@ -1148,6 +1151,18 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return -1
+
+
+def pack_location(segs: dict, bulk: list) -> bytes:
+    """An entry's ``loc``: where its day segments (day -> [pack, offset, length, n]) and
+    its bulk line ([pack, offset, length]) are, marshalled: ~110 bytes, not ~500 as a
+    dict of lists (days and pack names interned, marshal keeps them so)."""
+    return marshal.dumps(({intern(day): [intern(ref[0]), *ref[1:]] for day, ref in segs.items()}, [intern(bulk[0]), *bulk[1:]]))
+
+
+def location(entry: dict) -> tuple[dict, list]:
+    """An index entry's ``(segs, bulk)`` (``pack_location``)."""
+    return marshal.loads(entry["loc"])
 
 
 def tally(entry: dict) -> tuple[dict, dict]:

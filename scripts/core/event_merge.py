@@ -145,12 +145,12 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             old_bulk = cache.read_bulk(old)
             m.hashes.remove(id_hash(i) for i in unpack_ids(old_bulk["ids"]))
             for s in _sessions(old_bulk["rollup"]):
-                session_sets.of(s).discard(fno)
+                session_sets.discard(s, fno)
                 affected_sessions.add(s)
         if res is not None:
             fno = cache.files[path]["fno"]
             for s in _sessions(_rollup_of(res)):
-                session_sets.of(s).add(fno)
+                session_sets.add(s, fno)
                 affected_sessions.add(s)
         changed_fnos.add(fno)
 
@@ -234,7 +234,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
 
     # 4. the merged rollup of the affected sessions, from every file holding them
     session_sets.apply_to(m.session_files)
-    del session_sets  # a first run's has a set for every session
+    del session_sets  # a first run's has a list for every session
     rows_of: dict[str, list] = {}
     # a file's rows are dropped once its last affected session is folded, and a session's
     # rows are marshalled once summed (a first run folds every file and every session:
@@ -294,23 +294,36 @@ def _sorted_runs(arrays, repeated: set[int]):
 
 
 class _SessionSets:
-    """``session_files`` as sets, made only for the sessions a change touches (a run
-    touches a few of thousands), written back sorted; a session left with no file goes."""
+    """``session_files`` made only for the sessions a change touches (a run touches a few
+    of thousands, a first run every one), written back sorted; a session left with no
+    file goes. Kept as short lists: a session is in a file or a few, and a list of them
+    is a quarter of a set's size."""
 
     def __init__(self, session_files: dict[str, list[int]]):
         self.before = session_files
-        self.sets: dict[str, set[int]] = {}
+        self.lists: dict[str, list[int]] = {}
 
-    def of(self, session: str) -> set[int]:
-        got = self.sets.get(session)
+    def _of(self, session: str) -> list[int]:
+        got = self.lists.get(session)
         if got is None:
-            got = self.sets[session] = set(self.before.get(session, ()))
+            got = self.lists[session] = list(self.before.get(session, ()))
         return got
 
+    def add(self, session: str, fno: int) -> None:
+        got = self._of(session)
+        if fno not in got:
+            got.append(fno)
+
+    def discard(self, session: str, fno: int) -> None:
+        got = self._of(session)
+        if fno in got:
+            got.remove(fno)
+
     def apply_to(self, session_files: dict[str, list[int]]) -> None:
-        for session, fnos in self.sets.items():
+        for session, fnos in self.lists.items():
             if fnos:
-                session_files[intern(session)] = sorted(fnos)  # one string with rows' key
+                fnos.sort()
+                session_files[intern(session)] = fnos  # one string with rows' key
             else:
                 session_files.pop(session, None)
 

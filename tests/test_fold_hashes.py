@@ -1,6 +1,7 @@
-"""fold_changes sorts a run's new id hashes a sixteenth at a time (a first run adds every
-call's): the result is the whole sorted array and the hashes held more than once. Each
-file's hashes come sorted (event_cache.id_hashes), so a sixteenth of them is a slice."""
+"""fold_changes sorts a run's new id hashes a 64th at a time (a first run adds every
+call's): the result is the whole sorted array and the hashes held more than once. A later
+run searches the base in the index file a block at a time (SortedHashes), and merges its
+additions and removals into the next base."""
 from __future__ import annotations
 
 import random

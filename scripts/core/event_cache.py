@@ -351,8 +351,8 @@ def id_hash(event_id: str) -> int:
 
 def id_hashes(ids: list[str]) -> bytes:
     """``id_hash`` of each id, as the bytes of an ``array("Q")``, sorted: a file's hashes
-    are only ever used as a multiset, and sorted they go into the fold's buckets by
-    slices, not one by one (``event_merge._sorted_hashes``)."""
+    are only ever used as a multiset (sorted: the same bytes whatever the order of the
+    file's events)."""
     done = native.call("id_hashes", ids)
     if done is not None:
         return done

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import marshal
 from array import array
-from bisect import bisect_left
 from itertools import islice
 from operator import eq
 from sys import intern
@@ -268,22 +267,18 @@ def _sorted_hashes(arrays) -> tuple[array, set[int]]:
 
 
 def _sorted_runs(arrays, repeated: set[int]):
-    """The hashes of ``arrays`` (each sorted), sorted, a run at a time (each after the one
+    """The hashes of ``arrays``, sorted, a run at a time (each after the one
     before); those that occur more than once are added to ``repeated``.
     A 64th at a time (by their top bits): a first run adds every call's hash, and a list
     or set of them all as Python ints would cost ~40 bytes a call."""
     buckets = [array("Q") for _ in range(64)]
+    put = [b.append for b in buckets]
     for a in arrays:
-        # each array is sorted (event_cache.id_hashes): a bucket's hashes are one slice
-        n = len(a)
-        if not n:
-            continue
-        start = 0
-        for b in range(a[0] >> 58, (a[n - 1] >> 58) + 1):
-            end = n if b == 63 else bisect_left(a, (b + 1) << 58, start)
-            if end > start:
-                buckets[b].extend(a[start:end])
-                start = end
+        # one by one: a file holds a few dozen calls, too few for a bucket's slice of it
+        # (found by bisection) to pay
+        for h in a:
+            put[h >> 58](h)
+    del put
     for i, bucket in enumerate(buckets):
         ordered = sorted(bucket)
         buckets[i] = bucket = None

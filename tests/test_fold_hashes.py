@@ -93,3 +93,18 @@ def test_runs_written_to_a_spill_are_searched_as_one_array(tmp_path):
     for h in values[::97] + [5, (1 << 64) - 1]:
         assert on_spill.count(h) == values.count(h)
     spill.close()
+
+
+def test_sorted_in_parts_equals_sorted_at_once():
+    from scripts.core.event_merge import _sorted_runs_in_parts
+
+    rng = random.Random(10)
+    pool = [rng.getrandbits(64) for _ in range(2000)] + [0, (1 << 64) - 1, 1 << 62, (1 << 62) - 1, 3 << 62]
+    arrays = [array("Q", sorted(rng.choice(pool) for _ in range(rng.randrange(0, 80)))) for _ in range(150)]
+    want, want_repeated = _sorted_hashes(arrays)
+    for parts in (1, 3, 4):
+        repeated: set[int] = set()
+        got = array("Q")
+        for run in _sorted_runs_in_parts(lambda: iter(arrays), repeated, parts):
+            got.extend(run)
+        assert got == want and repeated == want_repeated, parts

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import marshal
 from array import array
+from bisect import bisect_left
 from itertools import islice
 from operator import eq
 from sys import intern
@@ -157,22 +158,23 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     candidates: set[int] = set()
 
     def new_hashes():
-        # one file's array at a time, its bytes used up: a first run adds every call's
+        # one file's array at a time (a first run adds every call's)
         for res in fresh.values():
             a = array("Q")
             a.frombytes(res.hashes)
-            res.hashes = b""
             yield a
 
     if not len(m.hashes.base) and not m.hashes.added and not m.hashes.removed:
         # a first build: sorted straight into the spill (8 bytes a call), never whole
         repeated: set[int] = set()
-        m.hashes.base = SortedHashes.written(m.spill, _sorted_runs(new_hashes(), repeated))
+        m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(new_hashes, repeated))
     else:
         all_new, repeated = _sorted_hashes(new_hashes())
         candidates.update(m.hashes.present(all_new))  # sorted: each block of the base read once
         m.hashes.add(all_new)
         del all_new
+    for res in fresh.values():
+        res.hashes = b""  # used up
     candidates |= repeated
 
     holders: dict[str, list[tuple[str, int, int]]] = {}
@@ -264,6 +266,16 @@ def _sorted_hashes(arrays) -> tuple[array, set[int]]:
     for run in _sorted_runs(arrays, repeated):
         out.extend(run)
     return out, repeated
+
+
+def _sorted_runs_in_parts(arrays_again, repeated: set[int], parts: int = 4):
+    """``_sorted_runs`` of the arrays ``arrays_again()`` gives (each sorted), a part of
+    the hash range at a time: a part's buckets are all that is held (a quarter of a first
+    run's hashes), for a few ms of reading the arrays again."""
+    for p in range(parts):
+        lo, hi = (p << 64) // parts, ((p + 1) << 64) // parts
+        part = (a[bisect_left(a, lo):bisect_left(a, hi)] for a in arrays_again())
+        yield from _sorted_runs(part, repeated)
 
 
 def _sorted_runs(arrays, repeated: set[int]):

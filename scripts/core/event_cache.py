@@ -917,16 +917,11 @@ class EventCache:
 
     # -- load / save -----------------------------------------------------------
     def load(self, force: bool = False) -> None:
+        fh = None
         try:
-            # left open when read: the merged rows are read from it (MergedState)
+            # left open while used: the merged rows and hashes are read from it (MergedState)
             fh = open(self.index_path, "rb")
-            try:
-                doc = read_index(fh)
-            except BaseException:
-                fh.close()
-                raise
-            if doc is None:
-                fh.close()
+            doc = read_index(fh)
             if doc is None:
                 doc = {}  # not an index this code can read: rebuilt, counted as invalidate
         except OSError:
@@ -958,6 +953,8 @@ class EventCache:
         else:
             self.files, self.packs = {}, {}
             self.next_pack = int(doc.get("next_pack", 0)) if isinstance(doc, dict) and isinstance(doc.get("next_pack"), int) else 0
+        if fh is not None and self.merged.blobs_in is None:
+            fh.close()  # nothing is read from it
         self._remove_unreferenced()
 
     def save(self) -> None:

@@ -8,6 +8,7 @@ fans it out to a process pool, folds the results into each source's cache
 of their timestamp; within a day file, in source-file path order, each file's events in
 the order they first appear, so the output does not depend on discovery or worker order,
 nor on how many runs built it. A run rewrites only the day files a change can reach.
+The rollup is written a chunk of rows at a time, compared with the old file as it goes.
 """
 from __future__ import annotations
 

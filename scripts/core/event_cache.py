@@ -10,12 +10,12 @@ Layout, per source, under ``$(ARTIFACTS)/cache/normalize/<source>/``:
   grew rewrites only the days its new records touched); packs with nothing live are
   deleted, mostly-dead ones compacted.
 - ``index.marshal``: per file only what every run needs — its fingerprint (size, mtime,
-  inode), where its day segments (``segs``: day -> [pack, offset, length, events]) and
-  bulk are, and the ids dropped as copies of a call kept in another file; packed (one
-  marshal string each, ``tally`` and ``resume_point``) its record counts and versions,
-  and where parsing stopped (byte offset after the last complete line, next line number,
-  the hash of the head, the adapter's resume state); per pack its size (a torn write is
-  detected); and the source's merged state (see ``MergedState``).
+  inode) and the ids dropped as copies of a call kept in another file; packed (one
+  marshal string each: ``location``, ``tally``, ``resume_point``) where its day segments
+  (day -> [pack, offset, length, events]) and bulk line are, its record counts and
+  versions, and where parsing stopped (byte offset after the last complete line, next
+  line number, the hash of the head, the adapter's resume state); per pack its size (a
+  torn write is detected); and the source's merged state (see ``MergedState``).
 
 So a run loads the per-file metadata and the merged state, and the bulk of just the
 files that changed: its cost follows the change, not the history. The days a file holds
@@ -30,8 +30,15 @@ never misread.
 The index is a short JSON header line and a ``marshal`` body (Python's own format for its
 plain types: loading and saving it costs half of what JSON did, ~25 ms of an incremental
 run at 200k calls); marshal's format belongs to a Python version, which the header names.
-The body is written in pieces (``write_index``), so saving it never holds a second copy
-of the whole index.
+The body is written in pieces (``write_index``) and read a piece at a time (``read_index``),
+so neither holds a second copy of the index.
+
+Memory: the per-call and per-row parts of the merged state stay on disk — the hash
+multiset's base (8 bytes a call) and the merged rows are read from the index file (a
+later run) or a run's spill, an unnamed temp file (a first run), a block or a session at
+a time. What still grows with the history is held per file and per session: each file's
+index entry (~1 KB: its path, fingerprint and packed strings; ~3,800 files a source at
+400k calls) and, per session, where its rows are and which files hold it (~0.4 KB).
 """
 from __future__ import annotations
 

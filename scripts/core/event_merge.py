@@ -15,6 +15,12 @@ The result equals merging every file from scratch (tests/test_cache.py checks it
 byte against FORCE=1), at a cost that follows the change: only the bulk lines of the
 changed files (and of files sharing a session or an id with them) are read. Finding
 which *unchanged* file holds a newly copied id is the one case that reads every bulk.
+
+Memory: the parse results wait for the fold in a spill (``ResultSpill``: each file's
+rollup and hashes, read back when folded); a first run sorts every call's hash a part of
+the range at a time straight into the merged state's spill; the merged rows go there as
+each session is summed. What a fold holds whole is per session (the sessions the change
+touches and their files: every one on a first run), not per call.
 """
 from __future__ import annotations
 

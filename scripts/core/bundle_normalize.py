@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from sys import intern
 
 import orjson
 
@@ -71,7 +72,9 @@ def load_listing(artifacts: str, source: str) -> src_mod.SourceListing:
             source=source,
             env_var=doc["env_var"],
             locations=doc["locations"],
-            files={p: tuple(v) for p, v in doc["files"].items()},  # smaller than lists, held while planning
+            # tuples: smaller than lists, held while planning; the paths interned: one string
+            # with the index entry's (event_cache.EventCache.store)
+            files={intern(p): tuple(v) for p, v in doc["files"].items()},
         )
     except (OSError, orjson.JSONDecodeError, KeyError):
         return src_mod.list_source(source)

@@ -1086,7 +1086,9 @@ class EventCache:
             for v, n in new_versions.items():
                 versions[v] = versions.get(v, 0) + n
             packed_tally = marshal.dumps((counts, dict(sorted(versions.items()))))
-        entry = self.files[res.path] = {
+        # the path interned: one string with the listing's (bundle_normalize.load_listing),
+        # when a later run loads the index (marshal keeps it interned)
+        entry = self.files[intern(res.path)] = {
             "fno": fno,
             "size": res.size,
             "mtime_ns": res.mtime_ns,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shutil
 
@@ -353,7 +354,7 @@ def test_a_bulk_parse_writes_what_a_small_one_writes(sample_logs, tmp_path, sour
 def test_compacting_the_packs_keeps_every_segment_and_bulk_line(tmp_path):
     """collect() rewrites what is live into one pack once dead bytes outweigh it: each
     file's day segments and bulk line hold the same bytes after, from the new pack."""
-    from scripts.core.event_cache import EventCache, location, pack_location, read_range
+    from scripts.core.event_cache import EventCache, location, pack_entry, read_range, resume_point, tally
 
     cache = EventCache(str(tmp_path / "cache"), "claude", "test")
     os.makedirs(cache.dir)
@@ -371,7 +372,8 @@ def test_compacting_the_packs_keeps_every_segment_and_bulk_line(tmp_path):
                 bulk_data = f"bulk of {path}\n".encode()
                 bulk = [name, fh.tell(), len(bulk_data)]
                 fh.write(bulk_data)
-                cache.files[path] = {"fno": len(cache.files), "n": 1 + i, "loc": pack_location(segs, bulk)}
+                packed = pack_entry(segs, bulk, 1 + i, marshal.dumps(({"records": i}, {})), marshal.dumps((i, 2, "", {})))
+                cache.files[path] = {"fno": len(cache.files), "packed": packed}
                 want[path] = ({d: read_range(cache.pack_path(r[0]), r[1], r[2]) for d, r in segs.items()}, bulk_data)
         cache.packs[name] = os.path.getsize(cache.pack_path(name))
     assert cache.collect()
@@ -379,5 +381,7 @@ def test_compacting_the_packs_keeps_every_segment_and_bulk_line(tmp_path):
     for path, (days, bulk_data) in want.items():
         segs, bulk = location(cache.files[path])
         assert {d: read_range(cache.pack_path(r[0]), r[1], r[2]) for d, r in segs.items()} == days
-        assert [r[3] for r in segs.values()] == [cache.files[path]["n"]] * len(segs)
+        i = int(path[-8:-6])
+        assert [r[3] for r in segs.values()] == [1 + i] * len(segs)
+        assert tally(cache.files[path]) == ({"records": i}, {}) and resume_point(cache.files[path]) == (i, 2, "", {})
         assert read_range(cache.pack_path(bulk[0]), bulk[1], bulk[2]) == bulk_data

@@ -24,7 +24,7 @@ from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import EventCache, FileResult, has_index, location, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, tally
+from scripts.core.event_cache import EventCache, FileResult, has_index, location, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, unpack_entry
 from scripts.core.event_merge import ResultSpill, fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
@@ -430,13 +430,13 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     holders: dict[str, list[str]] = {}  # day -> the files holding events of it
     for path in files:
         e = files[path]
-        for day in location(e)[0]:
+        segs, _bulk, held, (c, file_versions) = unpack_entry(e)
+        for day in segs:
             h = holders.get(day)
             if h is None:
                 holders[day] = [path]
             else:
                 h.append(path)
-        c, file_versions = tally(e)
         totals["records"] += c["records"]
         totals["duplicates"] += c["duplicates"]
         totals["not_a_call"] += c["not_a_call"]
@@ -447,10 +447,10 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
             notes[k] = notes.get(k, 0) + n
         for v, n in file_versions.items():
             versions[v] = versions.get(v, 0) + n
-        n_file = e["n"] - len(e.get("dropped", ()))
+        n_file = held - len(e.get("dropped", ()))
         totals["duplicates"] += len(e.get("dropped", ()))
         events += n_file
-        if e.get("deleted") and e["n"]:
+        if e.get("deleted") and held:
             deleted_events += n_file
             deleted_files += 1
 

@@ -11,11 +11,11 @@ Layout, per source, under ``$(ARTIFACTS)/cache/normalize/<source>/``:
   deleted, mostly-dead ones compacted.
 - ``index.marshal``: per file only what every run needs — its fingerprint (size, mtime,
   inode) and the ids dropped as copies of a call kept in another file; packed (one
-  marshal string each: ``location``, ``tally``, ``resume_point``) where its day segments
-  (day -> [pack, offset, length, events]) and bulk line are, its record counts and
-  versions, and where parsing stopped (byte offset after the last complete line, next
-  line number, the hash of the head, the adapter's resume state); per pack its size (a
-  torn write is detected); and the source's merged state (see ``MergedState``).
+  marshal string, ``pack_entry``) where its day segments (day -> [pack, offset, length,
+  events]) and bulk line are, its events, its record counts and versions, and where
+  parsing stopped (byte offset after the last complete line, next line number, the hash
+  of the head, the adapter's resume state); per pack its size (a torn write is
+  detected); and the source's merged state (see ``MergedState``).
 
 So a run loads the per-file metadata and the merged state, and the bulk of just the
 files that changed: its cost follows the change, not the history. The days a file holds
@@ -63,7 +63,7 @@ from scripts.core.event import LONG_CONTEXT_THRESHOLDS
 from scripts.core.rollup import SLOT_MS, Rollup
 from scripts.shared_io import AtomicFile, remove_if_present, unnamed_temp, write_all
 
-CACHE_VERSION = 12  # 12: an entry's segs and bulk packed (loc); 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
+CACHE_VERSION = 13  # 13: an entry's segs, bulk, n, tally and resume point in one string (packed); 12: an entry's segs and bulk packed (loc); 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
 INDEX_MAGIC = b"tokentally-parse-index\n"
 LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
@@ -1093,15 +1093,12 @@ class EventCache:
             "size": res.size,
             "mtime_ns": res.mtime_ns,
             "ino": res.ino,
-            "n": res.n,
-            # packed, like what only the run summary's totals and a resumed parse read: a
-            # first run holds every file's entry (~1 KB less a file, ~2 KB for Codex's state)
-            "loc": pack_location(res.segs, res.bulk),
-            "tally": packed_tally,
-            "resume": res.resume,
+            # the rest packed: a first run holds every file's entry (~1 KB less a file,
+            # ~2 KB for Codex's state)
+            "packed": pack_entry(res.segs, res.bulk, res.n, packed_tally, res.resume),
         }
-        # the keys most files lack: at most 10 keep a dict at its smaller size (272
-        # bytes, not 464: ~0.7 MB a source at 400k calls)
+        # the keys most files lack: at most 5 keep a dict at its smallest size (184 bytes;
+        # 6-10 keys make one of 272, 11-21 one of 464)
         if side:
             entry["side"] = side
         if res.racy_hash:
@@ -1146,7 +1143,8 @@ class EventCache:
                 bulk = location(e)[1]
                 data = read_range(self.pack_path(bulk[0]), bulk[1], bulk[2])
                 segs = moved.pop(path, (location(e)[0], None))[0]
-                e["loc"] = pack_location(segs, [name, dst.tell(), len(data)])
+                _, _, n, packed_tally, resume = marshal.loads(e["packed"])
+                e["packed"] = pack_entry(segs, [name, dst.tell(), len(data)], n, packed_tally, resume)
                 dst.write(data)
         self.packs = {name: _size(self.pack_path(name))}
         return True
@@ -1159,29 +1157,39 @@ def _size(path: str) -> int:
         return -1
 
 
-def pack_location(segs: dict, bulk: list) -> bytes:
-    """An entry's ``loc``: where its day segments (day -> [pack, offset, length, n]) and
-    its bulk line ([pack, offset, length]) are, marshalled: ~110 bytes, not ~500 as a
-    dict of lists (days and pack names interned, marshal keeps them so)."""
-    return marshal.dumps(({intern(day): [intern(ref[0]), *ref[1:]] for day, ref in segs.items()}, [intern(bulk[0]), *bulk[1:]]))
+def pack_entry(segs: dict, bulk: list, n: int, packed_tally: bytes, resume: bytes) -> bytes:
+    """An entry's ``packed``: where its day segments (day -> [pack, offset, length, n])
+    and its bulk line ([pack, offset, length]) are, its events, and its ``tally`` and
+    ``resume_point`` (each marshalled already), marshalled: ~250 bytes, not ~800 as a
+    dict of lists, ints and strings (days and pack names interned, marshal keeps them so)."""
+    segs = {intern(day): [intern(ref[0]), *ref[1:]] for day, ref in segs.items()}
+    return marshal.dumps((segs, [intern(bulk[0]), *bulk[1:]], n, packed_tally, resume))
+
+
+def unpack_entry(entry: dict) -> tuple[dict, list, int, tuple[dict, dict]]:
+    """An index entry's ``(segs, bulk, events, (counts, versions))``: all a run reads of
+    every file, in one decoding."""
+    segs, bulk, n, packed_tally, _resume = marshal.loads(entry["packed"])
+    return segs, bulk, n, marshal.loads(packed_tally)
 
 
 def location(entry: dict) -> tuple[dict, list]:
-    """An index entry's ``(segs, bulk)`` (``pack_location``)."""
-    return marshal.loads(entry["loc"])
+    """An index entry's ``(segs, bulk)``."""
+    segs, bulk, *_ = marshal.loads(entry["packed"])
+    return segs, bulk
 
 
 def tally(entry: dict) -> tuple[dict, dict]:
     """An index entry's ``(counts, versions)``: its records by outcome and the source
     versions its lines named."""
-    return marshal.loads(entry["tally"])
+    return marshal.loads(marshal.loads(entry["packed"])[3])
 
 
 def resume_point(entry: dict) -> tuple[int, int, str, dict]:
     """An index entry's ``(end_offset, next_lineno, head_hash, state)``: where its parse
     stopped (after the last complete line), the hash of its first bytes, and the
     adapter's state there."""
-    return marshal.loads(entry["resume"])
+    return marshal.loads(marshal.loads(entry["packed"])[4])
 
 
 def _head_unchanged(path: str, want: str) -> bool:

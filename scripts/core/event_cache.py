@@ -37,8 +37,9 @@ Memory: the per-call and per-row parts of the merged state stay on disk — the 
 multiset's base (8 bytes a call) and the merged rows are read from the index file (a
 later run) or a run's spill, an unnamed temp file (a first run), a block or a session at
 a time. What still grows with the history is held per file and per session: each file's
-index entry (~1 KB: its path, fingerprint and packed strings; ~3,800 files a source at
-400k calls) and, per session, where its rows are and which files hold it (~0.4 KB).
+index entry (0.75-0.95 KB: its path, fingerprint and one packed string; ~3,800 files a
+source at 400k calls) and, per session, where its rows are and which files hold it
+(~0.4 KB).
 """
 from __future__ import annotations
 

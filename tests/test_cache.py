@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shutil
 
@@ -320,7 +321,7 @@ def test_a_log_last_written_a_fraction_of_a_second_before_the_run_is_not_hashed(
     cache = EventCache(str(tmp_path / "cache"), "claude", claude.ADAPTER_VERSION)
     os.makedirs(cache.dir)
     _parse_into(cache, log)
-    assert cache.files[str(log)]["racy_hash"] is None
+    assert cache.files[str(log)].get("racy_hash") is None
 
 
 @pytest.mark.parametrize("source", ["claude", "codex"])
@@ -348,3 +349,39 @@ def test_a_bulk_parse_writes_what_a_small_one_writes(sample_logs, tmp_path, sour
         outcome[bulk] = ((pack_dir / "pack").read_bytes(), [dict(dataclasses.asdict(r), racy_hash=None) for r in results])
     assert outcome[True] == outcome[False]
     assert sum(r["n"] for r in outcome[True][1]) > 100
+
+
+def test_compacting_the_packs_keeps_every_segment_and_bulk_line(tmp_path):
+    """collect() rewrites what is live into one pack once dead bytes outweigh it: each
+    file's day segments and bulk line hold the same bytes after, from the new pack."""
+    from scripts.core.event_cache import EventCache, location, pack_entry, read_range, resume_point, tally
+
+    cache = EventCache(str(tmp_path / "cache"), "claude", "test")
+    os.makedirs(cache.dir)
+    want = {}
+    for k in range(2):
+        name = cache.new_pack_name()
+        with open(cache.pack_path(name), "wb") as fh:
+            for i in range(30):
+                path = f"/logs/{k}-{i:02d}.jsonl"
+                segs = {}
+                for day in (f"2026-08-{1 + i % 5:02d}", f"2026-08-{2 + i % 7:02d}"):
+                    data = f"{path} {day}\n".encode() * (1 + i)
+                    segs[day] = [name, fh.tell(), len(data), 1 + i]
+                    fh.write(data + b"dead" * 10_000)
+                bulk_data = f"bulk of {path}\n".encode()
+                bulk = [name, fh.tell(), len(bulk_data)]
+                fh.write(bulk_data)
+                packed = pack_entry(segs, bulk, 1 + i, marshal.dumps(({"records": i}, {})), marshal.dumps((i, 2, "", {})))
+                cache.files[path] = {"fno": len(cache.files), "packed": packed}
+                want[path] = ({d: read_range(cache.pack_path(r[0]), r[1], r[2]) for d, r in segs.items()}, bulk_data)
+        cache.packs[name] = os.path.getsize(cache.pack_path(name))
+    assert cache.collect()
+    assert len(cache.packs) == 1
+    for path, (days, bulk_data) in want.items():
+        segs, bulk = location(cache.files[path])
+        assert {d: read_range(cache.pack_path(r[0]), r[1], r[2]) for d, r in segs.items()} == days
+        i = int(path[-8:-6])
+        assert [r[3] for r in segs.values()] == [1 + i] * len(segs)
+        assert tally(cache.files[path]) == ({"records": i}, {}) and resume_point(cache.files[path]) == (i, 2, "", {})
+        assert read_range(cache.pack_path(bulk[0]), bulk[1], bulk[2]) == bulk_data

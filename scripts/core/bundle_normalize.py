@@ -8,12 +8,14 @@ fans it out to a process pool, folds the results into each source's cache
 of their timestamp; within a day file, in source-file path order, each file's events in
 the order they first appear, so the output does not depend on discovery or worker order,
 nor on how many runs built it. A run rewrites only the day files a change can reach.
+The rollup is written a chunk of rows at a time, compared with the old file as it goes.
 """
 from __future__ import annotations
 
 import os
 import re
 import sys
+from sys import intern
 
 import orjson
 
@@ -22,8 +24,8 @@ from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import EventCache, FileResult, has_index, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, tally
-from scripts.core.event_merge import Parsed, fold_changes, kept_as_results
+from scripts.core.event_cache import EventCache, FileResult, has_index, location, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, unpack_entry
+from scripts.core.event_merge import ResultSpill, fold_changes, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
 
@@ -70,7 +72,9 @@ def load_listing(artifacts: str, source: str) -> src_mod.SourceListing:
             source=source,
             env_var=doc["env_var"],
             locations=doc["locations"],
-            files={p: tuple(v) for p, v in doc["files"].items()},
+            # tuples: smaller than lists, held while planning; the paths interned: one string
+            # with the index entry's (event_cache.EventCache.store)
+            files={intern(p): tuple(v) for p, v in doc["files"].items()},
         )
     except (OSError, orjson.JSONDecodeError, KeyError):
         return src_mod.list_source(source)
@@ -192,7 +196,7 @@ def normalize_bundle(
             gone = cache.forget_deleted()
             stats["forgotten"] = len(gone)
             changes[source] += [(path, entry, None) for path, entry in gone]
-            _add_days(days, source, (d for _, entry in gone for d in entry["segs"]))
+            _add_days(days, source, (d for _, entry in gone for d in location(entry)[0]))
         plans[source] = stats
         parsed_files += len(tasks)
         sizes = [max(0, listing.files[t[0]][0] - t[2]) for t in tasks]
@@ -209,6 +213,7 @@ def normalize_bundle(
         listing.files = {}
     tasks = plain = None  # the shards hold them, until each is handed to a worker (run_jobs)
     parsed_bytes = 0
+    spills: dict[str, ResultSpill] = {}  # per source, its results' rollups and hashes until folded
     shards_left = {s: 0 for s in sources}
     for job in shard_jobs:
         shards_left[job[0]] += 1
@@ -226,9 +231,10 @@ def normalize_bundle(
                 old = caches[source].store(res, sides[source].get(res.path, ""))
                 _add_days(days, source, res.days_changed)
                 if old is not None and res.mode != "resumed":
-                    _add_days(days, source, old["segs"])
+                    _add_days(days, source, location(old)[0])
                 # FORCE folds everything in from nothing (the merged state was reset)
-                changes[source].append((res.path, None if force else old, Parsed.of(res)))
+                spill = spills.get(source) or spills.setdefault(source, ResultSpill(caches[source].dir))
+                changes[source].append((res.path, None if force else old, spill.keep(res)))
                 parsed_bytes += res.end_offset
             results = res = None  # stored: not held while the source is folded and written
             shards_left[source] -= 1
@@ -246,9 +252,11 @@ def normalize_bundle(
         dropped_before = {p: e["dropped"] for p, e in cache.files.items() if e.get("dropped")}
         fold_changes(cache, changes[source])
         changes[source] = []  # the results' rollups are folded in: free them
+        if source in spills:
+            spills.pop(source).close()
         for path, e in cache.files.items():
             if e.get("dropped") != dropped_before.get(path):
-                _add_days(days, source, e["segs"])
+                _add_days(days, source, location(e)[0])
         cache.collect()
         summary, day_plan = write_source_rollup(artifacts, source, cache, days[source])
         listing = listings[source]
@@ -292,6 +300,7 @@ def _finish_source(cache: EventCache, day_plan: tuple) -> None:
     """A source's day files, then its parse cache (whose save ends its pending days)."""
     write_source_days(cache, day_plan)
     cache.save()
+    cache.close()
     clear_pending(cache.dir)
 
 
@@ -418,11 +427,16 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     events = 0
     deleted_events = 0
     deleted_files = 0
-    expected: set[str] = set()
+    holders: dict[str, list[str]] = {}  # day -> the files holding events of it
     for path in files:
         e = files[path]
-        expected.update(e["segs"])
-        c, file_versions = tally(e)
+        segs, _bulk, held, (c, file_versions) = unpack_entry(e)
+        for day in segs:
+            h = holders.get(day)
+            if h is None:
+                holders[day] = [path]
+            else:
+                h.append(path)
         totals["records"] += c["records"]
         totals["duplicates"] += c["duplicates"]
         totals["not_a_call"] += c["not_a_call"]
@@ -433,10 +447,10 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
             notes[k] = notes.get(k, 0) + n
         for v, n in file_versions.items():
             versions[v] = versions.get(v, 0) + n
-        n_file = e["n"] - len(e.get("dropped", ()))
+        n_file = held - len(e.get("dropped", ()))
         totals["duplicates"] += len(e.get("dropped", ()))
         events += n_file
-        if e.get("deleted") and e["n"]:
+        if e.get("deleted") and held:
             deleted_events += n_file
             deleted_files += 1
 
@@ -445,15 +459,16 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     remove_if_present(legacy_path(artifacts, source))  # the layout before day files
     on_disk = day_files(directory)
     pending = _pending_days(cache.dir)
+    expected = set(holders)
     todo = set(expected) if days is None else (days | pending | (expected - on_disk.keys())) & expected
     if todo:
         # what to finish if this run is cut short before the index is saved
         with AtomicFile(os.path.join(cache.dir, PENDING)) as fh:
             fh.write(orjson.dumps({"days": sorted(todo | pending)}))
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
-    write_if_changed(os.path.join(artifacts, "rollups", f"{source}.json"), _rollup_bytes(source, cache))
+    _write_rollup(os.path.join(artifacts, "rollups", f"{source}.json"), source, cache)
     rejected = totals["rejected"]
-    plan = (directory, todo, [on_disk[day] for day in sorted(on_disk.keys() - expected)])
+    plan = (directory, todo, [on_disk[day] for day in sorted(on_disk.keys() - expected)], {d: holders[d] for d in todo})
     return {
         "records": totals["records"],
         "events": events,
@@ -471,31 +486,50 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     }, plan
 
 
-def _rollup_bytes(source: str, cache: EventCache) -> bytearray:
-    """rollups/<source>.json: the bytes of ``dumps_line(document(source, rows))`` with the
-    rows put in a chunk at a time (``MergedState.sorted_chunks``), so they are never all
-    held as lists."""
+def _rollup_pieces(source: str, cache: EventCache):
+    """rollups/<source>.json in pieces: the bytes of ``dumps_line(document(source, rows))``
+    with the rows put in a chunk at a time (``MergedState.sorted_chunks``), so they are
+    never all held as lists."""
     head, tail = dumps_line(document(source, [])).split(b'"rows":[]')
-    out = bytearray(head + b'"rows":[')
-    start = len(out)
+    yield head + b'"rows":['
+    sep = b""
     for rows in cache.merged.sorted_chunks():
-        if len(out) > start:
-            out += b","
-        out += dumps_line(rows)[1:-2]  # no brackets, no newline
-    out += b"]" + tail
-    return out
+        yield sep + dumps_line(rows)[1:-2]  # no brackets, no newline
+        sep = b","
+    yield b"]" + tail
+
+
+class _Unchanged(Exception):
+    """The file written holds what was there: the old one stays (and its mtime)."""
+
+
+def _write_rollup(path: str, source: str, cache: EventCache) -> None:
+    """Write the rollup a piece at a time, comparing as it goes with what the file held;
+    rewritten only when it changed (Make then skips aggregation, see the Makefile). Built
+    whole and compared whole, it was held twice (~3 MB each for a source at 400k calls)."""
+    try:
+        old = open(path, "rb")
+    except OSError:
+        old = None
+    same = old is not None
+    try:
+        with AtomicFile(path) as out:
+            for piece in _rollup_pieces(source, cache):
+                out.write(piece)
+                same = same and old.read(len(piece)) == piece
+            if same and not old.read(1):
+                raise _Unchanged  # the temp file goes, the old file stays
+    except _Unchanged:
+        pass
+    finally:
+        if old is not None:
+            old.close()
 
 
 def write_source_days(cache: EventCache, plan: tuple) -> None:
     """The day files ``write_source_rollup`` planned, and the removal of days that no
     longer hold events."""
-    directory, todo, gone = plan
-    holders: dict[str, list[str]] = {d: [] for d in todo}
-    for path, e in cache.files.items():
-        for day in e["segs"]:
-            h = holders.get(day)
-            if h is not None:
-                h.append(path)
+    directory, todo, gone, holders = plan
     fds: dict[str, int] = {}
     drops: dict[str, set] = {}
     try:
@@ -514,7 +548,7 @@ def _write_day(out_path: str, day: str, paths: list[str], cache: EventCache, fds
     pieces: list = []  # [pack, offset, length] runs, or bytes
     for path in paths:
         e = cache.files[path]
-        pack, offset, length, _n = e["segs"][day]
+        pack, offset, length, _n = location(e)[0][day]
         if pack not in fds:
             fds[pack] = os.open(cache.pack_path(pack), os.O_RDONLY)
         dropped = e.get("dropped")

@@ -10,11 +10,11 @@ Layout, per source, under ``$(ARTIFACTS)/cache/normalize/<source>/``:
   grew rewrites only the days its new records touched); packs with nothing live are
   deleted, mostly-dead ones compacted.
 - ``index.marshal``: per file only what every run needs — its fingerprint (size, mtime,
-  inode), where its day segments (``segs``: day -> [pack, offset, length, events]) and
-  bulk are, and the ids dropped as copies of a call kept in another file; packed (one
-  marshal string each, ``tally`` and ``resume_point``) its record counts and versions,
-  and where parsing stopped (byte offset after the last complete line, next line number,
-  the hash of the head, the adapter's resume state); per pack its size (a torn write is
+  inode) and the ids dropped as copies of a call kept in another file; packed (one
+  marshal string, ``pack_entry``) where its day segments (day -> [pack, offset, length,
+  events]) and bulk line are, its events, its record counts and versions, and where
+  parsing stopped (byte offset after the last complete line, next line number, the hash
+  of the head, the adapter's resume state); per pack its size (a torn write is
   detected); and the source's merged state (see ``MergedState``).
 
 So a run loads the per-file metadata and the merged state, and the bulk of just the
@@ -30,8 +30,16 @@ never misread.
 The index is a short JSON header line and a ``marshal`` body (Python's own format for its
 plain types: loading and saving it costs half of what JSON did, ~25 ms of an incremental
 run at 200k calls); marshal's format belongs to a Python version, which the header names.
-The body is written in pieces (``write_index``), so saving it never holds a second copy
-of the whole index.
+The body is written in pieces (``write_index``) and read a piece at a time (``read_index``),
+so neither holds a second copy of the index.
+
+Memory: the per-call and per-row parts of the merged state stay on disk — the hash
+multiset's base (8 bytes a call) and the merged rows are read from the index file (a
+later run) or a run's spill, an unnamed temp file (a first run), a block or a session at
+a time. What still grows with the history is held per file and per session: each file's
+index entry (0.75-0.95 KB: its path, fingerprint and one packed string; ~3,800 files a
+source at 400k calls) and, per session, where its rows are and which files hold it
+(~0.4 KB).
 """
 from __future__ import annotations
 
@@ -46,6 +54,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, fields
 from itertools import chain
+from sys import intern
 
 import orjson
 
@@ -53,9 +62,9 @@ from scripts import native
 from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_complete
 from scripts.core.event import LONG_CONTEXT_THRESHOLDS
 from scripts.core.rollup import SLOT_MS, Rollup
-from scripts.shared_io import AtomicFile, remove_if_present
+from scripts.shared_io import AtomicFile, remove_if_present, unnamed_temp, write_all
 
-CACHE_VERSION = 10  # 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
+CACHE_VERSION = 13  # 13: an entry's segs, bulk, n, tally and resume point in one string (packed); 12: an entry's segs and bulk packed (loc); 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 INDEX_NAME = "index.marshal"
 INDEX_MAGIC = b"tokentally-parse-index\n"
 LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
@@ -77,29 +86,34 @@ def encode_index(doc: dict) -> bytes:
     return out.getvalue()
 
 
-INDEX_CHUNK = 1024  # files or sessions in one marshalled piece of an index body
+INDEX_CHUNK = 256  # files or sessions in one marshalled piece of an index body (~120 KB of files)
 
 
 def write_index(fh, doc: dict) -> None:
-    """Write the index document ``doc`` (the shape ``decode_index`` returns) to ``fh``.
+    """Write the index document ``doc`` to ``fh``; its ``merged`` is a MergedState, or
+    the plain form ``read_index`` returns.
 
     The body is pieces, each written as soon as it is made: the rest of the document
     marshalled, its files a chunk at a time, the hash multiset's base array as it is
-    (8 bytes a call), the merged rows a chunk of sessions at a time. One marshal of the
-    whole index would be one more copy of all of it in memory (~6 MB at 400k calls, at
-    the peak of a first run). The header line (the pieces' lengths, the body's CRC) is
-    written last, over spaces kept for it."""
+    (8 bytes a call), the merged rows' blobs one after another (in order of their
+    first slot, the order ``MergedState.sorted_chunks`` reads them in), then where each
+    session's blob is, a chunk of sessions at a time. One marshal of the whole index
+    would be one more copy of all of it in memory (~6 MB at 400k calls, at the peak of a
+    first run). The header line (the pieces' lengths, the body's CRC) is written last,
+    over spaces kept for it."""
     merged = doc["merged"]
-    base, added, removed = merged["hashes"]
+    if isinstance(merged, dict):
+        merged = MergedState.from_doc(merged)
+    h = merged.hashes
     file_items = sorted(doc["files"].items())
-    row_items = sorted(merged["rows"].items())
     n_files = -(-len(file_items) // INDEX_CHUNK)
-    n_rows = -(-len(row_items) // INDEX_CHUNK)
+    n_rows = -(-len(merged.rows) // INDEX_CHUNK)
     head = {k: v for k, v in doc.items() if k not in ("files", "merged")}
-    head["merged"] = {k: v for k, v in merged.items() if k not in ("rows", "hashes")}
-    head["hashes"] = [added, removed]
+    head["merged"] = {"session_files": merged.session_files, "dup_holders": merged.dup_holders}
+    merge = h.needs_merge()
+    head["hashes"] = [[], {}] if merge else [h.added, h.removed]
     head["chunks"] = [n_files, n_rows]
-    width = len(_index_header(10**15, 2**32 - 1, [10**15] * (2 + n_files + n_rows)))
+    width = len(_index_header(10**15, 2**32 - 1, [10**15] * (3 + n_files + n_rows)))
     start = fh.tell()
     fh.write(INDEX_MAGIC + b" " * width + b"\n")
     crc = 0
@@ -107,9 +121,26 @@ def write_index(fh, doc: dict) -> None:
     for piece in chain(
         [marshal.dumps(head)],
         (marshal.dumps(dict(file_items[i:i + INDEX_CHUNK])) for i in range(0, len(file_items), INDEX_CHUNK)),
-        [memoryview(base).cast("B")],
-        (marshal.dumps(dict(row_items[i:i + INDEX_CHUNK])) for i in range(0, len(row_items), INDEX_CHUNK)),
     ):
+        fh.write(piece)
+        crc = zlib.crc32(piece, crc)
+        lengths.append(len(piece))
+    n = 0
+    for part in h.merged_pieces() if merge else h.base.pieces():
+        fh.write(part)
+        crc = zlib.crc32(part, crc)
+        n += len(part)
+    lengths.append(n)
+    directory: list[tuple[str, tuple[int, int, int]]] = []
+    at = 0
+    for session, first, blob in merged.blobs():
+        fh.write(blob)
+        crc = zlib.crc32(blob, crc)
+        directory.append((session, (first, at, len(blob))))
+        at += len(blob)
+    lengths.append(at)
+    for i in range(0, len(directory), INDEX_CHUNK):
+        piece = marshal.dumps(dict(directory[i:i + INDEX_CHUNK]))
         fh.write(piece)
         crc = zlib.crc32(piece, crc)
         lengths.append(len(piece))
@@ -125,50 +156,142 @@ def _index_header(length: int, crc: int, pieces: list[int]) -> bytes:
 
 
 def decode_index(data: bytes) -> dict | None:
-    """The index document, or None when the bytes are not a whole index that this Python's
-    marshal can read (cut short, damaged: its CRC differs, another Python version, not an
-    index)."""
-    if not data.startswith(INDEX_MAGIC):
+    """``read_index`` of an index's bytes."""
+    return read_index(io.BytesIO(data))
+
+
+READ_CHUNK = 1 << 16  # bytes read at a time to check an index's CRC (into one buffer)
+
+
+def read_index(fh) -> dict | None:
+    """The index document in the open file ``fh``, or None when it is not a whole index
+    that this Python's marshal can read (cut short, damaged: its CRC differs, another
+    Python version, not an index).
+
+    The body is read twice, never whole: once a chunk at a time for its CRC, then a piece
+    at a time to decode it (the base hash array straight into an array). Read whole, the
+    bytes (~6 MB a source at 400k calls) were held beside everything decoded from them.
+    The merged rows' blobs are left in the file (``fh`` must stay open: the document's
+    ``merged`` reads them from it when asked, ``MergedState``)."""
+    if fh.read(len(INDEX_MAGIC)) != INDEX_MAGIC:
         return None
-    end = data.find(b"\n", len(INDEX_MAGIC))
+    line = fh.readline(1 << 20)
     try:
-        header = orjson.loads(data[len(INDEX_MAGIC):end]) if end > 0 else None
+        header = orjson.loads(line) if line.endswith(b"\n") else None
     except orjson.JSONDecodeError:
         return None
-    body = memoryview(data)[end + 1:]
+    body_at = fh.tell()
     if (
         not isinstance(header, dict)
         or header.get("python") != list(sys.version_info[:2])
-        or header.get("length") != len(body)
-        or header.get("crc32") != zlib.crc32(body)
+        or header.get("cache_version") != CACHE_VERSION  # pieces of another layout
         or not isinstance(header.get("pieces"), list)
         or not header["pieces"]  # at least the rest of the document
         or not all(type(n) is int and n >= 0 for n in header["pieces"])
-        or sum(header["pieces"]) != len(body)
+        or sum(header["pieces"]) != header.get("length")
+        or fh.seek(0, os.SEEK_END) - body_at != header["length"]
+        or _crc_from(fh, body_at) != header.get("crc32")
     ):
         return None
+    fh.seek(body_at)
     try:
-        at = 0
-        pieces = []
-        for n in header["pieces"]:
-            pieces.append(body[at:at + n])
-            at += n
-        doc = marshal.loads(pieces[0])
-        n_files, n_rows = doc.pop("chunks")
-        added, removed = doc.pop("hashes")
-        if len(pieces) != 2 + n_files + n_rows:
-            return None
-        files: dict = {}
-        for piece in pieces[1:1 + n_files]:
-            files.update(marshal.loads(piece))
-        rows: dict = {}
-        for piece in pieces[2 + n_files:]:
-            rows.update(marshal.loads(piece))
-        doc["files"] = files
-        doc["merged"].update(rows=rows, hashes=[bytes(pieces[1 + n_files]), added, removed])
+        return _read_pieces(fh, header["pieces"])
     except (EOFError, ValueError, TypeError, KeyError, AttributeError):
         return None
+
+
+def _crc_from(fh, at: int) -> int:
+    fh.seek(at)
+    crc = 0
+    buf = bytearray(READ_CHUNK)
+    with memoryview(buf) as view:
+        while n := fh.readinto(buf):
+            crc = zlib.crc32(view[:n], crc)
+    return crc
+
+
+def _read_pieces(fh, lengths: list[int]) -> dict | None:
+    """The document from its pieces (``write_index``), ``fh`` at the first one."""
+    doc = marshal.loads(fh.read(lengths[0]))
+    n_files, n_rows = doc.pop("chunks")
+    added, removed = doc.pop("hashes")
+    if len(lengths) != 3 + n_files + n_rows or lengths[1 + n_files] % 8:
+        return None
+    files: dict = {}
+    for n in lengths[1:1 + n_files]:
+        files.update(marshal.loads(fh.read(n)))
+    base = SortedHashes(FileAt(fh), fh.tell(), lengths[1 + n_files] // 8)
+    blobs_at = base.at + lengths[1 + n_files]
+    fh.seek(blobs_at + lengths[2 + n_files])
+    rows: dict = {}
+    for n in lengths[3 + n_files:]:
+        rows.update(marshal.loads(fh.read(n)))
+    doc["files"] = files
+    doc["merged"].update(rows=rows, hashes=[base, added, removed], blobs=FileAt(fh, blobs_at))
     return doc
+
+
+class FileAt:
+    """Reads ranges of an open file, offsets from ``base``."""
+
+    def __init__(self, fh, base: int = 0):
+        self.fh = fh
+        self.base = base
+
+    def read(self, at: int, n: int) -> bytes:
+        self.fh.seek(self.base + at)
+        return self.fh.read(n)
+
+
+class Spill:
+    """Bytes appended one after another and read back by range: in memory while small,
+    then in an unnamed temp file in ``directory`` (None: always in memory)."""
+
+    LIMIT = 1 << 18  # bytes kept in memory at most
+
+    def __init__(self, directory: str | None):
+        self.dir = directory
+        self.fd: int | None = None
+        self.buf = bytearray()
+        self.size = 0  # bytes appended so far (the next one's offset)
+
+    def append(self, *parts: bytes) -> int:
+        """Append ``parts`` one after another; return where the first one starts."""
+        at = self.size
+        if self.dir is not None and len(self.buf) + sum(map(len, parts)) > self.LIMIT:
+            # to the file, the buffer first (large parts are not copied into it)
+            if self.fd is None:
+                os.makedirs(self.dir, exist_ok=True)
+                self.fd = unnamed_temp(self.dir)
+            for b in (self.buf, *parts):
+                write_all(self.fd, b)
+                self.size += len(b)
+            self.size -= len(self.buf)
+            self.buf = bytearray()
+            return at
+        for b in parts:
+            self.buf += b
+            self.size += len(b)
+        return at
+
+    def read(self, at: int, n: int) -> bytes:
+        flushed = self.size - len(self.buf)
+        if at >= flushed:
+            return bytes(self.buf[at - flushed:at - flushed + n])
+        got = b""
+        want = min(n, flushed - at)  # from the file; the rest, if any, from the buffer
+        while len(got) < want:
+            more = os.pread(self.fd, want - len(got), at + len(got))
+            if not more:
+                raise OSError("a spill file was cut short")
+            got += more
+        return got + self.buf[:n - want] if n > want else got
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.buf = bytearray()
 
 
 # A file modified this recently may change again within the same mtime tick; its
@@ -236,8 +359,8 @@ def id_hash(event_id: str) -> int:
 
 def id_hashes(ids: list[str]) -> bytes:
     """``id_hash`` of each id, as the bytes of an ``array("Q")``, sorted: a file's hashes
-    are only ever used as a multiset, and sorted they go into the fold's buckets by
-    slices, not one by one (``event_merge._sorted_hashes``)."""
+    are only ever used as a multiset (sorted: the same bytes whatever the order of the
+    file's events)."""
     done = native.call("id_hashes", ids)
     if done is not None:
         return done
@@ -533,23 +656,116 @@ def results_from_file(path: str):
             yield FileResult(*values)
 
 
-class HashIndex:
-    """Every kept event id's 64-bit hash, as a multiset: a sorted base array plus a small
-    sorted list of additions and a count of removals, compacted when they grow. Only
-    counts are kept (no owner), so it answers "is this id held anywhere else?" in
-    O(log n) without keeping every id in memory."""
+class SortedHashes:
+    """A sorted run of 64-bit hashes in a file (``store.read(at, n)``: the index it was
+    loaded from, or a spill), searched a block at a time through every ``BLOCK``-th
+    hash kept in memory: 1/512 of the array (8 bytes a call) it stands for."""
 
-    def __init__(self, base: array | None = None, added: list | None = None, removed: dict | None = None):
-        self.base = base if base is not None else array("Q")
+    BLOCK = 512  # hashes in a block (4 KB)
+
+    def __init__(self, store, at: int, n: int, sample: array | None = None):
+        self.store = store
+        self.at = at
+        self.n = n
+        self.sample = sample if sample is not None else self._sample()
+        self._last = (-1, array("Q"))  # the block read last (sorted lookups reuse it)
+
+    @classmethod
+    def written(cls, spill: "Spill", chunks) -> "SortedHashes":
+        """``chunks`` (sorted arrays, each after the one before) appended to ``spill``, one
+        after another: the run never whole in memory."""
+        at = spill.size
+        n = 0
+        sample = array("Q")
+        for chunk in chunks:
+            sample.extend(chunk[(-n) % cls.BLOCK::cls.BLOCK])  # every BLOCK-th of the whole run
+            with memoryview(chunk) as view, view.cast("B") as raw:
+                spill.append(raw)
+            n += len(chunk)
+        return cls(spill, at, n, sample)
+
+    def _sample(self) -> array:
+        sample = array("Q")
+        step = self.BLOCK * 64
+        for i in range(0, self.n, step):
+            sample.extend(self.slice(i, min(self.n, i + step))[::self.BLOCK])
+        return sample
+
+    def __len__(self) -> int:
+        return self.n
+
+    def slice(self, start: int, end: int) -> array:
+        a = array("Q")
+        if end > start:
+            a.frombytes(self.store.read(self.at + 8 * start, 8 * (end - start)))
+        return a
+
+    def _block(self, j: int) -> array:
+        if self._last[0] != j:
+            self._last = (j, self.slice(j * self.BLOCK, min(self.n, (j + 1) * self.BLOCK)))
+        return self._last[1]
+
+    def rank(self, h: int, right: bool = False) -> int:
+        """``bisect_left`` (``bisect_right`` if ``right``) of the whole run."""
+        j = max((bisect_right if right else bisect_left)(self.sample, h) - 1, 0)
+        block = self._block(j)
+        return j * self.BLOCK + (bisect_right if right else bisect_left)(block, h)
+
+    def count(self, h: int) -> int:
+        return self.rank(h, True) - self.rank(h)
+
+    def pieces(self, start: int = 0, end: int | None = None):
+        """The bytes of hashes ``start:end``, 64 KB at a time."""
+        end = self.n if end is None else end
+        for i in range(start, end, 8192):
+            yield self.store.read(self.at + 8 * i, 8 * (min(end, i + 8192) - i))
+
+
+class _InMemory:
+    """An array seen as a ``SortedHashes`` (what a first run builds, and tests)."""
+
+    def __init__(self, a: array):
+        self.a = a
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def rank(self, h: int, right: bool = False) -> int:
+        return (bisect_right if right else bisect_left)(self.a, h)
+
+    def count(self, h: int) -> int:
+        return bisect_right(self.a, h) - bisect_left(self.a, h)
+
+    def pieces(self, start: int = 0, end: int | None = None):
+        yield memoryview(self.a)[start:end].cast("B")
+
+
+class HashIndex:
+    """Every kept event id's 64-bit hash, as a multiset: a sorted base plus a small
+    sorted list of additions and a count of removals, merged into the next base when
+    they grow (``write_index``). Only counts are kept (no owner), so it answers "is this
+    id held anywhere else?" without keeping every id in memory: the base is a
+    ``SortedHashes`` in the index file (a later run) or in the run's spill (a first run
+    sorts every call's hash straight into it, ``event_merge.fold_changes``), or an array."""
+
+    def __init__(self, base=None, added: list | None = None, removed: dict | None = None):
+        if base is None:
+            base = array("Q")
+        self.base = _InMemory(base) if isinstance(base, array) else base
         self.added = added or []
         self.removed: dict[int, int] = removed or {}
 
     def count(self, h: int) -> int:
-        base, added = self.base, self.added
-        n = bisect_right(base, h) - bisect_left(base, h)
+        added = self.added
+        n = self.base.count(h)
         if added:
             n += bisect_right(added, h) - bisect_left(added, h)
         return n - self.removed.get(h, 0)
+
+    def present(self, hashes: array) -> list[int]:
+        """Those of ``hashes`` (sorted) counted at least once: in order, so the base's
+        blocks are each read once at most."""
+        return [h for h in hashes if self.count(h) > 0]
 
     def remove(self, hashes) -> None:
         removed = self.removed
@@ -561,28 +777,36 @@ class HashIndex:
         new = hashes if isinstance(hashes, array) else sorted(hashes)
         if not new:
             return
-        if not self.base and not self.added and not self.removed:
-            self.base = new if isinstance(new, array) else array("Q", new)  # a first build: straight into the base
+        if not len(self.base) and not self.added and not self.removed:
+            self.base = _InMemory(new if isinstance(new, array) else array("Q", new))  # a first build: straight into the base
         else:
             self.added = sorted(self.added + list(new)) if self.added else list(new)
 
     def __len__(self) -> int:
         return len(self.base) + len(self.added) - sum(self.removed.values())
 
-    def compact_if_needed(self) -> None:
-        pending = len(self.added) + len(self.removed)
-        if pending <= max(1000, len(self.base) // 20):
-            return
-        removed = dict(self.removed)
-        keep = []
-        for h in chain(self.base, self.added):
-            r = removed.get(h)
-            if r:
-                removed[h] = r - 1
-                continue
-            keep.append(h)
-        keep.sort()
-        self.base, self.added, self.removed = array("Q", keep), [], {}
+    def needs_merge(self) -> bool:
+        """Whether the next index gets the additions and removals merged into its base."""
+        return len(self.added) + len(self.removed) > max(1000, len(self.base) // 20)
+
+    def merged_pieces(self):
+        """The bytes of the base with the additions and removals merged in: the base's
+        runs between the hashes they touch are copied as they are."""
+        base = self.base
+        done = 0  # base hashes copied so far
+        counts: dict[int, int] = {}
+        for h in self.added:
+            counts[h] = counts.get(h, 0) + 1
+        for h, r in self.removed.items():
+            counts[h] = counts.get(h, 0) - r
+        for h in sorted(counts):
+            lo, hi = base.rank(h), base.rank(h, True)
+            yield from base.pieces(done, lo)
+            n = max(0, hi - lo + counts[h])
+            if n:
+                yield array("Q", [h] * n).tobytes()
+            done = hi
+        yield from base.pieces(done)
 
 
 class MergedState:
@@ -590,47 +814,53 @@ class MergedState:
     sessions the changed files hold:
 
     - ``rows``: the merged slot rollup (what rollups/<source>.json holds), by session:
-      its first slot and its rows marshalled (about a fifth of their size as lists of
-      Python ints: a first run builds every session's rows; the rollup is written from a
-      few sessions' rows at a time, ``sorted_chunks``);
+      ``(its first slot, offset, length)`` of its rows marshalled, in the index file
+      it was loaded from (``blobs_in``) or, for an offset ``~at`` (negative), at ``at``
+      in this run's ``spill`` (an unnamed temp file once past 256 KB): a first run
+      builds every session's rows, a later run reads only what the rollup is written
+      from, a few sessions' rows at a time (``sorted_chunks``), and the index;
     - ``session_files``: session id -> the file numbers holding events of it;
     - ``hashes``: a HashIndex of every kept event id, to see copies across files;
     - ``dup_holders``: for ids known to sit in several files, those files' numbers."""
 
-    def __init__(self):
-        self.rows: dict[str, tuple[int, bytes]] = {}
+    def __init__(self, spill_dir: str | None = None, blobs_in: FileAt | None = None):
+        self.rows: dict[str, tuple[int, int, int]] = {}
         self.session_files: dict[str, list[int]] = {}
         self.hashes = HashIndex()
         self.dup_holders: dict[str, list[int]] = {}
-
-    def to_doc(self) -> dict:
-        """Its plain-type form, for the index."""
-        h = self.hashes
-        return {
-            "rows": self.rows,
-            "session_files": self.session_files,
-            "hashes": [h.base, h.added, h.removed],
-            "dup_holders": self.dup_holders,
-        }
+        self.blobs_in = blobs_in
+        self.spill = Spill(spill_dir)
 
     @classmethod
-    def from_doc(cls, doc: dict) -> "MergedState":
-        m = cls()
+    def from_doc(cls, doc: dict, spill_dir: str | None = None) -> "MergedState":
+        """From the plain form ``read_index`` returns."""
+        m = cls(spill_dir, doc.get("blobs"))
         m.rows = doc["rows"]
         m.session_files = doc["session_files"]
-        base = array("Q")
-        base.frombytes(doc["hashes"][0])
+        base = doc["hashes"][0]  # SortedHashes (read_index), an array or its bytes
+        if isinstance(base, (bytes, bytearray)):
+            base = array("Q", base)
         m.hashes = HashIndex(base, doc["hashes"][1], doc["hashes"][2])
         m.dup_holders = doc["dup_holders"]
         return m
 
     def set_session(self, session: str, acc: dict[tuple, list]) -> None:
         """A session's merged rows, from a Rollup's accumulator (none: the session goes),
-        kept as ``(its first slot, its rows marshalled)``."""
+        marshalled into the spill."""
         if acc:
-            self.rows[session] = (min(k[0] for k in acc), marshal.dumps([list(k) + v for k, v in acc.items()]))
+            blob = marshal.dumps([list(k) + v for k, v in acc.items()])
+            # interned: one string with session_files' key (marshal keeps it interned)
+            self.rows[intern(session)] = (min(k[0] for k in acc), ~self.spill.append(blob), len(blob))
         else:
             self.rows.pop(session, None)
+
+    def _blob(self, at: int, n: int) -> bytes:
+        return self.spill.read(~at, n) if at < 0 else self.blobs_in.read(at, n)
+
+    def blobs(self):
+        """``(session, first slot, rows marshalled)`` of every session, by first slot."""
+        for session, (first, at, n) in sorted(self.rows.items(), key=_first_slot_of_item):
+            yield session, first, self._blob(at, n)
 
     def sorted_chunks(self, chunk: int = 1024):
         """Every merged row in rollup order (by key, the slot first), as sorted lists.
@@ -641,7 +871,7 @@ class MergedState:
         the sessions around one moment are ever unpacked at once."""
         waiting: list[list] = []
         limit = chunk
-        for first, blob in sorted(self.rows.values(), key=_first_slot):
+        for first, at, n in sorted(self.rows.values(), key=_first_slot):
             if len(waiting) >= limit:
                 ready = [r for r in waiting if r[0] < first]
                 if ready:
@@ -649,9 +879,13 @@ class MergedState:
                     yield _sorted(ready)
                 # long sessions' rows that must wait: look again only once as many came
                 limit = max(chunk, 2 * len(waiting))
-            waiting += marshal.loads(blob)
+            waiting += marshal.loads(self._blob(at, n))
         if waiting:
             yield _sorted(waiting)
+
+
+def _first_slot_of_item(item: tuple) -> int:
+    return item[1][0]
 
 
 def _first_slot(session_rows: tuple) -> int:
@@ -686,14 +920,16 @@ class EventCache:
         self.packs: dict[str, int] = {}
         self.next_pack = 0
         self.next_fno = 0
-        self.merged = MergedState()
+        self.merged = MergedState(directory)
         self.invalidated_all = False
 
     # -- load / save -----------------------------------------------------------
     def load(self, force: bool = False) -> None:
+        fh = None
         try:
-            with open(self.index_path, "rb") as fh:
-                doc = decode_index(fh.read())
+            # left open while used: the merged rows and hashes are read from it (MergedState)
+            fh = open(self.index_path, "rb")
+            doc = read_index(fh)
             if doc is None:
                 doc = {}  # not an index this code can read: rebuilt, counted as invalidate
         except OSError:
@@ -717,14 +953,16 @@ class EventCache:
             if force:
                 # FORCE re-reads every file that exists and recomputes everything, but
                 # the events of logs their tool deleted live only here: those are kept
-                self.merged = MergedState()
+                self.merged = MergedState(self.dir)
                 for entry in self.files.values():
                     entry.pop("dropped", None)
             else:
-                self.merged = MergedState.from_doc(doc["merged"])
+                self.merged = MergedState.from_doc(doc["merged"], self.dir)
         else:
             self.files, self.packs = {}, {}
             self.next_pack = int(doc.get("next_pack", 0)) if isinstance(doc, dict) and isinstance(doc.get("next_pack"), int) else 0
+        if fh is not None and self.merged.blobs_in is None:
+            fh.close()  # nothing is read from it
         self._remove_unreferenced()
 
     def save(self) -> None:
@@ -738,12 +976,19 @@ class EventCache:
             "next_fno": self.next_fno,
             "packs": dict(sorted(self.packs.items())),
             "files": self.files,  # written sorted, a chunk at a time (write_index)
-            "merged": self.merged.to_doc(),
+            "merged": self.merged,
         }
         with AtomicFile(self.index_path) as fh:
             write_index(fh, doc)
         remove_if_present(os.path.join(self.dir, LEGACY_INDEX_NAME))
         self._remove_unreferenced()
+
+    def close(self) -> None:
+        """Let go of the files the merged rows are read from (after ``save``: the cache
+        is not used again)."""
+        self.merged.spill.close()
+        if self.merged.blobs_in is not None:
+            self.merged.blobs_in.fh.close()
 
     def _remove_unreferenced(self) -> None:
         try:
@@ -783,14 +1028,15 @@ class EventCache:
                 except OSError:
                     same = False
                 if same and time.time_ns() - mtime_ns >= racy_window(mtime_ns):
-                    entry["racy_hash"] = None  # verified, and its mtime can no longer lie
+                    del entry["racy_hash"]  # verified, and its mtime can no longer lie
             if same:
                 stats["hit"] += 1
                 continue
             end_offset, next_lineno, head_hash, state = resume_point(entry)
             grew = resumable and entry["ino"] == ino and size >= end_offset and end_offset > 0 and _head_unchanged(path, head_hash)
             if grew:
-                tasks.append((path, "resumed", end_offset, next_lineno, state, {"segs": entry["segs"], "bulk": entry["bulk"]}, tally(entry)[0]))
+                segs, bulk = location(entry)
+                tasks.append((path, "resumed", end_offset, next_lineno, state, {"segs": segs, "bulk": bulk}, tally(entry)[0]))
                 stats["resumed"] += 1
             else:
                 tasks.append((path, "reread", 0, 1, {}, None, None))
@@ -810,13 +1056,13 @@ class EventCache:
         return os.path.join(self.dir, name)
 
     def read_bulk(self, entry: dict) -> dict:
-        pack, offset, length = entry["bulk"]
+        pack, offset, length = location(entry)[1]
         return orjson.loads(read_range(self.pack_path(pack), offset, length))
 
     def read_events(self, entry: dict) -> list[dict]:
         """A file's events, day by day."""
         out = []
-        for pack, offset, length, _n in entry["segs"].values():
+        for pack, offset, length, _n in location(entry)[0].values():
             out += [orjson.loads(line) for line in read_range(self.pack_path(pack), offset, length).splitlines()]
         return out
 
@@ -841,23 +1087,25 @@ class EventCache:
             for v, n in new_versions.items():
                 versions[v] = versions.get(v, 0) + n
             packed_tally = marshal.dumps((counts, dict(sorted(versions.items()))))
-        self.files[res.path] = {
+        # the path interned: one string with the listing's (bundle_normalize.load_listing),
+        # when a later run loads the index (marshal keeps it interned)
+        entry = self.files[intern(res.path)] = {
             "fno": fno,
             "size": res.size,
             "mtime_ns": res.mtime_ns,
             "ino": res.ino,
-            "side": side,
-            "racy_hash": res.racy_hash,
-            "n": res.n,
-            "segs": res.segs,
-            "bulk": res.bulk,
-            # what only the run summary's totals and a resumed parse read, packed: a first
-            # run holds every file's entry (~1 KB less a file, ~2 KB for Codex's state)
-            "tally": packed_tally,
-            "resume": res.resume,
+            # the rest packed: a first run holds every file's entry (~1 KB less a file,
+            # ~2 KB for Codex's state)
+            "packed": pack_entry(res.segs, res.bulk, res.n, packed_tally, res.resume),
         }
+        # the keys most files lack: at most 5 keep a dict at its smallest size (184 bytes;
+        # 6-10 keys make one of 272, 11-21 one of 464)
+        if side:
+            entry["side"] = side
+        if res.racy_hash:
+            entry["racy_hash"] = res.racy_hash
         if old is not None and old.get("dropped"):
-            self.files[res.path]["dropped"] = old["dropped"]  # re-decided by the caller
+            entry["dropped"] = old["dropped"]  # re-decided by the caller
         return old
 
     def forget_deleted(self) -> list[tuple[str, dict]]:
@@ -873,7 +1121,8 @@ class EventCache:
         into one new pack (which also makes assembling a day's file one sequential copy)."""
         live: dict[str, int] = {}
         for e in self.files.values():
-            for ref in (*e["segs"].values(), e["bulk"]):
+            segs, bulk = location(e)
+            for ref in (*segs.values(), bulk):
                 live[ref[0]] = live.get(ref[0], 0) + ref[2]
         for name in list(self.packs):
             if name not in live:
@@ -882,16 +1131,21 @@ class EventCache:
         if total <= 2 * sum(live.values()) + (1 << 20):
             return False
         name = self.new_pack_name()
+        moved: dict[str, tuple[dict, list]] = {}  # path -> its new (segs, bulk), packed as each is done
         with open(self.pack_path(name), "wb") as dst:
-            for day, path in sorted((d, p) for p, e in self.files.items() for d in e["segs"]):
-                ref = self.files[path]["segs"][day]
+            for day, path in sorted((d, p) for p, e in self.files.items() for d in location(e)[0]):
+                segs = moved.setdefault(path, (location(self.files[path])[0], []))[0]
+                ref = segs[day]
                 data = read_range(self.pack_path(ref[0]), ref[1], ref[2])
                 ref[:3] = [name, dst.tell(), len(data)]
                 dst.write(data)
             for path in sorted(self.files):
                 e = self.files[path]
-                data = read_range(self.pack_path(e["bulk"][0]), e["bulk"][1], e["bulk"][2])
-                e["bulk"] = [name, dst.tell(), len(data)]
+                bulk = location(e)[1]
+                data = read_range(self.pack_path(bulk[0]), bulk[1], bulk[2])
+                segs = moved.pop(path, (location(e)[0], None))[0]
+                _, _, n, packed_tally, resume = marshal.loads(e["packed"])
+                e["packed"] = pack_entry(segs, [name, dst.tell(), len(data)], n, packed_tally, resume)
                 dst.write(data)
         self.packs = {name: _size(self.pack_path(name))}
         return True
@@ -904,17 +1158,39 @@ def _size(path: str) -> int:
         return -1
 
 
+def pack_entry(segs: dict, bulk: list, n: int, packed_tally: bytes, resume: bytes) -> bytes:
+    """An entry's ``packed``: where its day segments (day -> [pack, offset, length, n])
+    and its bulk line ([pack, offset, length]) are, its events, and its ``tally`` and
+    ``resume_point`` (each marshalled already), marshalled: ~250 bytes, not ~800 as a
+    dict of lists, ints and strings (days and pack names interned, marshal keeps them so)."""
+    segs = {intern(day): [intern(ref[0]), *ref[1:]] for day, ref in segs.items()}
+    return marshal.dumps((segs, [intern(bulk[0]), *bulk[1:]], n, packed_tally, resume))
+
+
+def unpack_entry(entry: dict) -> tuple[dict, list, int, tuple[dict, dict]]:
+    """An index entry's ``(segs, bulk, events, (counts, versions))``: all a run reads of
+    every file, in one decoding."""
+    segs, bulk, n, packed_tally, _resume = marshal.loads(entry["packed"])
+    return segs, bulk, n, marshal.loads(packed_tally)
+
+
+def location(entry: dict) -> tuple[dict, list]:
+    """An index entry's ``(segs, bulk)``."""
+    segs, bulk, *_ = marshal.loads(entry["packed"])
+    return segs, bulk
+
+
 def tally(entry: dict) -> tuple[dict, dict]:
     """An index entry's ``(counts, versions)``: its records by outcome and the source
     versions its lines named."""
-    return marshal.loads(entry["tally"])
+    return marshal.loads(marshal.loads(entry["packed"])[3])
 
 
 def resume_point(entry: dict) -> tuple[int, int, str, dict]:
     """An index entry's ``(end_offset, next_lineno, head_hash, state)``: where its parse
     stopped (after the last complete line), the hash of its first bytes, and the
     adapter's state there."""
-    return marshal.loads(entry["resume"])
+    return marshal.loads(marshal.loads(entry["packed"])[4])
 
 
 def _head_unchanged(path: str, want: str) -> bool:

@@ -15,14 +15,23 @@ The result equals merging every file from scratch (tests/test_cache.py checks it
 byte against FORCE=1), at a cost that follows the change: only the bulk lines of the
 changed files (and of files sharing a session or an id with them) are read. Finding
 which *unchanged* file holds a newly copied id is the one case that reads every bulk.
+
+Memory: the parse results wait for the fold in a spill (``ResultSpill``: each file's
+rollup and hashes, read back when folded); a first run sorts every call's hash a part of
+the range at a time straight into the merged state's spill; the merged rows go there as
+each session is summed. What a fold holds whole is per session (the sessions the change
+touches and their files: every one on a first run), not per call.
 """
 from __future__ import annotations
 
 import marshal
 from array import array
 from bisect import bisect_left
+from itertools import islice
+from operator import eq
+from sys import intern
 
-from scripts.core.event_cache import I_SESSION, EventCache, FileResult, id_hash, id_hashes, resolve_copies, unpack_ids
+from scripts.core.event_cache import I_SESSION, EventCache, FileResult, SortedHashes, Spill, id_hash, id_hashes, resolve_copies, unpack_ids
 from scripts.core.rollup import Rollup, rollup_events
 
 
@@ -38,18 +47,40 @@ def _rollup_of(res) -> list:
 
 class Parsed:
     """What folding needs of a parse result once the cache has stored it: its rollup
-    (marshalled: a third of the size) and its ids' hashes. A first run holds one per log
-    file until every file is parsed."""
+    (marshalled) and its ids' hashes, kept in a ``ResultSpill`` until the fold reads them
+    (a first run holds one per log file until every file of the source is parsed)."""
 
-    __slots__ = ("rollup", "hashes")
+    __slots__ = ("spill", "at", "n_rollup", "n_hashes")
 
-    def __init__(self, rollup: bytes, hashes: bytes):
-        self.rollup = rollup
-        self.hashes = hashes
+    def __init__(self, spill: "ResultSpill", at: int, n_rollup: int, n_hashes: int):
+        self.spill = spill
+        self.at = at
+        self.n_rollup = n_rollup
+        self.n_hashes = n_hashes
 
-    @classmethod
-    def of(cls, res: FileResult) -> "Parsed":
-        return cls(res.rollup, res.hashes)
+    @property
+    def rollup(self) -> bytes:
+        return self.spill.read(self.at, self.n_rollup)
+
+    @property
+    def hashes(self) -> bytes:
+        return self.spill.read(self.at + self.n_rollup, self.n_hashes)
+
+    @hashes.setter
+    def hashes(self, value: bytes) -> None:
+        if value:
+            raise ValueError("a Parsed result's hashes are only used up")
+        self.n_hashes = 0
+
+
+class ResultSpill(Spill):
+    """Parse results' rollups and hashes one after another, in an unnamed temp file once
+    past 256 KB: a first run's (~2 KB a log file, 7 MB a source at 400k calls) were all
+    held until the source's fold."""
+
+    def keep(self, res: FileResult) -> Parsed:
+        """``res``'s rollup and hashes, kept; what reads them back."""
+        return Parsed(self, self.append(res.rollup, res.hashes), len(res.rollup), len(res.hashes))
 
 
 class _Files:
@@ -68,8 +99,9 @@ class _Files:
         return b
 
     def holdings(self, path: str, wanted: set[int]) -> list[tuple[str, int, int]]:
-        """(id, total, line) of this file's events whose id hash is in ``wanted``."""
-        b = self.bulk(path)
+        """(id, total, line) of this file's events whose id hash is in ``wanted``. Its bulk
+        line is not kept: a first run with copies across files looks through every file's."""
+        b = self._bulk.get(path) or self.cache.read_bulk(self.cache.files[path])
         out = []
         for i, t, ln in zip(unpack_ids(b["ids"]), b["totals"], b["lines"]):
             if id_hash(i) in wanted:
@@ -119,34 +151,37 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             old_bulk = cache.read_bulk(old)
             m.hashes.remove(id_hash(i) for i in unpack_ids(old_bulk["ids"]))
             for s in _sessions(old_bulk["rollup"]):
-                session_sets.of(s).discard(fno)
+                session_sets.discard(s, fno)
                 affected_sessions.add(s)
         if res is not None:
             fno = cache.files[path]["fno"]
             for s in _sessions(_rollup_of(res)):
-                session_sets.of(s).add(fno)
+                session_sets.add(s, fno)
                 affected_sessions.add(s)
         changed_fnos.add(fno)
 
     # 2. ids held by more than one file
     candidates: set[int] = set()
-    known = len(m.hashes) > 0
 
     def new_hashes():
-        # one file's array at a time, its bytes used up: a first run adds every call's
+        # one file's array at a time (a first run adds every call's)
         for res in fresh.values():
             a = array("Q")
             a.frombytes(res.hashes)
-            res.hashes = b""
-            if known:
-                candidates.update(h for h in a if m.hashes.count(h) > 0)
             yield a
 
-    all_new, repeated = _sorted_hashes(new_hashes())
+    if not len(m.hashes.base) and not m.hashes.added and not m.hashes.removed:
+        # a first build: sorted straight into the spill (8 bytes a call), never whole
+        repeated: set[int] = set()
+        m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(new_hashes, repeated))
+    else:
+        all_new, repeated = _sorted_hashes(new_hashes())
+        candidates.update(m.hashes.present(all_new))  # sorted: each block of the base read once
+        m.hashes.add(all_new)
+        del all_new
+    for res in fresh.values():
+        res.hashes = b""  # used up
     candidates |= repeated
-    m.hashes.add(all_new)
-    del all_new
-    m.hashes.compact_if_needed()
 
     holders: dict[str, list[tuple[str, int, int]]] = {}
     if candidates:
@@ -206,6 +241,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
 
     # 4. the merged rollup of the affected sessions, from every file holding them
     session_sets.apply_to(m.session_files)
+    del session_sets  # a first run's has a list for every session
     rows_of: dict[str, list] = {}
     # a file's rows are dropped once its last affected session is folded, and a session's
     # rows are marshalled once summed (a first run folds every file and every session:
@@ -230,53 +266,77 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
 
 def _sorted_hashes(arrays) -> tuple[array, set[int]]:
     """The hashes of ``arrays`` (each sorted) sorted into one array, and those that occur
-    more than once.
-    A sixteenth at a time (by their top bits): a first run adds every call's hash, and a
-    list or set of them all as Python ints would cost ~40 bytes a call."""
-    buckets = [array("Q") for _ in range(16)]
-    for a in arrays:
-        # each array is sorted (event_cache.id_hashes): a bucket's hashes are one slice
-        n = len(a)
-        if not n:
-            continue
-        start = 0
-        for b in range(a[0] >> 60, (a[n - 1] >> 60) + 1):
-            end = n if b == 15 else bisect_left(a, (b + 1) << 60, start)
-            if end > start:
-                buckets[b].extend(a[start:end])
-                start = end
+    more than once."""
     out = array("Q")
     repeated: set[int] = set()
-    for i, bucket in enumerate(buckets):
-        if len(set(bucket)) < len(bucket):
-            seen: set[int] = set()
-            for h in bucket:
-                if h in seen:
-                    repeated.add(h)
-                seen.add(h)
-        out.extend(sorted(bucket))
-        buckets[i] = None
+    for run in _sorted_runs(arrays, repeated):
+        out.extend(run)
     return out, repeated
 
 
+def _sorted_runs_in_parts(arrays_again, repeated: set[int], parts: int = 4):
+    """``_sorted_runs`` of the arrays ``arrays_again()`` gives (each sorted), a part of
+    the hash range at a time: a part's buckets are all that is held (a quarter of a first
+    run's hashes), for a few ms of reading the arrays again."""
+    for p in range(parts):
+        lo, hi = (p << 64) // parts, ((p + 1) << 64) // parts
+        part = (a[bisect_left(a, lo):bisect_left(a, hi)] for a in arrays_again())
+        yield from _sorted_runs(part, repeated)
+
+
+def _sorted_runs(arrays, repeated: set[int]):
+    """The hashes of ``arrays``, sorted, a run at a time (each after the one
+    before); those that occur more than once are added to ``repeated``.
+    A 64th at a time (by their top bits): a first run adds every call's hash, and a list
+    or set of them all as Python ints would cost ~40 bytes a call."""
+    buckets = [array("Q") for _ in range(64)]
+    put = [b.append for b in buckets]
+    for a in arrays:
+        # one by one: a file holds a few dozen calls, too few for a bucket's slice of it
+        # (found by bisection) to pay
+        for h in a:
+            put[h >> 58](h)
+    del put
+    for i, bucket in enumerate(buckets):
+        ordered = sorted(bucket)
+        buckets[i] = bucket = None
+        if any(map(eq, ordered, islice(ordered, 1, None))):  # a copy sits next to its twin
+            repeated.update(h for h, after in zip(ordered, islice(ordered, 1, None)) if h == after)
+        if ordered:
+            yield array("Q", ordered)
+
+
 class _SessionSets:
-    """``session_files`` as sets, made only for the sessions a change touches (a run
-    touches a few of thousands), written back sorted; a session left with no file goes."""
+    """``session_files`` made only for the sessions a change touches (a run touches a few
+    of thousands, a first run every one), written back sorted; a session left with no
+    file goes. Kept as short lists: a session is in a file or a few, and a list of them
+    is a quarter of a set's size."""
 
     def __init__(self, session_files: dict[str, list[int]]):
         self.before = session_files
-        self.sets: dict[str, set[int]] = {}
+        self.lists: dict[str, list[int]] = {}
 
-    def of(self, session: str) -> set[int]:
-        got = self.sets.get(session)
+    def _of(self, session: str) -> list[int]:
+        got = self.lists.get(session)
         if got is None:
-            got = self.sets[session] = set(self.before.get(session, ()))
+            got = self.lists[session] = list(self.before.get(session, ()))
         return got
 
+    def add(self, session: str, fno: int) -> None:
+        got = self._of(session)
+        if fno not in got:
+            got.append(fno)
+
+    def discard(self, session: str, fno: int) -> None:
+        got = self._of(session)
+        if fno in got:
+            got.remove(fno)
+
     def apply_to(self, session_files: dict[str, list[int]]) -> None:
-        for session, fnos in self.sets.items():
+        for session, fnos in self.lists.items():
             if fnos:
-                session_files[session] = sorted(fnos)
+                fnos.sort()
+                session_files[intern(session)] = fnos  # one string with rows' key
             else:
                 session_files.pop(session, None)
 

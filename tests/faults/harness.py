@@ -337,8 +337,10 @@ def _check_index(directory: Path, doc: dict) -> list[str]:
             out.append(f"pack {name} is missing")
         elif p.stat().st_size != size:
             out.append(f"pack {name} has {p.stat().st_size} bytes, the index says {size}")
+    from scripts.core.event_cache import location
+
     for path, e in doc.get("files", {}).items():
-        for day, seg in e.get("segs", {}).items():
+        for day, seg in location(e)[0].items():
             if seg[0] in doc.get("packs", {}) and seg[1] + seg[2] > doc["packs"][seg[0]]:
                 out.append(f"{path}: segment of {day} beyond its pack")
     return out

@@ -378,3 +378,16 @@ def test_make_all_incremental_views_equal_force(sample_logs, tmp_path):
     make("all", env=dict(env_tz, FORCE="1"))
     _ran_now, s = _ran(art)
     assert s["stages"]["aggregate"]["cache"]["state"] == "bypassed" and s["stages"]["price"]["cache"]["state"] == "bypassed"
+
+
+def test_incremental_aggregate_after_a_run_with_no_calls(tmp_path):
+    # a first run with nothing in it (a source locked or empty) leaves a state whose
+    # sessions index is empty; the next run, with calls, builds on it
+    h = History(seed=5)
+    out = tmp_path / "aggregates.json"
+    cache = tmp_path / "cache"
+    assert build([], "UTC", Filters(), str(out), str(cache)).state == "missing"
+    h.burst(T0, 5, 12)
+    rows = h.rollup_rows()
+    stats = build(rows, "UTC", Filters(), str(out), str(cache))
+    assert out.read_bytes() == dumps_line(aggregate_rollups([list(r) for r in rows], "UTC", Filters())), stats.as_dict()

@@ -406,7 +406,7 @@ def _counts_now(projects: "ProjectCounts", old_counts: dict, old: dict | None, d
     """The session counts after an incremental run: the last run's (``projects``' own and
     ``old_counts``), less the dirty sessions' old records, plus those made now (``fresh``)."""
     counts = SessionCounts(old_counts)
-    if old is not None and dirty_sessions:
+    if old is not None and dirty_sessions and "recs" in old:  # none: the last run had no session
         _count((rec for k, rec in zip(old["keys"], old["recs"]) if k in dirty_sessions), projects, counts, -1)
     _count(fresh, projects, counts)
     return counts

@@ -8,7 +8,7 @@ format it is) and the body's SHA-1. A state is used only when all of it matches;
 cut-short, corrupted or foreign file reads as "no state" with the reason, and the stage
 recomputes everything. Written through a temp file and a rename, after the outputs it
 describes, so a kill leaves the old state or the new one. ``save_parts`` / ``load_parts``
-(the price's state) write large buffers after the marshal body as they are (the digest
+(price's and aggregate's states) write large buffers after the marshal body as they are (the digest
 covers them) and read them back one by one, or leave them in the file (``FileBlob``).
 
 A state also records the identity (inode, size, mtime) of each output file it indexes:

@@ -76,7 +76,8 @@ def test_additions_and_removals_merge_into_the_next_base():
 
 
 def test_runs_written_to_a_spill_are_searched_as_one_array(tmp_path):
-    from scripts.core.event_cache import SortedHashes, Spill
+    from scripts.core.event_cache import SortedHashes
+    from scripts.core.view_cache import Spill
 
     class SmallSpill(Spill):
         LIMIT = 1000  # some runs straddle the file and the buffer

@@ -1331,7 +1331,7 @@ class UnitRuns:
         def take(r: int, a: int, b: int) -> memoryview:
             got = bufs.get(r)
             if got is None or a < got[0] or b > got[0] + len(got[1]):
-                got = bufs[r] = (a, _spill_read(spill, a, max(b, min(a + self.READ, run_ends[r])) - a))
+                got = bufs[r] = (a, spill.read(a, max(b, min(a + self.READ, run_ends[r]))))
             return memoryview(got[1])[a - got[0]:b - got[0]]
 
         held = None  # [a, b, run]: the range to write next (the last one loses its comma)
@@ -1356,22 +1356,6 @@ class UnitRuns:
     def close(self) -> None:
         for spill in self.spills:
             spill.close()
-
-
-def _spill_read(spill, start: int, n: int) -> bytes:
-    """Bytes ``start:start + n`` of a ``view_cache.Spill`` (in its file, its buffer or both)."""
-    flushed = spill.size - len(spill.buf)
-    out = b""
-    if start < flushed:
-        upto = min(start + n, flushed)
-        out = os.pread(spill.fd, upto - start, start)
-        if len(out) != upto - start:
-            raise OSError("a spill file is shorter than written")
-        n -= upto - start
-        start = upto
-    if n > 0:
-        out += bytes(spill.buf[start - flushed:start - flushed + n])
-    return out
 
 
 # ------------------------------------------------------------------ rollup sources

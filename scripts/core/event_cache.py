@@ -62,6 +62,7 @@ from scripts import native
 from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_complete
 from scripts.core.event import LONG_CONTEXT_THRESHOLDS
 from scripts.core.rollup import SLOT_MS, Rollup
+from scripts.core.view_cache import Spill
 from scripts.shared_io import AtomicFile, remove_if_present, unnamed_temp, write_all
 
 CACHE_VERSION = 13  # 13: an entry's segs, bulk, n, tally and resume point in one string (packed); 12: an entry's segs and bulk packed (loc); 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
@@ -238,60 +239,10 @@ class FileAt:
         self.fh = fh
         self.base = base
 
-    def read(self, at: int, n: int) -> bytes:
-        self.fh.seek(self.base + at)
-        return self.fh.read(n)
-
-
-class Spill:
-    """Bytes appended one after another and read back by range: in memory while small,
-    then in an unnamed temp file in ``directory`` (None: always in memory)."""
-
-    LIMIT = 1 << 18  # bytes kept in memory at most
-
-    def __init__(self, directory: str | None):
-        self.dir = directory
-        self.fd: int | None = None
-        self.buf = bytearray()
-        self.size = 0  # bytes appended so far (the next one's offset)
-
-    def append(self, *parts: bytes) -> int:
-        """Append ``parts`` one after another; return where the first one starts."""
-        at = self.size
-        if self.dir is not None and len(self.buf) + sum(map(len, parts)) > self.LIMIT:
-            # to the file, the buffer first (large parts are not copied into it)
-            if self.fd is None:
-                os.makedirs(self.dir, exist_ok=True)
-                self.fd = unnamed_temp(self.dir)
-            for b in (self.buf, *parts):
-                write_all(self.fd, b)
-                self.size += len(b)
-            self.size -= len(self.buf)
-            self.buf = bytearray()
-            return at
-        for b in parts:
-            self.buf += b
-            self.size += len(b)
-        return at
-
-    def read(self, at: int, n: int) -> bytes:
-        flushed = self.size - len(self.buf)
-        if at >= flushed:
-            return bytes(self.buf[at - flushed:at - flushed + n])
-        got = b""
-        want = min(n, flushed - at)  # from the file; the rest, if any, from the buffer
-        while len(got) < want:
-            more = os.pread(self.fd, want - len(got), at + len(got))
-            if not more:
-                raise OSError("a spill file was cut short")
-            got += more
-        return got + self.buf[:n - want] if n > want else got
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        self.buf = bytearray()
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``start:end`` (as ``view_cache.Spill.read``)."""
+        self.fh.seek(self.base + start)
+        return self.fh.read(end - start)
 
 
 # A file modified this recently may change again within the same mtime tick; its
@@ -657,7 +608,7 @@ def results_from_file(path: str):
 
 
 class SortedHashes:
-    """A sorted run of 64-bit hashes in a file (``store.read(at, n)``: the index it was
+    """A sorted run of 64-bit hashes in a file (``store.read(start, end)``: the index it was
     loaded from, or a spill), searched a block at a time through every ``BLOCK``-th
     hash kept in memory: 1/512 of the array (8 bytes a call) it stands for."""
 
@@ -697,7 +648,7 @@ class SortedHashes:
     def slice(self, start: int, end: int) -> array:
         a = array("Q")
         if end > start:
-            a.frombytes(self.store.read(self.at + 8 * start, 8 * (end - start)))
+            a.frombytes(self.store.read(self.at + 8 * start, self.at + 8 * end))
         return a
 
     def _block(self, j: int) -> array:
@@ -718,7 +669,7 @@ class SortedHashes:
         """The bytes of hashes ``start:end``, 64 KB at a time."""
         end = self.n if end is None else end
         for i in range(start, end, 8192):
-            yield self.store.read(self.at + 8 * i, 8 * (min(end, i + 8192) - i))
+            yield self.store.read(self.at + 8 * i, self.at + 8 * min(end, i + 8192))
 
 
 class _InMemory:
@@ -855,7 +806,7 @@ class MergedState:
             self.rows.pop(session, None)
 
     def _blob(self, at: int, n: int) -> bytes:
-        return self.spill.read(~at, n) if at < 0 else self.blobs_in.read(at, n)
+        return self.spill.read(~at, ~at + n) if at < 0 else self.blobs_in.read(at, at + n)
 
     def blobs(self):
         """``(session, first slot, rows marshalled)`` of every session, by first slot."""

@@ -31,8 +31,9 @@ from itertools import islice
 from operator import eq
 from sys import intern
 
-from scripts.core.event_cache import I_SESSION, EventCache, FileResult, SortedHashes, Spill, id_hash, id_hashes, resolve_copies, unpack_ids
+from scripts.core.event_cache import I_SESSION, EventCache, FileResult, SortedHashes, id_hash, id_hashes, resolve_copies, unpack_ids
 from scripts.core.rollup import Rollup, rollup_events
+from scripts.core.view_cache import Spill
 
 
 def _sessions(rows) -> set[str]:
@@ -60,11 +61,11 @@ class Parsed:
 
     @property
     def rollup(self) -> bytes:
-        return self.spill.read(self.at, self.n_rollup)
+        return self.spill.read(self.at, self.at + self.n_rollup)
 
     @property
     def hashes(self) -> bytes:
-        return self.spill.read(self.at + self.n_rollup, self.n_hashes)
+        return self.spill.read(self.at + self.n_rollup, self.at + self.n_rollup + self.n_hashes)
 
     @hashes.setter
     def hashes(self, value: bytes) -> None:

@@ -65,29 +65,38 @@ def entry_bytes(entries: list) -> list[bytes]:
 
 
 class Spill:
-    """Bytes appended one after another and copied out later as ranges: in memory while
-    small, then in an unnamed temp file in ``directory`` (what a first run's sessions are
-    kept in until the document reaches them, so they are never all in memory)."""
+    """Bytes appended one after another and read or copied out later as ranges: in memory
+    while small, then in an unnamed temp file in ``directory`` (None: always in memory).
+    What a first run's sessions are kept in until the document reaches them, and
+    normalize's parse results and merged rows until they are folded or saved, so they are
+    never all in memory."""
 
     LIMIT = 1 << 18
 
-    def __init__(self, directory: str, limit: int | None = None):
+    def __init__(self, directory: str | None, limit: int | None = None):
         self.dir = directory
         self.limit = self.LIMIT if limit is None else limit  # bytes kept in memory at most
         self.buf = bytearray()
-        self.fd = None
+        self.fd: int | None = None
         self.size = 0  # bytes appended so far (the next append's offset)
 
-    def append(self, b) -> int:
-        """Append ``b``; return its offset."""
+    def append(self, *parts) -> int:
+        """Append ``parts`` one after another; return where the first one starts."""
         at = self.size
-        self.buf += b
-        self.size += len(b)
-        if len(self.buf) > self.limit:
+        if self.dir is not None and len(self.buf) + sum(map(len, parts)) > self.limit:
+            # to the file, the buffer first (large parts are not copied into it)
             if self.fd is None:
+                os.makedirs(self.dir, exist_ok=True)
                 self.fd = unnamed_temp(self.dir)
-            write_all(self.fd, self.buf)
+            for b in (self.buf, *parts):
+                write_all(self.fd, b)
+                self.size += len(b)
+            self.size -= len(self.buf)
             self.buf = bytearray()
+            return at
+        for b in parts:
+            self.buf += b
+            self.size += len(b)
         return at
 
     def put(self, b) -> int:

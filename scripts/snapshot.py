@@ -45,13 +45,19 @@ def month_days(month: str, today: str) -> list[str]:
     return [d for d in days if d <= today]
 
 
-def latest_blocks(blocks: dict | None) -> list[dict]:
-    """The most recent 5-hour block of each provider (active or not: readers decide)."""
+def last_per_provider(blocks) -> dict[str, dict]:
+    """Each provider's most recent block of ``blocks`` (rows of a blocks report)."""
     last: dict[str, dict] = {}
-    for b in (blocks or {}).get("periods", []):
+    for b in blocks:
         cur = last.get(b["provider"])
         if cur is None or b["start"] > cur["start"]:
             last[b["provider"]] = b
+    return last
+
+
+def latest_blocks(blocks: dict | None) -> list[dict]:
+    """The most recent 5-hour block of each provider (active or not: readers decide)."""
+    last = last_per_provider((blocks or {}).get("periods", []))
     return [{k: last[p].get(k) for k in BLOCK_FIELDS} for p in sorted(last)]
 
 
@@ -167,14 +173,15 @@ def build(artifacts: str, *, month: str, mode: str, timezone: str, now=None) -> 
     blocks_path = path_of("blocks", required=False)
     blocks = None
     if blocks_path is not None:
-        last: dict = {}
         active = []
-        for b in array_entries(blocks_path, "periods"):
-            cur = last.get(b["provider"])
-            if cur is None or b["start"] > cur["start"]:
-                last[b["provider"]] = b
-            if is_active(b, now_ms):
-                active.append(b)
+
+        def noting_active(entries):
+            for b in entries:
+                if is_active(b, now_ms):
+                    active.append(b)
+                yield b
+
+        last = last_per_provider(noting_active(array_entries(blocks_path, "periods")))
         blocks = {"periods": active + [b for b in last.values() if not any(b is a for a in active)]}
 
     links = {

@@ -144,8 +144,10 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
             click.echo(line, err=True)
 
     summary = prefetched = None
-    if manifest_bytes > TRIM_AFTER_BYTES:
-        give_back_freed_memory()  # before the stages: each is this process or a fork of it
+    if manifest_bytes > TRIM_AFTER_BYTES and any(changed.values()):
+        # before the stages (each is this process or a fork of it); a run with no source
+        # changed runs no normalize, and a warm one no stage at all: not worth the import
+        give_back_freed_memory()
 
     tz = resolve_zone_name(timezone)
     periods = Periods(tz)

@@ -379,12 +379,6 @@ def unpack_ids(packed) -> list[str]:
     return packed.split("\n") if packed else []
 
 
-def event_day(ev: dict) -> str:
-    """The UTC day (``YYYY-MM-DD``) an event is filed under: its canonical timestamp's date,
-    whatever TIMEZONE the reports use."""
-    return ev["timestamp"][:10]
-
-
 def _read_prior(pack_dir: str, prior: dict, ids: list[str]) -> dict[str, dict]:
     """A resumed file's earlier events, by id (``ids``: their first-appearance order)."""
     by_id: dict[str, dict] = {}

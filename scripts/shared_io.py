@@ -12,6 +12,9 @@ from typing import IO, Any, Iterator
 
 import orjson
 
+# the descriptor helpers live apart, without orjson, for the listing child; stages import them from here
+from scripts.fd_io import copy_range, read_all, read_marshalled, temp_dir, unnamed_temp, write_all  # noqa: F401
+
 STDIO = "-"
 
 _LINE_OPTS = orjson.OPT_SORT_KEYS
@@ -275,28 +278,7 @@ def strict_from_env(value: bool | None = None) -> bool:
     return os.environ.get("STRICT", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-# ------------------------------------------------------------------ descriptors
-def write_all(fd: int, data) -> None:
-    """Write all of ``data`` to the descriptor (``os.write`` may write part of it)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def read_all(fd: int) -> bytes:
-    """Everything until the other end closes (a pipe from a forked child), then close it."""
-    chunks = []
-    try:
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
+# ------------------------------------------------------------------ memory
 def give_back_freed_memory() -> None:
     """Return the C heap's free memory to the system (glibc's ``malloc_trim``; elsewhere
     nothing). Once a large block is freed, glibc raises its mmap threshold and keeps later
@@ -311,62 +293,3 @@ def give_back_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass  # not glibc
-
-
-def read_marshalled(fd: int):
-    """What a forked child marshalled into the pipe ``fd`` before closing its end; None
-    when it wrote nothing or not all of it (it failed first)."""
-    import marshal
-
-    try:
-        return marshal.loads(read_all(fd))
-    except (EOFError, ValueError, TypeError):
-        return None
-
-
-def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> None:
-    """Append ``length`` bytes of ``src_fd`` at ``offset`` to ``dst_fd``, in the kernel
-    where it can (copy_file_range), else through a buffer."""
-    copy = getattr(os, "copy_file_range", None)
-    while length > 0:
-        n = 0
-        if copy is not None:
-            try:
-                n = copy(src_fd, dst_fd, length, offset)
-            except OSError:
-                copy = None
-        if not n:
-            data = os.pread(src_fd, min(length, 1 << 24), offset)
-            if not data:
-                raise OSError(f"{_fd_name(src_fd)} ended early at byte {offset}")
-            write_all(dst_fd, data)
-            n = len(data)
-        offset += n
-        length -= n
-
-
-def _fd_name(fd: int) -> str:
-    try:
-        return os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return f"file descriptor {fd}"
-
-
-def unnamed_temp(directory: str) -> int:
-    """A read-write descriptor of a temp file with no name (Linux's O_TMPFILE; elsewhere a
-    named one, unlinked at once): nothing is left behind, however the run ends."""
-    flag = getattr(os, "O_TMPFILE", 0)
-    if flag:
-        try:
-            return os.open(directory, flag | os.O_RDWR, 0o600)
-        except OSError:
-            pass
-    for _ in range(100):
-        name = os.path.join(directory, f".spill.{os.getpid()}-{os.urandom(4).hex()}.tmp")
-        try:
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        os.unlink(name)
-        return fd
-    raise OSError(f"could not create a temp file in {directory}")

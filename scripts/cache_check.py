@@ -24,10 +24,7 @@ import click
 from scripts import adapters
 from scripts.cli import artifacts_option, filter_options, split_multi, stage_command, timezone_option
 from scripts.core.runlog import StageTimer, start_run
-from scripts.shared_io import AtomicFile, dumps_doc, give_back_freed_memory, holds_bundle_lock, remove_interrupted_writes, write_bytes, write_if_changed
-
-
-TRIM_AFTER_BYTES = 1 << 20  # manifests this large leave freed memory in the C heap worth giving back
+from scripts.shared_io import AtomicFile, dumps_doc, holds_bundle_lock, remove_interrupted_writes, write_bytes, write_if_changed
 
 
 def transform(summary) -> dict:
@@ -109,45 +106,48 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
     manifests = os.path.join(artifacts, "cache", "manifest")
     changed: dict[str, bool] = {}
     report = {}
-    prefetched = listing_prefetch.take() or {}  # refresh --check lists them in a child
+    # The sources are listed in a forked child (refresh --check forked it before its imports;
+    # otherwise it is forked here): this process, which the later stages run in or are
+    # forked from, then holds no object per log file nor the manifests' bytes (they are in
+    # the spool, a temp file, and copied from it in the kernel).
+    os.makedirs(manifests, exist_ok=True)
+    listing_prefetch.start(sources, manifests)
+    taken = listing_prefetch.take()
+    if taken is None:  # no fork, no temp file, or the child failed: list here
+        spool, prefetched = src_mod.ManifestSpool.create(manifests), {}
+    else:
+        spool, prefetched = taken
     have = set(prefetched) or set(adapters.available())
-    manifest_bytes = 0
-    for source in sources or adapters.SOURCES:
-        if source not in have:
-            # no adapter in this checkout: stamp it absent so the pipeline stays whole
-            write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc({"schema_version": 1, "source": source, "present": False, "adapter": None}), force)
-            report[source] = {"changed": False, "files": 0, "bytes": 0, "adapter": None}
-            continue
-        summary = prefetched.pop(source, None) or src_mod.list_source(source).summary()
-        manifest_bytes += len(summary.manifest)
-        stamp = transform(summary)
-        stamp_path = os.path.join(stamps, f"{source}.fp")
-        stamp_data = dumps_doc(stamp)
-        # The listing first, then the stamp: normalize reads the listing when the stamp is
-        # new, so a run killed between the two writes must not leave a new stamp over an
-        # old listing (the next run would see the stamp unchanged and keep the old one).
-        did = force or _content(stamp_path) != stamp_data
-        if did or not os.path.exists(os.path.join(manifests, f"{source}.json")):
-            with AtomicFile(os.path.join(manifests, f"{source}.json")) as fh:
-                fh.write(summary.manifest)
-        if did:
-            write_bytes(stamp_path, stamp_data)
-        changed[source] = did
-        report[source] = {"changed": did, "files": stamp["files"], "bytes": stamp["bytes"]}
-        if not quiet:
-            where = ", ".join(src_mod.short_path(p) for p in summary.locations)
-            if summary.present:
-                mb = stamp["bytes"] / 1e6
-                line = f"{source:9} {stamp['files']:6} files {mb:9.1f} MB  {'changed' if did else 'unchanged'}  ({where})"
-            else:
-                line = f"{source:9}   none found in {where} (set {summary.env_var} to point elsewhere)"
-            click.echo(line, err=True)
-
-    summary = prefetched = None
-    if manifest_bytes > TRIM_AFTER_BYTES and any(changed.values()):
-        # before the stages (each is this process or a fork of it); a run with no source
-        # changed runs no normalize, and a warm one no stage at all: not worth the import
-        give_back_freed_memory()
+    with spool:
+        for source in sources or adapters.SOURCES:
+            if source not in have:
+                # no adapter in this checkout: stamp it absent so the pipeline stays whole
+                write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc({"schema_version": 1, "source": source, "present": False, "adapter": None}), force)
+                report[source] = {"changed": False, "files": 0, "bytes": 0, "adapter": None}
+                continue
+            summary = prefetched.pop(source, None) or src_mod.list_source(source).summary(spool)
+            stamp = transform(summary)
+            stamp_path = os.path.join(stamps, f"{source}.fp")
+            stamp_data = dumps_doc(stamp)
+            # The listing first, then the stamp: normalize reads the listing when the stamp is
+            # new, so a run killed between the two writes must not leave a new stamp over an
+            # old listing (the next run would see the stamp unchanged and keep the old one).
+            did = force or _content(stamp_path) != stamp_data
+            if did or not os.path.exists(os.path.join(manifests, f"{source}.json")):
+                with AtomicFile(os.path.join(manifests, f"{source}.json")) as fh:
+                    spool.copy_to(summary.manifest_at, fh.fileno())
+            if did:
+                write_bytes(stamp_path, stamp_data)
+            changed[source] = did
+            report[source] = {"changed": did, "files": stamp["files"], "bytes": stamp["bytes"]}
+            if not quiet:
+                where = ", ".join(src_mod.short_path(p) for p in summary.locations)
+                if summary.present:
+                    mb = stamp["bytes"] / 1e6
+                    line = f"{source:9} {stamp['files']:6} files {mb:9.1f} MB  {'changed' if did else 'unchanged'}  ({where})"
+                else:
+                    line = f"{source:9}   none found in {where} (set {summary.env_var} to point elsewhere)"
+                click.echo(line, err=True)
 
     tz = resolve_zone_name(timezone)
     periods = Periods(tz)

@@ -277,19 +277,3 @@ def strict_from_env(value: bool | None = None) -> bool:
         return value
     return os.environ.get("STRICT", "").strip().lower() in ("1", "true", "yes", "on")
 
-
-# ------------------------------------------------------------------ memory
-def give_back_freed_memory() -> None:
-    """Return the C heap's free memory to the system (glibc's ``malloc_trim``; elsewhere
-    nothing). Once a large block is freed, glibc raises its mmap threshold and keeps later
-    large blocks, freed, in a heap it does not shrink: refresh after cache-check (the
-    manifests' bytes, ~3 MB at 7,600 logs) kept it, and every stage process is refresh
-    or a fork of it."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc

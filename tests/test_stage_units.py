@@ -73,13 +73,14 @@ def test_price_transform_prices_and_never_prices_unknown_models_at_zero():
 
 
 def test_cache_check_transform_fingerprint_changes_with_the_files(tmp_path):
-    from scripts.core.sources import SourceListing
+    from scripts.core.sources import ManifestSpool, SourceListing
 
     a = SourceListing("claude", "CLAUDE_CONFIG_DIR", [], {"/x/a.jsonl": (10, 1, 2, "")})
     b = SourceListing("claude", "CLAUDE_CONFIG_DIR", [], {"/x/a.jsonl": (11, 1, 2, "")})
-    assert cache_check.transform(a.summary())["fingerprint"] != cache_check.transform(b.summary())["fingerprint"]
-    assert cache_check.transform(a.summary()) == cache_check.transform(a.summary())
-    assert cache_check.transform(SourceListing("claude", "X", [], {}).summary())["present"] is False
+    with ManifestSpool.create(str(tmp_path)) as spool:
+        assert cache_check.transform(a.summary(spool))["fingerprint"] != cache_check.transform(b.summary(spool))["fingerprint"]
+        assert cache_check.transform(a.summary(spool)) == cache_check.transform(a.summary(spool))
+        assert cache_check.transform(SourceListing("claude", "X", [], {}).summary(spool))["present"] is False
 
 
 def test_run_summary_transform_marks_skipped_stages_as_cache_hits():

@@ -94,7 +94,7 @@ def test_normalize_alone_returns_only_when_every_source_is_written(sample_logs, 
     live, art, env, delta = _built_live(sample_logs, tmp_path, 7)
     append_one_percent(str(live / "home"), str(delta), 0)
     stage("cache_check", "--artifacts", art, "--quiet", env=env)
-    index = art / "cache" / "normalize" / "claude" / "index.marshal"
+    index = art / "cache" / "normalize" / "claude" / "index.sqlite.sum"  # rewritten by each save
     stamp = art / "stamps" / "claude.normalized"
     index_before, stamp_before = index.stat().st_mtime_ns, stamp.stat().st_mtime_ns
     stage("normalize", "--bundle", "--only-stale", "--artifacts", art, env=env)

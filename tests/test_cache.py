@@ -118,12 +118,10 @@ def test_cache_from_another_version_is_rebuilt_not_misread(sample_logs, tmp_path
     env = sample_env(logs, tmp_path / "art")
     make("all", env=env)
     good = _snapshot_bytes(tmp_path / "art")
-    from scripts.core.event_cache import INDEX_NAME, decode_index, encode_index
+    from scripts.core.parse_index import INDEX_NAME
 
     index = tmp_path / "art" / "cache" / "normalize" / "claude" / INDEX_NAME
-    doc = decode_index(index.read_bytes())
-    doc["cache_version"] = -1
-    index.write_bytes(encode_index(doc))
+    _edit_meta(index, cache_version=-1)
     os.utime(tmp_path / "art" / "stamps" / "claude.fp")  # make normalize run
     make("all", env=env)
     s = load_json(tmp_path / "art" / "runs" / "latest.json")
@@ -131,9 +129,21 @@ def test_cache_from_another_version_is_rebuilt_not_misread(sample_logs, tmp_path
     assert _snapshot_bytes(tmp_path / "art") == good
 
 
-@pytest.mark.parametrize("damage", ["cut short", "a flipped byte", "another python", "a header not ours", "no pieces", "older json index"])
+def _edit_meta(index, **values):
+    """Change an index's meta, its sum made to match (only the change is wrong)."""
+    import sqlite3
+
+    from scripts.core.parse_index import write_sum
+
+    con = sqlite3.connect(index, isolation_level=None)
+    con.executemany("UPDATE meta SET value = ? WHERE key = ?", [(v, k) for k, v in values.items()])
+    con.close()
+    write_sum(str(index), str(index))
+
+
+@pytest.mark.parametrize("damage", ["cut short", "a flipped byte", "another python", "not a database", "no sum", "older marshal index"])
 def test_an_index_this_code_cannot_read_is_rebuilt_not_misread(sample_logs, tmp_path, damage):
-    from scripts.core.event_cache import INDEX_MAGIC, INDEX_NAME, LEGACY_INDEX_NAME
+    from scripts.core.parse_index import INDEX_NAME, SUM_SUFFIX, write_sum
 
     logs = sample_logs(events=1000, seed=4)
     env = sample_env(logs, tmp_path / "art")
@@ -144,33 +154,25 @@ def test_an_index_this_code_cannot_read_is_rebuilt_not_misread(sample_logs, tmp_
     data = index.read_bytes()
     if damage == "cut short":
         index.write_bytes(data[: len(data) // 2])
-    elif damage == "a flipped byte":
+    elif damage == "a flipped byte":  # SQLite would read it as data: the sum tells
         i = len(data) - 100
         index.write_bytes(data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1:])
     elif damage == "another python":
-        head, _, body = data[len(INDEX_MAGIC):].partition(b"\n")
-        header = json.loads(head)
-        header["python"] = [3, 99]
-        index.write_bytes(INDEX_MAGIC + json.dumps(header).encode() + b"\n" + body)
-    elif damage == "a header not ours":
-        head, _, body = data[len(INDEX_MAGIC):].partition(b"\n")
-        header = json.loads(head)
-        header["pieces"] = ["everything"] + header["pieces"][1:]
-        index.write_bytes(INDEX_MAGIC + json.dumps(header).encode() + b"\n" + body)
-    elif damage == "no pieces":
-        head, _, _body = data[len(INDEX_MAGIC):].partition(b"\n")
-        header = json.loads(head)
-        header.update(length=0, crc32=0, pieces=[])
-        index.write_bytes(INDEX_MAGIC + json.dumps(header).encode() + b"\n")
-    else:  # what an earlier version left: index.json, and no index.marshal
+        _edit_meta(index, python="3.99")
+    elif damage == "not a database":  # garbage, with a sum that matches it
+        index.write_bytes(b"not a database" * 1000)
+        write_sum(str(index), str(index))
+    elif damage == "no sum":
+        os.unlink(str(index) + SUM_SUFFIX)
+    else:  # what an earlier version left: index.marshal, and no index.sqlite
         index.unlink()
-        (cache_dir / LEGACY_INDEX_NAME).write_bytes(b'{"cache_version": 6, "files": {}}')
+        (cache_dir / "index.marshal").write_bytes(b"tokentally-parse-index\n{}\n")
     os.utime(tmp_path / "art" / "stamps" / "claude.fp")  # make normalize run
     make("all", env=env)
     s = load_json(tmp_path / "art" / "runs" / "latest.json")
     assert s["sources"]["claude"]["cache"]["invalidate"] > 0 and s["sources"]["claude"]["cache"]["miss"] == 0
     assert _snapshot_bytes(tmp_path / "art") == good
-    assert not (cache_dir / LEGACY_INDEX_NAME).exists()
+    assert not (cache_dir / "index.marshal").exists()
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

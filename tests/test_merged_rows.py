@@ -42,4 +42,4 @@ def test_a_session_without_rows_goes():
     m = MergedState()
     m.set_session("a", {(0, "claude", "m", "p", "a", "", 0): [1, 0, 0] + [0] * 8})
     m.set_session("a", {})
-    assert m.rows == {} and list(m.sorted_chunks()) == []
+    assert len(m.rows) == 0 and list(m.sorted_chunks()) == []

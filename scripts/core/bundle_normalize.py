@@ -12,10 +12,10 @@ The rollup is written a chunk of rows at a time, compared with the old file as i
 """
 from __future__ import annotations
 
+import marshal
 import os
 import re
 import sys
-from sys import intern
 
 import orjson
 
@@ -49,8 +49,9 @@ def manifest_path(artifacts: str, source: str) -> str:
     return os.path.join(artifacts, "cache", "manifest", f"{source}.json")
 
 
-def load_listing(artifacts: str, source: str) -> src_mod.SourceListing:
-    """The file listing cache-check took (so we do not walk the tree twice), else a fresh one.
+def load_listing(artifacts: str, source: str):
+    """The file listing cache-check took (so we do not walk the tree twice), else a fresh
+    one: a ``sources.ManifestListing`` or ``SourceListing`` (walked by ``entries()``).
 
     A source with an extract step (``EXTRACTED_INPUT`` in its adapter, e.g. Cursor's
     ``raw/cursor.jsonl`` written by extract-cursor) is normalized from that file."""
@@ -66,17 +67,8 @@ def load_listing(artifacts: str, source: str) -> src_mod.SourceListing:
             pass
         return listing
     try:
-        with open(manifest_path(artifacts, source), "rb") as fh:
-            doc = orjson.loads(fh.read())
-        return src_mod.SourceListing(
-            source=source,
-            env_var=doc["env_var"],
-            locations=doc["locations"],
-            # tuples: smaller than lists, held while planning; the paths interned: one string
-            # with the index entry's (event_cache.EventCache.store)
-            files={intern(p): tuple(v) for p, v in doc["files"].items()},
-        )
-    except (OSError, orjson.JSONDecodeError, KeyError):
+        return src_mod.ManifestListing(manifest_path(artifacts, source))
+    except (OSError, ValueError, KeyError):  # orjson.JSONDecodeError is a ValueError
         return src_mod.list_source(source)
 
 
@@ -186,7 +178,18 @@ def normalize_bundle(
         caches[source] = cache
         if force or not cache.files:
             from_nothing.add(source)
-        tasks, stats = cache.plan(listing.files, mod.resumable, force)
+        found[source] = 0
+        sides[source] = {}  # path -> side fingerprint, where not "" (SQLite sources)
+        sizes: list[int] = []  # per task, the file's size now
+
+        def walk(source=source, listing=listing):
+            for path, v in listing.entries():
+                found[source] += 1
+                if v[3]:
+                    sides[source][path] = v[3]
+                yield path, v
+
+        tasks, stats = cache.plan(walk(), mod.resumable, force, sizes)
         if cache.invalidated_all:
             stats["invalidate"] += stats.pop("miss")
             stats["miss"] = 0
@@ -199,18 +202,13 @@ def normalize_bundle(
             _add_days(days, source, (d for _, entry in gone for d in location(entry)[0]))
         plans[source] = stats
         parsed_files += len(tasks)
-        sizes = [max(0, listing.files[t[0]][0] - t[2]) for t in tasks]
+        sizes = [max(0, size - t[2]) for t, size in zip(tasks, sizes)]
         total_task_bytes += sum(sizes)
         os.makedirs(cache.dir, exist_ok=True)
         for shard in make_shards(tasks, sizes, jobs):
             plain = [tasks[i] + (device,) for i in shard]
             bulk = sum(sizes[i] for i in shard) >= BULK_SHARD_BYTES
             shard_jobs.append((source, cache.dir, cache.new_pack_name(), plain, bulk))
-        # planned: of the listing, the summary needs its count and the store the files'
-        # side fingerprints (SQLite sources); the rest is not held while parsing
-        found[source] = len(listing.files)
-        sides[source] = {path: v[3] for path, v in listing.files.items() if v[3]}
-        listing.files = {}
     tasks = plain = None  # the shards hold them, until each is handed to a worker (run_jobs)
     parsed_bytes = 0
     spills: dict[str, ResultSpill] = {}  # per source, its results' rollups and hashes until folded
@@ -249,13 +247,15 @@ def normalize_bundle(
         if force:
             reparsed = {p for p, _, _ in changes[source]}
             changes[source] += kept_as_results(cache, sorted(p for p in cache.files if p not in reparsed))
-        dropped_before = {p: e["dropped"] for p, e in cache.files.items() if e.get("dropped")}
+        dropped_before = {p: e["dropped"] for p, e in cache.files.items("dropped IS NOT NULL")}
         fold_changes(cache, changes[source])
         changes[source] = []  # the results' rollups are folded in: free them
         if source in spills:
             spills.pop(source).close()
-        for path, e in cache.files.items():
-            if e.get("dropped") != dropped_before.get(path):
+        dropped_now = dict(cache.files.items("dropped IS NOT NULL"))
+        for path in dropped_now.keys() | dropped_before.keys():
+            e = dropped_now.get(path) or cache.files.get(path)
+            if e is not None and e.get("dropped") != dropped_before.get(path):
                 _add_days(days, source, location(e)[0])
         cache.collect()
         summary, day_plan = write_source_rollup(artifacts, source, cache, days[source])
@@ -359,8 +359,6 @@ def _source_process(artifacts: str, source: str, write_end: int, *, forget: bool
     """The body of one source's process; returns its exit status. Its result goes to the
     parent once (counts, or the error that stopped it before it had any); an error after
     that is printed here, in one line, and the exit status tells the parent."""
-    import marshal
-
     from scripts.core.event_files import touch_normalized
 
     child_diag = Diagnostics(strict=diag.strict, limit=diag.limit)
@@ -418,7 +416,7 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     the days that no longer hold events. Returns (counts, the plan for ``write_source_days``).
 
     A day file holds the day's events in path order, copies of calls kept in another
-    file dropped."""
+    file dropped. The index says which files hold a day (``parse_index.FileTable.holders``)."""
     files = cache.files
     totals = {"records": 0, "duplicates": 0, "not_a_call": 0, "rejected": 0}
     rejected_by_reason: dict[str, int] = {}
@@ -427,16 +425,8 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     events = 0
     deleted_events = 0
     deleted_files = 0
-    holders: dict[str, list[str]] = {}  # day -> the files holding events of it
-    for path in files:
-        e = files[path]
-        segs, _bulk, held, (c, file_versions) = unpack_entry(e)
-        for day in segs:
-            h = holders.get(day)
-            if h is None:
-                holders[day] = [path]
-            else:
-                h.append(path)
+    for packed, dropped, deleted in files.column("packed, dropped, deleted"):
+        _segs, _bulk, held, (c, file_versions) = unpack_entry({"packed": packed})
         totals["records"] += c["records"]
         totals["duplicates"] += c["duplicates"]
         totals["not_a_call"] += c["not_a_call"]
@@ -447,10 +437,11 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
             notes[k] = notes.get(k, 0) + n
         for v, n in file_versions.items():
             versions[v] = versions.get(v, 0) + n
-        n_file = held - len(e.get("dropped", ()))
-        totals["duplicates"] += len(e.get("dropped", ()))
+        n_dropped = len(marshal.loads(dropped)) if dropped is not None else 0
+        n_file = held - n_dropped
+        totals["duplicates"] += n_dropped
         events += n_file
-        if e.get("deleted") and held:
+        if deleted and held:
             deleted_events += n_file
             deleted_files += 1
 
@@ -459,7 +450,7 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     remove_if_present(legacy_path(artifacts, source))  # the layout before day files
     on_disk = day_files(directory)
     pending = _pending_days(cache.dir)
-    expected = set(holders)
+    expected = files.days()
     todo = set(expected) if days is None else (days | pending | (expected - on_disk.keys())) & expected
     if todo:
         # what to finish if this run is cut short before the index is saved
@@ -468,7 +459,7 @@ def write_source_rollup(artifacts: str, source: str, cache: EventCache, days: se
     # rewritten only when it changed: Make then skips aggregation (see the Makefile)
     _write_rollup(os.path.join(artifacts, "rollups", f"{source}.json"), source, cache)
     rejected = totals["rejected"]
-    plan = (directory, todo, [on_disk[day] for day in sorted(on_disk.keys() - expected)], {d: holders[d] for d in todo})
+    plan = (directory, todo, [on_disk[day] for day in sorted(on_disk.keys() - expected)])
     return {
         "records": totals["records"],
         "events": events,
@@ -529,12 +520,12 @@ def _write_rollup(path: str, source: str, cache: EventCache) -> None:
 def write_source_days(cache: EventCache, plan: tuple) -> None:
     """The day files ``write_source_rollup`` planned, and the removal of days that no
     longer hold events."""
-    directory, todo, gone, holders = plan
+    directory, todo, gone = plan
     fds: dict[str, int] = {}
     drops: dict[str, set] = {}
     try:
         for day in sorted(todo):
-            _write_day(os.path.join(directory, f"{day}.jsonl"), day, sorted(holders[day]), cache, fds, drops)
+            _write_day(os.path.join(directory, f"{day}.jsonl"), day, cache.files.holders(day), cache, fds, drops)
     finally:
         for fd in fds.values():
             os.close(fd)
@@ -542,20 +533,19 @@ def write_source_days(cache: EventCache, plan: tuple) -> None:
         remove_if_present(path)
 
 
-def _write_day(out_path: str, day: str, paths: list[str], cache: EventCache, fds: dict, drops: dict) -> None:
-    """One day file from its holders' segments: runs of adjacent segments copied in one
-    call, a file with dropped copies filtered line by line. No events: no file."""
+def _write_day(out_path: str, day: str, holders: list[tuple], cache: EventCache, fds: dict, drops: dict) -> None:
+    """One day file from its holders' segments (``holders``: path, packed entry and
+    dropped ids of each, in path order): runs of adjacent segments copied in one call, a
+    file with dropped copies filtered line by line. No events: no file."""
     pieces: list = []  # [pack, offset, length] runs, or bytes
-    for path in paths:
-        e = cache.files[path]
-        pack, offset, length, _n = location(e)[0][day]
+    for path, packed, dropped in holders:
+        pack, offset, length, _n = location({"packed": packed})[0][day]
         if pack not in fds:
             fds[pack] = os.open(cache.pack_path(pack), os.O_RDONLY)
-        dropped = e.get("dropped")
-        if dropped:
+        if dropped is not None:
             drop = drops.get(path)
             if drop is None:
-                drop = drops[path] = set(dropped)
+                drop = drops[path] = set(marshal.loads(dropped))
             data = os.pread(fds[pack], length, offset)
             kept = b"".join(line + b"\n" for line in data.splitlines() if orjson.loads(line)["id"] not in drop)
             if kept:

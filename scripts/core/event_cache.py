@@ -53,7 +53,6 @@ import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, fields
-from itertools import chain
 from sys import intern
 
 import orjson
@@ -61,14 +60,14 @@ import orjson
 from scripts import native
 from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_complete
 from scripts.core.event import LONG_CONTEXT_THRESHOLDS
+from scripts.core.parse_index import INDEX_NAME, FileTable, IndexDB, KeyedBlobs, SessionRows, put_meta, read_packs, write_packs
 from scripts.core.rollup import SLOT_MS, Rollup
 from scripts.core.view_cache import Spill
 from scripts.shared_io import AtomicFile, remove_if_present, unnamed_temp, write_all
 
-CACHE_VERSION = 13  # 13: an entry's segs, bulk, n, tally and resume point in one string (packed); 12: an entry's segs and bulk packed (loc); 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
-INDEX_NAME = "index.marshal"
-INDEX_MAGIC = b"tokentally-parse-index\n"
-LEGACY_INDEX_NAME = "index.json"  # cache versions up to 6
+CACHE_VERSION = 14  # 14: the index a SQLite database (parse_index); 13: an entry's segs, bulk, n, tally and resume point in one string (packed); 12: an entry's segs and bulk packed (loc); 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
+LEGACY_INDEX_NAMES = ("index.marshal", "index.json")  # cache versions 7-13, up to 6
+PYTHON = "%d.%d" % sys.version_info[:2]  # marshal's format (of the packed entries) is a Python version's
 
 
 def source_cache_dir(artifacts: str, source: str) -> str:
@@ -79,157 +78,6 @@ def source_cache_dir(artifacts: str, source: str) -> str:
 def has_index(artifacts: str, source: str) -> bool:
     """Whether a source has a parse cache (a run after its first)."""
     return os.path.exists(os.path.join(source_cache_dir(artifacts, source), INDEX_NAME))
-
-
-def encode_index(doc: dict) -> bytes:
-    out = io.BytesIO()
-    write_index(out, doc)
-    return out.getvalue()
-
-
-INDEX_CHUNK = 256  # files or sessions in one marshalled piece of an index body (~120 KB of files)
-
-
-def write_index(fh, doc: dict) -> None:
-    """Write the index document ``doc`` to ``fh``; its ``merged`` is a MergedState, or
-    the plain form ``read_index`` returns.
-
-    The body is pieces, each written as soon as it is made: the rest of the document
-    marshalled, its files a chunk at a time, the hash multiset's base array as it is
-    (8 bytes a call), the merged rows' blobs one after another (in order of their
-    first slot, the order ``MergedState.sorted_chunks`` reads them in), then where each
-    session's blob is, a chunk of sessions at a time. One marshal of the whole index
-    would be one more copy of all of it in memory (~6 MB at 400k calls, at the peak of a
-    first run). The header line (the pieces' lengths, the body's CRC) is written last,
-    over spaces kept for it."""
-    merged = doc["merged"]
-    if isinstance(merged, dict):
-        merged = MergedState.from_doc(merged)
-    h = merged.hashes
-    file_items = sorted(doc["files"].items())
-    n_files = -(-len(file_items) // INDEX_CHUNK)
-    n_rows = -(-len(merged.rows) // INDEX_CHUNK)
-    head = {k: v for k, v in doc.items() if k not in ("files", "merged")}
-    head["merged"] = {"session_files": merged.session_files, "dup_holders": merged.dup_holders}
-    merge = h.needs_merge()
-    head["hashes"] = [[], {}] if merge else [h.added, h.removed]
-    head["chunks"] = [n_files, n_rows]
-    width = len(_index_header(10**15, 2**32 - 1, [10**15] * (3 + n_files + n_rows)))
-    start = fh.tell()
-    fh.write(INDEX_MAGIC + b" " * width + b"\n")
-    crc = 0
-    lengths: list[int] = []
-    for piece in chain(
-        [marshal.dumps(head)],
-        (marshal.dumps(dict(file_items[i:i + INDEX_CHUNK])) for i in range(0, len(file_items), INDEX_CHUNK)),
-    ):
-        fh.write(piece)
-        crc = zlib.crc32(piece, crc)
-        lengths.append(len(piece))
-    n = 0
-    for part in h.merged_pieces() if merge else h.base.pieces():
-        fh.write(part)
-        crc = zlib.crc32(part, crc)
-        n += len(part)
-    lengths.append(n)
-    directory: list[tuple[str, tuple[int, int, int]]] = []
-    at = 0
-    for session, first, blob in merged.blobs():
-        fh.write(blob)
-        crc = zlib.crc32(blob, crc)
-        directory.append((session, (first, at, len(blob))))
-        at += len(blob)
-    lengths.append(at)
-    for i in range(0, len(directory), INDEX_CHUNK):
-        piece = marshal.dumps(dict(directory[i:i + INDEX_CHUNK]))
-        fh.write(piece)
-        crc = zlib.crc32(piece, crc)
-        lengths.append(len(piece))
-    end = fh.tell()
-    fh.seek(start + len(INDEX_MAGIC))
-    fh.write(_index_header(sum(lengths), crc, lengths).ljust(width))
-    fh.seek(end)
-
-
-def _index_header(length: int, crc: int, pieces: list[int]) -> bytes:
-    return orjson.dumps({"cache_version": CACHE_VERSION, "python": list(sys.version_info[:2]), "length": length, "crc32": crc,
-                         "pieces": pieces})
-
-
-def decode_index(data: bytes) -> dict | None:
-    """``read_index`` of an index's bytes."""
-    return read_index(io.BytesIO(data))
-
-
-READ_CHUNK = 1 << 16  # bytes read at a time to check an index's CRC (into one buffer)
-
-
-def read_index(fh) -> dict | None:
-    """The index document in the open file ``fh``, or None when it is not a whole index
-    that this Python's marshal can read (cut short, damaged: its CRC differs, another
-    Python version, not an index).
-
-    The body is read twice, never whole: once a chunk at a time for its CRC, then a piece
-    at a time to decode it (the base hash array straight into an array). Read whole, the
-    bytes (~6 MB a source at 400k calls) were held beside everything decoded from them.
-    The merged rows' blobs are left in the file (``fh`` must stay open: the document's
-    ``merged`` reads them from it when asked, ``MergedState``)."""
-    if fh.read(len(INDEX_MAGIC)) != INDEX_MAGIC:
-        return None
-    line = fh.readline(1 << 20)
-    try:
-        header = orjson.loads(line) if line.endswith(b"\n") else None
-    except orjson.JSONDecodeError:
-        return None
-    body_at = fh.tell()
-    if (
-        not isinstance(header, dict)
-        or header.get("python") != list(sys.version_info[:2])
-        or header.get("cache_version") != CACHE_VERSION  # pieces of another layout
-        or not isinstance(header.get("pieces"), list)
-        or not header["pieces"]  # at least the rest of the document
-        or not all(type(n) is int and n >= 0 for n in header["pieces"])
-        or sum(header["pieces"]) != header.get("length")
-        or fh.seek(0, os.SEEK_END) - body_at != header["length"]
-        or _crc_from(fh, body_at) != header.get("crc32")
-    ):
-        return None
-    fh.seek(body_at)
-    try:
-        return _read_pieces(fh, header["pieces"])
-    except (EOFError, ValueError, TypeError, KeyError, AttributeError):
-        return None
-
-
-def _crc_from(fh, at: int) -> int:
-    fh.seek(at)
-    crc = 0
-    buf = bytearray(READ_CHUNK)
-    with memoryview(buf) as view:
-        while n := fh.readinto(buf):
-            crc = zlib.crc32(view[:n], crc)
-    return crc
-
-
-def _read_pieces(fh, lengths: list[int]) -> dict | None:
-    """The document from its pieces (``write_index``), ``fh`` at the first one."""
-    doc = marshal.loads(fh.read(lengths[0]))
-    n_files, n_rows = doc.pop("chunks")
-    added, removed = doc.pop("hashes")
-    if len(lengths) != 3 + n_files + n_rows or lengths[1 + n_files] % 8:
-        return None
-    files: dict = {}
-    for n in lengths[1:1 + n_files]:
-        files.update(marshal.loads(fh.read(n)))
-    base = SortedHashes(FileAt(fh), fh.tell(), lengths[1 + n_files] // 8)
-    blobs_at = base.at + lengths[1 + n_files]
-    fh.seek(blobs_at + lengths[2 + n_files])
-    rows: dict = {}
-    for n in lengths[3 + n_files:]:
-        rows.update(marshal.loads(fh.read(n)))
-    doc["files"] = files
-    doc["merged"].update(rows=rows, hashes=[base, added, removed], blobs=FileAt(fh, blobs_at))
-    return doc
 
 
 class FileAt:
@@ -756,56 +604,37 @@ class HashIndex:
 
 class MergedState:
     """What a source's files add up to, kept between runs so a run touches only the
-    sessions the changed files hold:
+    sessions the changed files hold, in the index database (``parse_index``):
 
     - ``rows``: the merged slot rollup (what rollups/<source>.json holds), by session:
-      ``(its first slot, offset, length)`` of its rows marshalled, in the index file
-      it was loaded from (``blobs_in``) or, for an offset ``~at`` (negative), at ``at``
-      in this run's ``spill`` (an unnamed temp file once past 256 KB): a first run
-      builds every session's rows, a later run reads only what the rollup is written
-      from, a few sessions' rows at a time (``sorted_chunks``), and the index;
+      its first slot and its rows marshalled, read back a few sessions at a time in
+      order of first slot (``sorted_chunks``);
     - ``session_files``: session id -> the file numbers holding events of it;
-    - ``hashes``: a HashIndex of every kept event id, to see copies across files;
+    - ``hashes``: a HashIndex of every kept event id, to see copies across files (its
+      base in a ``hashes-<n>.bin`` file beside the index, or this run's ``spill``);
     - ``dup_holders``: for ids known to sit in several files, those files' numbers."""
 
-    def __init__(self, spill_dir: str | None = None, blobs_in: FileAt | None = None):
-        self.rows: dict[str, tuple[int, int, int]] = {}
-        self.session_files: dict[str, list[int]] = {}
+    def __init__(self, db: IndexDB | None = None, spill_dir: str | None = None):
+        self.db = db if db is not None else IndexDB(None)
+        self.rows = SessionRows(self.db)
+        self.session_files = KeyedBlobs(self.db, "session_files")
         self.hashes = HashIndex()
-        self.dup_holders: dict[str, list[int]] = {}
-        self.blobs_in = blobs_in
+        self.dup_holders = KeyedBlobs(self.db, "dup_holders")
         self.spill = Spill(spill_dir)
 
-    @classmethod
-    def from_doc(cls, doc: dict, spill_dir: str | None = None) -> "MergedState":
-        """From the plain form ``read_index`` returns."""
-        m = cls(spill_dir, doc.get("blobs"))
-        m.rows = doc["rows"]
-        m.session_files = doc["session_files"]
-        base = doc["hashes"][0]  # SortedHashes (read_index), an array or its bytes
-        if isinstance(base, (bytes, bytearray)):
-            base = array("Q", base)
-        m.hashes = HashIndex(base, doc["hashes"][1], doc["hashes"][2])
-        m.dup_holders = doc["dup_holders"]
-        return m
+    def clear(self) -> None:
+        """Nothing merged (FORCE recomputes it all)."""
+        self.rows.clear()
+        self.session_files.clear()
+        self.dup_holders.clear()
+        self.hashes = HashIndex()
 
     def set_session(self, session: str, acc: dict[tuple, list]) -> None:
-        """A session's merged rows, from a Rollup's accumulator (none: the session goes),
-        marshalled into the spill."""
+        """A session's merged rows, from a Rollup's accumulator (none: the session goes)."""
         if acc:
-            blob = marshal.dumps([list(k) + v for k, v in acc.items()])
-            # interned: one string with session_files' key (marshal keeps it interned)
-            self.rows[intern(session)] = (min(k[0] for k in acc), ~self.spill.append(blob), len(blob))
+            self.rows.put(session, min(k[0] for k in acc), marshal.dumps([list(k) + v for k, v in acc.items()]))
         else:
-            self.rows.pop(session, None)
-
-    def _blob(self, at: int, n: int) -> bytes:
-        return self.spill.read(~at, ~at + n) if at < 0 else self.blobs_in.read(at, at + n)
-
-    def blobs(self):
-        """``(session, first slot, rows marshalled)`` of every session, by first slot."""
-        for session, (first, at, n) in sorted(self.rows.items(), key=_first_slot_of_item):
-            yield session, first, self._blob(at, n)
+            self.rows.pop(session)
 
     def sorted_chunks(self, chunk: int = 1024):
         """Every merged row in rollup order (by key, the slot first), as sorted lists.
@@ -816,7 +645,7 @@ class MergedState:
         the sessions around one moment are ever unpacked at once."""
         waiting: list[list] = []
         limit = chunk
-        for first, at, n in sorted(self.rows.values(), key=_first_slot):
+        for first, blob in self.rows.by_first():
             if len(waiting) >= limit:
                 ready = [r for r in waiting if r[0] < first]
                 if ready:
@@ -824,17 +653,9 @@ class MergedState:
                     yield _sorted(ready)
                 # long sessions' rows that must wait: look again only once as many came
                 limit = max(chunk, 2 * len(waiting))
-            waiting += marshal.loads(self._blob(at, n))
+            waiting += marshal.loads(blob)
         if waiting:
             yield _sorted(waiting)
-
-
-def _first_slot_of_item(item: tuple) -> int:
-    return item[1][0]
-
-
-def _first_slot(session_rows: tuple) -> int:
-    return session_rows[0]
 
 
 def _sorted(rows: list[list]) -> list[list]:
@@ -852,6 +673,11 @@ def _row_sort_key(row: list):
     return (row[0], row[1], row[2], row[3] or "", row[4], row[5], row[6])
 
 
+def _days_of(entry: dict):
+    """The days an index entry holds events of."""
+    return location(entry)[0].keys()
+
+
 class EventCache:
     """One source's index and pack files. One writer at a time (the normalize run)."""
 
@@ -861,79 +687,89 @@ class EventCache:
         self.source = source
         self.adapter_version = adapter_version
         self.index_path = os.path.join(directory, INDEX_NAME)
-        self.files: dict[str, dict] = {}
+        self.db = IndexDB(directory)
+        self.files = FileTable(self.db, _days_of)
         self.packs: dict[str, int] = {}
         self.next_pack = 0
         self.next_fno = 0
-        self.merged = MergedState(directory)
+        self.merged = MergedState(self.db, directory)
+        self.hashes_file: str | None = None  # the hash base's file, as loaded
+        self._loaded_base = None
         self.invalidated_all = False
 
     # -- load / save -----------------------------------------------------------
     def load(self, force: bool = False) -> None:
-        fh = None
-        try:
-            # left open while used: the merged rows and hashes are read from it (MergedState)
-            fh = open(self.index_path, "rb")
-            doc = read_index(fh)
-            if doc is None:
-                doc = {}  # not an index this code can read: rebuilt, counted as invalidate
-        except OSError:
-            # none; one of an older cache version (JSON) is there after an upgrade
-            doc = {} if os.path.exists(os.path.join(self.dir, LEGACY_INDEX_NAME)) else None
-        ok = (
-            isinstance(doc, dict)
-            and doc.get("cache_version") == CACHE_VERSION
-            and doc.get("adapter_version") == self.adapter_version
-            and doc.get("source") == self.source
-            and doc.get("device") == self.device
-            and all(_size(os.path.join(self.dir, name)) == size for name, size in doc.get("packs", {}).items())
-        )
-        if doc is not None and not ok:
-            self.invalidated_all = True
+        existed = os.path.exists(self.index_path) or any(os.path.exists(os.path.join(self.dir, n)) for n in LEGACY_INDEX_NAMES)
+        meta = self.db.open()  # None: none there, or not one this code can trust
+        ok = meta is not None and all(meta.get(k) == v for k, v in self._identity().items())
         if ok:
-            self.files = doc["files"]
-            self.packs = doc["packs"]
-            self.next_pack = doc["next_pack"]
-            self.next_fno = doc["next_fno"]
+            packs = read_packs(self.db.con)
+            name, n, added, removed = marshal.loads(meta["hashes"])
+            ok = all(_size(os.path.join(self.dir, p)) == size for p, size in packs.items()) and (
+                name is None or _size(os.path.join(self.dir, name)) == 8 * n)
+        if existed and not ok:
+            self.invalidated_all = True  # rebuilt, counted as invalidate
+        if ok:
+            self.packs = packs
+            self.next_pack = meta["next_pack"]
+            self.next_fno = meta["next_fno"]
+            self.hashes_file = name
             if force:
                 # FORCE re-reads every file that exists and recomputes everything, but
                 # the events of logs their tool deleted live only here: those are kept
-                self.merged = MergedState(self.dir)
-                for entry in self.files.values():
-                    entry.pop("dropped", None)
-            else:
-                self.merged = MergedState.from_doc(doc["merged"], self.dir)
+                self.merged.clear()
+                self.db.con.execute("UPDATE files SET dropped = NULL")
+            elif name is not None:
+                fh = open(os.path.join(self.dir, name), "rb")
+                self._loaded_base = SortedHashes(FileAt(fh), 0, n)
+                self.merged.hashes = HashIndex(self._loaded_base, added, removed)
         else:
-            self.files, self.packs = {}, {}
-            self.next_pack = int(doc.get("next_pack", 0)) if isinstance(doc, dict) and isinstance(doc.get("next_pack"), int) else 0
-        if fh is not None and self.merged.blobs_in is None:
-            fh.close()  # nothing is read from it
+            if meta is not None and isinstance(meta.get("next_pack"), int):
+                self.next_pack = meta["next_pack"]
+            self.db.fresh()
         self._remove_unreferenced()
 
+    def _identity(self) -> dict:
+        """What an index must have been written for to be used."""
+        return {"cache_version": CACHE_VERSION, "python": PYTHON, "adapter_version": self.adapter_version, "source": self.source,
+                "device": self.device}
+
     def save(self) -> None:
+        """Commit the run's changes (the index is then this run's, whole)."""
         os.makedirs(self.dir, exist_ok=True)
-        doc = {
-            "cache_version": CACHE_VERSION,
-            "adapter_version": self.adapter_version,
-            "source": self.source,
-            "device": self.device,
-            "next_pack": self.next_pack,
-            "next_fno": self.next_fno,
-            "packs": dict(sorted(self.packs.items())),
-            "files": self.files,  # written sorted, a chunk at a time (write_index)
-            "merged": self.merged,
-        }
-        with AtomicFile(self.index_path) as fh:
-            write_index(fh, doc)
-        remove_if_present(os.path.join(self.dir, LEGACY_INDEX_NAME))
+        h = self.merged.hashes
+        merge = h.needs_merge()
+        if merge or h.base is not self._loaded_base:
+            # a new base: the additions and removals merged in, or this run's (a first run)
+            name = f"hashes-{self.next_pack:06d}.bin"
+            self.next_pack += 1
+            n = 0
+            with AtomicFile(os.path.join(self.dir, name)) as fh:
+                for part in h.merged_pieces() if merge else h.base.pieces():
+                    fh.write(part)
+                    n += len(part)
+            hashes = (name, n // 8, [], {})
+        else:
+            hashes = (self.hashes_file, len(h.base), h.added, h.removed)
+        self.files.flush()
+        self.merged.rows.flush()
+        con = self.db.con
+        put_meta(con, {**self._identity(), "next_pack": self.next_pack, "next_fno": self.next_fno, "hashes": marshal.dumps(hashes)})
+        write_packs(con, self.packs)
+        self.db.commit()
+        self.hashes_file = hashes[0]
+        for name in LEGACY_INDEX_NAMES:
+            remove_if_present(os.path.join(self.dir, name))
         self._remove_unreferenced()
 
     def close(self) -> None:
-        """Let go of the files the merged rows are read from (after ``save``: the cache
-        is not used again)."""
+        """Let go of the index and the files the merged state is read from (after
+        ``save``: the cache is not used again)."""
         self.merged.spill.close()
-        if self.merged.blobs_in is not None:
-            self.merged.blobs_in.fh.close()
+        if self._loaded_base is not None:
+            self._loaded_base.store.fh.close()
+            self._loaded_base = None
+        self.db.close()
 
     def _remove_unreferenced(self) -> None:
         try:
@@ -941,28 +777,41 @@ class EventCache:
         except OSError:
             return
         for name in names:
-            if name.startswith("pack-") and name not in self.packs:
+            if (name.startswith("pack-") and name not in self.packs) or (name.startswith("hashes-") and name != self.hashes_file):
                 try:
                     os.unlink(os.path.join(self.dir, name))
                 except OSError:
                     pass
 
     # -- planning ---------------------------------------------------------------
-    def plan(self, current: dict[str, tuple], resumable: bool, force: bool):
+    def plan(self, current, resumable: bool, force: bool, sizes: list | None = None):
         """Decide per file: skip, resume at offset, or (re)read whole.
 
-        ``current`` maps path -> (size, mtime_ns, ino, side) for the files that exist now.
-        Returns ``(tasks, stats)``; a task is ``(path, mode, start, next_lineno, state,
-        prior, prior_counts)``."""
+        ``current``: (path, (size, mtime_ns, ino, side)) of the files that exist now, in
+        path order (or a dict of them), walked beside the index's files. Returns
+        ``(tasks, stats)``; a task is ``(path, mode, start, next_lineno, state, prior,
+        prior_counts)``; ``sizes`` (a list) gets each task's file size now."""
         tasks = []
         stats = {"hit": 0, "miss": 0, "resumed": 0, "invalidate": 0, "deleted": 0}
-        for path, (size, mtime_ns, ino, side) in sorted(current.items()):
-            entry = self.files.get(path)
+        if sizes is None:
+            sizes = []
+        indexed = self.files.items()
+        ahead = next(indexed, None)  # the index's next file
+        for path, (size, mtime_ns, ino, side) in sorted(current.items()) if isinstance(current, dict) else current:
+            while ahead is not None and ahead[0] < path:
+                self._gone(*ahead, stats)
+                ahead = next(indexed, None)
+            entry = None
+            if ahead is not None and ahead[0] == path:
+                entry = ahead[1]
+                ahead = next(indexed, None)
             if entry is None or force:
                 tasks.append((path, "new" if entry is None else "reread", 0, 1, {}, None, None))
+                sizes.append(size)
                 stats["miss" if entry is None else "invalidate"] += 1
                 continue
-            entry.pop("deleted", None)
+            if entry.get("deleted"):
+                self.files.set_columns(path, deleted=None)  # back again
             same = (
                 entry["size"] == size and entry["mtime_ns"] == mtime_ns and entry["ino"] == ino and entry.get("side", "") == side
             )
@@ -973,7 +822,7 @@ class EventCache:
                 except OSError:
                     same = False
                 if same and time.time_ns() - mtime_ns >= racy_window(mtime_ns):
-                    del entry["racy_hash"]  # verified, and its mtime can no longer lie
+                    self.files.set_columns(path, racy_hash=None)  # verified, and its mtime can no longer lie
             if same:
                 stats["hit"] += 1
                 continue
@@ -986,11 +835,17 @@ class EventCache:
             else:
                 tasks.append((path, "reread", 0, 1, {}, None, None))
                 stats["invalidate"] += 1
-        for path, entry in self.files.items():
-            if path not in current:
-                entry["deleted"] = True
-                stats["deleted"] += 1
+            sizes.append(size)
+        while ahead is not None:
+            self._gone(*ahead, stats)
+            ahead = next(indexed, None)
         return tasks, stats
+
+    def _gone(self, path: str, entry: dict, stats: dict) -> None:
+        """A file in the index that is not there now: its tool deleted it (kept)."""
+        if not entry.get("deleted"):
+            self.files.set_columns(path, deleted=1)
+        stats["deleted"] += 1
 
     def new_pack_name(self) -> str:
         name = f"pack-{self.next_pack:06d}.jsonl"
@@ -1017,7 +872,8 @@ class EventCache:
         for pack in {ref[0] for ref in res.segs.values()} | {res.bulk[0]}:
             if pack not in self.packs:
                 self.packs[pack] = _size(self.pack_path(pack))
-        old = self.files.get(res.path)
+        # an index built from nothing this run holds each file once at most: not looked up
+        old = self.files.get(res.path) if self.db.building is None else None
         if old is not None:
             fno = old["fno"]
         else:
@@ -1032,31 +888,26 @@ class EventCache:
             for v, n in new_versions.items():
                 versions[v] = versions.get(v, 0) + n
             packed_tally = marshal.dumps((counts, dict(sorted(versions.items()))))
-        # the path interned: one string with the listing's (bundle_normalize.load_listing),
-        # when a later run loads the index (marshal keeps it interned)
-        entry = self.files[intern(res.path)] = {
+        entry = {
             "fno": fno,
             "size": res.size,
             "mtime_ns": res.mtime_ns,
             "ino": res.ino,
-            # the rest packed: a first run holds every file's entry (~1 KB less a file,
-            # ~2 KB for Codex's state)
             "packed": pack_entry(res.segs, res.bulk, res.n, packed_tally, res.resume),
         }
-        # the keys most files lack: at most 5 keep a dict at its smallest size (184 bytes;
-        # 6-10 keys make one of 272, 11-21 one of 464)
         if side:
             entry["side"] = side
         if res.racy_hash:
             entry["racy_hash"] = res.racy_hash
         if old is not None and old.get("dropped"):
             entry["dropped"] = old["dropped"]  # re-decided by the caller
+        self.files.put(res.path, entry, old)
         return old
 
     def forget_deleted(self) -> list[tuple[str, dict]]:
-        gone = [(p, e) for p, e in self.files.items() if e.get("deleted")]
-        for p, _ in gone:
-            del self.files[p]
+        gone = list(self.files.items("deleted IS NOT NULL"))
+        for p, e in gone:
+            self.files.remove(p, e)
         return gone
 
     def collect(self) -> bool:
@@ -1065,8 +916,8 @@ class EventCache:
         Compaction rewrites every live segment, by day then path, then every bulk line,
         into one new pack (which also makes assembling a day's file one sequential copy)."""
         live: dict[str, int] = {}
-        for e in self.files.values():
-            segs, bulk = location(e)
+        for (packed,) in self.files.column("packed"):
+            segs, bulk = location({"packed": packed})
             for ref in (*segs.values(), bulk):
                 live[ref[0]] = live.get(ref[0], 0) + ref[2]
         for name in list(self.packs):
@@ -1076,21 +927,19 @@ class EventCache:
         if total <= 2 * sum(live.values()) + (1 << 20):
             return False
         name = self.new_pack_name()
-        moved: dict[str, tuple[dict, list]] = {}  # path -> its new (segs, bulk), packed as each is done
         with open(self.pack_path(name), "wb") as dst:
-            for day, path in sorted((d, p) for p, e in self.files.items() for d in location(e)[0]):
-                segs = moved.setdefault(path, (location(self.files[path])[0], []))[0]
+            # each entry is put back as its segments move (never all entries at once)
+            for day, path in self.files.day_pairs():
+                segs, bulk, n, packed_tally, resume = marshal.loads(self.files[path]["packed"])
                 ref = segs[day]
                 data = read_range(self.pack_path(ref[0]), ref[1], ref[2])
                 ref[:3] = [name, dst.tell(), len(data)]
                 dst.write(data)
-            for path in sorted(self.files):
-                e = self.files[path]
-                bulk = location(e)[1]
+                self.files.set_columns(path, packed=pack_entry(segs, bulk, n, packed_tally, resume))
+            for path, e in self.files.items():
+                segs, bulk, n, packed_tally, resume = marshal.loads(e["packed"])
                 data = read_range(self.pack_path(bulk[0]), bulk[1], bulk[2])
-                segs = moved.pop(path, (location(e)[0], None))[0]
-                _, _, n, packed_tally, resume = marshal.loads(e["packed"])
-                e["packed"] = pack_entry(segs, [name, dst.tell(), len(data)], n, packed_tally, resume)
+                self.files.set_columns(path, packed=pack_entry(segs, [name, dst.tell(), len(data)], n, packed_tally, resume))
                 dst.write(data)
         self.packs = {name: _size(self.pack_path(name))}
         return True

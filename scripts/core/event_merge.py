@@ -29,7 +29,6 @@ from array import array
 from bisect import bisect_left
 from itertools import islice
 from operator import eq
-from sys import intern
 
 from scripts.core.event_cache import I_SESSION, EventCache, FileResult, SortedHashes, id_hash, id_hashes, resolve_copies, unpack_ids
 from scripts.core.rollup import Rollup, rollup_events
@@ -90,8 +89,11 @@ class _Files:
     def __init__(self, cache: EventCache, fresh: dict[str, FileResult]):
         self.cache = cache
         self.fresh = fresh
-        self.by_fno = {e["fno"]: p for p, e in cache.files.items()}
         self._bulk: dict[str, dict] = {}
+        self.with_drops: set[str] = set()  # the files that have dropped copies (once decided)
+
+    def path_of(self, fno: int) -> str | None:
+        return self.cache.files.path_of(fno)
 
     def bulk(self, path: str) -> dict:
         b = self._bulk.get(path)
@@ -111,10 +113,9 @@ class _Files:
 
     def effective_rows(self, path: str) -> list:
         """The file's rollup without the events dropped as copies kept elsewhere."""
-        entry = self.cache.files[path]
-        dropped = entry.get("dropped")
-        if dropped:
-            drop = set(dropped)
+        if path in self.with_drops:
+            entry = self.cache.files[path]
+            drop = set(entry["dropped"])
             return rollup_events(ev for ev in self.cache.read_events(entry) if ev["id"] not in drop)
         res = self.fresh.get(path)
         return _rollup_of(res) if res is not None else self.bulk(path)["rollup"]
@@ -203,7 +204,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             continue
         wanted = {id_hash(event_id)}
         for fno in fnos:
-            path = files.by_fno.get(fno)
+            path = files.path_of(fno)
             if path is not None and path not in fresh:
                 for i, t, ln in files.holdings(path, wanted):
                     if i == event_id:
@@ -218,18 +219,22 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     losers = resolve_copies(holders)
     touched_paths: set[str] = set(fresh)
     redecided = set(holders)
-    for path, entry in cache.files.items():
+    # only a file with copies dropped before, or losing one now, can change
+    with_drops = dict(cache.files.items("dropped IS NOT NULL"))
+    for path in sorted(with_drops.keys() | losers.keys()):
+        entry = with_drops.get(path) or cache.files.get(path)
+        if entry is None:
+            continue
         before = set(entry.get("dropped", ()))
         after = (before - redecided) | losers.get(path, set())
         if path in fresh and after:
             # a re-parsed file's old decisions about ids it no longer holds are void
             after &= set(_ids_of(files, path))
         if after != before:
-            if after:
-                entry["dropped"] = sorted(after)
-            else:
-                entry.pop("dropped", None)
+            cache.files.set_columns(path, dropped=sorted(after) if after else None)
             touched_paths.add(path)
+        if after:
+            files.with_drops.add(path)
     for event_id in redecided:
         paths = {p for p, _, _ in holders.get(event_id, [])}
         if len(paths) > 1:
@@ -254,7 +259,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     for s in affected_sessions:
         acc = Rollup()
         for fno in m.session_files.get(s, ()):
-            path = files.by_fno[fno]
+            path = files.path_of(fno)
             rows = rows_of.get(path)
             if rows is None:
                 rows = rows_of[path] = files.effective_rows(path)
@@ -333,13 +338,12 @@ class _SessionSets:
         if fno in got:
             got.remove(fno)
 
-    def apply_to(self, session_files: dict[str, list[int]]) -> None:
-        for session, fnos in self.lists.items():
-            if fnos:
-                fnos.sort()
-                session_files[intern(session)] = fnos  # one string with rows' key
-            else:
-                session_files.pop(session, None)
+    def apply_to(self, session_files) -> None:
+        """Write the sets back (``session_files``: a ``parse_index.KeyedBlobs``)."""
+        for fnos in self.lists.values():
+            fnos.sort()
+        session_files.put_many((s, fnos) for s, fnos in self.lists.items() if fnos)
+        session_files.delete_many(s for s, fnos in self.lists.items() if not fnos)
 
 
 def _ids_of(files: _Files, path: str) -> list[str]:

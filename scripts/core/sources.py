@@ -28,6 +28,10 @@ class SourceListing:
     def present(self) -> bool:
         return bool(self.files)
 
+    def entries(self):
+        """(path, (size, mtime_ns, inode, side files)) of every file, in path order."""
+        return iter(sorted(self.files.items()))
+
     def total_bytes(self) -> int:
         return sum(v[0] for v in self.files.values())
 
@@ -183,3 +187,61 @@ def short_path(path: str) -> str:
     if home and home != "/" and path.startswith(home + os.sep):
         return "~" + path[len(home):]
     return path
+
+
+class ManifestListing:
+    """A source's listing read from its manifest (``cache/manifest/<source>.json``, what
+    ``SourceListing.manifest_json`` wrote) as it is walked: ``entries()`` gives the files
+    in path order, a chunk of the file at a time, so normalize never holds the whole
+    listing (loaded whole, 3,800 files were ~5 MB of objects at once). ``locations`` is
+    known once the walk has passed the files.
+
+    The files object is cut at ``],"`` (an entry's end and the next one's start): inside
+    a JSON string a quote is always escaped, so that sequence occurs only there, and
+    ``]},"locations":`` only where the files end."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, path: str):
+        import orjson
+
+        self._loads = orjson.loads
+        self.path = path
+        head = b""
+        with open(path, "rb") as fh:
+            while (more := fh.read(self.CHUNK)) and b',"files":{' not in head:
+                head += more
+        at = head.find(b',"files":{')
+        if not head.startswith(b'{"env_var":') or at < 0:
+            raise ValueError(f"{path}: not a manifest")
+        self.env_var = self._loads(head[:at] + b"}")["env_var"]
+        self._files_at = at + len(b',"files":{')
+        self.locations: list[str] = []
+
+    def entries(self):
+        """(path, (size, mtime_ns, inode, side files)) of every file, in path order."""
+        loads = self._loads
+        with open(self.path, "rb") as fh:
+            fh.seek(self._files_at)
+            buf = b""
+            while True:
+                more = fh.read(self.CHUNK)
+                buf += more
+                end = buf.find(b']},"locations":') if not buf.startswith(b'},"locations":') else -2
+                if end == -2:  # no files
+                    rest = buf[1:]
+                    break
+                if end >= 0:
+                    for path, v in loads(b"{" + buf[:end + 1] + b"}").items():
+                        yield path, tuple(v)
+                    rest = buf[end + 2:]
+                    break
+                cut = buf.rfind(b'],"')
+                if cut >= 0:
+                    for path, v in loads(b"{" + buf[:cut + 1] + b"}").items():
+                        yield path, tuple(v)
+                    buf = buf[cut + 2:]
+                if not more:
+                    raise ValueError(f"{self.path}: cut short")
+            rest += fh.read()
+        self.locations = loads(b"{" + rest[1:])["locations"]

@@ -250,10 +250,8 @@ def check_bundle(art: Path, known: dict[str, set] | None = None, settled: bool =
         data = p.read_bytes()
         parts = rel.split("/")
         if parts[0] == "cache" and parts[1] == "normalize":
-            if p.name == "index.marshal":
-                from scripts.core.event_cache import decode_index
-
-                doc = decode_index(data)
+            if p.name == "index.sqlite":
+                doc = _read_index(p)
                 if doc is None:
                     c.problems.append(f"{rel}: not a whole index")
                     continue
@@ -327,6 +325,32 @@ def check_bundle(art: Path, known: dict[str, set] | None = None, settled: bool =
                 if settled:
                     c.problems.append(f"{p.relative_to(art)}: a pack no index refers to, after a completed run")
     return c
+
+
+def _read_index(index: Path) -> dict | None:
+    """An index database's packs and files as the next run sees them: a copy is opened
+    (with the journal a killed run left, which SQLite rolls back), not the index itself.
+    Its sum is not required to match: where it does not (a run killed between the commit
+    and the sum's write), the next run rebuilds the index, never misreads it."""
+    import sqlite3
+    import tempfile
+
+    from scripts.core.parse_index import read_packs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for suffix in ("", "-journal"):
+            if Path(str(index) + suffix).exists():
+                shutil.copyfile(str(index) + suffix, os.path.join(tmp, "index.sqlite" + suffix))
+        try:
+            con = sqlite3.connect(os.path.join(tmp, "index.sqlite"))
+            try:
+                packs = read_packs(con)
+                files = {path: {"packed": packed} for path, packed in con.execute("SELECT path, packed FROM files")}
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:
+            return None
+    return {"packs": packs, "files": files}
 
 
 def _check_index(directory: Path, doc: dict) -> list[str]:

@@ -187,7 +187,7 @@ def test_a_run_clears_only_its_own_bundles_leftovers(tree, tmp_path):
     art = tmp_path / "outer"
     make(tree.env(art), "all")
     leftovers = [art / ".ui-snapshot.json.k1ll3d.tmp", art / "events" / "claude" / ".2026-08-01.jsonl.k1ll3d.tmp",
-                 art / "cache" / "normalize" / "codex" / ".index.marshal.k1ll3d.tmp"]
+                 art / "cache" / "normalize" / "codex" / ".index.sqlite.k1ll3d.tmp"]
     nested = art / "demo" / "events" / "claude" / ".2026-08-01.jsonl.l1v3.tmp"
     for p in leftovers + [nested]:
         p.parent.mkdir(parents=True, exist_ok=True)

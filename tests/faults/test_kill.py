@@ -110,7 +110,7 @@ COLD_POINTS = [
     ("first pack written", any_file("cache/normalize/claude", "pack-")),
     ("events mid-write", temp_in("events/claude")),
     ("claude events written", any_file("events/claude")),
-    ("claude index saved", exists("cache/normalize/claude/index.marshal")),
+    ("claude index saved", exists("cache/normalize/claude/index.sqlite")),
     ("codex events written", any_file("events/codex")),
     ("last rollup written", exists("rollups/cliproxy.json")),
     ("normalized stamps", exists("stamps/claude.normalized")),
@@ -255,9 +255,9 @@ def test_kill_anywhere_in_incremental_runs(tree, tmp_path):
     copy_bundle(twin, killed)
     steps = 14 if LONG else 4
     points = [
-        ("parse cache written", lambda m: m.changed("cache/normalize/claude/index.marshal")),
+        ("parse cache written", lambda m: m.changed("cache/normalize/claude/index.sqlite")),
         ("events written", lambda m: m.changed("events/claude")),  # a day file renamed in
-        ("index saved", lambda m: m.changed("cache/normalize/codex/index.marshal")),
+        ("index saved", lambda m: m.changed("cache/normalize/codex/index.sqlite")),
         ("cache-check done", lambda m: m.changed("runs/.current/cache_check.json")),
         ("reports written", lambda m: m.changed("reports/daily.json")),
         ("refresh starts", proc("refresh")),
@@ -278,7 +278,7 @@ def test_kill_anywhere_in_incremental_runs(tree, tmp_path):
         if kind == "timezone":
             tz = "America/Los_Angeles" if tz == "UTC" else "UTC"
         before = {}
-        for rel in ("events/claude", "cache/normalize/claude/index.marshal", "cache/normalize/codex/index.marshal", "reports/daily.json", "ui-snapshot.json",
+        for rel in ("events/claude", "cache/normalize/claude/index.sqlite", "cache/normalize/codex/index.sqlite", "reports/daily.json", "ui-snapshot.json",
                     "runs/.current/cache_check.json"):
             try:
                 before[rel] = os.stat(killed / rel).st_mtime_ns

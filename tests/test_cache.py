@@ -249,6 +249,32 @@ def test_copies_across_files_over_incremental_rounds_equal_a_forced_rebuild(samp
     check("three-holders")
 
 
+def test_a_first_run_over_copies_equals_a_forced_rebuild(sample_logs, tmp_path):
+    """A first run builds its index from nothing (event_merge.fold_fresh), a FORCE=1 run
+    re-folds a kept one (fold_changes): with calls copied across files from the start,
+    both agree, and so do the runs after each."""
+    logs = sample_logs(events=1500, seed=32)
+    live = tmp_path / "live"
+    shutil.copytree(logs / "home", live / "home")
+    projects = live / "home" / ".claude" / "projects"
+    files = sorted(projects.rglob("*.jsonl"))
+    _copy_calls(files[0], projects / "copies" / "bigger.jsonl", bump=+500)
+    _copy_calls(files[1], projects / "copies" / "smaller.jsonl", bump=-1)
+    _copy_calls(files[2], projects / "copies" / "third.jsonl", bump=+1)
+    _copy_calls(files[2], projects / "copies" / "fourth.jsonl", bump=+2)
+    env = sample_env(live, tmp_path / "art")
+    for round_name in ("first", "grown"):
+        make("all", env=env)
+        forced = tmp_path / f"forced-{round_name}"
+        shutil.copytree(tmp_path / "art", forced)
+        make("all", env=dict(env, ARTIFACTS=str(forced), FORCE="1"))
+        assert _snapshot_bytes(tmp_path / "art") == _snapshot_bytes(forced), round_name
+        s = load_json(tmp_path / "art" / "runs" / "latest.json")
+        assert s["sources"]["claude"]["duplicates"] > 0 and s["totals"]["balanced"]
+        _copy_calls(files[0], files[0], bump=+900, every=5)  # the original outgrows its copy
+        _copy_calls(files[3], projects / "copies" / "bigger.jsonl", bump=+3)
+
+
 def test_an_upgrade_of_the_code_reruns_every_stage_once(sample_logs, tmp_path):
     """A bundle built by older code is recomputed after an upgrade, even though no log
     changed (the code stamp), and only once."""

@@ -24,8 +24,8 @@ from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import EventCache, FileResult, has_index, location, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, unpack_entry
-from scripts.core.event_merge import ResultSpill, fold_changes, kept_as_results
+from scripts.core.event_cache import MANIFEST_RUN, EventCache, FileResult, has_index, shard_length, location, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, unpack_entry
+from scripts.core.event_merge import FreshLog, ResultSpill, fold_changes, fold_fresh, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
 
@@ -87,21 +87,25 @@ def _worker_init() -> None:
 def make_shards(tasks: list[tuple], sizes: list[int], jobs: int) -> list[list[int]]:
     """Split tasks (in path order) into contiguous runs of similar byte size: a few per
     worker, so a busy core does not hold the others up, and each run fills one pack."""
-    total = sum(sizes)
-    if not tasks:
+    return [list(range(a, b)) for a, b, _n in shard_ranges(sizes, sum(sizes), len(sizes), jobs)]
+
+
+def shard_ranges(sizes, total: int, count: int, jobs: int) -> list[tuple[int, int, int]]:
+    """``make_shards``'s runs as ``(first, end, bytes)``, from the sizes as they come (an
+    iterable: a first run's listing walked again, never held)."""
+    if not count:
         return []
-    n = max(1, min(len(tasks), jobs * 2 if total >= SMALL_JOB_BYTES else 1))
+    n = max(1, min(count, jobs * 2 if total >= SMALL_JOB_BYTES else 1))
     target = total / n
-    shards, current, acc = [], [], 0
-    for i, size in enumerate(sizes):
-        current.append(i)
+    ranges, first, acc, i = [], 0, 0, 0
+    for i, size in enumerate(sizes, 1):
         acc += size
-        if acc >= target and len(shards) < n - 1:
-            shards.append(current)
-            current, acc = [], 0
-    if current:
-        shards.append(current)
-    return shards
+        if acc >= target and len(ranges) < n - 1:
+            ranges.append((first, i, acc))
+            first, acc = i, 0
+    if first < count:
+        ranges.append((first, count, acc))
+    return ranges
 
 
 def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
@@ -119,7 +123,7 @@ def run_jobs(jobs_list: list[tuple], workers: int, total_bytes: int):
     rank: dict[str, int] = {}
     for job in jobs_list:
         rank.setdefault(job[0], len(rank))
-    order = sorted(range(len(jobs_list)), key=lambda i: (rank[jobs_list[i][0]], -len(jobs_list[i][3])))
+    order = sorted(range(len(jobs_list)), key=lambda i: (rank[jobs_list[i][0]], -shard_length(jobs_list[i][3])))
     queue = [jobs_list[i] for i in order]
     n = len(queue)
     jobs_list.clear()  # each shard's task list is dropped once it is handed to a worker
@@ -189,6 +193,24 @@ def normalize_bundle(
                     sides[source][path] = v[3]
                 yield path, v
 
+        os.makedirs(cache.dir, exist_ok=True)
+        if cache.db.building is not None and isinstance(listing, src_mod.ManifestListing):
+            # an index built from nothing: every file is new; each shard is a run of the
+            # manifest, which its worker reads itself (no task per file is made or sent)
+            total = 0
+            for _path, v in walk():
+                total += v[0]
+            stats = {"hit": 0, "miss": found[source], "resumed": 0, "invalidate": 0, "deleted": 0}
+            for first, end, n_bytes in shard_ranges((v[0] for _p, v in listing.entries()), total, found[source], jobs):
+                run = (MANIFEST_RUN, listing.path, first, end, device)
+                shard_jobs.append((source, cache.dir, cache.new_pack_name(), run, n_bytes >= BULK_SHARD_BYTES))
+            if cache.invalidated_all:
+                stats["invalidate"], stats["miss"] = stats["miss"], 0
+                days[source] = None
+            plans[source] = stats
+            parsed_files += found[source]
+            total_task_bytes += total
+            continue
         tasks, stats = cache.plan(walk(), mod.resumable, force, sizes)
         if cache.invalidated_all:
             stats["invalidate"] += stats.pop("miss")
@@ -204,7 +226,6 @@ def normalize_bundle(
         parsed_files += len(tasks)
         sizes = [max(0, size - t[2]) for t, size in zip(tasks, sizes)]
         total_task_bytes += sum(sizes)
-        os.makedirs(cache.dir, exist_ok=True)
         for shard in make_shards(tasks, sizes, jobs):
             plain = [tasks[i] + (device,) for i in shard]
             bulk = sum(sizes[i] for i in shard) >= BULK_SHARD_BYTES
@@ -212,6 +233,7 @@ def normalize_bundle(
     tasks = plain = None  # the shards hold them, until each is handed to a worker (run_jobs)
     parsed_bytes = 0
     spills: dict[str, ResultSpill] = {}  # per source, its results' rollups and hashes until folded
+    fresh_logs: dict[str, FreshLog] = {}  # the same, for a source whose index is built from nothing
     shards_left = {s: 0 for s in sources}
     for job in shard_jobs:
         shards_left[job[0]] += 1
@@ -230,9 +252,14 @@ def normalize_bundle(
                 _add_days(days, source, res.days_changed)
                 if old is not None and res.mode != "resumed":
                     _add_days(days, source, location(old)[0])
-                # FORCE folds everything in from nothing (the merged state was reset)
-                spill = spills.get(source) or spills.setdefault(source, ResultSpill(caches[source].dir))
-                changes[source].append((res.path, None if force else old, spill.keep(res)))
+                if caches[source].db.building is not None:
+                    # an index built from nothing: its results wait in a log (fold_fresh)
+                    log = fresh_logs.get(source) or fresh_logs.setdefault(source, FreshLog(caches[source].dir))
+                    log.keep(res)
+                else:
+                    # FORCE folds everything in from nothing (the merged state was reset)
+                    spill = spills.get(source) or spills.setdefault(source, ResultSpill(caches[source].dir))
+                    changes[source].append((res.path, None if force else old, spill.keep(res)))
                 parsed_bytes += res.end_offset
             results = res = None  # stored: not held while the source is folded and written
             shards_left[source] -= 1
@@ -248,7 +275,11 @@ def normalize_bundle(
             reparsed = {p for p, _, _ in changes[source]}
             changes[source] += kept_as_results(cache, sorted(p for p in cache.files if p not in reparsed))
         dropped_before = {p: e["dropped"] for p, e in cache.files.items("dropped IS NOT NULL")}
-        fold_changes(cache, changes[source])
+        if source in fresh_logs:
+            fold_fresh(cache, fresh_logs[source])
+            fresh_logs.pop(source).close()
+        else:
+            fold_changes(cache, changes[source])
         changes[source] = []  # the results' rollups are folded in: free them
         if source in spills:
             spills.pop(source).close()

@@ -133,6 +133,7 @@ class FileResult:
     bad: list = field(default_factory=list)  # (path, line, reason) to print
     tally: bytes = b""  # packed (counts, versions), once ``pack`` ran
     resume: bytes = b""  # packed (end_offset, next_lineno, head_hash, state), once ``pack`` ran
+    fno: int = -1  # its file number, once stored (``EventCache.store``)
 
     def pack(self) -> None:
         """Pack what the index keeps packed (``tally``, ``resume_point``): a worker sends its
@@ -399,13 +400,36 @@ def parse_shard(job: tuple) -> list[FileResult]:
     return list(_parsed_into_pack(job))
 
 
+MANIFEST_RUN = "manifest"  # a shard's tasks given as (MANIFEST_RUN, manifest path, first, end, device)
+
+
+def shard_tasks(tasks):
+    """A shard's tasks: a list of them, or a run of a source's manifest (a first run:
+    every file new, read from the manifest by the worker itself)."""
+    if isinstance(tasks, tuple) and tasks[0] == MANIFEST_RUN:
+        from itertools import islice
+
+        from scripts.core.sources import ManifestListing
+
+        _, path, first, end, device = tasks
+        for file_path, _v in islice(ManifestListing(path).entries(), first, end):
+            yield (file_path, "new", 0, 1, {}, None, None, device)
+    else:
+        yield from tasks
+
+
+def shard_length(tasks) -> int:
+    """How many files a shard's tasks are."""
+    return tasks[3] - tasks[2] if isinstance(tasks, tuple) and tasks[0] == MANIFEST_RUN else len(tasks)
+
+
 def _parsed_into_pack(job: tuple):
     """Each file's result of ``parse_shard`` as it is done; the pack is complete (its size
     final, which ``EventCache.store`` records) only once the last one is."""
     source, pack_dir, pack_name, tasks, bulk_parse = job
     with open(os.path.join(pack_dir, pack_name), "wb") as pack:
         offset = 0
-        for task in tasks:
+        for task in shard_tasks(tasks):
             res, segments, bulk = parse_file(source, task, pack_dir, bulk_parse)
             for day, (segment, n) in segments.items():
                 pack.write(segment)
@@ -902,6 +926,7 @@ class EventCache:
         if old is not None and old.get("dropped"):
             entry["dropped"] = old["dropped"]  # re-decided by the caller
         self.files.put(res.path, entry, old)
+        res.fno = fno
         return old
 
     def forget_deleted(self) -> list[tuple[str, dict]]:

@@ -83,6 +83,86 @@ class ResultSpill(Spill):
         return Parsed(self, self.append(res.rollup, res.hashes), len(res.rollup), len(res.hashes))
 
 
+class FreshLog(Spill):
+    """An index built from nothing (a first run): each parsed file's path, number,
+    rollup and id hashes, one record after another (in an unnamed temp file once past
+    256 KB), read back by walking it (``records``) — no object per file is held until the
+    fold (``fold_fresh``)."""
+
+    def keep(self, res: FileResult) -> None:
+        rec = marshal.dumps((res.path, res.fno, res.rollup, res.hashes))
+        self.append(len(rec).to_bytes(8, "little"), rec)
+
+    def records(self):
+        """``(path, fno, rollup marshalled, hashes)`` of every file kept, in order."""
+        at = 0
+        while at < self.size:
+            n = int.from_bytes(self.read(at, at + 8), "little")
+            yield marshal.loads(self.read(at + 8, at + 8 + n))
+            at += 8 + n
+
+
+def fold_fresh(cache: EventCache, log: FreshLog) -> None:
+    """The merged state of an index built from nothing, from every file's record in
+    ``log``: what ``fold_changes`` computes when every file is new, walking the records
+    (a few times) instead of holding a result, a session set and a session's file list per
+    file. A session's rows are summed as its files come (one file each, mostly)."""
+    m = cache.merged
+    files = _Files(cache, {})
+
+    def arrays():
+        for _path, _fno, _rollup, hashes in log.records():
+            a = array("Q")
+            a.frombytes(hashes)
+            yield a
+
+    # 1. every call's hash, sorted straight into the spill (8 bytes a call), never whole;
+    # a hash met twice is an id some two files hold (a file's own copies are gone)
+    repeated: set[int] = set()
+    m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(arrays, repeated))
+
+    # 2. those ids: the copy with the largest total is kept (resolve_copies)
+    losers: dict[str, set] = {}
+    if repeated:
+        holders: dict[str, list[tuple[str, int, int]]] = {}
+        for path, _fno, _rollup, hashes in log.records():
+            a = array("Q")
+            a.frombytes(hashes)
+            if not repeated.isdisjoint(a):
+                for i, t, ln in files.holdings(path, repeated):
+                    holders.setdefault(i, []).append((path, t, ln))
+        losers = resolve_copies(holders)
+        for path, ids in losers.items():
+            cache.files.set_columns(path, dropped=sorted(ids))
+            files.with_drops.add(path)
+        for event_id, copies in holders.items():
+            paths = {p for p, _, _ in copies}
+            if len(paths) > 1:
+                m.dup_holders[event_id] = sorted(cache.files[p]["fno"] for p in paths)
+
+    # 3. each session's rows, summed over the files holding it
+    for path, fno, rollup, _hashes in log.records():
+        rows = marshal.loads(rollup)
+        # every session the file holds counts it (as in fold_changes), even one whose
+        # only calls here are copies kept elsewhere
+        by_session: dict[str, list] = {r[I_SESSION]: [] for r in rows}
+        if path in files.with_drops:
+            rows = files.effective_rows(path)
+        for r in rows:
+            by_session[r[I_SESSION]].append(r)
+        for session, session_rows in by_session.items():
+            acc = Rollup()
+            fnos = m.session_files.get(session)
+            if fnos is None:
+                fnos = [fno]
+            else:
+                acc.add_rows(marshal.loads(m.rows.get(session) or marshal.dumps([])))
+                fnos = sorted(set(fnos) | {fno})
+            acc.add_rows(session_rows)
+            m.set_session(session, acc.acc)
+            m.session_files[session] = fnos
+
+
 class _Files:
     """Per-file data read on demand and kept for this run (bulk lines, effective rows)."""
 

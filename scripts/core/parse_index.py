@@ -406,6 +406,14 @@ class SessionRows:
         if len(self._pending) >= 64:
             self.flush()
 
+    def get(self, session: str) -> bytes | None:
+        """A session's rows, marshalled (None: it has none)."""
+        self.flush()
+        if self.db.is_empty:
+            return None
+        row = self.db.con.execute("SELECT rows FROM session_rows WHERE session = ?", (session,)).fetchone()
+        return None if row is None else row[0]
+
     def pop(self, session: str) -> None:
         self.flush()
         if not self.db.is_empty:

@@ -109,3 +109,25 @@ def test_sorted_in_parts_equals_sorted_at_once():
         for run in _sorted_runs_in_parts(lambda: iter(arrays), repeated, parts):
             got.extend(run)
         assert got == want and repeated == want_repeated, parts
+
+
+def test_a_first_runs_log_gives_back_every_record_in_order(tmp_path):
+    """event_merge.FreshLog: a first run's results, walked a chunk at a time, whatever the
+    chunk and wherever the records are (memory, temp file)."""
+    import marshal
+    from types import SimpleNamespace
+
+    from scripts.core.event_merge import FreshLog
+
+    rng = random.Random(9)
+    for limit in (0, 100, 1 << 18):
+        log = FreshLog(str(tmp_path), limit=limit)
+        log.CHUNK = 1000
+        want = []
+        for i in range(300):
+            res = SimpleNamespace(path=f"/logs/{i}.jsonl", fno=i, rollup=marshal.dumps([[i] * rng.randrange(0, 300)]),
+                                  hashes=bytes(rng.randrange(0, 3000)))
+            log.keep(res)
+            want.append((res.path, res.fno, res.rollup, res.hashes))
+        assert list(log.records()) == want and list(log.records()) == want
+        log.close()

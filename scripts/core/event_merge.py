@@ -93,13 +93,19 @@ class FreshLog(Spill):
         rec = marshal.dumps((res.path, res.fno, res.rollup, res.hashes))
         self.append(len(rec).to_bytes(8, "little"), rec)
 
+    CHUNK = 1 << 18  # bytes read at a time by a walk
+
     def records(self):
         """``(path, fno, rollup marshalled, hashes)`` of every file kept, in order."""
-        at = 0
+        at, buf, buf_at = 0, memoryview(b""), 0
         while at < self.size:
-            n = int.from_bytes(self.read(at, at + 8), "little")
-            yield marshal.loads(self.read(at + 8, at + 8 + n))
-            at += 8 + n
+            if at + 8 > buf_at + len(buf):
+                buf, buf_at = memoryview(self.read(at, min(self.size, at + self.CHUNK))), at
+            end = at + 8 + int.from_bytes(buf[at - buf_at:at - buf_at + 8], "little")
+            if end > buf_at + len(buf):
+                buf, buf_at = memoryview(self.read(at, min(self.size, max(end, at + self.CHUNK)))), at
+            yield marshal.loads(buf[at + 8 - buf_at:end - buf_at])
+            at = end
 
 
 def fold_fresh(cache: EventCache, log: FreshLog) -> None:
@@ -152,15 +158,12 @@ def fold_fresh(cache: EventCache, log: FreshLog) -> None:
             by_session[r[I_SESSION]].append(r)
         for session, session_rows in by_session.items():
             acc = Rollup()
-            fnos = m.session_files.get(session)
-            if fnos is None:
-                fnos = [fno]
-            else:
+            if not m.session_files.add_new(session, [fno]):
+                # a session met in an earlier file: its rows so far and this file's
                 acc.add_rows(marshal.loads(m.rows.get(session) or marshal.dumps([])))
-                fnos = sorted(set(fnos) | {fno})
+                m.session_files[session] = sorted(set(m.session_files[session]) | {fno})
             acc.add_rows(session_rows)
             m.set_session(session, acc.acc)
-            m.session_files[session] = fnos
 
 
 class _Files:

@@ -470,6 +470,12 @@ class KeyedBlobs:
         self.db.con.execute(f"INSERT OR REPLACE INTO {self.table}(key, value) VALUES (?, ?)", (key, marshal.dumps(value)))
         self.db.written()
 
+    def add_new(self, key: str, value) -> bool:
+        """Store ``value`` unless ``key`` has one; whether it was stored."""
+        cur = self.db.con.execute(f"INSERT OR IGNORE INTO {self.table}(key, value) VALUES (?, ?)", (key, marshal.dumps(value)))
+        self.db.written()
+        return cur.rowcount == 1
+
     def put_many(self, items) -> None:
         self.db.con.executemany(f"INSERT OR REPLACE INTO {self.table}(key, value) VALUES (?, ?)",
                                 ((k, marshal.dumps(v)) for k, v in items))

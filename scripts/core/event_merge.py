@@ -89,7 +89,10 @@ class FreshLog(Spill):
     256 KB), read back by walking it (``records``) — no object per file is held until the
     fold (``fold_fresh``)."""
 
+    n_hashes = 0  # calls kept
+
     def keep(self, res: FileResult) -> None:
+        self.n_hashes += len(res.hashes) // 8
         rec = marshal.dumps((res.path, res.fno, res.rollup, res.hashes))
         self.append(len(rec).to_bytes(8, "little"), rec)
 
@@ -125,7 +128,7 @@ def fold_fresh(cache: EventCache, log: FreshLog) -> None:
     # 1. every call's hash, sorted straight into the spill (8 bytes a call), never whole;
     # a hash met twice is an id some two files hold (a file's own copies are gone)
     repeated: set[int] = set()
-    m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(arrays, repeated))
+    m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(arrays, repeated, log.n_hashes))
 
     # 2. those ids: the copy with the largest total is kept (resolve_copies)
     losers: dict[str, set] = {}
@@ -258,7 +261,8 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     if not len(m.hashes.base) and not m.hashes.added and not m.hashes.removed:
         # a first build: sorted straight into the spill (8 bytes a call), never whole
         repeated: set[int] = set()
-        m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(new_hashes, repeated))
+        n = sum((res.n_hashes if isinstance(res, Parsed) else len(res.hashes)) // 8 for res in fresh.values())
+        m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(new_hashes, repeated, n))
     else:
         all_new, repeated = _sorted_hashes(new_hashes())
         candidates.update(m.hashes.present(all_new))  # sorted: each block of the base read once
@@ -363,10 +367,15 @@ def _sorted_hashes(arrays) -> tuple[array, set[int]]:
     return out, repeated
 
 
-def _sorted_runs_in_parts(arrays_again, repeated: set[int], parts: int = 4):
-    """``_sorted_runs`` of the arrays ``arrays_again()`` gives (each sorted), a part of
-    the hash range at a time: a part's buckets are all that is held (a quarter of a first
-    run's hashes), for a few ms of reading the arrays again."""
+PART_HASHES = 1 << 16  # hashes sorted at once, at most about (512 KB)
+
+
+def _sorted_runs_in_parts(arrays_again, repeated: set[int], n: int = 0):
+    """``_sorted_runs`` of the arrays ``arrays_again()`` gives (each sorted; ``n`` hashes
+    in all), a part of the hash range at a time: a part's buckets are all that is held
+    (~``PART_HASHES``, whatever the history), for a few ms a part of reading the arrays
+    again."""
+    parts = max(4, -(-n // PART_HASHES))
     for p in range(parts):
         lo, hi = (p << 64) // parts, ((p + 1) << 64) // parts
         part = (a[bisect_left(a, lo):bisect_left(a, hi)] for a in arrays_again())

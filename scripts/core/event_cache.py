@@ -9,37 +9,32 @@ Layout, per source, under ``$(ARTIFACTS)/cache/normalize/<source>/``:
   order, and its slot rollup). A re-parsed file's old ranges become dead (a file that
   grew rewrites only the days its new records touched); packs with nothing live are
   deleted, mostly-dead ones compacted.
-- ``index.marshal``: per file only what every run needs — its fingerprint (size, mtime,
-  inode) and the ids dropped as copies of a call kept in another file; packed (one
-  marshal string, ``pack_entry``) where its day segments (day -> [pack, offset, length,
-  events]) and bulk line are, its events, its record counts and versions, and where
-  parsing stopped (byte offset after the last complete line, next line number, the hash
-  of the head, the adapter's resume state); per pack its size (a torn write is
-  detected); and the source's merged state (see ``MergedState``).
+- ``index.sqlite`` (``parse_index``): per file its fingerprint (size, mtime, inode) and
+  the ids dropped as copies of a call kept in another file; packed (one marshal string,
+  ``pack_entry``) where its day segments (day -> [pack, offset, length, events]) and
+  bulk line are, its events, its record counts and versions, and where parsing stopped
+  (byte offset after the last complete line, next line number, the hash of the head,
+  the adapter's resume state); which files hold which day; per pack its size (a torn
+  write is detected); and the source's merged state (see ``MergedState``).
+  ``index.sqlite.sum`` holds its size and CRC, ``hashes-<n>.bin`` the hash multiset's
+  sorted base.
 
-So a run loads the per-file metadata and the merged state, and the bulk of just the
-files that changed: its cost follows the change, not the history. The days a file holds
-are in the index, so normalize rewrites only the day files of ``events/<source>/`` that
-a change can reach. A file that grew is read from its stored offset (append-only logs); a
-file that shrank, was replaced (other inode) or whose head changed is re-read whole; an
-unchanged file is not opened. A file the tool deleted keeps its entry (``deleted``):
-history is never lost by log cleanup, only by ``forget``. An index written by another
-cache version, adapter version, device or Python is discarded (counted as invalidations),
-never misread.
+So a run reads the index rows it needs and the bulk of just the files that changed: its
+cost follows the change, not the history. The days a file holds are in the index, so
+normalize rewrites only the day files of ``events/<source>/`` that a change can reach. A
+file that grew is read from its stored offset (append-only logs); a file that shrank, was
+replaced (other inode) or whose head changed is re-read whole; an unchanged file is not
+opened. A file the tool deleted keeps its entry (``deleted``): history is never lost by
+log cleanup, only by ``forget``. An index written by another cache version, adapter
+version, device or Python (the packed entries are marshal strings, whose format is a
+Python version's), or whose bytes differ from its sum, is rebuilt (counted as
+invalidations), never misread.
 
-The index is a short JSON header line and a ``marshal`` body (Python's own format for its
-plain types: loading and saving it costs half of what JSON did, ~25 ms of an incremental
-run at 200k calls); marshal's format belongs to a Python version, which the header names.
-The body is written in pieces (``write_index``) and read a piece at a time (``read_index``),
-so neither holds a second copy of the index.
-
-Memory: the per-call and per-row parts of the merged state stay on disk — the hash
-multiset's base (8 bytes a call) and the merged rows are read from the index file (a
-later run) or a run's spill, an unnamed temp file (a first run), a block or a session at
-a time. What still grows with the history is held per file and per session: each file's
-index entry (0.75-0.95 KB: its path, fingerprint and one packed string; ~3,800 files a
-source at 400k calls) and, per session, where its rows are and which files hold it
-(~0.4 KB).
+Memory: nothing is held per file, per session or per call. The index is read through
+SQLite's page cache (1 MB); the hash multiset's base is searched a 4 KB block at a time
+through every 512th hash; a first run's results wait in a log file (``event_merge.FreshLog``)
+and its parse workers read their runs of the listing themselves (``shard_tasks``). Held
+in memory, the index was ~1 KB per log file and ~0.4 KB per session (8 MB at 400k calls).
 """
 from __future__ import annotations
 

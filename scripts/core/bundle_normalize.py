@@ -4,7 +4,8 @@ that add up.
 
 The parse itself is ``event_cache.parse_file``; this module plans the work per source,
 fans it out to a process pool, folds the results into each source's cache
-(``event_merge.fold_changes``) and writes the artifacts. Events are filed by the UTC day
+(``event_merge.fold_changes``; ``fold_fresh`` for an index built from nothing, whose
+shards are runs of the manifest the workers read themselves) and writes the artifacts. Events are filed by the UTC day
 of their timestamp; within a day file, in source-file path order, each file's events in
 the order they first appear, so the output does not depend on discovery or worker order,
 nor on how many runs built it. A run rewrites only the day files a change can reach.
@@ -24,7 +25,8 @@ from scripts.core import background
 from scripts.core import sources as src_mod
 from scripts.core.event_files import day_files, legacy_path
 from scripts.core.event_files import source_dir as events_dir
-from scripts.core.event_cache import MANIFEST_RUN, EventCache, FileResult, has_index, shard_length, location, parse_shard, parse_shard_to_file, results_from_file, source_cache_dir, unpack_entry
+from scripts.core.event_cache import (MANIFEST_RUN, EventCache, FileResult, has_index, location, parse_shard, parse_shard_to_file, results_from_file, shard_length,
+                                      source_cache_dir, unpack_entry)
 from scripts.core.event_merge import FreshLog, ResultSpill, fold_changes, fold_fresh, kept_as_results
 from scripts.core.rollup import document
 from scripts.shared_io import AtomicFile, DataError, Diagnostics, copy_range, dumps_line, read_marshalled, remove_if_present, write_all, write_if_changed
@@ -206,7 +208,10 @@ def normalize_bundle(
                 shard_jobs.append((source, cache.dir, cache.new_pack_name(), run, n_bytes >= BULK_SHARD_BYTES))
             if cache.invalidated_all:
                 stats["invalidate"], stats["miss"] = stats["miss"], 0
+            if force or cache.invalidated_all:
                 days[source] = None
+            if forget:
+                stats["forgotten"] = 0  # nothing kept to forget
             plans[source] = stats
             parsed_files += found[source]
             total_task_bytes += total

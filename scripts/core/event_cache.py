@@ -39,12 +39,10 @@ in memory, the index was ~1 KB per log file and ~0.4 KB per session (8 MB at 400
 from __future__ import annotations
 
 import hashlib
-import io
 import marshal
 import os
 import sys
 import time
-import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, fields
@@ -58,7 +56,7 @@ from scripts.core.event import LONG_CONTEXT_THRESHOLDS
 from scripts.core.parse_index import INDEX_NAME, FileTable, IndexDB, KeyedBlobs, SessionRows, put_meta, read_packs, write_packs
 from scripts.core.rollup import SLOT_MS, Rollup
 from scripts.core.view_cache import Spill
-from scripts.shared_io import AtomicFile, remove_if_present, unnamed_temp, write_all
+from scripts.shared_io import AtomicFile, remove_if_present
 
 CACHE_VERSION = 14  # 14: the index a SQLite database (parse_index); 13: an entry's segs, bulk, n, tally and resume point in one string (packed); 12: an entry's segs and bulk packed (loc); 11: merged rows as one raw piece and a directory of it; 10: counts and resume point packed per entry; 9: the index body in pieces; 8: merged rows marshalled by session; 7: a marshal index; 6: per-day segments (events/<source>/<day>.jsonl)
 LEGACY_INDEX_NAMES = ("index.marshal", "index.json")  # cache versions 7-13, up to 6

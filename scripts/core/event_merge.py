@@ -17,10 +17,12 @@ changed files (and of files sharing a session or an id with them) are read. Find
 which *unchanged* file holds a newly copied id is the one case that reads every bulk.
 
 Memory: the parse results wait for the fold in a spill (``ResultSpill``: each file's
-rollup and hashes, read back when folded); a first run sorts every call's hash a part of
-the range at a time straight into the merged state's spill; the merged rows go there as
-each session is summed. What a fold holds whole is per session (the sessions the change
-touches and their files: every one on a first run), not per call.
+rollup and hashes, read back when folded); the merged state is in the index database.
+What a fold holds is per changed file and per session it touches. An index built from
+nothing (a first run: every file changed, every session touched) is folded by
+``fold_fresh`` instead, from a log of the results walked a few times (``FreshLog``): it
+holds nothing per file or session, and sorts every call's hash a part of the range at a
+time straight into the merged state's spill.
 """
 from __future__ import annotations
 
@@ -90,13 +92,12 @@ class FreshLog(Spill):
     fold (``fold_fresh``)."""
 
     n_hashes = 0  # calls kept
+    CHUNK = 1 << 18  # bytes read at a time by a walk
 
     def keep(self, res: FileResult) -> None:
         self.n_hashes += len(res.hashes) // 8
         rec = marshal.dumps((res.path, res.fno, res.rollup, res.hashes))
         self.append(len(rec).to_bytes(8, "little"), rec)
-
-    CHUNK = 1 << 18  # bytes read at a time by a walk
 
     def records(self):
         """``(path, fno, rollup marshalled, hashes)`` of every file kept, in order."""

@@ -41,6 +41,7 @@ SCHEMA = (
     "CREATE TABLE files(path TEXT PRIMARY KEY, fno INTEGER NOT NULL, size INTEGER, mtime_ns INTEGER, ino INTEGER,"
     " side TEXT, racy_hash TEXT, packed BLOB, dropped BLOB, deleted INTEGER)",
     "CREATE UNIQUE INDEX files_fno ON files(fno)",
+    "CREATE INDEX files_dropped ON files(path) WHERE dropped IS NOT NULL",  # the few with copies dropped
     "CREATE TABLE file_days(day TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY(day, path)) WITHOUT ROWID",
     "CREATE TABLE session_rows(session TEXT PRIMARY KEY, first INTEGER NOT NULL, rows BLOB NOT NULL)",
     "CREATE INDEX session_rows_first ON session_rows(first, session)",
@@ -182,11 +183,6 @@ class IndexDB:
             except OSError:
                 pass
             self.building = None
-
-    def clear(self) -> None:
-        """Empty every table (an index of another version, rebuilt in place)."""
-        for table in ("meta", "packs", "files", "file_days", "session_rows", "session_files", "dup_holders"):
-            self.con.execute(f"DELETE FROM {table}")
 
     def written(self) -> None:
         """Something is (or is about to be) in a table."""

@@ -768,8 +768,6 @@ class EventCache:
             hashes = (name, n // 8, [], {})
         else:
             hashes = (self.hashes_file, len(h.base), h.added, h.removed)
-        self.files.flush()
-        self.merged.rows.flush()
         con = self.db.con
         put_meta(con, {**self._identity(), "next_pack": self.next_pack, "next_fno": self.next_fno, "hashes": marshal.dumps(hashes)})
         write_packs(con, self.packs)

@@ -107,6 +107,7 @@ class IndexDB:
         self._con = None  # a sqlite3.Connection
         self.building: str | None = None  # a fresh build's temp file, renamed at commit
         self.is_empty = False  # a fresh build: no lookup can find anything before it is written
+        self.batches: list = []  # the tables' flush(): what they batch is written before a commit
 
     @property
     def con(self):
@@ -156,6 +157,8 @@ class IndexDB:
 
     def commit(self) -> None:
         """End the run's transaction; a fresh build then replaces the saved index."""
+        for flush in self.batches:
+            flush()
         con = self.con
         con.execute("COMMIT")
         if self.building is None:
@@ -229,7 +232,23 @@ def _row(path: str, e: dict) -> tuple:
             e.get("packed"), marshal.dumps(list(dropped)) if dropped else None, 1 if e.get("deleted") else None)
 
 
-class FileTable:
+class _Mapping:
+    """Item access and ``in`` from a ``get`` that returns None for a missing key."""
+
+    def __getitem__(self, key: str):
+        v = self.get(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+
+class FileTable(_Mapping):
     """The ``files`` table seen as a mapping of path -> entry (a dict: changing it changes
     nothing until it is put back, ``table[path] = entry``). Walked in path order, a page
     at a time, so a walk may change the entries it has passed."""
@@ -239,6 +258,7 @@ class FileTable:
         self.days_of = days_of  # entry -> the days it holds events of (its segments)
         self._rows: list[tuple] = []  # new files' rows, inserted a batch at a time
         self._days: list[tuple] = []
+        db.batches.append(self.flush)
 
     def flush(self) -> None:
         """Insert the batched new files (before anything reads the table)."""
@@ -254,15 +274,6 @@ class FileTable:
         self.flush()
         row = self.db.con.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
         return default if row is None else _entry(row)
-
-    def __getitem__(self, path: str) -> dict:
-        e = self.get(path)
-        if e is None:
-            raise KeyError(path)
-        return e
-
-    def __contains__(self, path: str) -> bool:
-        return self.get(path) is not None
 
     def __setitem__(self, path: str, entry: dict) -> None:
         self.put(path, entry, self.get(path))
@@ -349,9 +360,6 @@ class FileTable:
         self.flush()
         return self.db.con.execute("SELECT count(*) FROM files").fetchone()[0]
 
-    def __bool__(self) -> bool:
-        return len(self) > 0
-
     def path_of(self, fno: int) -> str | None:
         self.flush()
         row = self.db.con.execute("SELECT path FROM files WHERE fno = ?", (fno,)).fetchone()
@@ -388,8 +396,8 @@ class SessionRows:
 
     def __init__(self, db: IndexDB):
         self.db = db
-
         self._pending: list[tuple] = []  # inserted a batch at a time
+        db.batches.append(self.flush)
 
     def flush(self) -> None:
         if self._pending:
@@ -439,7 +447,7 @@ class SessionRows:
                                f" LIMIT {PAGE}", rows[-1][:2]).fetchall()
 
 
-class KeyedBlobs:
+class KeyedBlobs(_Mapping):
     """A table of key -> a marshalled value, seen as a mapping (``session_files``,
     ``dup_holders``). A value read is a copy: put it back to change it."""
 
@@ -452,15 +460,6 @@ class KeyedBlobs:
             return default
         row = self.db.con.execute(f"SELECT value FROM {self.table} WHERE key = ?", (key,)).fetchone()
         return default if row is None else marshal.loads(row[0])
-
-    def __getitem__(self, key: str):
-        v = self.get(key)
-        if v is None:
-            raise KeyError(key)
-        return v
-
-    def __contains__(self, key: str) -> bool:
-        return self.get(key) is not None
 
     def __setitem__(self, key: str, value) -> None:
         self.db.con.execute(f"INSERT OR REPLACE INTO {self.table}(key, value) VALUES (?, ?)", (key, marshal.dumps(value)))
@@ -503,9 +502,6 @@ class KeyedBlobs:
         if self.db.is_empty:
             return 0
         return self.db.con.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
-
-    def __bool__(self) -> bool:
-        return len(self) > 0
 
     def __eq__(self, other) -> bool:
         return dict(self.items()) == other

@@ -35,6 +35,7 @@ SMALL_JOB_BYTES = 8 << 20  # below this much to parse, a process pool costs more
 # a shard at least this large is parsed with the adapters' typed decoders (msgspec), whose
 # import (~10-25 ms) pays off only over a few thousand records
 BULK_SHARD_BYTES = 4 << 20
+SPILL_LIMIT = 1 << 16  # bytes of parse results kept in memory before they go to a temp file
 
 
 def write_empty_source(artifacts: str, source: str) -> None:
@@ -259,11 +260,11 @@ def normalize_bundle(
                     _add_days(days, source, location(old)[0])
                 if caches[source].db.building is not None:
                     # an index built from nothing: its results wait in a log (fold_fresh)
-                    log = fresh_logs.get(source) or fresh_logs.setdefault(source, FreshLog(caches[source].dir))
+                    log = fresh_logs.get(source) or fresh_logs.setdefault(source, FreshLog(caches[source].dir, limit=SPILL_LIMIT))
                     log.keep(res)
                 else:
                     # FORCE folds everything in from nothing (the merged state was reset)
-                    spill = spills.get(source) or spills.setdefault(source, ResultSpill(caches[source].dir))
+                    spill = spills.get(source) or spills.setdefault(source, ResultSpill(caches[source].dir, limit=SPILL_LIMIT))
                     changes[source].append((res.path, None if force else old, spill.keep(res)))
                 parsed_bytes += res.end_offset
             results = res = None  # stored: not held while the source is folded and written

@@ -637,7 +637,7 @@ class MergedState:
         self.session_files = KeyedBlobs(self.db, "session_files")
         self.hashes = HashIndex()
         self.dup_holders = KeyedBlobs(self.db, "dup_holders")
-        self.spill = Spill(spill_dir)
+        self.spill = Spill(spill_dir, limit=1 << 16)
 
     def clear(self) -> None:
         """Nothing merged (FORCE recomputes it all)."""

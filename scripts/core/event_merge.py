@@ -92,7 +92,7 @@ class FreshLog(Spill):
     fold (``fold_fresh``)."""
 
     n_hashes = 0  # calls kept
-    CHUNK = 1 << 18  # bytes read at a time by a walk
+    CHUNK = 1 << 16  # bytes read at a time by a walk
 
     def keep(self, res: FileResult) -> None:
         self.n_hashes += len(res.hashes) // 8
@@ -368,7 +368,7 @@ def _sorted_hashes(arrays) -> tuple[array, set[int]]:
     return out, repeated
 
 
-PART_HASHES = 1 << 16  # hashes sorted at once, at most about (512 KB)
+PART_HASHES = 1 << 15  # hashes sorted at once, at most about (256 KB)
 
 
 def _sorted_runs_in_parts(arrays_again, repeated: set[int], n: int = 0):

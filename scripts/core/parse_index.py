@@ -93,7 +93,7 @@ def _connect(path: str):
     # lose the last run's index (as with any file written without fsync, AtomicFile):
     # rebuilt, never misread, since the packs' sizes are checked
     con.execute("PRAGMA synchronous=OFF")
-    con.execute("PRAGMA cache_size=-1024")  # KB: memory flat, whatever the history
+    con.execute("PRAGMA cache_size=-256")  # KB: memory flat, whatever the history
     return con
 
 

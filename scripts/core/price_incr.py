@@ -183,17 +183,16 @@ def read_regions(data, spans):
     return pps, pps if (q0, q1) == (p0, p1) else data[q0:q1], data[r0:r1]
 
 
-def _groups(region, like: list | None = None):
+def _groups(region):
     """``(periods, starts, ends, counts)``: per run of consecutive entries of one period,
-    in ``region``'s order, the period, the run's byte range in ``region`` (whole objects,
-    comma-separated) and its entries; columns (arrays), not an object per run. A period
-    equal to the one at its place in ``like`` (another region's) is that object (sessions:
-    not 7,600 more). Read a piece of about
+    in ``region``'s order, the period (in a ``_Names``), the run's byte range in
+    ``region`` (whole objects, comma-separated) and its entries; columns, not an object
+    per run. Read a piece of about
     SPLIT_BYTES at a time (cut where entries meet): a region may be a ``_Region`` of the
     file, and splitting a whole one at once copied all of it (4.5 MB, sessions' rows at
     400k calls) beside it."""
     n = len(region)
-    periods: list = []
+    periods = _Names()
     starts, ends, counts = array("q"), array("q"), array(LEN)
     if not n:
         return periods, starts, ends, counts
@@ -221,8 +220,7 @@ def _groups(region, like: list | None = None):
                 if periods:
                     ends.append(start - 1)
                     counts.append(i - first)
-                k = len(periods)
-                periods.append(like[k] if like is not None and k < len(like) and like[k] == period else period)
+                periods.append(period)
                 starts.append(start)
                 first = i
                 cur = period
@@ -306,6 +304,68 @@ def _equal(x, i: int, y, j: int, size: int) -> bool:
     return True
 
 
+class _Names:
+    """A list of period names (bytes) kept as one blob and where each ends: a session's
+    name costs its bytes and 8, where a bytes object and a list's slot cost ~90 (10,600
+    sessions' names were 1.5 MB of objects, twice over, in a later run at 400k calls).
+    Indexing and iterating give bytes; what ``list`` callers need of it is here."""
+
+    __slots__ = ("blob", "ends")
+
+    def __init__(self, blob=None, ends: array | None = None):
+        self.blob = bytearray() if blob is None else blob
+        self.ends = array("q") if ends is None else ends
+
+    @classmethod
+    def of_lengths(cls, blob: bytes, lengths) -> "_Names":
+        return cls(blob, array("q", accumulate(lengths)))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self.ends)))]
+        if i < 0:
+            i += len(self.ends)
+        return bytes(self.blob[self.ends[i - 1] if i else 0:self.ends[i]])
+
+    def __iter__(self):
+        blob, start = self.blob, 0
+        for end in self.ends:
+            yield bytes(blob[start:end])
+            start = end
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, _Names):
+            return self.ends == other.ends and self.blob == other.blob
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None
+
+    def append(self, name: bytes) -> None:
+        self.blob += name
+        self.ends.append(len(self.blob))
+
+    def extend_from(self, other, i: int, j: int) -> None:
+        """Append names ``i:j`` of ``other`` (a ``_Names``: copied as one range)."""
+        if not isinstance(other, _Names):
+            for name in other[i:j]:
+                self.append(name)
+            return
+        if j <= i:
+            return
+        a = other.ends[i - 1] if i else 0
+        shift = len(self.blob) - a
+        self.blob += other.blob[a:other.ends[j - 1]]
+        self.ends.extend(e + shift for e in other.ends[i:j])
+
+    def lengths(self) -> array:
+        """Each name's length (what the state keeps)."""
+        ends = self.ends
+        return array(LEN, (ends[k] - (ends[k - 1] if k else 0) for k in range(len(ends))))
+
+
 class _Units:
     """Where the entries of each of a table's periods (``periods``, sorted) lie in its
     regions: per slot (rows, periods, pps) columns of start, end and entries, in periods
@@ -347,8 +407,14 @@ class _ByPeriod(dict):
         return sum(r[2] for r in self[period] if r is not None)
 
 
-def _increasing(names: list) -> bool:
-    return all(a < b for a, b in zip(names, names[1:]))
+def _increasing(names) -> bool:
+    it = iter(names)
+    before = next(it, None)
+    for name in it:
+        if not before < name:
+            return False
+        before = name
+    return True
 
 
 def _ordinals(names: list, periods: list):
@@ -372,8 +438,8 @@ def _units(regions):
     one None when it is the periods one)."""
     pps, periods, rows = regions
     cuts = [_groups(rows)]
-    cuts.append(_groups(periods, cuts[0][0]))
-    cuts.append(cuts[1] if pps is periods else _groups(pps, cuts[0][0]))
+    cuts.append(_groups(periods))
+    cuts.append(cuts[1] if pps is periods else _groups(pps))
     for slot in (1, 2):  # one list of the periods where regions have the same (sessions: 7,600)
         if cuts[slot][0] == cuts[0][0]:
             cuts[slot] = (cuts[0][0], *cuts[slot][1:])
@@ -431,7 +497,7 @@ def _walk(new, old, layout):
     n = len(new)
     search = _PERIOD_RE.search
     findall = _PERIOD_RE.findall
-    out_p: list = []
+    out_p = _Names()
     out_l = array(LEN)
     out_c = array(LEN)
     changed: set = set()
@@ -477,7 +543,7 @@ def _walk(new, old, layout):
                     if nxt.group(1) == periods[j - 1]:
                         j -= 1
         if j > i:
-            out_p += periods[i:j]
+            out_p.extend_from(periods, i, j)
             out_l += lens[i:j]
             out_c += counts[i:j]
             c += off[j] - off[i]
@@ -928,10 +994,14 @@ def _pack(idx: dict, blobs: list, lazy: list) -> dict:
 
     put_names = {}  # id of a list of names -> its places (the index's and the layouts' are one list)
 
-    def names(lst: list):
+    def names(lst):
         at = put_names.get(id(lst))
         if at is None:
-            at = put_names[id(lst)] = (put(_Joined(lst)), put(array(LEN, map(len, lst))))
+            if isinstance(lst, _Names):
+                at = (put(lst.blob), put(lst.lengths()))
+            else:
+                at = (put(_Joined(lst)), put(array(LEN, map(len, lst))))
+            at = put_names[id(lst)] = at
         return at
 
     prefix, layouts, spans = idx["walk"]
@@ -967,15 +1037,9 @@ def _unpack(saved: dict, blobs: list) -> dict:
 
     got_names: dict = {}
 
-    def names(at) -> list:
+    def names(at) -> "_Names":
         if at not in got_names:
-            blob = take(at[0])
-            offsets = accumulate(arr(at[1]), initial=0)
-            start = next(offsets)
-            got = got_names[at] = []
-            for end in offsets:
-                got.append(blob[start:end])
-                start = end
+            got_names[at] = _Names.of_lengths(take(at[0]), arr(at[1]))
         return got_names[at]
 
     prefix, layouts, spans = saved["walk"]

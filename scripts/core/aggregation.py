@@ -46,6 +46,9 @@ NO_PROJECT = "(none)"
 _LC, _SESS, _MONTH = 11, 12, 13
 
 
+CACHE_ENTRIES = 1 << 13  # a memo's entries at most (slots and hours: ~3 months' worth); cleared when full
+
+
 class Filters:
     def __init__(self, since: str | None = None, until: str | None = None, providers=(), models=(), projects=()):
         self.since = since or None
@@ -120,8 +123,12 @@ class SlotCalendar:
             hour = slot - slot % HOUR_MS
             off = self._hour.get(hour, False)
             if off is False:
+                if len(self._hour) >= CACHE_ENTRIES:
+                    self._hour.clear()
                 off = self._hour[hour] = self._offset(hour)
             hit = self._of_day((slot + off) // DAY_MS) if off is not None else self.periods.of_ms(slot)
+        if len(self._slot) >= CACHE_ENTRIES:
+            self._slot.clear()  # slots come in time order: the recent ones are what is asked again
         self._slot[slot] = hit
         return hit
 
@@ -142,7 +149,7 @@ def iso_ms(ms: int) -> str:
     h, r = divmod(r, HOUR_MS)
     m, r = divmod(r, 60_000)
     s, f = divmod(r, 1000)
-    if len(_ISO) > 500_000:
+    if len(_ISO) >= CACHE_ENTRIES:
         _ISO.clear()
     hit = _ISO[ms] = f"{day}T{h:02d}:{m:02d}:{s:02d}.{f:03d}Z"
     return hit

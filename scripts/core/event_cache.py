@@ -31,7 +31,7 @@ Python version's), or whose bytes differ from its sum, is rebuilt (counted as
 invalidations), never misread.
 
 Memory: nothing is held per file, per session or per call. The index is read through
-SQLite's page cache (1 MB); the hash multiset's base is searched a 4 KB block at a time
+SQLite's page cache (256 KB); the hash multiset's base is searched a 4 KB block at a time
 through every 512th hash; a first run's results wait in a log file (``event_merge.FreshLog``)
 and its parse workers read their runs of the listing themselves (``shard_tasks``). Held
 in memory, the index was ~1 KB per log file and ~0.4 KB per session (8 MB at 400k calls).

@@ -16,7 +16,7 @@ Tables:
 
 Held in memory, the index grew with the history: ~1 KB per log file and ~0.4 KB per
 session, 8 MB at 400k calls. Here a run reads the rows it needs, through SQLite's page
-cache (1 MB).
+cache (256 KB).
 
 Writes: a run's changes are one transaction, committed when the cache is saved; a run cut
 short leaves the index as the last one saved (SQLite rolls the journal back when the index

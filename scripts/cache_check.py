@@ -148,6 +148,8 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
                 else:
                     line = f"{source:9}   none found in {where} (set {summary.env_var} to point elsewhere)"
                 click.echo(line, err=True)
+            for name in summary.skipped:
+                click.echo(f"{source:9}   skipped {src_mod.short_path(name)}: its file name is not UTF-8 (rename it to count its calls)", err=True)
 
     tz = resolve_zone_name(timezone)
     periods = Periods(tz)

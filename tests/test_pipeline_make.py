@@ -139,3 +139,27 @@ def test_bad_lines_in_a_later_run_are_reported_from_each_sources_own_process(sam
     assert summary["stages"]["normalize"]["bad_lines"] == 1
     assert summary["sources"]["claude"]["rejected"] == 1 and summary["totals"]["balanced"]
     assert strict.returncode == 0
+
+
+def test_a_log_whose_name_is_not_utf8_is_named_and_left_out(tmp_path):
+    """No artifact can hold a file name that is not UTF-8: the run says which file it left
+    out, in one line, and counts the others as it would without it."""
+    import shutil
+
+    from conftest import ROOT
+
+    claude = tmp_path / "claude"
+    shutil.copytree(ROOT / "fixtures" / "claude", claude)
+    project = sorted((claude / "projects").iterdir())[0]
+    session = sorted(project.glob("*.jsonl"))[0]
+
+    def run(art):
+        env = {"HOME": str(tmp_path / "home"), "ARTIFACTS": str(art), "CLAUDE_CONFIG_DIR": str(claude)}
+        proc = make("all", env=env)
+        return proc.stderr.decode(), load_json(art / "runs" / "latest.json")["sources"]["claude"]
+
+    _, without = run(tmp_path / "before")
+    shutil.copy(session, os.fsencode(project) + b"/caf\xe9-session.jsonl")
+    err, summary = run(tmp_path / "after")
+    assert "skipped " in err and "caf\\xe9-session.jsonl: its file name is not UTF-8" in err
+    assert (summary["events"], summary["files"]) == (without["events"], without["files"])

@@ -16,13 +16,15 @@ class SourceListing:
     the logs while refresh imports its stages, scripts/core/listing_prefetch.py, imports
     this module and should not wait on heavy imports.)"""
 
-    __slots__ = ("source", "env_var", "locations", "files")
+    __slots__ = ("source", "env_var", "locations", "files", "skipped")
 
-    def __init__(self, source: str, env_var: str, locations: list[str], files: dict[str, tuple[int, int, int, str]]):
+    def __init__(self, source: str, env_var: str, locations: list[str], files: dict[str, tuple[int, int, int, str]],
+                 skipped: list[str] | None = None):
         self.source = source
         self.env_var = env_var
         self.locations = locations  # where we looked
         self.files = files  # path -> (size, mtime_ns, inode, side files)
+        self.skipped = skipped or []  # files not listed: their names are not UTF-8 (as shown)
 
     @property
     def present(self) -> bool:
@@ -61,7 +63,8 @@ class SourceListing:
 
         manifest = self.manifest_json()
         digest = hashlib.blake2b(manifest, digest_size=16).hexdigest()
-        return ListingSummary(self.source, self.env_var, self.locations, len(self.files), self.total_bytes(), digest, spool.append(manifest))
+        return ListingSummary(self.source, self.env_var, self.locations, len(self.files), self.total_bytes(), digest, spool.append(manifest),
+                              self.skipped)
 
 
 def _json_str(s: str) -> str:
@@ -83,9 +86,10 @@ class ListingSummary:
     (1.2 MB there) they raised its peak by 2.6 MB; every stage process is refresh
     or a fork of it."""
 
-    __slots__ = ("source", "env_var", "locations", "n_files", "n_bytes", "digest", "manifest_at")
+    __slots__ = ("source", "env_var", "locations", "n_files", "n_bytes", "digest", "manifest_at", "skipped")
 
-    def __init__(self, source: str, env_var: str, locations: list[str], n_files: int, n_bytes: int, digest: str, manifest_at: tuple[int, int]):
+    def __init__(self, source: str, env_var: str, locations: list[str], n_files: int, n_bytes: int, digest: str, manifest_at: tuple[int, int],
+                 skipped=()):
         self.source = source
         self.env_var = env_var
         self.locations = locations
@@ -93,13 +97,14 @@ class ListingSummary:
         self.n_bytes = n_bytes
         self.digest = digest
         self.manifest_at = manifest_at
+        self.skipped = list(skipped)
 
     @property
     def present(self) -> bool:
         return self.n_files > 0
 
     def as_tuple(self) -> tuple:
-        return (self.source, self.env_var, self.locations, self.n_files, self.n_bytes, self.digest, self.manifest_at)
+        return (self.source, self.env_var, self.locations, self.n_files, self.n_bytes, self.digest, self.manifest_at, self.skipped)
 
 
 class ManifestSpool:
@@ -151,8 +156,16 @@ def list_source(source: str, environ=os.environ) -> SourceListing:
     mod = adapters.load(source)
     rts = roots(source, environ)
     files: dict[str, tuple[int, int, int, str]] = {}
+    skipped: list[str] = []
     side_paths = getattr(mod, "side_paths", None)
     for path in mod.discover(rts):
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            # a name that is not UTF-8 (its bytes kept as surrogates): no artifact can hold
+            # it, so the file is left out, and cache-check says so
+            skipped.append(path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+            continue
         try:
             st = os.stat(path)
         except OSError:
@@ -174,7 +187,7 @@ def list_source(source: str, environ=os.environ) -> SourceListing:
                     parts.append(f"{os.path.basename(p)}:{s2.st_size}:{s2.st_mtime_ns}")
             side = ",".join(parts)
         files[path] = (st.st_size, st.st_mtime_ns, st.st_ino, side)
-    return SourceListing(source=source, env_var=mod.ENV_VAR, locations=mod.search_locations(rts), files=files)
+    return SourceListing(source=source, env_var=mod.ENV_VAR, locations=mod.search_locations(rts), files=files, skipped=skipped)
 
 
 def default_device() -> str:

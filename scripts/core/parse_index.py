@@ -50,8 +50,6 @@ SCHEMA = (
 )
 PAGE = 512  # rows read at a time when a table is walked
 SUM_SUFFIX = ".sum"  # beside the index: its size and CRC, written after each commit
-
-
 READ_CHUNK = 1 << 16  # bytes read at a time to check an index's CRC (into one buffer)
 
 
@@ -91,7 +89,7 @@ def _connect(path: str):
     con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     # a process killed mid-run is covered by the journal; a machine that loses power may
     # lose the last run's index (as with any file written without fsync, AtomicFile):
-    # rebuilt, never misread, since the packs' sizes are checked
+    # rebuilt, never misread, since its sum and the packs' sizes are checked
     con.execute("PRAGMA synchronous=OFF")
     con.execute("PRAGMA cache_size=-256")  # KB: memory flat, whatever the history
     return con
@@ -303,7 +301,7 @@ class FileTable(_Mapping):
         self.db.written()
 
     def set_columns(self, path: str, **values) -> None:
-        """Change some of an entry's columns (``deleted``, ``racy_hash``, ``dropped``) in place."""
+        """Change some of an entry's columns (``deleted``, ``racy_hash``, ``dropped``, ``packed``) in place."""
         self.flush()
         cols = ", ".join(f"{k} = ?" for k in values)
         vals = [marshal.dumps(list(v)) if k == "dropped" and v else (v or None) for k, v in values.items()]

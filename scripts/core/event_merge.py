@@ -179,9 +179,6 @@ class _Files:
         self._bulk: dict[str, dict] = {}
         self.with_drops: set[str] = set()  # the files that have dropped copies (once decided)
 
-    def path_of(self, fno: int) -> str | None:
-        return self.cache.files.path_of(fno)
-
     def bulk(self, path: str) -> dict:
         b = self._bulk.get(path)
         if b is None:
@@ -292,7 +289,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
             continue
         wanted = {id_hash(event_id)}
         for fno in fnos:
-            path = files.path_of(fno)
+            path = cache.files.path_of(fno)
             if path is not None and path not in fresh:
                 for i, t, ln in files.holdings(path, wanted):
                     if i == event_id:
@@ -347,7 +344,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     for s in affected_sessions:
         acc = Rollup()
         for fno in m.session_files.get(s, ()):
-            path = files.path_of(fno)
+            path = cache.files.path_of(fno)
             rows = rows_of.get(path)
             if rows is None:
                 rows = rows_of[path] = files.effective_rows(path)

@@ -104,7 +104,6 @@ class IndexDB:
         self.path = os.path.join(directory, INDEX_NAME) if directory is not None else ":memory:"
         self._con = None  # a sqlite3.Connection
         self.building: str | None = None  # a fresh build's temp file, renamed at commit
-        self.is_empty = False  # a fresh build: no lookup can find anything before it is written
         self.batches: list = []  # the tables' flush(): what they batch is written before a commit
 
     @property
@@ -151,7 +150,6 @@ class IndexDB:
         for statement in SCHEMA:
             con.execute(statement)
         self._con = con
-        self.is_empty = True
 
     def commit(self) -> None:
         """End the run's transaction; a fresh build then replaces the saved index."""
@@ -185,12 +183,6 @@ class IndexDB:
                 pass
             self.building = None
 
-    def written(self) -> None:
-        """Something is (or is about to be) in a table."""
-        if self._con is None:
-            self.fresh()
-        self.is_empty = False
-
 
 def put_meta(con, meta: dict) -> None:
     con.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
@@ -222,6 +214,20 @@ def _entry(row: tuple) -> dict:
     if deleted:
         e["deleted"] = True
     return e
+
+
+def _paged(con, table: str, order: tuple, columns: str = "", where: str = ""):
+    """Rows of ``table`` (``order``, its unique key columns, then ``columns``) in key order,
+    ``PAGE`` at a time: each page is a finished query, so a walk may change rows it has
+    passed (a statement still stepping over a table being changed is undefined)."""
+    keys = ", ".join(order)
+    select = f"SELECT {keys}{', ' + columns if columns else ''} FROM {table}"
+    cond = f" AND ({where})" if where else ""
+    rows = con.execute(f"{select} WHERE 1{cond} ORDER BY {keys} LIMIT {PAGE}").fetchall()
+    after = f"({keys}) > ({', '.join('?' * len(order))})"
+    while rows:
+        yield from rows
+        rows = con.execute(f"{select} WHERE {after}{cond} ORDER BY {keys} LIMIT {PAGE}", rows[-1][:len(order)]).fetchall()
 
 
 def _row(path: str, e: dict) -> tuple:
@@ -267,8 +273,6 @@ class FileTable(_Mapping):
             self._rows, self._days = [], []
 
     def get(self, path: str, default=None):
-        if self.db.is_empty:
-            return default
         self.flush()
         row = self.db.con.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
         return default if row is None else _entry(row)
@@ -283,7 +287,6 @@ class FileTable(_Mapping):
             # a new file (a first run: all of them): batched
             self._rows.append(_row(path, entry))
             self._days += [(d, path) for d in self.days_of(entry)]
-            self.db.written()
             if len(self._rows) >= PAGE:
                 self.flush()
             return
@@ -291,14 +294,13 @@ class FileTable(_Mapping):
         con = self.db.con
         con.execute(f"INSERT OR REPLACE INTO files(path, {_FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", _row(path, entry))
         new_days = self.days_of(entry)
-        old_days = self.days_of(old) if old is not None else ()
+        old_days = self.days_of(old)
         gone = [(d, path) for d in old_days if d not in new_days]
         if gone:
             con.executemany("DELETE FROM file_days WHERE day = ? AND path = ?", gone)
         added = [(d, path) for d in new_days if d not in old_days]
         if added:
             con.executemany("INSERT OR IGNORE INTO file_days(day, path) VALUES (?, ?)", added)
-        self.db.written()
 
     def set_columns(self, path: str, **values) -> None:
         """Change some of an entry's columns (``deleted``, ``racy_hash``, ``dropped``, ``packed``) in place."""
@@ -315,28 +317,14 @@ class FileTable(_Mapping):
 
     def items(self, where: str = ""):
         """(path, entry) in path order; ``where``: an SQL condition on the columns."""
-        if self.db.is_empty:
-            return
         self.flush()
-        con = self.db.con
-        cond = f" AND ({where})" if where else ""
-        rows = con.execute(f"SELECT path, {_FILE_COLUMNS} FROM files WHERE 1{cond} ORDER BY path LIMIT {PAGE}").fetchall()
-        while rows:
-            for r in rows:
-                yield r[0], _entry(r[1:])
-            rows = con.execute(f"SELECT path, {_FILE_COLUMNS} FROM files WHERE path > ?{cond} ORDER BY path LIMIT {PAGE}",
-                               (rows[-1][0],)).fetchall()
+        for r in _paged(self.db.con, "files", ("path",), _FILE_COLUMNS, where):
+            yield r[0], _entry(r[1:])
 
     def keys(self):
-        if self.db.is_empty:
-            return
         self.flush()
-        con = self.db.con
-        rows = con.execute(f"SELECT path FROM files ORDER BY path LIMIT {PAGE}").fetchall()
-        while rows:
-            for (path,) in rows:
-                yield path
-            rows = con.execute(f"SELECT path FROM files WHERE path > ? ORDER BY path LIMIT {PAGE}", (rows[-1][0],)).fetchall()
+        for (path,) in _paged(self.db.con, "files", ("path",)):
+            yield path
 
     __iter__ = keys
 
@@ -346,15 +334,11 @@ class FileTable(_Mapping):
 
     def column(self, name: str, where: str = ""):
         """One column of every file (``where``: an SQL condition), in no set order."""
-        if self.db.is_empty:
-            return
         self.flush()
         cond = f" WHERE {where}" if where else ""
         yield from self.db.con.execute(f"SELECT {name} FROM files{cond}")
 
     def __len__(self) -> int:
-        if self.db.is_empty:
-            return 0
         self.flush()
         return self.db.con.execute("SELECT count(*) FROM files").fetchone()[0]
 
@@ -365,8 +349,6 @@ class FileTable(_Mapping):
 
     def days(self) -> set[str]:
         """Every day some file holds events of."""
-        if self.db.is_empty:
-            return set()
         self.flush()
         return {intern(d) for (d,) in self.db.con.execute("SELECT DISTINCT day FROM file_days")}
 
@@ -380,12 +362,7 @@ class FileTable(_Mapping):
     def day_pairs(self):
         """(day, path) of every file's every day, by day then path."""
         self.flush()
-        con = self.db.con
-        rows = con.execute(f"SELECT day, path FROM file_days ORDER BY day, path LIMIT {PAGE}").fetchall()
-        while rows:
-            yield from rows
-            rows = con.execute(f"SELECT day, path FROM file_days WHERE (day, path) > (?, ?) ORDER BY day, path LIMIT {PAGE}",
-                               rows[-1]).fetchall()
+        yield from _paged(self.db.con, "file_days", ("day", "path"))
 
 
 class SessionRows:
@@ -404,22 +381,18 @@ class SessionRows:
 
     def put(self, session: str, first: int, blob: bytes) -> None:
         self._pending.append((session, first, blob))
-        self.db.written()
         if len(self._pending) >= 64:
             self.flush()
 
     def get(self, session: str) -> bytes | None:
         """A session's rows, marshalled (None: it has none)."""
         self.flush()
-        if self.db.is_empty:
-            return None
         row = self.db.con.execute("SELECT rows FROM session_rows WHERE session = ?", (session,)).fetchone()
         return None if row is None else row[0]
 
     def pop(self, session: str) -> None:
         self.flush()
-        if not self.db.is_empty:
-            self.db.con.execute("DELETE FROM session_rows WHERE session = ?", (session,))
+        self.db.con.execute("DELETE FROM session_rows WHERE session = ?", (session,))
 
     def clear(self) -> None:
         self._pending = []
@@ -427,22 +400,13 @@ class SessionRows:
 
     def __len__(self) -> int:
         self.flush()
-        if self.db.is_empty:
-            return 0
         return self.db.con.execute("SELECT count(*) FROM session_rows").fetchone()[0]
 
     def by_first(self):
         """(first slot, rows marshalled) of every session, by first slot."""
         self.flush()
-        if self.db.is_empty:
-            return
-        con = self.db.con
-        rows = con.execute(f"SELECT first, session, rows FROM session_rows ORDER BY first, session LIMIT {PAGE}").fetchall()
-        while rows:
-            for first, _session, blob in rows:
-                yield first, blob
-            rows = con.execute(f"SELECT first, session, rows FROM session_rows WHERE (first, session) > (?, ?) ORDER BY first, session"
-                               f" LIMIT {PAGE}", rows[-1][:2]).fetchall()
+        for first, _session, blob in _paged(self.db.con, "session_rows", ("first", "session"), "rows"):
+            yield first, blob
 
 
 class KeyedBlobs(_Mapping):
@@ -454,25 +418,20 @@ class KeyedBlobs(_Mapping):
         self.table = table
 
     def get(self, key: str, default=None):
-        if self.db.is_empty:
-            return default
         row = self.db.con.execute(f"SELECT value FROM {self.table} WHERE key = ?", (key,)).fetchone()
         return default if row is None else marshal.loads(row[0])
 
     def __setitem__(self, key: str, value) -> None:
         self.db.con.execute(f"INSERT OR REPLACE INTO {self.table}(key, value) VALUES (?, ?)", (key, marshal.dumps(value)))
-        self.db.written()
 
     def add_new(self, key: str, value) -> bool:
         """Store ``value`` unless ``key`` has one; whether it was stored."""
         cur = self.db.con.execute(f"INSERT OR IGNORE INTO {self.table}(key, value) VALUES (?, ?)", (key, marshal.dumps(value)))
-        self.db.written()
         return cur.rowcount == 1
 
     def put_many(self, items) -> None:
         self.db.con.executemany(f"INSERT OR REPLACE INTO {self.table}(key, value) VALUES (?, ?)",
                                 ((k, marshal.dumps(v)) for k, v in items))
-        self.db.written()
 
     def pop(self, key: str, default=None):
         v = self.get(key, default)
@@ -487,18 +446,10 @@ class KeyedBlobs(_Mapping):
         self.db.con.executemany(f"DELETE FROM {self.table} WHERE key = ?", ((k,) for k in keys))
 
     def items(self):
-        if self.db.is_empty:
-            return
-        con = self.db.con
-        rows = con.execute(f"SELECT key, value FROM {self.table} ORDER BY key LIMIT {PAGE}").fetchall()
-        while rows:
-            for k, v in rows:
-                yield k, marshal.loads(v)
-            rows = con.execute(f"SELECT key, value FROM {self.table} WHERE key > ? ORDER BY key LIMIT {PAGE}", (rows[-1][0],)).fetchall()
+        for k, v in _paged(self.db.con, self.table, ("key",), "value"):
+            yield k, marshal.loads(v)
 
     def __len__(self) -> int:
-        if self.db.is_empty:
-            return 0
         return self.db.con.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
 
     def __eq__(self, other) -> bool:

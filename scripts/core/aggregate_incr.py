@@ -495,36 +495,21 @@ def _segments(old_keys: "KeyList", fresh: dict, is_stale) -> list:
     return segments
 
 
-class KeyList:
+class KeyList(view_cache.PackedBytes):
     """Units' keys (strings, or tuples of them) marshalled one after another in one
     buffer, decoded when read: ~40 bytes a session rather than ~110 as a list of strings
     (the sessions' keys are the index's bulk)."""
 
-    def __init__(self, blob: bytes | None = None, ends: array | None = None):
-        self.blob = bytearray() if blob is None else blob  # a loaded one (a view of the state) is only read
-        self.ends = array("q") if ends is None else ends  # where each key's bytes end
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def raw(self, i: int) -> bytes:
-        return self.blob[self.ends[i - 1] if i else 0:self.ends[i]]
+    __slots__ = ()
 
     def __getitem__(self, i: int):
         return marshal.loads(self.raw(i))
 
     def __iter__(self):
-        start, blob, loads = 0, self.blob, marshal.loads
-        for end in self.ends:
-            yield loads(blob[start:end])
-            start = end
+        return map(marshal.loads, self.raws())
 
     def append(self, key) -> None:
         self.append_raw(marshal.dumps(key))
-
-    def append_raw(self, raw: bytes) -> None:
-        self.blob += raw
-        self.ends.append(len(self.blob))
 
     def permuted(self, order) -> "KeyList":
         """The keys in ``order`` (indices), in a buffer of its final size."""
@@ -538,13 +523,6 @@ class KeyList:
             ends[j] = at
         del blob[at:]  # dropped keys
         return KeyList(blob, ends)
-
-    def extend_from(self, other: "KeyList", i: int, j: int) -> None:
-        """Append ``other``'s keys ``i:j``."""
-        a = other.ends[i - 1] if i else 0
-        shift = len(self.blob) - a
-        self.blob += other.blob[a:other.ends[j - 1]]
-        self.ends.extend(e + shift for e in other.ends[i:j])
 
 
 def _packed(idx: dict, blobs: list) -> dict:

@@ -22,6 +22,7 @@ import marshal
 import os
 import stat
 import sys
+from array import array
 
 import orjson
 
@@ -62,6 +63,46 @@ def entry_bytes(entries: list) -> list[bytes]:
     if len(pieces) != len(entries):
         return [orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for e in entries]
     return [b'{"' + p + b"}" for p in pieces]
+
+
+class PackedBytes:
+    """Byte strings one after another in one buffer, and where each ends: a string costs
+    its bytes and 8, where a list of bytes objects costs ~90 an item (thousands of session
+    keys or period names otherwise). ``raw(i)`` is item ``i``'s bytes (a slice of the
+    buffer); what an item means is the subclass's (aggregate's ``KeyList``, price's
+    ``_Names``)."""
+
+    __slots__ = ("blob", "ends")
+
+    def __init__(self, blob=None, ends=None):
+        self.blob = bytearray() if blob is None else blob  # a loaded one (a view of a state) is only read
+        self.ends = array("q") if ends is None else ends  # where each item's bytes end
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def raw(self, i: int):
+        return self.blob[self.ends[i - 1] if i else 0:self.ends[i]]
+
+    def raws(self):
+        """Every item's bytes, in order."""
+        start, blob = 0, self.blob
+        for end in self.ends:
+            yield blob[start:end]
+            start = end
+
+    def append_raw(self, raw: bytes) -> None:
+        self.blob += raw
+        self.ends.append(len(self.blob))
+
+    def extend_from(self, other: "PackedBytes", i: int, j: int) -> None:
+        """Append ``other``'s items ``i:j`` (one copy of their bytes)."""
+        if j <= i:
+            return
+        a = other.ends[i - 1] if i else 0
+        shift = len(self.blob) - a
+        self.blob += other.blob[a:other.ends[j - 1]]
+        self.ends.extend(e + shift for e in other.ends[i:j])
 
 
 class Spill:

@@ -7,7 +7,7 @@ its first and last call; the projection assumes that rate holds until the block 
 """
 from __future__ import annotations
 
-from scripts.core.event import timestamp_ms
+from scripts.core.event import epoch_ms
 
 BLOCK_MS = 5 * 3600 * 1000
 MIN_RATE_WINDOW_MS = 60 * 1000  # a block with one call has no duration; rate over 1 minute
@@ -17,16 +17,16 @@ def is_active(block: dict, now_ms: int) -> bool:
     """ccusage's rule (before the block's end, within 5 hours of its last call), and not
     before the block started: a clock set back, or a report read "as of" an earlier
     moment, must not call a later block active."""
-    end = timestamp_ms(block["end"])
-    last = timestamp_ms(block["last_timestamp"])
-    return timestamp_ms(block["start"]) <= now_ms < end and now_ms - last < BLOCK_MS
+    end = epoch_ms(block["end"])
+    last = epoch_ms(block["last_timestamp"])
+    return epoch_ms(block["start"]) <= now_ms < end and now_ms - last < BLOCK_MS
 
 
 def burn(block: dict, now_ms: int | None = None) -> dict:
     """Burn rate and projection of one block (a ``periods`` row of reports/blocks.json)."""
-    first = timestamp_ms(block["first_timestamp"])
-    last = timestamp_ms(block["last_timestamp"])
-    end = timestamp_ms(block["end"])
+    first = epoch_ms(block["first_timestamp"])
+    last = epoch_ms(block["last_timestamp"])
+    end = epoch_ms(block["end"])
     window_h = max(last - first, MIN_RATE_WINDOW_MS) / 3_600_000
     tokens_h = block["total_tokens"] / window_h
     cost = block.get("cost_usd")

@@ -55,8 +55,8 @@ import marshal
 import os
 import re
 from array import array
-from bisect import bisect_left
-from itertools import accumulate
+from bisect import bisect_left, bisect_right
+from itertools import accumulate, chain
 
 import orjson
 
@@ -324,7 +324,7 @@ class _Names(view_cache.PackedBytes):
         return map(bytes, self.raws())
 
     def __eq__(self, other) -> bool:
-        if isinstance(other, _Names):
+        if isinstance(other, _Names) and not isinstance(self.blob, _Region) and not isinstance(other.blob, _Region):
             return self.ends == other.ends and self.blob == other.blob
         return len(self) == len(other) and all(a == b for a, b in zip(self, other))
 
@@ -336,6 +336,76 @@ class _Names(view_cache.PackedBytes):
         """Each name's length (what the state keeps)."""
         ends = self.ends
         return array(LEN, (ends[k] - (ends[k - 1] if k else 0) for k in range(len(ends))))
+
+
+class _Rope:
+    """A list of period names made of runs of other lists' (``_Names``) and names of its
+    own: what a walk gives for a region, where nearly every run is the last run's names
+    (left in the state file): a run costs a few numbers, where a copy of sessions' names
+    was 290 KB at 400 days of history. Asked like ``_Names``."""
+
+    def __init__(self):
+        self.parts: list = []  # (names, i, j): items i:j of a _Names
+        self.starts = array("q")  # where each part starts in the rope
+        self.own = _Names()  # the names appended here (new periods)
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def extend_from(self, names: _Names, i: int, j: int) -> None:
+        if j <= i:
+            return
+        last = self.parts[-1] if self.parts else None
+        if last is not None and last[0] is names and last[2] == i:
+            self.parts[-1] = (names, last[1], j)
+        else:
+            self.parts.append((names, i, j))
+            self.starts.append(self.n)
+        self.n += j - i
+
+    def append(self, raw: bytes) -> None:
+        self.own.append(raw)
+        self.extend_from(self.own, len(self.own) - 1, len(self.own))
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[x] for x in range(*k.indices(self.n))]
+        if k < 0:
+            k += self.n
+        p = bisect_right(self.starts, k) - 1
+        names, i, _j = self.parts[p]
+        return names[i + k - self.starts[p]]
+
+    def __iter__(self):
+        for names, i, j in self.parts:
+            blob, ends = names.blob, names.ends
+            a = ends[i - 1] if i else 0
+            for e in ends[i:j]:
+                yield bytes(blob[a:e])
+                a = e
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, _Rope) and other.parts == self.parts:
+            return True
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None
+
+    def lengths(self) -> array:
+        out = array(LEN)
+        for names, i, j in self.parts:
+            ends = names.ends
+            a = ends[i - 1] if i else 0
+            out.extend(e - b for e, b in zip(ends[i:j], chain((a,), ends[i:j])))
+        return out
+
+    def chunks(self):
+        """The names' bytes one after another (written to the state), a piece at a time."""
+        for names, i, j in self.parts:
+            a, b = names.ends[i - 1] if i else 0, names.ends[j - 1]
+            for at in range(a, b, _Region.BLOCK):
+                yield names.blob[at:min(b, at + _Region.BLOCK)]
 
 
 class _Units:
@@ -469,7 +539,7 @@ def _walk(new, old, layout):
     n = len(new)
     search = _PERIOD_RE.search
     findall = _PERIOD_RE.findall
-    out_p = _Names()
+    out_p = _Rope()
     out_l = array(LEN)
     out_c = array(LEN)
     changed: set = set()
@@ -612,10 +682,13 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
         os.makedirs(out_dir, exist_ok=True)  # a large batch spills there before any report is opened
         outputs = _Outputs(out_dir)
         try:
-            blobs: list = []  # the new state's packed arrays (see _pack)
+            blobs: list = []  # the new state's blobs (see _pack)
             lazy: list = []  # those of them the next run leaves in the file
+            # each table's packed arrays, written as it is done until the state is
+            spill = view_cache.Spill(cache_dir, limit=SPILL_BYTES)
+            held.callback(spill.close)
             written, unpriced_now, new_index = _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs,
-                                                            lazy, held)
+                                                            lazy, held, spill)
             if isinstance(data, FileDocument) and source is not None and view_cache.file_identity(data.fd) != list(source[1]):
                 raise Unsplittable("the document changed while it was read")
             if unpriced_now and on_unpriced == "error":
@@ -638,7 +711,7 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
         return stats, unpriced_now, sorted(written)
 
 
-def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs: list, lazy: list, held):
+def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs: list, lazy: list, held, spill):
     """Price each table's changed periods and write its report (JSON and Markdown) into
     ``outputs``, one table at a time (its arrays read out of ``data`` only then); ``(kinds
     written, first report's unpriced list, the new index)``, the index's packed arrays
@@ -767,7 +840,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
             old_md.close()
         if batch is not None:
             batch.close()
-        new_index[kind] = _pack(idx, blobs, lazy)
+        new_index[kind] = _pack(idx, blobs, lazy, spill)
     return list(new_index), first_unpriced or [], new_index
 
 
@@ -838,6 +911,9 @@ def _walk_kind(regions, prev, walk, same: bool):
         if r is None:
             return None
         new[slot], ch = r
+        if slot and new[slot][0] == new[0][0]:
+            # one list of the periods where regions have the same (as _units): the state keeps it once
+            new[slot] = (new[0][0], *new[slot][1:])
         changed |= ch
     units = _ByPeriod()
     for slot in range(3):
@@ -955,21 +1031,32 @@ class _BlobRuns:
         return self.pieces, self.ends
 
 
-def _pack(idx: dict, blobs: list, lazy: list) -> dict:
-    """A table's index as the state keeps it: its arrays and blobs appended to ``blobs``
-    (written as they are, after the rest: ``view_cache.save_parts``), by their place there;
-    the places of the sums (read only for the periods that change) appended to ``lazy``:
-    the next run leaves them in the file."""
-    def put(b) -> int:
-        blobs.append(b)
-        return len(blobs) - 1
+def _pack(idx: dict, blobs: list, lazy: list, spill: view_cache.Spill) -> dict:
+    """A table's index as the state keeps it: its arrays written to ``spill`` one after
+    another, as one blob of the state (``view_cache.save_parts``), by their ``(start, end)``
+    in it; that blob and the sums' (read only for the periods that change) are appended to
+    ``blobs`` and their places to ``lazy``: the next run leaves both in the file and reads
+    a table's arrays only when it prices that table, so no run holds two tables' (nor this
+    table's once it is packed)."""
+    base = spill.size
+
+    def put(b) -> tuple:
+        if isinstance(b, (view_cache.Piece, _Rope)):
+            at = spill.size
+            for chunk in b.chunks():
+                spill.append(chunk)
+        else:
+            at = spill.append(memoryview(b).cast("B"))
+        return at - base, spill.size - base
 
     put_names = {}  # id of a list of names -> its places (the index's and the layouts' are one list)
 
     def names(lst):
         at = put_names.get(id(lst))
         if at is None:
-            if isinstance(lst, _Names):
+            if isinstance(lst, _Rope):
+                at = (put(lst), put(lst.lengths()))
+            elif isinstance(lst, _Names):
                 at = (put(lst.blob), put(lst.lengths()))
             else:
                 at = (put(_Joined(lst)), put(array(LEN, map(len, lst))))
@@ -978,10 +1065,14 @@ def _pack(idx: dict, blobs: list, lazy: list) -> dict:
 
     prefix, layouts, spans = idx["walk"]
     data, ends = idx["contrib"].state()
-    lazy.append(put(data))
-    return {**idx, "keys": put(idx["keys"]), "periods": names(idx["periods"]), "contrib": (lazy[-1], put(ends)), "n": put(idx["n"]),
-            "lens": [put(a) for a in idx["lens"]],
-            "walk": (prefix, [None if lay is None else (names(lay[0]), put(lay[1]), put(lay[2])) for lay in layouts], spans)}
+    saved = {**idx, "keys": put(idx["keys"]), "periods": names(idx["periods"]), "contrib": (len(blobs), put(ends)), "n": put(idx["n"]),
+             "lens": [put(a) for a in idx["lens"]],
+             "walk": (prefix, [None if lay is None else (names(lay[0]), put(lay[1]), put(lay[2])) for lay in layouts], spans)}
+    blobs.append(data)
+    blobs.append(spill.piece(base, spill.size))
+    saved["blob"] = len(blobs) - 1
+    lazy += (len(blobs) - 2, len(blobs) - 1)
+    return saved
 
 
 class _Joined(view_cache.Piece):
@@ -998,25 +1089,30 @@ class _Joined(view_cache.Piece):
 
 
 def _unpack(saved: dict, blobs: list) -> dict:
-    """``_pack``'s inverse (each blob let go of in ``blobs`` as it is taken)."""
-    def take(i: int):
-        b = blobs[i]
-        blobs[i] = None
-        return b
+    """``_pack``'s inverse, out of the table's blob (left in the state file, closed with
+    the others when the run ends): its keys and period names stay there, read a block at
+    a time as they are asked (``_Region``: they are most of it, sessions' 440 KB at 400
+    days of history), the arrays of counts and lengths are read."""
+    table = blobs[saved["blob"]]
+    blobs[saved["blob"]] = None
 
-    def arr(i: int):
-        return array(LEN, take(i))
+    def region(at) -> _Region:
+        return _Region(table.fd, table.offset + at[0], table.offset + at[1])
+
+    def arr(at):
+        return array(LEN, table.read(*at) if at[1] > at[0] else b"")
 
     got_names: dict = {}
 
     def names(at) -> "_Names":
         if at not in got_names:
-            got_names[at] = _Names.of_lengths(take(at[0]), arr(at[1]))
+            got_names[at] = _Names.of_lengths(region(at[0]), arr(at[1]))
         return got_names[at]
 
     prefix, layouts, spans = saved["walk"]
-    return {**saved, "keys": take(saved["keys"]), "periods": names(saved["periods"]),
-            "contrib": _Blobs(take(saved["contrib"][0]), take(saved["contrib"][1])), "n": arr(saved["n"]), "lens": [arr(i) for i in saved["lens"]],
+    contrib = _Blobs(blobs[saved["contrib"][0]], table.read(*saved["contrib"][1]))
+    return {**saved, "keys": region(saved["keys"]), "periods": names(saved["periods"]), "contrib": contrib, "n": arr(saved["n"]),
+            "lens": [arr(at) for at in saved["lens"]],
             "walk": (prefix, [None if lay is None else (names(lay[0]), arr(lay[1]), arr(lay[2])) for lay in layouts], spans)}
 
 

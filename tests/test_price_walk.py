@@ -129,7 +129,7 @@ def test_walk_matches_a_full_cut(seed):
     if got is None:  # allowed only when much changed
         assert len(set(old_entries) ^ set(new_entries)) > 8 or not old_entries
         return
-    layout, changed = got
+    layout, changed, spots = got
     want = price_incr._layout(price_incr._groups(new))
     assert [list(x) for x in layout] == [list(x) for x in want]
 
@@ -142,6 +142,9 @@ def test_walk_matches_a_full_cut(seed):
     before, after = by_period(old_entries), by_period(new_entries)
     differ = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
     assert differ <= changed
+    # where it cut a period out of the new region, the range holds exactly its entries
+    for p, (start, end, count) in spots.items():
+        assert new[start:end] == _region(after[p]) and count == len(after[p])
 
 
 def test_units_of_regions_out_of_order_or_without_some_periods():

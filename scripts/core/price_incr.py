@@ -12,10 +12,11 @@ in order, each one's byte length in the previous ``reports/<kind>.json`` and ``.
 run of unchanged periods is one slice of the previous file), and each one's money sums
 (per model, per provider, in all; unpriced models) with the table's: the whole-range
 entries are the previous sums less the periods gone plus the periods priced now
-(integers, so exactly what a full run adds up). Per-period data is packed, not objects:
-keys in one blob, lengths and counts in arrays, each period's sums marshalled on their
-own into one blob that stays in the state file (``view_cache.load_parts(lazy=True)``:
-only the few periods gone are read; the next state gets the kept runs copied from it).
+(integers, so exactly what a full run adds up). Per-period data is in ``Column``s
+(columns.py), not objects, and stays on disk: a table's columns are one blob of the
+state file, read a block at a time as that table is priced (``_unpack``); each period's
+sums are marshalled on their own into another (only the few periods gone are read; the
+next state gets the kept runs copied from it).
 The state is keyed by the book's hash and the code: a price change re-prices everything
 (and re-aggregates nothing).
 
@@ -41,26 +42,30 @@ time), the periods to price are parsed and priced a chunk at a time (``_Batch``)
 output bytes and sums go to ``view_cache.Spill``s (unnamed temp files once past
 ``SPILL_BYTES``: a first run prices every session), and each report is written into its
 temp file as soon as its table is priced (``_Outputs``; renamed at the end, every ``.md``
-before any ``.json``). What still grows with the history, per period of the table being
-priced (sessions: 7,600 at 400k calls, ~250 bytes each in all): its name (a bytes
-object), its key, a few 4-byte lengths and counts and 8-byte offsets (the cut, the
-layouts, the last index and the new one); per table, the index packed for the state
-until it is written. Not the periods' sums (on disk), nor any entry outside a chunk.
+before any ``.json``). Nor is any per-period column: the cut, the layouts, the keys, the
+places to price, the batch's offsets and the new index are ``Column``s in one temp file
+(``columns.BlockFile``), the last index is read from the state file, each a block at a
+time, and the new index is written to a spill as each table is done (``_pack``). What is
+in memory per period is what changed: the periods that differ (a walk), and the keys
+looked up among the last run's (all of a table's only when it is cut whole with a last
+state: a walk that found too much changed).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import marshal
 import os
 import re
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from itertools import accumulate, chain
 
 import orjson
 
 from scripts.core import view_cache
+from scripts.core.columns import BlockFile, Column, Names
 from scripts.core.costing import REPORT_SCHEMA_VERSION, Pricer, price_entries, whole_range
 from scripts.core.render import markdown_foot, markdown_head, markdown_rows
 from scripts.shared_io import AtomicFile
@@ -183,17 +188,17 @@ def read_regions(data, spans):
     return pps, pps if (q0, q1) == (p0, p1) else data[q0:q1], data[r0:r1]
 
 
-def _groups(region):
+def _groups(region, blocks: BlockFile | None = None):
     """``(periods, starts, ends, counts)``: per run of consecutive entries of one period,
-    in ``region``'s order, the period (in a ``_Names``), the run's byte range in
-    ``region`` (whole objects, comma-separated) and its entries; columns, not an object
-    per run. Read a piece of about
+    in ``region``'s order, the period (in a ``Names``), the run's byte range in
+    ``region`` (whole objects, comma-separated) and its entries; ``Column``s in
+    ``blocks``, not an object per run. Read a piece of about
     SPLIT_BYTES at a time (cut where entries meet): a region may be a ``_Region`` of the
     file, and splitting a whole one at once copied all of it (4.5 MB, sessions' rows at
     400k calls) beside it."""
     n = len(region)
-    periods = _Names()
-    starts, ends, counts = array("q"), array("q"), array(LEN)
+    periods = Names(blocks)
+    starts, ends, counts = Column("q", blocks), Column("q", blocks), Column(LEN, blocks)
     if not n:
         return periods, starts, ends, counts
     if b"\\" in region:
@@ -304,137 +309,57 @@ def _equal(x, i: int, y, j: int, size: int) -> bool:
     return True
 
 
-class _Names(view_cache.PackedBytes):
-    """A table's period names (bytes) in one buffer (``view_cache.PackedBytes``): 10,600
-    sessions' names were 1.5 MB of objects, twice over, in a later run at 400k calls.
-    Indexing and iterating give bytes; what ``list`` callers need of it is here."""
-
-    __slots__ = ()
-
-    @classmethod
-    def of_lengths(cls, blob: bytes, lengths) -> "_Names":
-        return cls(blob, array("q", accumulate(lengths)))
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self.ends)))]
-        return bytes(self.raw(i + len(self.ends) if i < 0 else i))
-
-    def __iter__(self):
-        return map(bytes, self.raws())
-
-    def __eq__(self, other) -> bool:
-        if isinstance(other, _Names) and not isinstance(self.blob, _Region) and not isinstance(other.blob, _Region):
-            return self.ends == other.ends and self.blob == other.blob
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-
-    __hash__ = None
-
-    append = view_cache.PackedBytes.append_raw
-
-    def lengths(self) -> array:
-        """Each name's length (what the state keeps)."""
-        ends = self.ends
-        return array(LEN, (ends[k] - (ends[k - 1] if k else 0) for k in range(len(ends))))
-
-
-class _Rope:
-    """A list of period names made of runs of other lists' (``_Names``) and names of its
-    own: what a walk gives for a region, where nearly every run is the last run's names
-    (left in the state file): a run costs a few numbers, where a copy of sessions' names
-    was 290 KB at 400 days of history. Asked like ``_Names``."""
-
-    def __init__(self):
-        self.parts: list = []  # (names, i, j): items i:j of a _Names
-        self.starts = array("q")  # where each part starts in the rope
-        self.own = _Names()  # the names appended here (new periods)
-        self.n = 0
-
-    def __len__(self) -> int:
-        return self.n
-
-    def extend_from(self, names: _Names, i: int, j: int) -> None:
-        if j <= i:
-            return
-        last = self.parts[-1] if self.parts else None
-        if last is not None and last[0] is names and last[2] == i:
-            self.parts[-1] = (names, last[1], j)
-        else:
-            self.parts.append((names, i, j))
-            self.starts.append(self.n)
-        self.n += j - i
-
-    def append(self, raw: bytes) -> None:
-        self.own.append(raw)
-        self.extend_from(self.own, len(self.own) - 1, len(self.own))
-
-    def __getitem__(self, k):
-        if isinstance(k, slice):
-            return [self[x] for x in range(*k.indices(self.n))]
-        if k < 0:
-            k += self.n
-        p = bisect_right(self.starts, k) - 1
-        names, i, _j = self.parts[p]
-        return names[i + k - self.starts[p]]
-
-    def __iter__(self):
-        for names, i, j in self.parts:
-            blob, ends = names.blob, names.ends
-            a = ends[i - 1] if i else 0
-            for e in ends[i:j]:
-                yield bytes(blob[a:e])
-                a = e
-
-    def __eq__(self, other) -> bool:
-        if isinstance(other, _Rope) and other.parts == self.parts:
-            return True
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-
-    __hash__ = None
-
-    def lengths(self) -> array:
-        out = array(LEN)
-        for names, i, j in self.parts:
-            ends = names.ends
-            a = ends[i - 1] if i else 0
-            out.extend(e - b for e, b in zip(ends[i:j], chain((a,), ends[i:j])))
-        return out
-
-    def chunks(self):
-        """The names' bytes one after another (written to the state), a piece at a time."""
-        for names, i, j in self.parts:
-            a, b = names.ends[i - 1] if i else 0, names.ends[j - 1]
-            for at in range(a, b, _Region.BLOCK):
-                yield names.blob[at:min(b, at + _Region.BLOCK)]
-
-
 class _Units:
     """Where the entries of each of a table's periods (``periods``, sorted) lie in its
     regions: per slot (rows, periods, pps) columns of start, end and entries, in periods
-    order (start -1: none there); arrays, not objects per period (a first run cuts every
-    period of the history)."""
+    order (start -1: none there); ``Column``s, not objects per period (a first run cuts
+    every period of the history)."""
 
-    def __init__(self, periods: list):
+    def __init__(self, periods: Names, blocks: BlockFile | None = None):
         self.periods = periods
+        self.blocks = blocks
         self.cols: list = [None, None, None]
 
     def set_slot(self, slot: int, cut) -> None:
         """Slot ``slot``'s columns from its region's cut (``_groups``)."""
         names, starts, ends, counts = cut
-        if names == self.periods:  # the usual case: every period has entries there
+        if names is self.periods or names == self.periods:  # the usual case: every period has entries there
             self.cols[slot] = (starts, ends, counts)
             return
+        cols = self.cols[slot] = (Column("q", self.blocks), Column("q", self.blocks), Column(LEN, self.blocks))
+        if _increasing(names):  # the region's order is the periods': a cursor
+            there = zip(names, starts, ends, counts)
+            nxt = next(there, None)
+            for p in self.periods:
+                if nxt is not None and nxt[0] == p:
+                    cols[0].append(nxt[1])
+                    cols[1].append(nxt[2])
+                    cols[2].append(nxt[3])
+                    nxt = next(there, None)
+                else:
+                    cols[0].append(-1)
+                    cols[1].append(0)
+                    cols[2].append(0)
+            return
+        # a document ``aggregate`` did not write: its places through a dict, in memory
         m = len(self.periods)
-        cols = self.cols[slot] = (array("q", [-1]) * m, array("q", [0]) * m, array(LEN, [0]) * m)
+        s, e, c = array("q", [-1]) * m, array("q", [0]) * m, array(LEN, [0]) * m
         for k, o in enumerate(_ordinals(names, self.periods)):
-            cols[0][o], cols[1][o], cols[2][o] = starts[k], ends[k], counts[k]
+            s[o], e[o], c[o] = starts[k], ends[k], counts[k]
+        for col, values in zip(cols, (s, e, c)):
+            col.extend(values)
 
     def unit(self, o: int, _period=None):
         """``[rows range, periods range, pps range]`` of period ``o`` (``(start, end,
         entries)``, None where it has none)."""
         return [None if c[0][o] < 0 else (c[0][o], c[1][o], c[2][o]) for c in self.cols]
 
-    def entries(self, o: int, _period=None) -> int:
+    def units(self, _periods):
+        """Every period's ``unit``, in order (the columns read a block at a time)."""
+        for r in zip(*self.cols[0], *self.cols[1], *self.cols[2]):
+            yield [None if r[0] < 0 else r[0:3], None if r[3] < 0 else r[3:6], None if r[6] < 0 else r[6:9]]
+
+    def entries(self, o: int, _periods=None) -> int:
         return self.cols[0][2][o] + self.cols[1][2][o] + self.cols[2][2][o]
 
 
@@ -445,8 +370,11 @@ class _ByPeriod(dict):
     def unit(self, _o: int, period):
         return self.get(period)
 
-    def entries(self, _o: int, period) -> int:
-        return sum(r[2] for r in self[period] if r is not None)
+    def units(self, periods):
+        return map(self.get, periods)
+
+    def entries(self, o: int, periods) -> int:
+        return sum(r[2] for r in self[periods[o]] if r is not None)
 
 
 def _increasing(names) -> bool:
@@ -459,49 +387,55 @@ def _increasing(names) -> bool:
     return True
 
 
-def _ordinals(names: list, periods: list):
-    """Each of ``names``' place in ``periods`` (sorted, holding them all)."""
-    if _increasing(names):  # a region's order is the periods' order: a cursor
-        out = array("q")
-        j = 0
-        for p in names:
-            while periods[j] < p:
-                j += 1
-            out.append(j)
-        return out
+def _ordinals(names, periods):
+    """Each of ``names``' place in ``periods`` (sorted, holding them all), ``names`` not in
+    order (else a cursor does it: ``_Units.set_slot``)."""
+    names = list(names)
     if len(set(names)) != len(names):
         raise Unsplittable("a period's entries are not together")
     at = {p: i for i, p in enumerate(periods)}
     return [at[p] for p in names]
 
 
-def _units(regions):
+def _units(regions, blocks: BlockFile | None = None):
     """``(periods in order, their _Units, layouts)`` (layouts: see ``_layout``, the pps
-    one None when it is the periods one)."""
+    one None when it is the periods one), all ``Column``s in ``blocks``."""
     pps, periods, rows = regions
-    cuts = [_groups(rows)]
-    cuts.append(_groups(periods))
-    cuts.append(cuts[1] if pps is periods else _groups(pps))
+    cuts = [_groups(rows, blocks)]
+    cuts.append(_groups(periods, blocks))
+    cuts.append(cuts[1] if pps is periods else _groups(pps, blocks))
     for slot in (1, 2):  # one list of the periods where regions have the same (sessions: 7,600)
-        if cuts[slot][0] == cuts[0][0]:
+        if cuts[slot][0] is not cuts[0][0] and cuts[slot][0] == cuts[0][0]:
             cuts[slot] = (cuts[0][0], *cuts[slot][1:])
-    layouts = [_layout(cuts[0]), _layout(cuts[1]), None if pps is periods else _layout(cuts[2])]
+    layouts = [_layout(cuts[0], blocks), _layout(cuts[1], blocks), None if pps is periods else _layout(cuts[2], blocks)]
     names = [c[0] for c in cuts]
-    if names[0] == names[1] == names[2] and _increasing(names[0]):
-        periods_now = names[0]  # blocks, sessions: every period in every region
-    else:
-        periods_now = sorted(set(names[0]).union(names[1], names[2]))
-    units = _Units(periods_now)
+    periods_now = _all_periods(names, blocks)
+    units = _Units(periods_now, blocks)
     for slot in (0, 1, 2):
         units.set_slot(slot, cuts[slot])
     return periods_now, units, layouts
 
 
-def _layout(cut):
+def _all_periods(names: list, blocks: BlockFile | None):
+    """The periods of a table's regions (each a ``Names``), sorted, once each."""
+    if names[0] is names[1] is names[2] and _increasing(names[0]):
+        return names[0]  # blocks, sessions: every period in every region
+    if all(map(_increasing, names)):
+        out = Names(blocks)
+        last = None
+        for p in heapq.merge(*names):
+            if p != last:
+                out.append(p)
+                last = p
+        return out
+    return Names.of(sorted(set(names[0]).union(names[1], names[2])), blocks)
+
+
+def _layout(cut, blocks: BlockFile | None = None):
     """A region's periods in their order there: ``(periods, each one's bytes + 1 for its
     separator, each one's entries)``, what the next run lays its region over (``_walk``)."""
     names, starts, ends, counts = cut
-    return names, array(LEN, map(lambda a, b: b - a + 1, starts, ends)), counts
+    return names, Column.of(LEN, map(lambda a, b: b - a + 1, starts, ends), blocks), counts
 
 
 class _Places:
@@ -520,29 +454,31 @@ class _Places:
         return k if k < len(self.periods) and self.periods[k] == period else None
 
 
-def _walk(new, old, layout):
+def _walk(new, old, layout, blocks: BlockFile | None = None):
     """Lay a region ``new`` over the same region of the last run's document (``old``),
     whose periods were ``layout``, to find the periods whose entries differ without
     cutting the whole region up: runs of periods whose bytes are the same are found by
     comparing bytes (a galloping search, each probe comparing only what the last left),
     only the rest is cut into entries. Either region may be a ``_Region`` of its file.
-    ``(layout of new, periods whose entries differ, are new or are gone)``, or None
-    where the region is not as expected (the caller cuts it whole) or too much changed."""
+    ``(layout of new, periods whose entries differ, are new or are gone, spots)``, or
+    None where the region is not as expected (the caller cuts it whole) or too much
+    changed; ``spots``: ``{period: (start, end, entries)}`` of the periods it cut out of
+    ``new`` (those that differ among them). The layouts are ``Column``s in ``blocks``."""
     if b"\\" in new:
         return None
     periods, lens, counts = layout
     m = len(periods)
-    off = array("q", [0])
-    off.extend(accumulate(lens))  # unit i is old[off[i]:off[i + 1] - 1]; off[m] = len(old) + 1
+    off = Column.of("q", accumulate(lens, initial=0), blocks)  # unit i is old[off[i]:off[i + 1] - 1]; off[m] = len(old) + 1
     where = _Places(periods)
     limit = max(64, m // 4)
     n = len(new)
     search = _PERIOD_RE.search
     findall = _PERIOD_RE.findall
-    out_p = _Rope()
-    out_l = array(LEN)
-    out_c = array(LEN)
+    out_p = Names(blocks)
+    out_l = Column(LEN, blocks)
+    out_c = Column(LEN, blocks)
     changed: set = set()
+    spots: dict = {}
     i = c = 0
     while c < n:
         # the longest run of units i..j-1 whose bytes are those at c
@@ -586,8 +522,8 @@ def _walk(new, old, layout):
                         j -= 1
         if j > i:
             out_p.extend_from(periods, i, j)
-            out_l += lens[i:j]
-            out_c += counts[i:j]
+            out_l.extend_range(lens, i, j)
+            out_c.extend_range(counts, i, j)
             c += off[j] - off[i]
             i = j
             continue
@@ -625,11 +561,12 @@ def _walk(new, old, layout):
         out_p.append(first)
         out_l.append(end - c + 1)
         out_c.append(count)
+        spots[first] = (c, end, count)
         c = end + 1
         if len(changed) > limit:
             return None
     changed.update(periods[i:])
-    return (out_p, out_l, out_c), changed
+    return (out_p, out_l, out_c), changed, spots
 
 
 def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: bool = False, source=None):
@@ -684,11 +621,13 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
         try:
             blobs: list = []  # the new state's blobs (see _pack)
             lazy: list = []  # those of them the next run leaves in the file
-            # each table's packed arrays, written as it is done until the state is
+            # each table's packed columns, written as it is done until the state is
             spill = view_cache.Spill(cache_dir, limit=SPILL_BYTES)
             held.callback(spill.close)
+            blocks = BlockFile(cache_dir)  # every column of the run, past its block in memory
+            held.callback(blocks.close)
             written, unpriced_now, new_index = _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs,
-                                                            lazy, held, spill)
+                                                            lazy, held, spill, blocks)
             if isinstance(data, FileDocument) and source is not None and view_cache.file_identity(data.fd) != list(source[1]):
                 raise Unsplittable("the document changed while it was read")
             if unpriced_now and on_unpriced == "error":
@@ -711,7 +650,7 @@ def build(data, book, out_dir: str, cache_dir: str, on_unpriced: str, force: boo
         return stats, unpriced_now, sorted(written)
 
 
-def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs: list, lazy: list, held, spill):
+def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_dir, stats, outputs, blobs: list, lazy: list, held, spill, blocks):
     """Price each table's changed periods and write its report (JSON and Markdown) into
     ``outputs``, one table at a time (its arrays read out of ``data`` only then); ``(kinds
     written, first report's unpriced list, the new index)``, the index's packed arrays
@@ -737,41 +676,32 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
                 old = None
                 old_json = old_md = None
                 stats.state = "output"
-        old_keys = old["keys"] if old is not None else b""
+        old_keys = old["keys"] if old is not None else Column("B")
         n_old = len(old_keys) // KEY
-        old_ord = _KeyIndex(old_keys)
         sums = _Sums(old["sums"] if old is not None else None)
         prefix = kind.encode() + (b"|same|" if same else b"|") + mode.encode() + b"|" + context
         walked = None
         if prev is not None and old is not None and old.get("walk") is not None and old["walk"][0] == prefix:
-            walked = _walk_kind(regions, prev, old["walk"], same)
+            walked = _walk_kind(regions, prev, old["walk"], same, blocks)
         if walked is None:
-            periods_now, units, layouts = _units(regions)
+            periods_now, units, layouts = _units(regions, blocks)
             old_at = None
         else:
             # only the periods that differ are cut out and hashed; the others keep their key
             units, layouts, periods_now = walked
             old_at = _Ordinals(old["periods"])
-        # per period in order: a key; runs of periods kept from the last run are
-        # ["old", first, last] (its ordinals), runs of periods priced now ["new", a, b]
-        # (their places in ``todo``)
+        keys, olds, asked = _keys(periods_now, units, old_at, old_keys, prefix, (rows_r, periods_r, pps_r), blocks)
+        found = _find_keys(old_keys, set(asked)) if asked and n_old else {}
+        # per period in order: runs of periods kept from the last run are ["old", first,
+        # last] (its ordinals), runs of periods priced now ["new", a, b] (their places in
+        # ``todo``)
         segments: list = []
-        todo = array("q")  # the periods to price now (their places in periods_now)
-        keys = bytearray()
-        sha1 = hashlib.sha1
-        for o_new, period in enumerate(periods_now):
-            u = units.unit(o_new, period)
-            if u is None:  # the same bytes as in the last run
-                o = old_at.of(period)
-                key = old_keys[o * KEY:o * KEY + KEY]
-            else:
-                r, q, pp = u
-                key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
-                           + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
-                o = old_ord.get(key)
-            keys += key
+        todo = Column("q", blocks)  # the periods to price now (their places in periods_now)
+        for o_new, o in enumerate(olds):
+            if o < -1:
+                o = found.get(asked[-2 - o], -1)
             last = segments[-1] if segments else None
-            if o is not None:
+            if o >= 0:
                 if last is not None and last[0] == "old" and last[2] == o - 1:
                     last[2] = o
                 else:
@@ -782,8 +712,8 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
             else:
                 segments.append(["new", len(todo), len(todo) + 1])
             todo.append(o_new)
-        del old_ord
-        batch = _Batch(kind, todo, periods_now, units, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir) if todo else None
+        del olds, asked, found
+        batch = _Batch(kind, todo, periods_now, units, (rows_r, periods_r, pps_r), same, mode, pricer, out_dir, blocks) if len(todo) else None
         if batch is not None:
             held.callback(batch.contrib.data.close)
         del todo, units, regions, pps_r, periods_r, rows_r
@@ -792,7 +722,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         for seg in segments:
             if seg[0] == "old":
                 kept[seg[1]:seg[2] + 1] = b"\x01" * (seg[2] - seg[1] + 1)
-                stats.reused += sum(old["n"][seg[1]:seg[2] + 1])
+                stats.reused += sum(map(sum, old["n"].chunks(seg[1], seg[2] + 1)))
         if old is not None and kept.count(0):
             for i in range(n_old):
                 if not kept[i]:
@@ -809,17 +739,17 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         if first_unpriced is None:
             first_unpriced = report["unpriced"]
         # the JSON, assembled in sorted key order
-        idx = {"keys": bytes(keys), "periods": periods_now, "contrib": _BlobRuns(), "n": array(LEN), "lens": [None] * 4, "base": [0] * 4,
+        idx = {"keys": keys, "periods": periods_now, "contrib": _BlobRuns(blocks), "n": Column(LEN, blocks), "lens": [None] * 4, "base": [0] * 4,
                "sums": sums.state(), "walk": (prefix, layouts, spans[kind])}
         del keys
         for seg in segments:
             if seg[0] == "old":
                 idx["contrib"].extend(old["contrib"], seg[1], seg[2] + 1)
-                idx["n"] += old["n"][seg[1]:seg[2] + 1]
+                idx["n"].extend_range(old["n"], seg[1], seg[2] + 1)
             else:
                 idx["contrib"].extend(batch.contrib, seg[1], seg[2])
-                idx["n"] += batch.n[seg[1]:seg[2]]
-        out = _Assembly(outputs.open(f"{kind}.json"), old, old_json, segments, batch, idx)
+                idx["n"].extend_range(batch.n, seg[1], seg[2])
+        out = _Assembly(outputs.open(f"{kind}.json"), old, old_json, segments, batch, idx, blocks)
         out.put(b'{"by_model":' + _dumps(report["by_model"]) + b',"by_provider":' + _dumps(report["by_provider"])
                 + b',"currency":"USD","filters":' + _dumps(report["filters"]) + b',"kind":' + _dumps(kind) + b',"period_providers":[')
         out.entries(2)
@@ -832,7 +762,7 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
         if old_json is not None:
             old_json.close()
         # the Markdown: head, each period's lines, foot
-        md = _Assembly(outputs.open(f"{kind}.md"), old, old_md, segments, batch, idx)
+        md = _Assembly(outputs.open(f"{kind}.md"), old, old_md, segments, batch, idx, blocks)
         md.put(("\n".join(markdown_head(report)) + "\n").encode())
         md.entries(3, trailing=True)
         md.put(("\n".join(markdown_foot(report)) + "\n").encode())
@@ -842,6 +772,48 @@ def _price_kinds(doc, data, spans, state, prev, context, described, pricer, out_
             batch.close()
         new_index[kind] = _pack(idx, blobs, lazy, spill)
     return list(new_index), first_unpriced or [], new_index
+
+
+def _keys(periods_now: Names, units, old_at, old_keys: Column, prefix: bytes, regions, blocks: BlockFile):
+    """Each period's key, in order: the last run's where its bytes are the same (``units``
+    has none for it: a walked table), else a SHA-1 of its entries. ``(keys, olds,
+    asked)``: the keys (a ``Column`` of KEY-byte records), each period's ordinal in the
+    last run where it is known, else ``-2 - i`` (its key is ``asked[i]``: found among the
+    last run's keys in one pass, ``_find_keys``), -1 where there is no last run. A table
+    cut whole with a last run asks every key: the one list that grows with the history,
+    in a run that found too much changed to walk it."""
+    rows_r, periods_r, pps_r = regions
+    keys = Column("B", blocks)
+    olds = Column("q", blocks)
+    asked: list = []
+    run = None  # [first, last] ordinal of the last run's periods kept in a row, whose keys are still to copy
+    sha1 = hashlib.sha1
+    for period, u in zip(periods_now, units.units(periods_now)):
+        if u is None:  # the same bytes as in the last run
+            o = old_at.of(period)
+            olds.append(o)
+            if run is not None and run[1] == o - 1:
+                run[1] = o
+                continue
+            if run is not None:
+                keys.extend_range(old_keys, run[0] * KEY, (run[1] + 1) * KEY)
+            run = [o, o]
+            continue
+        if run is not None:
+            keys.extend_range(old_keys, run[0] * KEY, (run[1] + 1) * KEY)
+            run = None
+        r, q, pp = u
+        key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
+                   + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
+        keys.extend(key)
+        if not len(old_keys):  # nothing to find it among (a first run)
+            olds.append(-1)
+            continue
+        olds.append(-2 - len(asked))
+        asked.append(key)
+    if run is not None:
+        keys.extend_range(old_keys, run[0] * KEY, (run[1] + 1) * KEY)
+    return keys, olds, asked
 
 
 class _Outputs:
@@ -894,23 +866,24 @@ def _keep(source, prev_path: str):
     return now if now == list(read_as) else None
 
 
-def _walk_kind(regions, prev, walk, same: bool):
+def _walk_kind(regions, prev, walk, same: bool, blocks: BlockFile):
     """``(units of the periods that differ, layouts, all periods in order)`` of a table,
     its regions laid over the last run's (``_walk``; ``prev``: that document, open), or
     None to cut them whole."""
     _prefix, layouts, spans = walk
     pps, periods, rows = regions
     new = [None, None, None]
+    spots = [None, None, None]
     changed: set = set()
     for slot, region, (start, end) in ((0, rows, spans[2]), (1, periods, spans[1]), (2, pps, spans[0])):
         if slot == 2 and same:
-            new[2] = new[1]
+            new[2], spots[2] = new[1], spots[1]
             break
         # the last run's region read from its file as it is compared (not whole)
-        r = None if end > os.fstat(prev.fd).st_size else _walk(region, _Region(prev.fd, start, end), layouts[slot])
+        r = None if end > os.fstat(prev.fd).st_size else _walk(region, _Region(prev.fd, start, end), layouts[slot], blocks)
         if r is None:
             return None
-        new[slot], ch = r
+        new[slot], ch, spots[slot] = r
         if slot and new[slot][0] == new[0][0]:
             # one list of the periods where regions have the same (as _units): the state keeps it once
             new[slot] = (new[0][0], *new[slot][1:])
@@ -924,73 +897,73 @@ def _walk_kind(regions, prev, walk, same: bool):
                 u[2] = u[1]
             break
         pl, ll, cl = new[slot]
-        at = _Places(pl)
-        off = array("q", [0])
-        off.extend(accumulate(ll))
+        at = off = None  # where the periods are, asked only for one this region holds unchanged
         for p in changed:
-            q = at.get(p)
-            if q is not None:
-                u = units.get(p)
-                if u is None:
-                    u = units[p] = [None, None, None]
-                u[slot] = (off[q], off[q] + ll[q] - 1, cl[q])
-    names = [new[0][0], new[1][0], new[2][0]]
-    if names[0] == names[1] == names[2] and _increasing(names[0]):
-        periods_now = names[0]  # blocks, sessions: every period in every region
-    else:
-        periods_now = sorted(set(names[0]).union(names[1], names[2]))
+            spot = spots[slot].get(p)
+            if spot is None:
+                if at is None:
+                    at, off = _Places(pl), Column.of("q", accumulate(ll, initial=0), blocks)
+                q = at.get(p)
+                if q is None:
+                    continue
+                spot = (off[q], off[q] + ll[q] - 1, cl[q])
+            u = units.get(p)
+            if u is None:
+                u = units[p] = [None, None, None]
+            u[slot] = spot
+    periods_now = _all_periods([new[0][0], new[1][0], new[2][0]], blocks)
     return units, [new[0], new[1], None if same else new[2]], periods_now
 
 
 KEY = 20  # bytes of a period's key (a SHA-1 digest)
 
 
-class _KeyIndex:
-    """The ordinal of a key among the last run's (one blob of KEY-byte keys): found in the
-    blob while few are asked (a walked run hashes only the periods that differ), through
-    a dict once many are (a run that cut every period up)."""
-
-    def __init__(self, blob: bytes):
-        self.blob, self.asked, self.map = blob, 0, None
-
-    def get(self, key: bytes):
-        if self.map is None:
-            self.asked += 1
-            if self.asked <= 64:
-                at = self.blob.find(key)
-                while at >= 0 and at % KEY:
-                    at = self.blob.find(key, at + 1)
-                return None if at < 0 else at // KEY
-            self.map = {self.blob[i:i + KEY]: i // KEY for i in range(0, len(self.blob), KEY)}
-        return self.map.get(key)
+def _find_keys(keys: Column, wanted: set) -> dict:
+    """``{key: ordinal}`` of the ``wanted`` keys among the last run's (``keys``: their
+    KEY-byte records one after another), in one pass a block at a time."""
+    found: dict = {}
+    carry = b""
+    o = 0
+    for chunk in keys.chunks():
+        buf = carry + chunk.tobytes()
+        stop = len(buf) - len(buf) % KEY
+        for at in range(0, stop, KEY):
+            key = buf[at:at + KEY]
+            if key in wanted and key not in found:
+                found[key] = o
+            o += 1
+        carry = buf[stop:]
+    return found
 
 
 class _Ordinals:
     """The ordinal of a period among the last run's, asked in their (sorted) order: a
-    cursor that moves on, rather than a dict of every period."""
+    cursor that reads them on, rather than a dict of every period."""
 
-    def __init__(self, periods: list):
-        self.periods, self.at = periods, 0
+    def __init__(self, periods: Names):
+        self.it, self.at, self.cur = iter(periods), -1, None
 
     def of(self, period) -> int:
-        periods, at = self.periods, self.at
-        while periods[at] < period:
-            at += 1
-        if periods[at] != period:
+        while self.cur is None or self.cur < period:
+            self.cur = next(self.it, None)
+            self.at += 1
+            if self.cur is None:
+                raise KeyError(period)
+        if self.cur != period:
             raise KeyError(period)
-        self.at = at
-        return at
+        return self.at
 
 
 class _Blobs:
     """A list of bytes kept as one blob and where each ends (the periods' marshalled money
     sums: thousands of small objects otherwise): ``data`` is the last state's blob left
     in its file (``view_cache.FileBlob``: the few periods gone are read from it), or this
-    run's, written to a ``view_cache.Spill`` (a temp file once large)."""
+    run's, written to a ``view_cache.Spill`` (a temp file once large); ``ends`` a
+    ``Column``."""
 
-    def __init__(self, data, ends: bytes = b""):
+    def __init__(self, data, ends: Column):
         self.data = data
-        self.ends = array("q", ends)
+        self.ends = ends
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -1012,9 +985,9 @@ class _BlobRuns:
     """Runs of items of other ``_Blobs`` (the last run's index, this run's batch), views
     rather than copies: a new index's sums, written to the state as they are."""
 
-    def __init__(self):
+    def __init__(self, blocks: BlockFile):
         self.pieces: list = []
-        self.ends = array("q")
+        self.ends = Column("q", blocks)
         self.size = 0
 
     def extend(self, other: _Blobs, a: int, b: int) -> None:
@@ -1024,7 +997,8 @@ class _BlobRuns:
         start, stop = other.ends[a - 1] if a else 0, other.ends[b - 1]
         self.pieces.append(other.piece(a, b))
         shift = self.size - start
-        self.ends.extend(e + shift for e in other.ends[a:b])
+        for chunk in other.ends.chunks(a, b):
+            self.ends.extend([e + shift for e in chunk])
         self.size += stop - start
 
     def state(self):
@@ -1032,35 +1006,25 @@ class _BlobRuns:
 
 
 def _pack(idx: dict, blobs: list, lazy: list, spill: view_cache.Spill) -> dict:
-    """A table's index as the state keeps it: its arrays written to ``spill`` one after
-    another, as one blob of the state (``view_cache.save_parts``), by their ``(start, end)``
-    in it; that blob and the sums' (read only for the periods that change) are appended to
-    ``blobs`` and their places to ``lazy``: the next run leaves both in the file and reads
-    a table's arrays only when it prices that table, so no run holds two tables' (nor this
-    table's once it is packed)."""
+    """A table's index as the state keeps it: its columns written to ``spill`` one after
+    another, as one blob of the state (``view_cache.save_parts``), by their ``(start,
+    end)`` in it; that blob and the sums' (read only for the periods that change) are
+    appended to ``blobs`` and their places to ``lazy``: the next run leaves both in the
+    file and reads a table's columns from it only as it prices that table."""
     base = spill.size
 
-    def put(b) -> tuple:
-        if isinstance(b, (view_cache.Piece, _Rope)):
-            at = spill.size
-            for chunk in b.chunks():
-                spill.append(chunk)
-        else:
-            at = spill.append(memoryview(b).cast("B"))
+    def put(col: Column) -> tuple:
+        at = spill.size
+        for piece in col.pieces():
+            spill.append(piece)
         return at - base, spill.size - base
 
-    put_names = {}  # id of a list of names -> its places (the index's and the layouts' are one list)
+    put_names = {}  # id of a Names -> its places (the index's and the layouts' are one)
 
-    def names(lst):
+    def names(lst: Names):
         at = put_names.get(id(lst))
         if at is None:
-            if isinstance(lst, _Rope):
-                at = (put(lst), put(lst.lengths()))
-            elif isinstance(lst, _Names):
-                at = (put(lst.blob), put(lst.lengths()))
-            else:
-                at = (put(_Joined(lst)), put(array(LEN, map(len, lst))))
-            at = put_names[id(lst)] = at
+            at = put_names[id(lst)] = (put(lst.data), put(lst.ends))
         return at
 
     prefix, layouts, spans = idx["walk"]
@@ -1075,45 +1039,27 @@ def _pack(idx: dict, blobs: list, lazy: list, spill: view_cache.Spill) -> dict:
     return saved
 
 
-class _Joined(view_cache.Piece):
-    """A list of period names as a piece of a state blob, joined a thousand at a time as it
-    is written (marshalled, 7,600 sessions' took a table of every object)."""
-
-    def __init__(self, names: list):
-        self.names = names
-        self.size = sum(map(len, names))
-
-    def chunks(self):
-        for i in range(0, len(self.names), 1024):
-            yield b"".join(self.names[i:i + 1024])
-
-
 def _unpack(saved: dict, blobs: list) -> dict:
-    """``_pack``'s inverse, out of the table's blob (left in the state file, closed with
-    the others when the run ends): its keys and period names stay there, read a block at
-    a time as they are asked (``_Region``: they are most of it, sessions' 440 KB at 400
-    days of history), the arrays of counts and lengths are read."""
+    """``_pack``'s inverse: the table's columns left in its blob of the state file (closed
+    with the others when the run ends), read a block at a time as they are asked."""
     table = blobs[saved["blob"]]
     blobs[saved["blob"]] = None
 
-    def region(at) -> _Region:
-        return _Region(table.fd, table.offset + at[0], table.offset + at[1])
-
-    def arr(at):
-        return array(LEN, table.read(*at) if at[1] > at[0] else b"")
+    def col(typecode: str, at) -> Column:
+        return Column.loaded(typecode, lambda a, b: table.read(at[0] + a, at[0] + b), at[1] - at[0])
 
     got_names: dict = {}
 
-    def names(at) -> "_Names":
+    def names(at) -> Names:
         if at not in got_names:
-            got_names[at] = _Names.of_lengths(region(at[0]), arr(at[1]))
+            got_names[at] = Names(data=col("B", at[0]), ends=col("q", at[1]))
         return got_names[at]
 
     prefix, layouts, spans = saved["walk"]
-    contrib = _Blobs(blobs[saved["contrib"][0]], table.read(*saved["contrib"][1]))
-    return {**saved, "keys": region(saved["keys"]), "periods": names(saved["periods"]), "contrib": contrib, "n": arr(saved["n"]),
-            "lens": [arr(at) for at in saved["lens"]],
-            "walk": (prefix, [None if lay is None else (names(lay[0]), arr(lay[1]), arr(lay[2])) for lay in layouts], spans)}
+    return {**saved, "keys": col("B", saved["keys"]), "periods": names(saved["periods"]),
+            "contrib": _Blobs(blobs[saved["contrib"][0]], col("q", saved["contrib"][1])), "n": col(LEN, saved["n"]),
+            "lens": [col(LEN, at) for at in saved["lens"]],
+            "walk": (prefix, [None if lay is None else (names(lay[0]), col(LEN, lay[1]), col(LEN, lay[2])) for lay in layouts], spans)}
 
 
 def _load_state(path: str, identity: dict, force: bool, stats):
@@ -1140,26 +1086,25 @@ class _Batch:
     period's entries start there (``starts[slot][j]``; the last item is the end), so that
     any run of periods is one byte range; per period its money sums and row count; the
     sums of them all. ``todo``: the periods to price, as places in ``order`` (the table's
-    periods) and ``units``."""
+    periods) and ``units``. The per-period numbers are ``Column``s in ``blocks``."""
 
-    def __init__(self, kind: str, todo, order: list, units, regions, same: bool, mode: str, pricer, spill_dir: str):
+    def __init__(self, kind: str, todo: Column, order: Names, units, regions, same: bool, mode: str, pricer, spill_dir: str, blocks: BlockFile):
         rows_r, periods_r, pps_r = regions
         def store():
             return view_cache.Spill(spill_dir, limit=SPILL_BYTES)
 
         pps_store = store()
         self.stores = [store(), pps_store if same else store(), pps_store, store()]
-        pps_starts = array("q", [0])
-        self.starts = [array("q", [0]), pps_starts if same else array("q", [0]), pps_starts, array("q", [0])]
-        self.n = array(LEN)  # each period's rows
+        pps_starts = Column.of("q", [0], blocks)
+        self.starts = [Column.of("q", [0], blocks), pps_starts if same else Column.of("q", [0], blocks), pps_starts, Column.of("q", [0], blocks)]
+        self.n = Column(LEN, blocks)  # each period's rows
         self.n_rows = 0
         # each period's sums marshalled on their own, into a spill: the next run reads
         # only the few periods that change (to take them off the sums) from the state
-        self.contrib = _Blobs(store())
+        self.contrib = _Blobs(store(), Column("q", blocks))
         empty = marshal.dumps(({}, {}, [0, 0, 0, 0, 0], {}))
         sums = _Sums()
-        for lo, hi in _chunks(todo, order, units):
-            part = [(None, order[o], units.unit(o, order[o])) for o in todo[lo:hi]]
+        for part in _parts(todo, order, units):
             mini = {"rows": orjson.loads(b"[" + _join(rows_r, part, 0) + b"]"),
                     "period_providers": orjson.loads(b"[" + _join(pps_r, part, 2) + b"]")}
             mini["periods"] = mini["period_providers"] if same else orjson.loads(b"[" + _join(periods_r, part, 1) + b"]")
@@ -1221,18 +1166,38 @@ class _Batch:
             store.close()
 
 
-def _chunks(todo, periods: list, units):
-    """``(lo, hi)``: runs of ``todo`` (places in ``periods``) holding about CHUNK_ENTRIES
-    entries (a period is never split)."""
-    lo = n = 0
-    entries = units.entries
-    for i, o in enumerate(todo):
-        n += entries(o, periods[o])
+def _picked(todo: Column, periods: Names, units):
+    """``(period, unit)`` of each place in ``todo`` (increasing)."""
+    if len(todo) * 8 <= len(periods):
+        for o in todo:
+            period = periods[o]
+            yield period, units.unit(o, period)
+        return
+    wanted = iter(todo)
+    nxt = next(wanted, None)
+    for o, (period, u) in enumerate(zip(periods, units.units(periods))):
+        if o == nxt:
+            yield period, u
+            nxt = next(wanted, None)
+            if nxt is None:
+                return
+
+
+def _parts(todo: Column, periods: Names, units):
+    """The periods to price (``todo``: places in ``periods``, in order), ``(None, period,
+    unit)`` each, in lists holding about CHUNK_ENTRIES entries (a period is never split):
+    read along the table's periods where most of them are priced (a first run prices
+    every one), else each read at its place."""
+    part: list = []
+    n = 0
+    for period, u in _picked(todo, periods, units):
+        part.append((None, period, u))
+        n += sum(r[2] for r in u if r is not None)
         if n >= CHUNK_ENTRIES:
-            yield lo, i + 1
-            lo, n = i + 1, 0
-    if lo < len(todo):
-        yield lo, len(todo)
+            yield part
+            part, n = [], 0
+    if part:
+        yield part
 
 
 def _join(region: bytes, part: list, slot: int) -> bytes:
@@ -1327,10 +1292,11 @@ class _Assembly:
     (``lens``: 0 for a period with no entry there), so a run of periods kept from the
     last run is one slice of the previous output."""
 
-    def __init__(self, fh, old, old_file, segments, batch, idx):
+    def __init__(self, fh, old, old_file, segments, batch, idx, blocks: BlockFile):
         self.fh = fh
         self.pos = 0
         self.old, self.old_file, self.segments, self.batch, self.idx = old, old_file, segments, batch, idx
+        self.blocks = blocks
 
     def put(self, b: bytes) -> None:
         self.fh.write(b)
@@ -1339,30 +1305,33 @@ class _Assembly:
     def entries(self, slot: int, trailing: bool = False) -> None:
         """Each period's entries of ``slot``, comma-separated (or each ended by a newline)."""
         write = self.fh.write
-        lens = array(LEN)
+        lens = Column(LEN, self.blocks)
         self.idx["base"][slot] = self.pos
         wrote = False
         cut = 0 if trailing else 1  # a run's bytes end with its last entry's separator
         if self.old is not None:
             old_lens = self.old["lens"][slot]
             base = self.old["base"][slot]
-            pre = array("q", [0])
-            pre.extend(accumulate(old_lens))
+            pre = _Prefix(old_lens)
         batch = self.batch
         for kind, i, k in self.segments:
             if kind == "old":
                 k += 1
-                lens += old_lens[i:k]
-                if pre[k] == pre[i]:
+                lens.extend_range(old_lens, i, k)
+                a, b = pre.at(i), pre.at(k)
+                if b == a:
                     continue
                 if wrote and not trailing:
                     write(b",")
                     self.pos += 1
-                self.old_file.copy(self.fh, base + pre[i], base + pre[k] - cut)
-                self.pos += pre[k] - cut - pre[i]
+                self.old_file.copy(self.fh, base + a, base + b - cut)
+                self.pos += b - cut - a
             else:
                 st = batch.starts[slot]
-                lens.extend(map(int.__sub__, st[i + 1:k + 1], st[i:k]))
+                before = st[i]
+                for chunk in st.chunks(i + 1, k + 1):  # each period's length: where the next starts less where it does
+                    lens.extend(map(int.__sub__, chunk, chain((before,), chunk)))
+                    before = chunk[-1]
                 if st[k] == st[i]:
                     continue
                 if wrote and not trailing:
@@ -1372,3 +1341,18 @@ class _Assembly:
                 self.pos += st[k] - cut - st[i]
             wrote = True
         self.idx["lens"][slot] = lens
+
+
+class _Prefix:
+    """Sums of a column's first items (``at(x)``: of items ``0:x``), asked mostly with
+    growing ``x``: each sum goes on from the last one."""
+
+    def __init__(self, col: Column):
+        self.col, self.x, self.sum = col, 0, 0
+
+    def at(self, x: int) -> int:
+        if x < self.x:
+            self.x, self.sum = 0, 0
+        self.sum += sum(map(sum, self.col.chunks(self.x, x)))
+        self.x = x
+        return self.sum

@@ -78,7 +78,7 @@ _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals
 _PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
 CHUNK_ENTRIES = 250  # entries parsed and priced at a time (what a batch holds as objects)
 LEN = "i"  # the typecode of per-period lengths and counts (4 bytes; offsets are "q")
-SPILL_BYTES = 1 << 16  # a batch's bytes past this go to a temp file instead of memory
+SPILL_BYTES = 1 << 14  # a batch's bytes past this go to a temp file instead of memory
 
 
 class Unsplittable(Exception):
@@ -237,7 +237,7 @@ def _groups(region, blocks: BlockFile | None = None):
     return periods, starts, ends, counts
 
 
-SPLIT_BYTES = 1 << 16  # a region is split into its entries this much at a time
+SPLIT_BYTES = 1 << 14  # a region is split into its entries this much at a time
 
 
 class _Region:

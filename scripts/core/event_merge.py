@@ -21,8 +21,8 @@ rollup and hashes, read back when folded); the merged state is in the index data
 What a fold holds is per changed file and per session it touches. An index built from
 nothing (a first run: every file changed, every session touched) is folded by
 ``fold_fresh`` instead, from a log of the results walked a few times (``FreshLog``): it
-holds nothing per file or session, and sorts every call's hash a part of the range at a
-time straight into the merged state's spill.
+holds nothing per file or session, and sorts every call's hash a 64th of the range at a
+time (``_sorted_runs_spilled``) straight into the merged state's spill.
 """
 from __future__ import annotations
 

@@ -96,19 +96,24 @@ def test_runs_written_to_a_spill_are_searched_as_one_array(tmp_path):
     spill.close()
 
 
-def test_sorted_in_parts_equals_sorted_at_once():
-    from scripts.core.event_merge import _sorted_runs_in_parts
+def test_sorted_through_spilled_buckets_equals_sorted_at_once(tmp_path, monkeypatch):
+    """A first build's hashes go through buckets spilled a run at a time (in a temp file,
+    or in memory without a directory): the same runs and repeats as one sort."""
+    from scripts.core import event_merge
 
     rng = random.Random(10)
     pool = [rng.getrandbits(64) for _ in range(2000)] + [0, (1 << 64) - 1, 1 << 62, (1 << 62) - 1, 3 << 62]
     arrays = [array("Q", sorted(rng.choice(pool) for _ in range(rng.randrange(0, 80)))) for _ in range(150)]
+    arrays.append(array("Q", sorted(rng.choice(pool) for _ in range(3000))))  # a file with many calls
     want, want_repeated = _sorted_hashes(arrays)
-    for parts in (1, 3, 4):
-        repeated: set[int] = set()
-        got = array("Q")
-        for run in _sorted_runs_in_parts(lambda: iter(arrays), repeated, parts):
-            got.extend(run)
-        assert got == want and repeated == want_repeated, parts
+    for run_length in (1, 5, 128):
+        monkeypatch.setattr(event_merge, "BUCKET_RUN", run_length)
+        for directory in (str(tmp_path), None):
+            repeated: set[int] = set()
+            got = array("Q")
+            for run in event_merge._sorted_runs_spilled(iter(arrays), repeated, directory):
+                got.extend(run)
+            assert got == want and repeated == want_repeated, (run_length, directory)
 
 
 def test_a_first_runs_log_gives_back_every_record_in_order(tmp_path):

@@ -653,7 +653,7 @@ class MergedState:
         else:
             self.rows.pop(session)
 
-    def sorted_chunks(self, chunk: int = 1024):
+    def sorted_chunks(self, chunk: int = 128):
         """Every merged row in rollup order (by key, the slot first), as sorted lists.
 
         The sessions are unpacked in order of their first slot; a row whose slot comes

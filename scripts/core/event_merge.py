@@ -21,8 +21,8 @@ rollup and hashes, read back when folded); the merged state is in the index data
 What a fold holds is per changed file and per session it touches. An index built from
 nothing (a first run: every file changed, every session touched) is folded by
 ``fold_fresh`` instead, from a log of the results walked a few times (``FreshLog``): it
-holds nothing per file or session, and sorts every call's hash a part of the range at a
-time straight into the merged state's spill.
+holds nothing per file or session, and sorts every call's hash a 64th of the range at a
+time (``_sorted_runs_spilled``) straight into the merged state's spill.
 """
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def fold_fresh(cache: EventCache, log: FreshLog) -> None:
     # 1. every call's hash, sorted straight into the spill (8 bytes a call), never whole;
     # a hash met twice is an id some two files hold (a file's own copies are gone)
     repeated: set[int] = set()
-    m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(arrays, repeated, log.n_hashes))
+    m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_spilled(arrays(), repeated, m.spill.dir))
 
     # 2. those ids: the copy with the largest total is kept (resolve_copies)
     losers: dict[str, set] = {}
@@ -259,8 +259,7 @@ def fold_changes(cache: EventCache, changed: list[tuple[str, dict | None, FileRe
     if not len(m.hashes.base) and not m.hashes.added and not m.hashes.removed:
         # a first build: sorted straight into the spill (8 bytes a call), never whole
         repeated: set[int] = set()
-        n = sum((res.n_hashes if isinstance(res, Parsed) else len(res.hashes)) // 8 for res in fresh.values())
-        m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_in_parts(new_hashes, repeated, n))
+        m.hashes.base = SortedHashes.written(m.spill, _sorted_runs_spilled(new_hashes(), repeated, m.spill.dir))
     else:
         all_new, repeated = _sorted_hashes(new_hashes())
         candidates.update(m.hashes.present(all_new))  # sorted: each block of the base read once
@@ -365,26 +364,64 @@ def _sorted_hashes(arrays) -> tuple[array, set[int]]:
     return out, repeated
 
 
-PART_HASHES = 1 << 15  # hashes sorted at once, at most about (256 KB)
+BUCKET_BITS = 6  # the hashes sorted a 64th of their range at a time
+BUCKET_RUN = 128  # hashes a bucket keeps in memory before they go to the spill (1 KB)
 
 
-def _sorted_runs_in_parts(arrays_again, repeated: set[int], n: int = 0):
-    """``_sorted_runs`` of the arrays ``arrays_again()`` gives (each sorted; ``n`` hashes
-    in all), a part of the hash range at a time: a part's buckets are all that is held
-    (~``PART_HASHES``, whatever the history), for a few ms a part of reading the arrays
-    again."""
-    parts = max(4, -(-n // PART_HASHES))
-    for p in range(parts):
-        lo, hi = (p << 64) // parts, ((p + 1) << 64) // parts
-        part = (a[bisect_left(a, lo):bisect_left(a, hi)] for a in arrays_again())
-        yield from _sorted_runs(part, repeated)
+def _sorted_runs_spilled(arrays, repeated: set[int], directory: str | None):
+    """``_sorted_runs`` of ``arrays`` (every call's hashes on a first build) from one
+    walk: each hash goes to its bucket (the top bits), a bucket's hashes go on to an
+    unnamed temp file in ``directory`` ``BUCKET_RUN`` at a time, and each bucket is read
+    back and sorted in turn. Held: the buckets' last runs (~64 KB) and one bucket, a
+    64th of the hashes (walking the arrays once per part of the range held a part, 256 KB
+    from 200 days on)."""
+    shift = 64 - BUCKET_BITS
+    buckets = [array("Q") for _ in range(1 << BUCKET_BITS)]
+    put = [b.append for b in buckets]
+    runs = [array("Q") for _ in buckets]  # per bucket, (offset, hashes) of its runs in the spill
+    spill = Spill(directory, limit=0)  # (no directory: in memory)
+    try:
+        for i, a in enumerate(arrays, 1):
+            for h in a:
+                put[h >> shift](h)
+            if not i & 15 or len(a) > BUCKET_RUN:  # looked at every few files: a file holds a few dozen
+                _spill_full(buckets, runs, spill)
+        del put
+        for i in range(len(buckets)):
+            hashes = _read_runs(spill, runs[i])
+            hashes.extend(buckets[i])
+            buckets[i] = runs[i] = None
+            run = _sorted_run(hashes, repeated)
+            del hashes
+            if run:
+                yield run
+    finally:
+        spill.close()
+
+
+def _spill_full(buckets: list[array], runs: list[array], spill: Spill) -> None:
+    """Each bucket holding ``BUCKET_RUN`` hashes or more: those go to the spill."""
+    for bucket, at in zip(buckets, runs):
+        if len(bucket) >= BUCKET_RUN:
+            with memoryview(bucket) as view, view.cast("B") as raw:
+                at.append(spill.append(raw))
+            at.append(len(bucket))
+            del bucket[:]
+
+
+def _read_runs(spill: Spill, runs: array) -> array:
+    """A bucket's hashes in the spill (``runs``: offset, count, ...)."""
+    out = array("Q")
+    for at, n in zip(runs[::2], runs[1::2]):
+        out.frombytes(spill.read(at, at + 8 * n))
+    return out
 
 
 def _sorted_runs(arrays, repeated: set[int]):
     """The hashes of ``arrays``, sorted, a run at a time (each after the one
     before); those that occur more than once are added to ``repeated``.
-    A 64th at a time (by their top bits): a first run adds every call's hash, and a list
-    or set of them all as Python ints would cost ~40 bytes a call."""
+    A 64th at a time (by their top bits): a list of them all as Python ints would cost
+    ~40 bytes a hash (a first build spills its buckets, ``_sorted_runs_spilled``)."""
     buckets = [array("Q") for _ in range(64)]
     put = [b.append for b in buckets]
     for a in arrays:
@@ -394,12 +431,19 @@ def _sorted_runs(arrays, repeated: set[int]):
             put[h >> 58](h)
     del put
     for i, bucket in enumerate(buckets):
-        ordered = sorted(bucket)
-        buckets[i] = bucket = None
-        if any(map(eq, ordered, islice(ordered, 1, None))):  # a copy sits next to its twin
-            repeated.update(h for h, after in zip(ordered, islice(ordered, 1, None)) if h == after)
-        if ordered:
-            yield array("Q", ordered)
+        buckets[i] = None
+        run = _sorted_run(bucket, repeated)
+        del bucket
+        if run:
+            yield run
+
+
+def _sorted_run(hashes: array, repeated: set[int]) -> array:
+    """``hashes`` sorted; those that occur more than once are added to ``repeated``."""
+    ordered = sorted(hashes)
+    if any(map(eq, ordered, islice(ordered, 1, None))):  # a copy sits next to its twin
+        repeated.update(h for h, after in zip(ordered, islice(ordered, 1, None)) if h == after)
+    return array("Q", ordered)
 
 
 class _SessionSets:

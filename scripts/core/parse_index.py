@@ -48,7 +48,9 @@ SCHEMA = (
     "CREATE TABLE session_files(key TEXT PRIMARY KEY, value BLOB NOT NULL)",
     "CREATE TABLE dup_holders(key TEXT PRIMARY KEY, value BLOB NOT NULL)",
 )
-PAGE = 512  # rows read at a time when a table is walked
+# rows read (or inserted) at a time when a table is walked (or filled): a page of entries
+# or session rows is ~30 KB, the same however long the history (512 was ~350 KB, held twice)
+PAGE = 64
 SUM_SUFFIX = ".sum"  # beside the index: its size and CRC, written after each commit
 READ_CHUNK = 1 << 16  # bytes read at a time to check an index's CRC (into one buffer)
 
@@ -227,7 +229,9 @@ def _paged(con, table: str, order: tuple, columns: str = "", where: str = ""):
     after = f"({keys}) > ({', '.join('?' * len(order))})"
     while rows:
         yield from rows
-        rows = con.execute(f"{select} WHERE {after}{cond} ORDER BY {keys} LIMIT {PAGE}", rows[-1][:len(order)]).fetchall()
+        last = rows[-1][:len(order)]
+        rows = None  # let go of a page before the next is read (not two held at once)
+        rows = con.execute(f"{select} WHERE {after}{cond} ORDER BY {keys} LIMIT {PAGE}", last).fetchall()
 
 
 def _row(path: str, e: dict) -> tuple:

@@ -418,13 +418,19 @@ class DayScan:
     and months (each week's and month's groups made as it ends), the allocation basis,
     the project rows of the months in ``redo_months`` (into ``store``) and of every
     month together (``projects``); with ``dirty_sessions``, the local days naming one of
-    them (``sess_local``). Every day and month goes into the store's new file on the way."""
+    them (``sess_local``). Every day and month goes into the store's new file on the way.
+    With ``batch`` (a full run: every day, week and month is made), the units go into
+    one ``UnitRuns`` per kind, made by ``batch(kind)``: their bytes wait in temp files
+    rather than in memory (every day's; they come in key order, one run)."""
 
     def __init__(self, store: "DayStore", week_of: dict, dirty_days, dirty_weeks, dirty_months, redo_months,
-                 dirty_sessions: set | None):
-        self.daily: dict = {}
-        self.weekly: dict = {}
-        self.monthly: dict = {}
+                 dirty_sessions: set | None, batch=None):
+        self.daily = self.weekly = self.monthly = None
+        for kind in ("daily", "weekly", "monthly"):
+            units = {} if batch is None else batch(kind)
+            if batch is not None:
+                units.multi = True  # their periods are a list of their own
+            setattr(self, kind, units)
         self.allocation: dict[str, dict[str, int]] = {}
         self.sess_local: set = set()
         whole = WholeRange()
@@ -468,9 +474,13 @@ class DayScan:
             _merge_sums_into(self.projects, marshal.loads(store.month(month)))
 
     @staticmethod
-    def _add(units: dict, rows: dict) -> None:
+    def _add(units, rows: dict) -> None:
         if rows:
-            units.update(_units(_table(rows, {})))
+            made = _units(_table(rows, {}))
+            if units.__class__ is UnitRuns:
+                units.add(made)
+            else:
+                units.update(made)
 
 
 def _segments(old_keys: "KeyList", fresh: dict, is_stale) -> list:
@@ -722,7 +732,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             days_state.drop_month(month)
     scan = DayScan(days_state, week_of, dirty_days, dirty_weeks, dirty_months,
                    months_now if state is None else dirty_months & months_now,
-                   dirty_sessions if state is not None else None)
+                   dirty_sessions if state is not None else None, batch if state is None else None)
     new_units: dict[str, dict] = {"daily": scan.daily, "weekly": scan.weekly, "monthly": scan.monthly}
     allocation = scan.allocation
 

@@ -1207,7 +1207,8 @@ class UnitRuns:
     (what the index needs). The report is written merging the runs by key, each run's
     bytes read in order through a small buffer."""
 
-    READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run)
+    READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run), at most
+    READ_ALL = 1 << 17  # the buffers of all the runs being read together, at most (1 KB each at least)
     SPILL_LIMIT = 1 << 16  # bytes kept in memory per spill (six of them)
 
     def __init__(self, directory: str, kind: str = "sessions"):
@@ -1314,12 +1315,16 @@ class UnitRuns:
         run_of = array("l", [0]) * len(lens)
         for r, (a, b) in enumerate(zip(self.runs, self.runs[1:] + [len(lens)])):
             run_of[a:b] = array("l", [r]) * (b - a)
-        bufs: dict = {}  # run -> (offset, bytes read there)
+        bufs: dict = {}  # run -> (offset, bytes read there); a run's goes once it is read to its end
+        # the runs of sessions interleave (their keys are ids), those of blocks follow each other
+        step = max(1 << 10, min(self.READ, self.READ_ALL // len(self.runs)))
 
         def take(r: int, a: int, b: int) -> memoryview:
             got = bufs.get(r)
             if got is None or a < got[0] or b > got[0] + len(got[1]):
-                got = bufs[r] = (a, spill.read(a, max(b, min(a + self.READ, run_ends[r]))))
+                got = bufs[r] = (a, spill.read(a, max(b, min(a + step, run_ends[r]))))
+            if b >= run_ends[r] - 1:
+                del bufs[r]  # the run's last piece (the last of all has no comma)
             return memoryview(got[1])[a - got[0]:b - got[0]]
 
         held = None  # [a, b, run]: the range to write next (the last one loses its comma)
@@ -1330,8 +1335,8 @@ class UnitRuns:
                 continue
             a = starts[i]
             if held is not None:
-                if a == held[1] and a - held[0] < self.READ:
-                    held[1] = a + ln  # one read for pieces next to each other (up to READ bytes)
+                if a == held[1] and a - held[0] < step:
+                    held[1] = a + ln  # one read for pieces next to each other (up to a buffer)
                     continue
                 fh.write(take(held[2], held[0], held[1]))
                 total += held[1] - held[0]

@@ -1209,7 +1209,7 @@ class UnitRuns:
 
     READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run), at most
     READ_ALL = 1 << 17  # the buffers of all the runs being read together, at most (1 KB each at least)
-    SPILL_LIMIT = 1 << 16  # bytes kept in memory per spill (six of them)
+    SPILL_LIMIT = 1 << 14  # bytes kept in memory per spill (three a kind)
 
     def __init__(self, directory: str, kind: str = "sessions"):
         self.kind = kind

@@ -505,6 +505,9 @@ def _segments(old_keys: "KeyList", fresh: dict, is_stale) -> list:
     return segments
 
 
+SPILL_BLOCK = 1 << 14  # bytes appended to a spill at a time (permuted_into)
+
+
 class KeyList(view_cache.PackedBytes):
     """Units' keys (strings, or tuples of them) marshalled one after another in one
     buffer, decoded when read: ~40 bytes a session rather than ~110 as a list of strings
@@ -521,18 +524,23 @@ class KeyList(view_cache.PackedBytes):
     def append(self, key) -> None:
         self.append_raw(marshal.dumps(key))
 
-    def permuted(self, order) -> "KeyList":
-        """The keys in ``order`` (indices), in a buffer of its final size."""
-        blob = bytearray(len(self.blob))
+    def permuted_into(self, spill: "view_cache.Spill", order) -> "KeyList":
+        """The keys in ``order`` (indices), their bytes appended to ``spill`` a block at a
+        time: a list only to be saved (its ``blob`` a ``view_cache.Piece``)."""
         ends = array("q", bytes(8 * len(order)))
+        start = spill.size
+        block = bytearray()
         at = 0
         for j, i in enumerate(order):
             raw = self.raw(i)
-            blob[at:at + len(raw)] = raw
+            block += raw
             at += len(raw)
             ends[j] = at
-        del blob[at:]  # dropped keys
-        return KeyList(blob, ends)
+            if len(block) >= SPILL_BLOCK:
+                spill.append(block)
+                block = bytearray()
+        spill.append(block)
+        return KeyList(spill.piece(start, spill.size), ends)
 
 
 def _packed(idx: dict, blobs: list) -> dict:
@@ -1217,7 +1225,9 @@ class UnitRuns:
         self.n = array("i")
         self.several: list = []  # indices of the units whose session is in several tools
         self.lens = (array("i"), array("i"), array("i"))  # rows, pps, periods
+        self.dir = directory
         self.spills = tuple(view_cache.Spill(directory, self.SPILL_LIMIT) for _ in range(3))
+        self.index_spill = None  # the index's keys once written (write)
         self.runs = [0]  # each run's first index
         self.run_tags: list = [None]  # and what its maker said of it (new_run)
         self.dropped: set = set()  # indices of units made again later
@@ -1286,9 +1296,14 @@ class UnitRuns:
         in ``new_index``; return the position after it."""
         order = self._order()
         keys, ns = self.keys, self.n
-        idx = {"keys": keys.permuted(order), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3, "base": [0] * 3}
+        # the index's keys and records wait in a spill until the state is saved; the
+        # units' own go (not needed any more): never two copies of them in memory
+        self.index_spill = view_cache.Spill(self.dir, self.SPILL_LIMIT)
+        idx = {"keys": keys.permuted_into(self.index_spill, order), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3,
+               "base": [0] * 3}
         if len(self.recs):
-            idx["recs"] = self.recs.permuted(order)
+            idx["recs"] = self.recs.permuted_into(self.index_spill, order)
+        self.keys = self.recs = self.n = keys = ns = None
         stats.recomputed += sum(idx["n"])
         head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)
@@ -1347,8 +1362,9 @@ class UnitRuns:
         return total
 
     def close(self) -> None:
-        for spill in self.spills:
-            spill.close()
+        for spill in (*self.spills, self.index_spill):
+            if spill is not None:
+                spill.close()
 
 
 # ------------------------------------------------------------------ rollup sources

@@ -543,6 +543,45 @@ class KeyList(view_cache.PackedBytes):
         return KeyList(spill.piece(start, spill.size), ends)
 
 
+class KeysToSave:
+    """Keys (marshalled, as in a ``KeyList``'s buffer) appended to a spill of their own a
+    block at a time, and where each ends: an index's keys that are only to be saved
+    (``saved``), never all in memory."""
+
+    def __init__(self, spill: "view_cache.Spill"):
+        self.spill, self.start = spill, spill.size
+        self.ends = array("q")
+        self.block = bytearray()
+        self.size = 0
+
+    def append(self, key) -> None:
+        raw = marshal.dumps(key)
+        self.block += raw
+        self.size += len(raw)
+        self.ends.append(self.size)
+        if len(self.block) >= SPILL_BLOCK:
+            self.spill.append(self.block)
+            self.block = bytearray()
+
+    def extend_from(self, other: KeyList, i: int, j: int) -> None:
+        """Append ``other``'s keys ``i:j``."""
+        if j <= i:
+            return
+        a = other.ends[i - 1] if i else 0
+        shift = self.size - a
+        piece = memoryview(other.blob)[a:other.ends[j - 1]]
+        self.spill.append(self.block, piece)  # a large piece goes straight to the file
+        self.block = bytearray()
+        self.size += len(piece)
+        self.ends.extend(e + shift for e in other.ends[i:j])
+
+    def saved(self) -> KeyList:
+        """The keys as a ``KeyList`` whose buffer is a ``view_cache.Piece`` of the spill."""
+        self.spill.append(self.block)
+        self.block = bytearray()
+        return KeyList(self.spill.piece(self.start, self.spill.size), self.ends)
+
+
 def _packed(idx: dict, blobs: list) -> dict:
     """An index as the state keeps it: its keys' buffer, and the counts and lengths as
     packed 32-bit ints (7,666 sessions' were ~1 MB of int objects at 400k calls), are
@@ -669,6 +708,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         dirty_days = None  # all
     else:
         index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
+        blobs = None  # the arrays are copies (the keys' buffers stay, in their KeyLists)
         blocks_state = state["blocks"]
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
@@ -701,6 +741,11 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
 
     def batch(kind="sessions"):
         out = UnitRuns(spill_dir, kind)
+        opened.append(out)
+        return out
+
+    def spill():
+        out = view_cache.Spill(spill_dir, UnitRuns.SPILL_LIMIT)
         opened.append(out)
         return out
 
@@ -886,10 +931,11 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                 pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
                 continue
             segments = _segments(old_keys, fresh, stale(kind))
-            idx = {"keys": KeyList(), "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
+            # the new keys (and records) wait in spills until the state is saved
+            idx = {"keys": KeysToSave(spill()), "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
             recs = None
             if kind == "sessions":
-                recs = idx["recs"] = KeyList()
+                recs = idx["recs"] = KeysToSave(spill())
             for seg in segments:
                 if seg.__class__ is list:
                     idx["keys"].extend_from(old_keys, seg[1], seg[2] + 1)
@@ -944,6 +990,9 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                     pos += len(tail)
             write(shared_tail)
             pos += len(shared_tail)
+            idx["keys"] = idx["keys"].saved()
+            if recs is not None:
+                idx["recs"] = recs.saved()
             new_index[kind] = idx
         write(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
     index = old = state = new_units = None  # the last run's index and the units: written, not needed to save

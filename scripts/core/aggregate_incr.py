@@ -21,7 +21,7 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   records like the output, and are loaded one day at a time (``DayScan``).
 - ``proj_months``: per local month, its project row accumulators (from its days), in
   ``days.bin`` too.
-- ``blocks``: per provider, each block's first slot and start. Block assignment is
+- ``blocks``: per provider, each block's first slot and start (packed). Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
   before the earliest change, until a block after the last change starts where it
   started before; the others keep their rows.
@@ -611,6 +611,19 @@ def _unpacked(idx: dict, blobs: list) -> dict:
     return out
 
 
+def _flat(blob: bytes) -> array:
+    """A provider's blocks as the state keeps them: ``[first slot, start, ...]`` in
+    order, packed (16 bytes a block; a list of tuples was ~120)."""
+    out = array("q")
+    out.frombytes(blob)
+    return out
+
+
+def _pairs(flat: array):
+    """``(first slot, start)`` of each block in ``flat`` (see ``_flat``)."""
+    return zip(flat[0::2], flat[1::2])
+
+
 def _basis_of(rows, of_slot) -> dict:
     """Tokens per local day and provider, every row (filters never apply to the basis)."""
     return _add_basis({}, rows, of_slot)
@@ -709,7 +722,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     else:
         index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
         blobs = None  # the arrays are copies (the keys' buffers stay, in their KeyLists)
-        blocks_state = state["blocks"]
+        blocks_state = {provider: _flat(b) for provider, b in state["blocks"].items()}
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
         # or holds now, and per provider the blocks from its start to its end.
@@ -843,20 +856,19 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     # starts where it started before (from there on, the sequence is the old one).
     new_block_units: dict = {}
     redo: dict[str, tuple] = {}  # provider -> (first start recomputed or None, first start kept again or None), iso
+    redo_ms: dict[str, tuple] = {}  # the same in ms
     firsts: dict[str, dict[int, int]] = {}
     if state is None:
         block_slots = {}
-        firsts = whole.blocks.firsts
-        for provider in firsts:
-            redo[provider] = (None, None)
+        blocks_state = whole.blocks.firsts
         new_block_units = whole.blocks.finish()
         del whole
     else:
         block_slots = {}
         for provider, t0 in first_change.items():
-            starts = blocks_state.get(provider) or []
+            starts = blocks_state.get(provider, array("q"))
             from_slot = None
-            for first_slot, start in starts:  # ascending
+            for first_slot, start in _pairs(starts):  # ascending
                 if first_slot < t0:
                     from_slot, from_start = first_slot, start
                 else:
@@ -870,8 +882,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             spans = {}
             for (_p, slot), rs in mine.items():
                 spans[slot] = [rs[0][8], rs[0][9]] if len(rs) == 1 else [min(r[8] for r in rs), max(r[9] for r in rs)]
-            old_starts = set(starts)
             t1 = last_change[provider]
+            old_starts = {(f, s) for f, s in _pairs(starts) if f > t1}
             until = None
             prev = None
             for slot, start in assign_blocks(spans).items():  # ascending
@@ -883,13 +895,24 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             if until is not None:
                 mine = {k: v for k, v in mine.items() if k[1] < until[0]}
             block_slots.update(mine)
-            redo[provider] = (None if from_slot is None else iso_ms(from_start), None if until is None else iso_ms(until[1]))
+            redo_ms[provider] = (None if from_slot is None else from_start, None if until is None else until[1])
+            redo[provider] = tuple(None if ms is None else iso_ms(ms) for ms in redo_ms[provider])
     if block_slots:
         new_block_units = _units(_block_table(block_slots, of_slot, {}, None, firsts), by_provider=True)
-    for provider, (cut, until) in redo.items():
-        before = [] if cut is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) < cut]
-        after = [] if until is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) >= until]
-        blocks_state[provider] = before + sorted((f, s) for s, f in firsts.get(provider, {}).items()) + after
+    for provider, (cut, until) in redo_ms.items():
+        old = blocks_state.get(provider, array("q"))
+        now = array("q")
+        if cut is not None:
+            for f, s in _pairs(old):
+                if s < cut:
+                    now.extend((f, s))
+        for s, f in sorted(firsts.get(provider, {}).items()):
+            now.extend((f, s))
+        if until is not None:
+            for f, s in _pairs(old):
+                if s >= until:
+                    now.extend((f, s))
+        blocks_state[provider] = now
     new_units["blocks"] = new_block_units
     source.forget()  # the rows parsed (the days changed and those read around them)
 
@@ -1009,7 +1032,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "day_counts": day_counts,
             "days": days,
             "proj_months": months,
-            "blocks": blocks_state,
+            "blocks": {provider: flat.tobytes() for provider, flat in blocks_state.items()},
             "index": {kind: _packed(idx, blobs) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
             "session_counts": counts.as_state(),
@@ -1193,7 +1216,7 @@ class OnlineBlocks:
         self.of_slot, self.filters = of_slot, filters
         self.names: dict = {}  # one string per session id in the blocks not made yet
         self.current: dict = {}  # provider -> [its current block's start, its last call]
-        self.firsts: dict = {}  # provider -> {block start: its first slot}
+        self.firsts: dict = {}  # provider -> its blocks' [first slot, start, ...] (as the state keeps them)
         self.rows: dict = {}  # (block start, provider, model) -> accumulator
         self.ended: set = set()  # (start, provider) of the blocks that ended, not made yet
         self.units = units
@@ -1223,7 +1246,7 @@ class OnlineBlocks:
                 if cur is not None:
                     self.ended.add((cur[0], provider))
                 cur = self.current[provider] = [first - first % HOUR_MS, slot_last]
-                self.firsts.setdefault(provider, {})[cur[0]] = slot
+                self.firsts.setdefault(provider, array("q")).extend((slot, cur[0]))
             elif slot_last > cur[1]:
                 cur[1] = slot_last
             mine = assigned.get(provider)

@@ -43,15 +43,19 @@ once it has had a UTC day without calls (``SESSION_CHUNK`` or more sessions at a
 each batch one key-ordered *run* of ``UnitRuns``, whose bytes wait in temp files until
 the document, written as it is assembled, reaches them and merges the runs; a session
 that resumes later is made again at the end), the blocks as their slots come (units
-made ``BLOCK_CHUNK`` ended blocks at a time, runs too). The rollup files are never held
-whole (scanned ``READ_BYTES`` at a time, a day read back when parsed).
+made ``BLOCK_CHUNK`` ended blocks at a time, runs too); the days, weeks and months as
+the day accumulators are scanned (one run each). The rollup files are never held
+whole (scanned ``READ_BYTES`` at a time, a day read back when parsed). The index a run
+saves has its keys and records in spills (``KeysToSave``, ``KeyList.permuted_into``),
+not in memory.
 
-What still grows with the history, in memory: per session its key, record, row count
-and lengths (~80 bytes, packed: the index, ~0.6 MB at 400k calls; an incremental run
-holds the last run's and the new one while it writes); per local day, week, month and
-block a few entries (the state's refs and digests, the slot calendar's cache, the
-blocks' starts). What grows with the calls per day rather than with the history: a
-day's rows and accumulators, the sessions and blocks not made yet, a chunk's entries.
+What still grows with the history, in memory: per unit its key and record until the
+report is written (a full run; a later run holds the last run's, loaded), and its row
+count, lengths and where its key ends (~30 bytes, packed arrays; ~0.3 MB at 400k
+calls); per local day, week, month and block a few entries (the state's refs and
+digests, the blocks' starts, 16 bytes a block). What grows with the calls per day
+rather than with the history: a day's rows and accumulators, the sessions and blocks
+not made yet, a chunk's entries.
 """
 from __future__ import annotations
 

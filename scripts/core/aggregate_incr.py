@@ -21,7 +21,7 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   records like the output, and are loaded one day at a time (``DayScan``).
 - ``proj_months``: per local month, its project row accumulators (from its days), in
   ``days.bin`` too.
-- ``blocks``: per provider, each block's first slot and start. Block assignment is
+- ``blocks``: per provider, each block's first slot and start (packed). Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
   before the earliest change, until a block after the last change starts where it
   started before; the others keep their rows.
@@ -43,15 +43,19 @@ once it has had a UTC day without calls (``SESSION_CHUNK`` or more sessions at a
 each batch one key-ordered *run* of ``UnitRuns``, whose bytes wait in temp files until
 the document, written as it is assembled, reaches them and merges the runs; a session
 that resumes later is made again at the end), the blocks as their slots come (units
-made ``BLOCK_CHUNK`` ended blocks at a time, runs too). The rollup files are never held
-whole (scanned ``READ_BYTES`` at a time, a day read back when parsed).
+made ``BLOCK_CHUNK`` ended blocks at a time, runs too); the days, weeks and months as
+the day accumulators are scanned (one run each). The rollup files are never held
+whole (scanned ``READ_BYTES`` at a time, a day read back when parsed). The index a run
+saves has its keys and records in spills (``KeysToSave``, ``KeyList.permuted_into``),
+not in memory.
 
-What still grows with the history, in memory: per session its key, record, row count
-and lengths (~80 bytes, packed: the index, ~0.6 MB at 400k calls; an incremental run
-holds the last run's and the new one while it writes); per local day, week, month and
-block a few entries (the state's refs and digests, the slot calendar's cache, the
-blocks' starts). What grows with the calls per day rather than with the history: a
-day's rows and accumulators, the sessions and blocks not made yet, a chunk's entries.
+What still grows with the history, in memory: per unit its key and record until the
+report is written (a full run; a later run holds the last run's, loaded), and its row
+count, lengths and where its key ends (~30 bytes, packed arrays; ~0.3 MB at 400k
+calls); per local day, week, month and block a few entries (the state's refs and
+digests, the blocks' starts, 16 bytes a block). What grows with the calls per day
+rather than with the history: a day's rows and accumulators, the sessions and blocks
+not made yet, a chunk's entries.
 """
 from __future__ import annotations
 
@@ -418,13 +422,19 @@ class DayScan:
     and months (each week's and month's groups made as it ends), the allocation basis,
     the project rows of the months in ``redo_months`` (into ``store``) and of every
     month together (``projects``); with ``dirty_sessions``, the local days naming one of
-    them (``sess_local``). Every day and month goes into the store's new file on the way."""
+    them (``sess_local``). Every day and month goes into the store's new file on the way.
+    With ``batch`` (a full run: every day, week and month is made), the units go into
+    one ``UnitRuns`` per kind, made by ``batch(kind)``: their bytes wait in temp files
+    rather than in memory (every day's; they come in key order, one run)."""
 
     def __init__(self, store: "DayStore", week_of: dict, dirty_days, dirty_weeks, dirty_months, redo_months,
-                 dirty_sessions: set | None):
-        self.daily: dict = {}
-        self.weekly: dict = {}
-        self.monthly: dict = {}
+                 dirty_sessions: set | None, batch=None):
+        self.daily = self.weekly = self.monthly = None
+        for kind in ("daily", "weekly", "monthly"):
+            units = {} if batch is None else batch(kind)
+            if batch is not None:
+                units.multi = True  # their periods are a list of their own
+            setattr(self, kind, units)
         self.allocation: dict[str, dict[str, int]] = {}
         self.sess_local: set = set()
         whole = WholeRange()
@@ -468,9 +478,13 @@ class DayScan:
             _merge_sums_into(self.projects, marshal.loads(store.month(month)))
 
     @staticmethod
-    def _add(units: dict, rows: dict) -> None:
+    def _add(units, rows: dict) -> None:
         if rows:
-            units.update(_units(_table(rows, {})))
+            made = _units(_table(rows, {}))
+            if units.__class__ is UnitRuns:
+                units.add(made)
+            else:
+                units.update(made)
 
 
 def _segments(old_keys: "KeyList", fresh: dict, is_stale) -> list:
@@ -495,6 +509,9 @@ def _segments(old_keys: "KeyList", fresh: dict, is_stale) -> list:
     return segments
 
 
+SPILL_BLOCK = 1 << 14  # bytes appended to a spill at a time (permuted_into)
+
+
 class KeyList(view_cache.PackedBytes):
     """Units' keys (strings, or tuples of them) marshalled one after another in one
     buffer, decoded when read: ~40 bytes a session rather than ~110 as a list of strings
@@ -511,18 +528,62 @@ class KeyList(view_cache.PackedBytes):
     def append(self, key) -> None:
         self.append_raw(marshal.dumps(key))
 
-    def permuted(self, order) -> "KeyList":
-        """The keys in ``order`` (indices), in a buffer of its final size."""
-        blob = bytearray(len(self.blob))
+    def permuted_into(self, spill: "view_cache.Spill", order) -> "KeyList":
+        """The keys in ``order`` (indices), their bytes appended to ``spill`` a block at a
+        time: a list only to be saved (its ``blob`` a ``view_cache.Piece``)."""
         ends = array("q", bytes(8 * len(order)))
+        start = spill.size
+        block = bytearray()
         at = 0
         for j, i in enumerate(order):
             raw = self.raw(i)
-            blob[at:at + len(raw)] = raw
+            block += raw
             at += len(raw)
             ends[j] = at
-        del blob[at:]  # dropped keys
-        return KeyList(blob, ends)
+            if len(block) >= SPILL_BLOCK:
+                spill.append(block)
+                block = bytearray()
+        spill.append(block)
+        return KeyList(spill.piece(start, spill.size), ends)
+
+
+class KeysToSave:
+    """Keys (marshalled, as in a ``KeyList``'s buffer) appended to a spill of their own a
+    block at a time, and where each ends: an index's keys that are only to be saved
+    (``saved``), never all in memory."""
+
+    def __init__(self, spill: "view_cache.Spill"):
+        self.spill, self.start = spill, spill.size
+        self.ends = array("q")
+        self.block = bytearray()
+        self.size = 0
+
+    def append(self, key) -> None:
+        raw = marshal.dumps(key)
+        self.block += raw
+        self.size += len(raw)
+        self.ends.append(self.size)
+        if len(self.block) >= SPILL_BLOCK:
+            self.spill.append(self.block)
+            self.block = bytearray()
+
+    def extend_from(self, other: KeyList, i: int, j: int) -> None:
+        """Append ``other``'s keys ``i:j``."""
+        if j <= i:
+            return
+        a = other.ends[i - 1] if i else 0
+        shift = self.size - a
+        piece = memoryview(other.blob)[a:other.ends[j - 1]]
+        self.spill.append(self.block, piece)  # a large piece goes straight to the file
+        self.block = bytearray()
+        self.size += len(piece)
+        self.ends.extend(e + shift for e in other.ends[i:j])
+
+    def saved(self) -> KeyList:
+        """The keys as a ``KeyList`` whose buffer is a ``view_cache.Piece`` of the spill."""
+        self.spill.append(self.block)
+        self.block = bytearray()
+        return KeyList(self.spill.piece(self.start, self.spill.size), self.ends)
 
 
 def _packed(idx: dict, blobs: list) -> dict:
@@ -552,6 +613,19 @@ def _unpacked(idx: dict, blobs: list) -> dict:
     if "recs" in idx:
         out["recs"] = KeyList(blobs[idx["recs"][0]], arr(idx["recs"][1], "q"))
     return out
+
+
+def _flat(blob: bytes) -> array:
+    """A provider's blocks as the state keeps them: ``[first slot, start, ...]`` in
+    order, packed (16 bytes a block; a list of tuples was ~120)."""
+    out = array("q")
+    out.frombytes(blob)
+    return out
+
+
+def _pairs(flat: array):
+    """``(first slot, start)`` of each block in ``flat`` (see ``_flat``)."""
+    return zip(flat[0::2], flat[1::2])
 
 
 def _basis_of(rows, of_slot) -> dict:
@@ -651,7 +725,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         dirty_days = None  # all
     else:
         index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
-        blocks_state = state["blocks"]
+        blobs = None  # the arrays are copies (the keys' buffers stay, in their KeyLists)
+        blocks_state = {provider: _flat(b) for provider, b in state["blocks"].items()}
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
         # or holds now, and per provider the blocks from its start to its end.
@@ -683,6 +758,11 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
 
     def batch(kind="sessions"):
         out = UnitRuns(spill_dir, kind)
+        opened.append(out)
+        return out
+
+    def spill():
+        out = view_cache.Spill(spill_dir, UnitRuns.SPILL_LIMIT)
         opened.append(out)
         return out
 
@@ -722,7 +802,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             days_state.drop_month(month)
     scan = DayScan(days_state, week_of, dirty_days, dirty_weeks, dirty_months,
                    months_now if state is None else dirty_months & months_now,
-                   dirty_sessions if state is not None else None)
+                   dirty_sessions if state is not None else None, batch if state is None else None)
     new_units: dict[str, dict] = {"daily": scan.daily, "weekly": scan.weekly, "monthly": scan.monthly}
     allocation = scan.allocation
 
@@ -780,20 +860,19 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     # starts where it started before (from there on, the sequence is the old one).
     new_block_units: dict = {}
     redo: dict[str, tuple] = {}  # provider -> (first start recomputed or None, first start kept again or None), iso
+    redo_ms: dict[str, tuple] = {}  # the same in ms
     firsts: dict[str, dict[int, int]] = {}
     if state is None:
         block_slots = {}
-        firsts = whole.blocks.firsts
-        for provider in firsts:
-            redo[provider] = (None, None)
+        blocks_state = whole.blocks.firsts
         new_block_units = whole.blocks.finish()
         del whole
     else:
         block_slots = {}
         for provider, t0 in first_change.items():
-            starts = blocks_state.get(provider) or []
+            starts = blocks_state.get(provider, array("q"))
             from_slot = None
-            for first_slot, start in starts:  # ascending
+            for first_slot, start in _pairs(starts):  # ascending
                 if first_slot < t0:
                     from_slot, from_start = first_slot, start
                 else:
@@ -807,8 +886,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             spans = {}
             for (_p, slot), rs in mine.items():
                 spans[slot] = [rs[0][8], rs[0][9]] if len(rs) == 1 else [min(r[8] for r in rs), max(r[9] for r in rs)]
-            old_starts = set(starts)
             t1 = last_change[provider]
+            old_starts = {(f, s) for f, s in _pairs(starts) if f > t1}
             until = None
             prev = None
             for slot, start in assign_blocks(spans).items():  # ascending
@@ -820,13 +899,24 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             if until is not None:
                 mine = {k: v for k, v in mine.items() if k[1] < until[0]}
             block_slots.update(mine)
-            redo[provider] = (None if from_slot is None else iso_ms(from_start), None if until is None else iso_ms(until[1]))
+            redo_ms[provider] = (None if from_slot is None else from_start, None if until is None else until[1])
+            redo[provider] = tuple(None if ms is None else iso_ms(ms) for ms in redo_ms[provider])
     if block_slots:
         new_block_units = _units(_block_table(block_slots, of_slot, {}, None, firsts), by_provider=True)
-    for provider, (cut, until) in redo.items():
-        before = [] if cut is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) < cut]
-        after = [] if until is None else [(f, s) for f, s in blocks_state.get(provider, []) if iso_ms(s) >= until]
-        blocks_state[provider] = before + sorted((f, s) for s, f in firsts.get(provider, {}).items()) + after
+    for provider, (cut, until) in redo_ms.items():
+        old = blocks_state.get(provider, array("q"))
+        now = array("q")
+        if cut is not None:
+            for f, s in _pairs(old):
+                if s < cut:
+                    now.extend((f, s))
+        for s, f in sorted(firsts.get(provider, {}).items()):
+            now.extend((f, s))
+        if until is not None:
+            for f, s in _pairs(old):
+                if s >= until:
+                    now.extend((f, s))
+        blocks_state[provider] = now
     new_units["blocks"] = new_block_units
     source.forget()  # the rows parsed (the days changed and those read around them)
 
@@ -868,10 +958,11 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                 pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
                 continue
             segments = _segments(old_keys, fresh, stale(kind))
-            idx = {"keys": KeyList(), "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
+            # the new keys (and records) wait in spills until the state is saved
+            idx = {"keys": KeysToSave(spill()), "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
             recs = None
             if kind == "sessions":
-                recs = idx["recs"] = KeyList()
+                recs = idx["recs"] = KeysToSave(spill())
             for seg in segments:
                 if seg.__class__ is list:
                     idx["keys"].extend_from(old_keys, seg[1], seg[2] + 1)
@@ -926,6 +1017,9 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                     pos += len(tail)
             write(shared_tail)
             pos += len(shared_tail)
+            idx["keys"] = idx["keys"].saved()
+            if recs is not None:
+                idx["recs"] = recs.saved()
             new_index[kind] = idx
         write(b'},"schema_version":' + str(AGGREGATES_SCHEMA_VERSION).encode() + b',"timezone":' + _dumps(zone_name) + b"}\n")
     index = old = state = new_units = None  # the last run's index and the units: written, not needed to save
@@ -942,7 +1036,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "day_counts": day_counts,
             "days": days,
             "proj_months": months,
-            "blocks": blocks_state,
+            "blocks": {provider: flat.tobytes() for provider, flat in blocks_state.items()},
             "index": {kind: _packed(idx, blobs) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
             "session_counts": counts.as_state(),
@@ -1126,7 +1220,7 @@ class OnlineBlocks:
         self.of_slot, self.filters = of_slot, filters
         self.names: dict = {}  # one string per session id in the blocks not made yet
         self.current: dict = {}  # provider -> [its current block's start, its last call]
-        self.firsts: dict = {}  # provider -> {block start: its first slot}
+        self.firsts: dict = {}  # provider -> its blocks' [first slot, start, ...] (as the state keeps them)
         self.rows: dict = {}  # (block start, provider, model) -> accumulator
         self.ended: set = set()  # (start, provider) of the blocks that ended, not made yet
         self.units = units
@@ -1156,7 +1250,7 @@ class OnlineBlocks:
                 if cur is not None:
                     self.ended.add((cur[0], provider))
                 cur = self.current[provider] = [first - first % HOUR_MS, slot_last]
-                self.firsts.setdefault(provider, {})[cur[0]] = slot
+                self.firsts.setdefault(provider, array("q")).extend((slot, cur[0]))
             elif slot_last > cur[1]:
                 cur[1] = slot_last
             mine = assigned.get(provider)
@@ -1197,8 +1291,9 @@ class UnitRuns:
     (what the index needs). The report is written merging the runs by key, each run's
     bytes read in order through a small buffer."""
 
-    READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run)
-    SPILL_LIMIT = 1 << 16  # bytes kept in memory per spill (six of them)
+    READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run), at most
+    READ_ALL = 1 << 17  # the buffers of all the runs being read together, at most (1 KB each at least)
+    SPILL_LIMIT = 1 << 14  # bytes kept in memory per spill (three a kind)
 
     def __init__(self, directory: str, kind: str = "sessions"):
         self.kind = kind
@@ -1206,7 +1301,9 @@ class UnitRuns:
         self.n = array("i")
         self.several: list = []  # indices of the units whose session is in several tools
         self.lens = (array("i"), array("i"), array("i"))  # rows, pps, periods
+        self.dir = directory
         self.spills = tuple(view_cache.Spill(directory, self.SPILL_LIMIT) for _ in range(3))
+        self.index_spill = None  # the index's keys once written (write)
         self.runs = [0]  # each run's first index
         self.run_tags: list = [None]  # and what its maker said of it (new_run)
         self.dropped: set = set()  # indices of units made again later
@@ -1275,9 +1372,14 @@ class UnitRuns:
         in ``new_index``; return the position after it."""
         order = self._order()
         keys, ns = self.keys, self.n
-        idx = {"keys": keys.permuted(order), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3, "base": [0] * 3}
+        # the index's keys and records wait in a spill until the state is saved; the
+        # units' own go (not needed any more): never two copies of them in memory
+        self.index_spill = view_cache.Spill(self.dir, self.SPILL_LIMIT)
+        idx = {"keys": keys.permuted_into(self.index_spill, order), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3,
+               "base": [0] * 3}
         if len(self.recs):
-            idx["recs"] = self.recs.permuted(order)
+            idx["recs"] = self.recs.permuted_into(self.index_spill, order)
+        self.keys = self.recs = self.n = keys = ns = None
         stats.recomputed += sum(idx["n"])
         head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)
@@ -1304,12 +1406,16 @@ class UnitRuns:
         run_of = array("l", [0]) * len(lens)
         for r, (a, b) in enumerate(zip(self.runs, self.runs[1:] + [len(lens)])):
             run_of[a:b] = array("l", [r]) * (b - a)
-        bufs: dict = {}  # run -> (offset, bytes read there)
+        bufs: dict = {}  # run -> (offset, bytes read there); a run's goes once it is read to its end
+        # the runs of sessions interleave (their keys are ids), those of blocks follow each other
+        step = max(1 << 10, min(self.READ, self.READ_ALL // len(self.runs)))
 
         def take(r: int, a: int, b: int) -> memoryview:
             got = bufs.get(r)
             if got is None or a < got[0] or b > got[0] + len(got[1]):
-                got = bufs[r] = (a, spill.read(a, max(b, min(a + self.READ, run_ends[r]))))
+                got = bufs[r] = (a, spill.read(a, max(b, min(a + step, run_ends[r]))))
+            if b >= run_ends[r] - 1:
+                del bufs[r]  # the run's last piece (the last of all has no comma)
             return memoryview(got[1])[a - got[0]:b - got[0]]
 
         held = None  # [a, b, run]: the range to write next (the last one loses its comma)
@@ -1320,8 +1426,8 @@ class UnitRuns:
                 continue
             a = starts[i]
             if held is not None:
-                if a == held[1] and a - held[0] < self.READ:
-                    held[1] = a + ln  # one read for pieces next to each other (up to READ bytes)
+                if a == held[1] and a - held[0] < step:
+                    held[1] = a + ln  # one read for pieces next to each other (up to a buffer)
                     continue
                 fh.write(take(held[2], held[0], held[1]))
                 total += held[1] - held[0]
@@ -1332,8 +1438,9 @@ class UnitRuns:
         return total
 
     def close(self) -> None:
-        for spill in self.spills:
-            spill.close()
+        for spill in (*self.spills, self.index_spill):
+            if spill is not None:
+                spill.close()
 
 
 # ------------------------------------------------------------------ rollup sources

@@ -28,7 +28,6 @@ import datetime as dt
 import gc
 from typing import Iterable
 
-from scripts.core.event import timestamp_ms
 from scripts.core.periods import Periods
 
 AGGREGATES_SCHEMA_VERSION = 1
@@ -46,7 +45,9 @@ NO_PROJECT = "(none)"
 _LC, _SESS, _MONTH = 11, 12, 13
 
 
-CACHE_ENTRIES = 1 << 13  # a memo's entries at most (slots and hours: ~3 months' worth); cleared when full
+# a memo's entries at most (slots: ~3 weeks' worth; a pass asks for a few days' at a time);
+# cleared when full, so it weighs the same (~0.2 MB with the timestamps') whatever the history
+CACHE_ENTRIES = 1 << 11
 
 
 class Filters:
@@ -724,19 +725,24 @@ def block_rows_of(assigned: dict[str, dict[int, int]], rows, of_slot, filters: F
 
 def _blocks_as_table(block_rows: dict[tuple, list], shared: dict, now_ms: int | None) -> dict:
     """The blocks table from its row accumulators (keyed by block start in ms)."""
-    keyed = {(iso_ms(k[0]), k[1], k[2]): a for k, a in block_rows.items()}
+    keyed = {}
+    start_ms = {}  # each start's ms, kept (parsing the strings back memoized every block's minute)
+    for k, a in block_rows.items():
+        start = iso_ms(k[0])
+        start_ms[start] = k[0]
+        keyed[(start, k[1], k[2])] = a
 
     ends = {}
 
     def block_fields(d, period, provider):
         end = ends.get(period)
         if end is None:
-            end = ends[period] = iso_ms(timestamp_ms(period) + BLOCK_MS)
+            end = ends[period] = iso_ms(start_ms[period] + BLOCK_MS)
         d["start"] = period
         d["end"] = end
         if now_ms is not None:
             a = block_rows_by_start[(period, provider)]
-            d["active"] = now_ms - a < BLOCK_MS and now_ms < timestamp_ms(period) + BLOCK_MS
+            d["active"] = now_ms - a < BLOCK_MS and now_ms < start_ms[period] + BLOCK_MS
 
     block_rows_by_start: dict[tuple, int] = {}
     for (start, provider, _model), a in keyed.items():

@@ -77,6 +77,7 @@ _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
 _PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
 CHUNK_ENTRIES = 250  # entries parsed and priced at a time (what a batch holds as objects)
+CHUNK_BYTES = 1 << 14  # and their bytes at most: objects ~8x the JSON, and a day's rows are larger than a session's
 LEN = "i"  # the typecode of per-period lengths and counts (4 bytes; offsets are "q")
 SPILL_BYTES = 1 << 14  # a batch's bytes past this go to a temp file instead of memory
 
@@ -1185,17 +1186,20 @@ def _picked(todo: Column, periods: Names, units):
 
 def _parts(todo: Column, periods: Names, units):
     """The periods to price (``todo``: places in ``periods``, in order), ``(None, period,
-    unit)`` each, in lists holding about CHUNK_ENTRIES entries (a period is never split):
-    read along the table's periods where most of them are priced (a first run prices
-    every one), else each read at its place."""
+    unit)`` each, in lists holding about CHUNK_ENTRIES entries or CHUNK_BYTES of them,
+    whichever comes first (a period is never split): read along the table's periods where
+    most of them are priced (a first run prices every one), else each read at its place."""
     part: list = []
-    n = 0
+    n = size = 0
     for period, u in _picked(todo, periods, units):
         part.append((None, period, u))
-        n += sum(r[2] for r in u if r is not None)
-        if n >= CHUNK_ENTRIES:
+        for r in u:
+            if r is not None:
+                n += r[2]
+                size += r[1] - r[0]
+        if n >= CHUNK_ENTRIES or size >= CHUNK_BYTES:
             yield part
-            part, n = [], 0
+            part, n, size = [], 0, 0
     if part:
         yield part
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from array import array
+from itertools import accumulate
 
 from scripts.fd_io import unnamed_temp, write_all
 
@@ -217,6 +218,15 @@ class Names:
         self.data.extend(raw)  # an array of "B" takes bytes
         self.at_end += len(raw)
         self.ends.append(self.at_end)
+
+    def extend(self, names: list) -> None:
+        """Append each of ``names`` (a loop's piece at a time: one call, not one a name)."""
+        if not names:
+            return
+        self.data.extend(b"".join(names))
+        ends = list(accumulate(map(len, names), initial=self.at_end))
+        self.ends.extend(ends[1:])
+        self.at_end = ends[-1]
 
     def extend_from(self, other: "Names", i: int, j: int) -> None:
         """Append ``other``'s names ``i:j``."""

@@ -210,6 +210,8 @@ def _groups(region, blocks: BlockFile | None = None):
     pstart = 0  # where entry i's piece of ``region.split(_SEP)`` begins
     pos = 0
     while pos < n:
+        # a piece's runs gathered here, then added to the columns in one call each
+        names_p, starts_p, ends_p, counts_p = [], array("q"), array("q"), array(LEN)
         cut = region.find(_SEP, pos + SPLIT_BYTES) if pos + SPLIT_BYTES < n else -1
         stop = n if cut < 0 else cut
         # from the separator's quote on: an entry's first key may be its period
@@ -223,16 +225,20 @@ def _groups(region, blocks: BlockFile | None = None):
         for period, size in zip(found, lens):
             if period != cur:
                 start = pstart - 2 if i else 0  # entry i (i > 0) starts at its separator's '{'
-                if periods:
-                    ends.append(start - 1)
-                    counts.append(i - first)
-                periods.append(period)
-                starts.append(start)
+                if cur is not None:
+                    ends_p.append(start - 1)
+                    counts_p.append(i - first)
+                names_p.append(period)
+                starts_p.append(start)
                 first = i
                 cur = period
             i += 1
             pstart += size + len(_SEP)
         pos = stop + len(_SEP)
+        periods.extend(names_p)
+        starts.extend(starts_p)
+        ends.extend(ends_p)
+        counts.extend(counts_p)
     ends.append(n)
     counts.append(i - first)
     return periods, starts, ends, counts
@@ -787,17 +793,25 @@ def _keys(periods_now: Names, units, old_at, old_keys: Column, prefix: bytes, re
     keys = Column("B", blocks)
     olds = Column("q", blocks)
     asked: list = []
+    buf, olds_buf = bytearray(), array("q")  # keys hashed and ordinals not yet added to the columns
     run = None  # [first, last] ordinal of the last run's periods kept in a row, whose keys are still to copy
     sha1 = hashlib.sha1
+    first_run = not len(old_keys)
     for period, u in zip(periods_now, units.units(periods_now)):
+        if len(olds_buf) >= 1024:
+            olds.extend(olds_buf)
+            del olds_buf[:]
         if u is None:  # the same bytes as in the last run
             o = old_at.of(period)
-            olds.append(o)
+            olds_buf.append(o)
             if run is not None and run[1] == o - 1:
                 run[1] = o
                 continue
             if run is not None:
                 keys.extend_range(old_keys, run[0] * KEY, (run[1] + 1) * KEY)
+            elif buf:
+                keys.extend(buf)
+                del buf[:]
             run = [o, o]
             continue
         if run is not None:
@@ -806,14 +820,19 @@ def _keys(periods_now: Names, units, old_at, old_keys: Column, prefix: bytes, re
         r, q, pp = u
         key = sha1(prefix + (rows_r[r[0]:r[1]] if r else b"\x00") + b"\x01" + (periods_r[q[0]:q[1]] if q else b"\x00")
                    + b"\x01" + (pps_r[pp[0]:pp[1]] if pp else b"\x00")).digest()
-        keys.extend(key)
-        if not len(old_keys):  # nothing to find it among (a first run)
-            olds.append(-1)
+        buf += key
+        if len(buf) >= 1 << 12:
+            keys.extend(buf)
+            del buf[:]
+        if first_run:  # nothing to find it among
+            olds_buf.append(-1)
             continue
-        olds.append(-2 - len(asked))
+        olds_buf.append(-2 - len(asked))
         asked.append(key)
     if run is not None:
         keys.extend_range(old_keys, run[0] * KEY, (run[1] + 1) * KEY)
+    keys.extend(buf)
+    olds.extend(olds_buf)
     return keys, olds, asked
 
 

@@ -96,7 +96,7 @@ class FileDocument:
     when that table is priced, so the document is never whole in memory (7 MB at 400k
     calls). Offers what ``split`` uses of ``bytes``: ``len``, ``find``, slices."""
 
-    BLOCK = 1 << 16
+    BLOCK = 1 << 14
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -252,7 +252,7 @@ class _Region:
     kept (a table's arrays are MBs: sessions' rows 4.5 MB at 400k calls): what the cut
     uses of ``bytes``: ``len``, slices, ``find``, ``in``."""
 
-    BLOCK = 1 << 16
+    BLOCK = 1 << 14
 
     def __init__(self, fd: int, start: int, end: int):
         self.fd, self.base, self.n = fd, start, end - start

@@ -189,6 +189,59 @@ def measure(events: int, runs: int, seed: int, workdir: str, artifacts: str, use
     }
 
 
+GROWTH_END = dt.date(2026, 9, 30)  # a growth series' histories end the day before the appended calls'
+
+
+def growth(days_list: list[int], per_day: int, rounds: int, seed: int, workdir: str, log) -> dict:
+    """Peak RSS (and wall time) as the history grows: for each number of days, logs of
+    ``per_day`` calls a day ending on GROWTH_END, a cold ``make all``, then ``rounds``
+    runs after appending 1% more calls each (the later runs). Flat means the largest
+    process of a run is the same size whatever the number of days."""
+    import compileall
+
+    compileall.compile_dir(os.path.join(ROOT, "scripts"), quiet=1)  # see measure
+    run_measured(["make", "--no-print-directory", "-s", ".venv/.installed"], dict(os.environ))
+    make = ["make", "--no-print-directory", "-s", "all"]
+    series = []
+    for days in days_list:
+        events = per_day * days
+        logs = generate(workdir, events, seed, start=(GROWTH_END - dt.timedelta(days=days)).isoformat(), days=days)
+        # a copy the later runs append to (the generated logs are reused by later benches)
+        live = os.path.join(workdir, f"growth-live-{days}")
+        bundle = os.path.join(workdir, f"growth-bundle-{days}")
+        for d in (live, bundle):
+            shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(os.path.join(logs, "home"), os.path.join(live, "home"))
+        env = pipeline_env(os.path.join(live, "home"), bundle, os.path.join(workdir, "empty-home"))
+        os.sync()
+        cold_s, cold_mb, _ = run_measured(make, env)
+        later = []
+        deltas = [generate(workdir, max(1, events // 100), seed + 1000 + i, start=GROWTH_END.isoformat(), days=1) for i in range(rounds)]
+        for i, delta in enumerate(deltas):
+            append_one_percent(os.path.join(live, "home"), delta, i)
+            os.sync()
+            later.append(run_measured(make, env)[:2])
+        expected = 0
+        for d in [logs] + deltas:
+            with open(os.path.join(d, "expected.json")) as fh:
+                expected += json.load(fh)["totals"]["totalTokens"]
+        with open(os.path.join(bundle, "reports", "monthly.json")) as fh:
+            got = json.load(fh)["totals"]["total_tokens"]
+        size_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(logs, "home")) for f in fs)
+        point = {"days": days, "events": events, "log_bytes": size_bytes,
+                 "cold": {"s": round(cold_s, 4), "peak_rss_mb": round(cold_mb, 1)},
+                 "later": {"runs_s": [round(w, 4) for w, _ in later], "peak_rss_mb": round(max(r for _, r in later), 1)},
+                 "correct": got == expected}
+        log(f"  {days} days, {events:,} calls: cold {cold_s:.2f} s, {cold_mb:.1f} MB; later runs "
+            f"{', '.join(f'{w:.2f} s' for w, _ in later)}, {point['later']['peak_rss_mb']:.1f} MB; tokens {'exact' if point['correct'] else 'MISMATCH'}")
+        series.append(point)
+        for d in (live, bundle):
+            shutil.rmtree(d, ignore_errors=True)
+    spread = {k: round(max(p[k]["peak_rss_mb"] for p in series) - min(p[k]["peak_rss_mb"] for p in series), 1) for k in ("cold", "later")}
+    return {"per_day": per_day, "rounds": rounds, "seed": seed, "series": series, "spread_mb": spread,
+            "correct": all(p["correct"] for p in series)}
+
+
 def history(bench_dir: str) -> list[dict]:
     out = []
     try:
@@ -257,8 +310,14 @@ def trend(past: list[dict]) -> dict:
 @click.option("--strict-baseline", is_flag=True, envvar="PERF_STRICT", help="A missing baseline fails the gate (env PERF_STRICT=1).")
 @click.option("--trend", "show_trend", is_flag=True, help="Only summarize the recorded history (latest, median, p95).")
 @click.option("--record-baseline", is_flag=True, help="Add this run's ratios to the baseline file (replacing the same size and reference).")
-def cli(events, runs, seed, workdir, artifacts, ccusage, do_gate, baseline, strict_baseline, show_trend, record_baseline):
+@click.option("--growth", default=None, metavar="DAYS,...", help="Instead: peak RSS as the history grows, for each number of days (e.g. 20,100,200,400) at --per-day calls a day -> ARTIFACTS/bench/growth/.")
+@click.option("--per-day", type=int, default=1000, show_default=True, help="Calls a day in a --growth series.")
+def cli(events, runs, seed, workdir, artifacts, ccusage, do_gate, baseline, strict_baseline, show_trend, record_baseline, growth, per_day):
     """Benchmark make all (cold, warm, +1% incremental) against ccusage on generated logs.
+
+    With --growth, measure instead how the largest process of a run grows with the
+    history: the same calls a day over more and more days, a cold run and two later
+    runs (+1% calls each) per history.
 
     Example:
 
@@ -266,8 +325,12 @@ def cli(events, runs, seed, workdir, artifacts, ccusage, do_gate, baseline, stri
         bench --events 200000 --runs 5          # what `make bench` runs
         bench --events 20000 --runs 3 --gate     # the perf gate in `make check`
         bench --trend
+        bench --growth 20,100,200,400            # what `make bench-growth` runs
     """
     bench_dir = os.path.join(artifacts, "bench")
+    if growth:
+        _growth_command(growth, per_day, seed, workdir, bench_dir)
+        return
     past = history(bench_dir)
     if show_trend:
         click.echo(json.dumps(trend(past), indent=2))
@@ -323,6 +386,35 @@ def cli(events, runs, seed, workdir, artifacts, ccusage, do_gate, baseline, stri
             log(f"perf gate: {c['ratio']} {c['value']:.3f} vs median {c['baseline_median']:.3f} (limit {c['limit']:.3f}): {'ok' if c['ok'] else 'REGRESSION'}")
         if not g["ok"]:
             raise SystemExit(1)
+
+
+def _growth_command(days_arg: str, per_day: int, seed: int, workdir: str | None, bench_dir: str) -> None:
+    try:
+        days_list = [int(d) for d in days_arg.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{days_arg!r} is not a comma-separated list of days", param_hint="--growth") from None
+    if not days_list or min(days_list) < 1 or per_day < 1:
+        raise click.BadParameter("days and calls a day must be at least 1", param_hint="--growth")
+    workdir = workdir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "tokentally-bench")
+    os.makedirs(workdir, exist_ok=True)
+    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    log(f"bench --growth: {per_day:,} calls a day over {', '.join(map(str, days_list))} days, work in {workdir}")
+    result = growth(days_list, per_day, 2, seed, workdir, log)
+    now = dt.datetime.now(dt.timezone.utc)
+    run_id = now.strftime("%Y%m%dT%H%M%SZ") + f"-growth-{per_day}"
+    doc = {"schema_version": BENCH_SCHEMA_VERSION, "run_id": run_id, "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform}, **result}
+    out_dir = os.path.join(bench_dir, "growth")
+    for name in (f"{run_id}.json", "latest.json"):
+        with AtomicFile(os.path.join(out_dir, name)) as fh:
+            fh.write(dumps_doc(doc))
+    def peaks(kind: str) -> str:
+        return ", ".join("%.1f" % p[kind]["peak_rss_mb"] for p in result["series"])
+
+    log(f"largest process, cold: {peaks('cold')} MB (spread {result['spread_mb']['cold']:.1f}); "
+        f"later runs: {peaks('later')} MB (spread {result['spread_mb']['later']:.1f}) -> {os.path.join(out_dir, run_id + '.json')}")
+    if not result["correct"]:
+        raise DataError("a growth series' bundle does not equal the generator's totals")
 
 
 main = cli

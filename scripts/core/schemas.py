@@ -27,6 +27,7 @@ BUNDLE_SCHEMAS = [
     ("pricing/check.json", "pricing-check.v1.schema.json"),
     ("pricing/coverage.json", "pricing-coverage.v1.schema.json"),
     ("pricing/reconcile-latest.json", "pricing-reconcile-latest.v1.schema.json"),
+    ("bench/growth/*.json", "bench-growth.v1.schema.json"),
     ("bench/*.json", "bench.v1.schema.json"),
     ("faults/*.json", "faults-figures.v1.schema.json"),
 ]

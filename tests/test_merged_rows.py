@@ -43,3 +43,45 @@ def test_a_session_without_rows_goes():
     m.set_session("a", {(0, "claude", "m", "p", "a", "", 0): [1, 0, 0] + [0] * 8})
     m.set_session("a", {})
     assert len(m.rows) == 0 and list(m.sorted_chunks()) == []
+
+
+def test_rows_that_wait_past_the_bound_go_through_a_temp_file_in_order(tmp_path):
+    """Sessions resumed long after they began leave rows far ahead of the walk: past
+    ``wait_rows`` of them they wait in sorted runs in a temp file, and still come out in
+    rollup order."""
+    for seed in range(4):
+        rng = random.Random(100 + seed)
+        m, every = _random_state(rng, sessions=400)
+        m.spill_dir = str(tmp_path) if seed % 2 else None  # in a file, or in memory
+        want = sorted(every, key=_row_sort_key)
+        for chunk, wait_rows in ((1, 3), (7, 10), (64, 40), (128, 1000)):
+            got = [row for rows in m.sorted_chunks(chunk, wait_rows) for row in rows]
+            assert got == want, (seed, chunk, wait_rows)
+
+
+def test_resumed_sessions_rows_do_not_wait_in_memory(tmp_path):
+    """A history where every session was resumed at its end (the bench's appends): the
+    walk holds a bounded number of rows however many sessions there are."""
+    import tracemalloc
+
+    def peak(sessions: int) -> int:
+        m = MergedState(spill_dir=str(tmp_path))
+        end = 40_000 * SLOT_MS
+        for s in range(sessions):
+            session = f"s{s:05d}"
+            start = s * 8 * SLOT_MS
+            acc = {(start, "claude", "m-a", "alpha", session, "", 0): [1, start, start] + [7] * 8}
+            for k in range(6):  # resumed at the end: rows far ahead of the walk
+                slot = end + (s * 6 + k) * SLOT_MS
+                acc[(slot, "claude", "m-b", "alpha", session, "", 0)] = [1, slot, slot] + [3] * 8
+            m.set_session(session, acc)
+        tracemalloc.start()
+        try:
+            n = sum(len(rows) for rows in m.sorted_chunks(128, 512))
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            assert n == sessions * 7
+
+    small, large = peak(600), peak(4800)
+    assert large < small + 256 * 1024, (small, large)  # 4,200 more sessions' rows: ~2.5 MB if they all waited

@@ -39,6 +39,7 @@ in memory, the index was ~1 KB per log file and ~0.4 KB per session (8 MB at 400
 from __future__ import annotations
 
 import hashlib
+import heapq
 import marshal
 import os
 import sys
@@ -638,6 +639,7 @@ class MergedState:
         self.hashes = HashIndex()
         self.dup_holders = KeyedBlobs(self.db, "dup_holders")
         self.spill = Spill(spill_dir, limit=1 << 16)
+        self.spill_dir = spill_dir
 
     def clear(self) -> None:
         """Nothing merged (FORCE recomputes it all)."""
@@ -653,26 +655,111 @@ class MergedState:
         else:
             self.rows.pop(session)
 
-    def sorted_chunks(self, chunk: int = 128):
+    def sorted_chunks(self, chunk: int = 128, wait_rows: int | None = None):
         """Every merged row in rollup order (by key, the slot first), as sorted lists.
 
         The sessions are unpacked in order of their first slot; a row whose slot comes
         before the next session's first one is final (no later session reaches back to
         it), so those rows go out, sorted, whenever enough are waiting. Only the rows of
-        the sessions around one moment are ever unpacked at once."""
+        the sessions around one moment are ever unpacked at once, and of the rows that
+        must wait (a session resumed long after it began: its later rows wait for the
+        walk to reach them) no more than ``wait_rows`` (WAIT_ROWS) in memory: the rest
+        wait in sorted runs in a temp file (``_WaitingRuns``)."""
+        wait_rows = WAIT_ROWS if wait_rows is None else wait_rows
         waiting: list[list] = []
+        runs = _WaitingRuns(self.spill_dir)
         limit = chunk
         for first, blob in self.rows.by_first():
             if len(waiting) >= limit:
                 ready = [r for r in waiting if r[0] < first]
-                if ready:
+                if ready or runs.before(first):
                     waiting = [r for r in waiting if r[0] >= first]
-                    yield _sorted(ready)
+                    yield from _chunked(heapq.merge(_sorted(ready), *runs.take_before(first), key=_row_sort_key), chunk)
+                if len(waiting) > wait_rows:
+                    runs.add(_sorted(waiting))
+                    waiting = []
                 # long sessions' rows that must wait: look again only once as many came
                 limit = max(chunk, 2 * len(waiting))
             waiting += marshal.loads(blob)
-        if waiting:
+        if runs.runs:
+            yield from _chunked(heapq.merge(_sorted(waiting), *runs.take_before(None), key=_row_sort_key), chunk)
+        elif waiting:
             yield _sorted(waiting)
+        runs.close()
+
+
+WAIT_ROWS = 4096  # rows waiting for the walk of the merged rows kept in memory at most
+
+
+def _chunked(rows, n: int):
+    """Lists of ``n`` of ``rows`` (the last one shorter), in order."""
+    out: list = []
+    for row in rows:
+        out.append(row)
+        if len(out) >= n:
+            yield out
+            out = []
+    if out:
+        yield out
+
+
+class _WaitingRuns:
+    """Merged rows that wait for the walk to reach their slot, past WAIT_ROWS of them:
+    sorted runs in a spill (a temp file once past 16 KB), read back PART rows at a time
+    as the walk reaches them. A user who resumes old sessions (Claude Code and Codex
+    append to the session's file) leaves rows far ahead of their sessions' first slot:
+    they never wait in memory all at once. Every FAN_IN runs of a size are merged into
+    one (a run per level, as a log-structured merge does), so that the runs, each with a
+    part in memory, stay few: FAN_IN a level, a level per FAN_IN-fold more rows."""
+
+    PART = 32
+    FAN_IN = 8
+
+    def __init__(self, directory: str | None):
+        self.dir = directory
+        self.spill: Spill | None = None
+        self.runs: list = []  # per run: [its parts' bounds in the spill, next part, rows read, next of them, level]
+
+    def add(self, rows, level: int = 0) -> None:
+        """A sorted run of rows (an iterable, written PART rows at a time)."""
+        if self.spill is None:
+            self.spill = Spill(self.dir, limit=1 << 14)
+        bounds = array("q", [self.spill.size])
+        for part in _chunked(rows, self.PART):
+            self.spill.append(marshal.dumps(part))
+            bounds.append(self.spill.size)
+        self.runs.append([bounds, 0, [], 0, level])
+        same = [run for run in self.runs if run[4] == level]
+        if len(same) >= self.FAN_IN:
+            self.runs = [run for run in self.runs if run[4] != level]
+            self.add(heapq.merge(*(self._take(run, None) for run in same), key=_row_sort_key), level + 1)
+
+    def _head(self, run):
+        bounds = run[0]
+        while run[3] >= len(run[2]):
+            if run[1] + 1 >= len(bounds):
+                return None
+            run[2], run[3] = marshal.loads(self.spill.read(bounds[run[1]], bounds[run[1] + 1])), 0
+            run[1] += 1
+        return run[2][run[3]]
+
+    def before(self, first) -> bool:
+        """Whether a run holds a row of a slot before ``first``."""
+        return any((h := self._head(run)) is not None and h[0] < first for run in self.runs)
+
+    def take_before(self, first):
+        """Per run, an iterator of its rows of slots before ``first`` (None: all), in
+        order; taken as they are read."""
+        return [self._take(run, first) for run in self.runs]
+
+    def _take(self, run, first):
+        while (h := self._head(run)) is not None and (first is None or h[0] < first):
+            run[3] += 1
+            yield h
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
 
 
 def _sorted(rows: list[list]) -> list[list]:

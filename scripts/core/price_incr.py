@@ -366,9 +366,6 @@ class _Units:
         for r in zip(*self.cols[0], *self.cols[1], *self.cols[2]):
             yield [None if r[0] < 0 else r[0:3], None if r[3] < 0 else r[3:6], None if r[6] < 0 else r[6:9]]
 
-    def entries(self, o: int, _periods=None) -> int:
-        return self.cols[0][2][o] + self.cols[1][2][o] + self.cols[2][2][o]
-
 
 class _ByPeriod(dict):
     """The units of a walked table's periods that differ (``{period: unit}``), asked like
@@ -379,9 +376,6 @@ class _ByPeriod(dict):
 
     def units(self, periods):
         return map(self.get, periods)
-
-    def entries(self, o: int, periods) -> int:
-        return sum(r[2] for r in self[periods[o]] if r is not None)
 
 
 def _increasing(names) -> bool:

@@ -69,8 +69,7 @@ class PackedBytes:
     """Byte strings one after another in one buffer, and where each ends: a string costs
     its bytes and 8, where a list of bytes objects costs ~90 an item (thousands of session
     keys or period names otherwise). ``raw(i)`` is item ``i``'s bytes (a slice of the
-    buffer); what an item means is the subclass's (aggregate's ``KeyList``, price's
-    ``_Names``)."""
+    buffer); what an item means is the subclass's (aggregate's ``KeyList``)."""
 
     __slots__ = ("blob", "ends")
 

@@ -82,7 +82,7 @@ def cli(databases, output, busy_timeout, artifacts, strict):
                 raise DataError("no such database file", where=db)
         dbs = list(databases)
     else:
-        dbs = cursor.discover(cursor.roots_from_env(os.environ.get(cursor.ENV_VAR, "").strip() or None))
+        dbs = list(cursor.discover(cursor.roots_from_env(os.environ.get(cursor.ENV_VAR, "").strip() or None)))
     records, tel, failures = transform(dbs, timeout=busy_timeout, diag=diag)
     for db, reason in failures:
         if strict:

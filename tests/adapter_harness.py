@@ -61,7 +61,7 @@ def source_files(root: Path, source: str, work: Path) -> list[str]:
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in records))
         return [str(raw)]
-    return mod.discover(mod.roots_from_env(str(env_path(root, source))))
+    return list(mod.discover(mod.roots_from_env(str(env_path(root, source)))))
 
 
 @dataclass

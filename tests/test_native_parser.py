@@ -139,7 +139,7 @@ def test_taken_and_read_as_python_reads_it(source, case):
 @pytest.mark.parametrize("source", ["claude", "codex"])
 def test_fixtures_taken_whole(source):
     a = adapters.load(source)
-    files = a.discover([os.path.join(FIXTURES, source)])
+    files = list(a.discover([os.path.join(FIXTURES, source)]))
     assert files
     for path in files:
         with open(path, "rb") as fh:

@@ -15,7 +15,8 @@ Two adapter shapes exist:
 
 Every adapter module also defines ``NAME``, ``ADAPTER_VERSION``, ``FORMAT_VERSIONS``
 (the source format versions it was written against), ``ENV_VAR``,
-``roots_from_env(value)``, ``search_locations(roots)`` and ``discover(roots)``; and
+``roots_from_env(value)``, ``search_locations(roots)`` and ``discover(roots)`` (a generator of
+paths: the listing stats each one as it comes, holding no list of them); and
 optionally ``side_paths(path)`` (files whose change changes the input, e.g. a -wal).
 """
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, loads_json, native_scanner, roots_from, typed_decoder, typed_struct
 from scripts.core.event import EVENT_SCHEMA_VERSION, as_count, canonical_model, make_event, normalize_timestamp, project_name, usage
@@ -32,16 +33,14 @@ def search_locations(roots: list[str]) -> list[str]:
     return [os.path.join(root, "projects") for root in roots]
 
 
-def discover(roots: list[str]) -> list[str]:
+def discover(roots: list[str]) -> Iterator[str]:
     """Every ``*.jsonl`` under each root's ``projects/`` (subagent files included)."""
-    found: list[str] = []
     for projects in search_locations(roots):
         for dirpath, dirnames, filenames in os.walk(projects):
             dirnames.sort()
             for fn in filenames:
                 if fn.endswith(".jsonl"):
-                    found.append(os.path.join(dirpath, fn))
-    return found
+                    yield os.path.join(dirpath, fn)
 
 
 _USAGE = b'"usage"'

@@ -21,6 +21,7 @@ reaches an event: the session is a short hash of it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from, split_complete
 from scripts.core.event import as_count, make_event, normalize_timestamp, usage
@@ -45,21 +46,19 @@ def search_locations(roots: list[str]) -> list[str]:
     return list(roots)
 
 
-def discover(roots: list[str]) -> list[str]:
+def discover(roots: list[str]) -> Iterator[str]:
     """The archive's ``*.jsonl`` and ``*.json`` files (flat: the poller writes no
     subdirectories; its ``.spool/`` and temp files are hidden)."""
-    found: list[str] = []
     for root in roots:
         try:
             names = sorted(os.listdir(root))
         except OSError:
             continue
-        found += [
+        yield from (
             os.path.join(root, fn)
             for fn in names
             if not fn.startswith(".") and (fn.endswith(".jsonl") or fn.endswith(".json")) and os.path.isfile(os.path.join(root, fn))
-        ]
-    return found
+        )
 
 
 # ------------------------------------------------------------------ ids

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Iterator
 
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, decode_typed, loads_json, native_scanner, roots_from, typed_decoder, typed_struct
 from scripts.core.event import EVENT_SCHEMA_VERSION, as_count, canonical_model, make_event, normalize_timestamp, project_name, usage
@@ -42,19 +43,17 @@ def search_locations(roots: list[str]) -> list[str]:
     return out
 
 
-def discover(roots: list[str]) -> list[str]:
-    found: list[str] = []
+def discover(roots: list[str]) -> Iterator[str]:
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, "sessions")):
             dirnames.sort()
-            found += [os.path.join(dirpath, fn) for fn in filenames if fn.startswith("rollout-") and fn.endswith(".jsonl")]
+            yield from (os.path.join(dirpath, fn) for fn in filenames if fn.startswith("rollout-") and fn.endswith(".jsonl"))
         archived = os.path.join(root, "archived_sessions")
         try:
             names = os.listdir(archived)
         except OSError:
             names = []
-        found += [os.path.join(archived, fn) for fn in names if fn.endswith(".jsonl")]
-    return found
+        yield from (os.path.join(archived, fn) for fn in names if fn.endswith(".jsonl"))
 
 
 # the record types that matter, as the pre-filter looks for them (one regular expression

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
@@ -49,8 +50,8 @@ def search_locations(roots: list[str]) -> list[str]:
     return list(roots)
 
 
-def discover(roots: list[str]) -> list[str]:
-    return [r for r in roots if os.path.isfile(r)]
+def discover(roots: list[str]) -> Iterator[str]:
+    return (r for r in roots if os.path.isfile(r))
 
 
 def side_paths(path: str) -> list[str]:

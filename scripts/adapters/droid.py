@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 
 from scripts.adapters.base import FileSink, ParseContext, load_document, read_whole, roots_from
 from scripts.core.event import as_count, canonical_model, format_ms, make_event, normalize_timestamp, project_name, usage
@@ -42,13 +43,11 @@ def search_locations(roots: list[str]) -> list[str]:
     return list(roots)
 
 
-def discover(roots: list[str]) -> list[str]:
-    found: list[str] = []
+def discover(roots: list[str]) -> Iterator[str]:
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
-            found += [os.path.join(dirpath, fn) for fn in sorted(filenames) if fn.endswith(SUFFIX)]
-    return found
+            yield from (os.path.join(dirpath, fn) for fn in sorted(filenames) if fn.endswith(SUFFIX))
 
 
 def side_paths(path: str) -> list[str]:

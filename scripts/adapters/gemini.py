@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from, split_complete
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
@@ -41,9 +42,8 @@ def search_locations(roots: list[str]) -> list[str]:
     return [os.path.join(root, "tmp") for root in roots]
 
 
-def discover(roots: list[str]) -> list[str]:
+def discover(roots: list[str]) -> Iterator[str]:
     """``tmp/*/chats/session-*.json`` and every ``*.jsonl`` under ``tmp/*/chats/``."""
-    found: list[str] = []
     for root in roots:
         tmp = os.path.join(root, "tmp")
         try:
@@ -57,8 +57,7 @@ def discover(roots: list[str]) -> list[str]:
                 top = dirpath == chats
                 for fn in sorted(filenames):
                     if fn.endswith(".jsonl") or (top and fn.startswith("session-") and fn.endswith(".json")):
-                        found.append(os.path.join(dirpath, fn))
-    return found
+                        yield os.path.join(dirpath, fn)
 
 
 def parse_file(ctx: ParseContext, sink: FileSink) -> None:

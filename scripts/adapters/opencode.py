@@ -21,6 +21,7 @@ import functools
 import glob
 import os
 import re
+from collections.abc import Iterator
 
 from scripts.adapters.base import FileSink, ParseContext, bad_json_reason, load_document, read_whole, roots_from
 from scripts.core.event import as_count, make_event, normalize_timestamp, project_name, usage
@@ -50,18 +51,16 @@ def search_locations(roots: list[str]) -> list[str]:
     return out
 
 
-def discover(roots: list[str]) -> list[str]:
-    found: list[str] = []
+def discover(roots: list[str]) -> Iterator[str]:
     for root in roots:
         try:
             names = sorted(os.listdir(root))
         except OSError:
             names = []
-        found += [os.path.join(root, n) for n in names if _DB_NAME.match(n)]
+        yield from (os.path.join(root, n) for n in names if _DB_NAME.match(n))
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, "storage", "message")):
             dirnames.sort()
-            found += [os.path.join(dirpath, fn) for fn in sorted(filenames) if fn.endswith(".json")]
-    return found
+            yield from (os.path.join(dirpath, fn) for fn in sorted(filenames) if fn.endswith(".json"))
 
 
 def side_paths(path: str) -> list[str]:

@@ -125,7 +125,7 @@ def cli(sources, pricing, month, device, snapshot_mode, force, quiet, timezone, 
                 write_if_changed(os.path.join(stamps, f"{source}.fp"), dumps_doc({"schema_version": 1, "source": source, "present": False, "adapter": None}), force)
                 report[source] = {"changed": False, "files": 0, "bytes": 0, "adapter": None}
                 continue
-            summary = prefetched.pop(source, None) or src_mod.list_source(source).summary(spool)
+            summary = prefetched.pop(source, None) or src_mod.summarize_source(source, spool)
             stamp = transform(summary)
             stamp_path = os.path.join(stamps, f"{source}.fp")
             stamp_data = dumps_doc(stamp)

@@ -56,10 +56,10 @@ def test_a_child_lists_only_the_sources_asked_for(fixture_env, tmp_path):
 
 
 def test_a_failed_child_leaves_cache_check_to_list(fixture_env, monkeypatch):
-    def broken(source, environ=os.environ):
+    def broken(source, spool, environ=os.environ):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(sources, "list_source", broken)  # the forked child inherits it
+    monkeypatch.setattr(sources, "summarize_source", broken)  # the forked child inherits it
     listing_prefetch.start()
     assert listing_prefetch.take() is None
 

@@ -46,12 +46,13 @@ def start(sources=None, directory: str | None = None) -> None:
         os.close(read_end)
         try:
             from scripts import adapters
-            from scripts.core.sources import ManifestSpool, list_source
+            from scripts.core.sources import ManifestSpool, summarize_source
 
             spool = ManifestSpool(spool_fd)
             # the stamps' facts and where each manifest is in the spool, not the listings:
-            # refresh then holds no object per log file (sources.ListingSummary)
-            summaries = [list_source(source).summary(spool).as_tuple()
+            # refresh then holds no object per log file (sources.ListingSummary), and this
+            # child streams each listing into the spool, holding a bounded part of it
+            summaries = [summarize_source(source, spool).as_tuple()
                          for source in adapters.available() if not sources or source in sources]
             write_all(write_end, marshal.dumps(summaries))
         except BaseException:  # noqa: BLE001 - the parent then lists by itself

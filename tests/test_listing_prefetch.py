@@ -128,9 +128,9 @@ def test_the_listing_child_imports_neither_orjson_nor_tempfile(tmp_path):
         "import sys\n"
         "from scripts.core import listing_prefetch\n"
         "from scripts import adapters\n"
-        "from scripts.core.sources import ManifestSpool, list_source\n"
+        "from scripts.core.sources import ManifestSpool, summarize_source\n"
         "spool = ManifestSpool.create()\n"
-        "[list_source(s).summary(spool) for s in adapters.available()]\n"
+        "[summarize_source(s, spool) for s in adapters.available()]\n"
         "print(sorted(m for m in ('orjson', 'tempfile', 'click') if m in sys.modules))\n"
     )
     env = dict(HOME=str(tmp_path / "home"), **{k: str(v) for k, v in FIXTURE_SOURCES.items()})

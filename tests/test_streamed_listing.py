@@ -113,7 +113,7 @@ def _peak_bytes(environ, spool_dir) -> int:
 
 def test_streamed_listing_holds_no_more_for_ten_times_the_files(tmp_path):
     """2,000 files, then 20,000: the streamed listing's peak grows by less than 0.4 MB (it
-    was ~0.8 and ~0.9 MB: a run held, a block of each run merged, a write's worth of the
+    was ~0.9 and ~1.0 MB: a run held, a block of each run merged, a write's worth of the
     manifest); the listing held whole takes ~0.35 KB a file (7 MB here)."""
     small = claude_tree(tmp_path / "small", 2_000, projects=40)
     large = claude_tree(tmp_path / "large", 20_000, projects=40)

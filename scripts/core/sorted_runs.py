@@ -4,12 +4,11 @@ number of them in memory: past ``RUN`` they go, sorted, to a temp file without a
 
 The listing child of ``refresh --check`` sorts each source's files by path with it
 (``sources.summarize_source``), so its memory does not grow with the number of log files.
-It imports nothing but ``os``, ``heapq`` and ``marshal`` (that child runs while refresh
-imports, and should not wait on heavy imports).
+It imports little (that child runs while refresh imports, and should not wait on heavy
+imports), ``heapq`` only once a run is spilled.
 """
 from __future__ import annotations
 
-import heapq
 import marshal
 import os
 from itertools import islice
@@ -25,7 +24,7 @@ class SortedRuns:
     gives them all back by that key, stable (equal keys in the order they were added), as
     ``sorted(items, key=first)`` would. Close it (or use ``with``) to drop the temp file."""
 
-    RUN = 512  # tuples held before they are sorted and spilled (~180 KB of file listing)
+    RUN = 1024  # tuples held before they are sorted and spilled (~0.35 MB of file listing)
     BLOCK = 64  # tuples a spilled run is written and read back at a time
     FAN_IN = 16  # runs merged at once: past it, the runs so far are merged into one
 
@@ -61,6 +60,8 @@ class SortedRuns:
         self._held.sort(key=_FIRST)
         if not self._runs:
             return iter(self._held)
+        import heapq
+
         # the held tuples were added last: after the runs among equal keys (merge is stable)
         return heapq.merge(*map(self._read_run, self._runs), self._held, key=_FIRST)
 
@@ -72,6 +73,8 @@ class SortedRuns:
         if len(self._runs) >= self.FAN_IN:
             # one block of each run is held while merging: fold them into one run so that
             # many files never mean many runs' blocks at once
+            import heapq
+
             runs, self._runs = self._runs, []
             self._write_run(heapq.merge(*map(self._read_run, runs), key=_FIRST))
 

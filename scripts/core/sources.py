@@ -184,7 +184,7 @@ def summarize_source(source: str, spool: ManifestSpool, environ=os.environ) -> L
     written to the spool and hashed as the runs are merged. The listing child of
     ``refresh --check`` runs it: its memory then does not grow with the number of logs
     (with the listing held whole, its peak was 13.7 MB at 410 logs, 18.1 at 7,725; now
-    13.8 and 14.4)."""
+    13.5 and 14.4)."""
     import hashlib
 
     from scripts.core.sorted_runs import SortedRuns

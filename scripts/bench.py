@@ -153,12 +153,7 @@ def measure(events: int, runs: int, seed: int, workdir: str, artifacts: str, use
     deltas = [generate(workdir, delta_events, seed + 1000 + i, start="2026-09-30", days=1) for i in range(runs)]
     scenario("incremental", make, before=lambda i: append_one_percent(os.path.join(live, "home"), deltas[i], i))
     # correctness after all the rounds: the tokens equal base + every appended batch
-    expected = 0
-    for d in [logs] + deltas:
-        with open(os.path.join(d, "expected.json")) as fh:
-            expected += json.load(fh)["totals"]["totalTokens"]
-    with open(os.path.join(bundle, "reports", "monthly.json")) as fh:
-        got = json.load(fh)["totals"]["total_tokens"]
+    expected, got = tokens([logs] + deltas, bundle)
     ccusage = find_ccusage() if use_ccusage else None
     if ccusage:
         cc_env = dict(env, HOME=os.path.join(workdir, "ccusage-home"), CLAUDE_CONFIG_DIR=os.path.join(logs, "home", ".claude"),
@@ -170,7 +165,7 @@ def measure(events: int, runs: int, seed: int, workdir: str, artifacts: str, use
         scenario("reference", python_reference(os.path.join(logs, "home")))
         reference = "python-loop"
     ref = res["reference"]["median_s"]
-    size_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(logs, "home")) for f in fs)
+    size_bytes = log_bytes(logs)
     return {
         "events": events,
         "seed": seed,
@@ -187,6 +182,21 @@ def measure(events: int, runs: int, seed: int, workdir: str, artifacts: str, use
         "correct": got == expected,
         "tokens": {"expected": expected, "got": got},
     }
+
+
+def tokens(generated: list[str], bundle: str) -> tuple[int, int]:
+    """``(expected, got)``: the generator's total tokens over ``generated`` (the base logs
+    and each appended batch) and the bundle's."""
+    expected = 0
+    for d in generated:
+        with open(os.path.join(d, "expected.json")) as fh:
+            expected += json.load(fh)["totals"]["totalTokens"]
+    with open(os.path.join(bundle, "reports", "monthly.json")) as fh:
+        return expected, json.load(fh)["totals"]["total_tokens"]
+
+
+def log_bytes(logs: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(logs, "home")) for f in fs)
 
 
 GROWTH_END = dt.date(2026, 9, 30)  # a growth series' histories end the day before the appended calls'
@@ -221,14 +231,8 @@ def growth(days_list: list[int], per_day: int, rounds: int, seed: int, workdir: 
             append_one_percent(os.path.join(live, "home"), delta, i)
             os.sync()
             later.append(run_measured(make, env)[:2])
-        expected = 0
-        for d in [logs] + deltas:
-            with open(os.path.join(d, "expected.json")) as fh:
-                expected += json.load(fh)["totals"]["totalTokens"]
-        with open(os.path.join(bundle, "reports", "monthly.json")) as fh:
-            got = json.load(fh)["totals"]["total_tokens"]
-        size_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(logs, "home")) for f in fs)
-        point = {"days": days, "events": events, "log_bytes": size_bytes,
+        expected, got = tokens([logs] + deltas, bundle)
+        point = {"days": days, "events": events, "log_bytes": log_bytes(logs),
                  "cold": {"s": round(cold_s, 4), "peak_rss_mb": round(cold_mb, 1)},
                  "later": {"runs_s": [round(w, 4) for w, _ in later], "peak_rss_mb": round(max(r for _, r in later), 1)},
                  "correct": got == expected}

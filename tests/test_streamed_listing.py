@@ -10,7 +10,7 @@ import tracemalloc
 import pytest
 
 from scripts.core import sources
-from scripts.core.sorted_runs import SortedRuns
+from scripts.core.sorted_runs import RunFile, SortedRuns
 
 ODD_NAMES = ['a "quoted" name', "back\\slash", "tab\tand\nnewline\x01", "é ü 日本 \u2028 \x7f", "Z upper", "~tilde", "plain"]
 
@@ -18,7 +18,7 @@ ODD_NAMES = ['a "quoted" name', "back\\slash", "tab\tand\nnewline\x01", "é ü �
 def small_runs(monkeypatch, run=16, block=4, fan_in=3):
     """Runs small enough for a few hundred files to spill many and fold them."""
     monkeypatch.setattr(SortedRuns, "RUN", run)
-    monkeypatch.setattr(SortedRuns, "BLOCK", block)
+    monkeypatch.setattr(RunFile, "BLOCK", block)
     monkeypatch.setattr(SortedRuns, "FAN_IN", fan_in)
 
 

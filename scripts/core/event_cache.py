@@ -56,6 +56,7 @@ from scripts.adapters.base import FileSink, ParseContext, complete_lines, split_
 from scripts.core.event import LONG_CONTEXT_THRESHOLDS
 from scripts.core.parse_index import INDEX_NAME, FileTable, IndexDB, KeyedBlobs, SessionRows, put_meta, read_packs, write_packs
 from scripts.core.rollup import SLOT_MS, Rollup
+from scripts.core.sorted_runs import RunFile
 from scripts.core.view_cache import Spill
 from scripts.shared_io import AtomicFile, remove_if_present
 
@@ -705,61 +706,48 @@ def _chunked(rows, n: int):
 
 class _WaitingRuns:
     """Merged rows that wait for the walk to reach their slot, past WAIT_ROWS of them:
-    sorted runs in a spill (a temp file once past 16 KB), read back PART rows at a time
-    as the walk reaches them. A user who resumes old sessions (Claude Code and Codex
-    append to the session's file) leaves rows far ahead of their sessions' first slot:
-    they never wait in memory all at once. Every FAN_IN runs of a size are merged into
-    one (a run per level, as a log-structured merge does), so that the runs, each with a
-    part in memory, stay few: FAN_IN a level, a level per FAN_IN-fold more rows."""
+    sorted runs in a temp file (``sorted_runs.RunFile``), read back a block at a time as
+    the walk reaches them. A user who resumes old sessions (Claude Code and Codex append
+    to the session's file) leaves rows far ahead of their sessions' first slot: they
+    never wait in memory all at once. Every FAN_IN runs of a size are merged into one (a
+    run per level, as a log-structured merge does), so that the runs, each with a block
+    in memory, stay few: FAN_IN a level, a level per FAN_IN-fold more rows."""
 
-    PART = 32
     FAN_IN = 8
+    BLOCK = 32  # rows a run is read back at a time (a row is ~0.3 KB as objects)
 
     def __init__(self, directory: str | None):
-        self.dir = directory
-        self.spill: Spill | None = None
-        self.runs: list = []  # per run: [its parts' bounds in the spill, next part, rows read, next of them, level]
+        self.file = RunFile(directory, self.BLOCK)
+        self.runs: list = []  # per run: [its rows as read (an iterator), the next one (None: no more), level]
 
     def add(self, rows, level: int = 0) -> None:
-        """A sorted run of rows (an iterable, written PART rows at a time)."""
-        if self.spill is None:
-            self.spill = Spill(self.dir, limit=1 << 14)
-        bounds = array("q", [self.spill.size])
-        for part in _chunked(rows, self.PART):
-            self.spill.append(marshal.dumps(part))
-            bounds.append(self.spill.size)
-        self.runs.append([bounds, 0, [], 0, level])
-        same = [run for run in self.runs if run[4] == level]
+        """A sorted run of rows (an iterable, written a block at a time)."""
+        blocks = self.file.write(rows)
+        it = iter(list(rows)) if blocks is None else self.file.read(blocks)  # no temp file: they wait in memory
+        self.runs.append([it, next(it, None), level])
+        same = [run for run in self.runs if run[2] == level]
         if len(same) >= self.FAN_IN:
-            self.runs = [run for run in self.runs if run[4] != level]
+            self.runs = [run for run in self.runs if run[2] != level]
             self.add(heapq.merge(*(self._take(run, None) for run in same), key=_row_sort_key), level + 1)
-
-    def _head(self, run):
-        bounds = run[0]
-        while run[3] >= len(run[2]):
-            if run[1] + 1 >= len(bounds):
-                return None
-            run[2], run[3] = marshal.loads(self.spill.read(bounds[run[1]], bounds[run[1] + 1])), 0
-            run[1] += 1
-        return run[2][run[3]]
 
     def before(self, first) -> bool:
         """Whether a run holds a row of a slot before ``first``."""
-        return any((h := self._head(run)) is not None and h[0] < first for run in self.runs)
+        return any(run[1] is not None and run[1][0] < first for run in self.runs)
 
     def take_before(self, first):
         """Per run, an iterator of its rows of slots before ``first`` (None: all), in
         order; taken as they are read."""
         return [self._take(run, first) for run in self.runs]
 
-    def _take(self, run, first):
-        while (h := self._head(run)) is not None and (first is None or h[0] < first):
-            run[3] += 1
-            yield h
+    @staticmethod
+    def _take(run, first):
+        while run[1] is not None and (first is None or run[1][0] < first):
+            row = run[1]
+            run[1] = next(run[0], None)
+            yield row
 
     def close(self) -> None:
-        if self.spill is not None:
-            self.spill.close()
+        self.file.close()
 
 
 def _sorted(rows: list[list]) -> list[list]:

@@ -72,6 +72,7 @@ from operator import itemgetter
 import orjson
 
 from scripts.core import background, view_cache
+from scripts.core.columns import BlockFile, Column, Names
 from scripts.core.aggregation import (
     AGGREGATES_SCHEMA_VERSION,
     BLOCK_MS,
@@ -547,14 +548,31 @@ class KeyList(view_cache.PackedBytes):
         return KeyList(spill.piece(start, spill.size), ends)
 
 
+class StoredKeys:
+    """A saved index's keys (a ``KeyList``'s buffer and ends) left in the state file, a
+    ``Names`` read a block at a time: iterated in order, or copied a run at a time
+    (``KeysToSave.extend_from``)."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: Names | None = None):
+        self.names = names if names is not None else Names()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self):
+        return map(marshal.loads, self.names)
+
+
 class KeysToSave:
     """Keys (marshalled, as in a ``KeyList``'s buffer) appended to a spill of their own a
-    block at a time, and where each ends: an index's keys that are only to be saved
-    (``saved``), never all in memory."""
+    block at a time, and where each ends (a ``Column`` in ``blocks``): an index's keys
+    that are only to be saved (``saved``), never all in memory."""
 
-    def __init__(self, spill: "view_cache.Spill"):
+    def __init__(self, spill: "view_cache.Spill", blocks: BlockFile):
         self.spill, self.start = spill, spill.size
-        self.ends = array("q")
+        self.ends = Column("q", blocks)
         self.block = bytearray()
         self.size = 0
 
@@ -567,17 +585,20 @@ class KeysToSave:
             self.spill.append(self.block)
             self.block = bytearray()
 
-    def extend_from(self, other: KeyList, i: int, j: int) -> None:
-        """Append ``other``'s keys ``i:j``."""
+    def extend_from(self, other: StoredKeys, i: int, j: int) -> None:
+        """Append ``other``'s keys ``i:j`` (a block at a time)."""
         if j <= i:
             return
-        a = other.ends[i - 1] if i else 0
-        shift = self.size - a
-        piece = memoryview(other.blob)[a:other.ends[j - 1]]
-        self.spill.append(self.block, piece)  # a large piece goes straight to the file
+        names = other.names
+        a, b = names.ends[i - 1] if i else 0, names.ends[j - 1]
+        self.spill.append(self.block)
         self.block = bytearray()
-        self.size += len(piece)
-        self.ends.extend(e + shift for e in other.ends[i:j])
+        for chunk in names.data.chunks(a, b):
+            self.spill.append(chunk)
+        shift = self.size - a
+        for chunk in names.ends.chunks(i, j):
+            self.ends.extend([e + shift for e in chunk])
+        self.size += b - a
 
     def saved(self) -> KeyList:
         """The keys as a ``KeyList`` whose buffer is a ``view_cache.Piece`` of the spill."""
@@ -586,33 +607,66 @@ class KeysToSave:
         return KeyList(self.spill.piece(self.start, self.spill.size), self.ends)
 
 
-def _packed(idx: dict, blobs: list) -> dict:
-    """An index as the state keeps it: its keys' buffer, and the counts and lengths as
-    packed 32-bit ints (7,666 sessions' were ~1 MB of int objects at 400k calls), are
-    blobs after the state's body (numbered in ``blobs``): written, read back, never
-    marshalled."""
-    def blob(b) -> int:
-        blobs.append(b)
-        return len(blobs) - 1
+def _packed(idx: dict, blobs: list, lazy: list, spill: "view_cache.Spill") -> dict:
+    """An index as the state keeps it: one blob after the state's body (numbered in
+    ``blobs``, and in ``lazy``: the next run leaves it in the file and reads it a block at
+    a time, ``_unpacked``), its parts one after another: the keys' and records' bytes
+    (pieces of their spills) and ends, the counts and the lengths (``Column``s written to
+    ``spill``, arrays as they are); each part's place ``(start, end)`` in the blob."""
+    parts: list = []
+    size = 0
 
-    out = {"keys": [blob(idx["keys"].blob), blob(idx["keys"].ends)], "n": blob(idx["n"]), "lens": [blob(lens) for lens in idx["lens"]],
+    def put(part) -> tuple:
+        nonlocal size
+        if part.__class__ is Column:
+            at = spill.size
+            for piece in part.pieces():
+                spill.append(piece)
+            part = spill.piece(at, spill.size)
+        parts.append(part)
+        start, size = size, size + view_cache._nbytes(part)
+        return start, size
+
+    out = {"keys": (put(idx["keys"].blob), put(idx["keys"].ends)), "n": put(idx["n"]), "lens": [put(lens) for lens in idx["lens"]],
            "base": idx["base"]}
     if "recs" in idx:
-        out["recs"] = [blob(idx["recs"].blob), blob(idx["recs"].ends)]
+        out["recs"] = (put(idx["recs"].blob), put(idx["recs"].ends))
+    blobs.append(parts)
+    lazy.append(len(blobs) - 1)
+    out["blob"] = len(blobs) - 1
     return out
 
 
 def _unpacked(idx: dict, blobs: list) -> dict:
-    def arr(i: int, typecode: str = "i") -> array:
-        out = array(typecode)
-        out.frombytes(blobs[i])
-        return out
+    """``_packed``'s inverse: ``Column``s over the index's blob left in the state file."""
+    blob = blobs[idx["blob"]]
 
-    out = {"keys": KeyList(blobs[idx["keys"][0]], arr(idx["keys"][1], "q")), "n": arr(idx["n"]), "lens": [arr(i) for i in idx["lens"]],
-           "base": idx["base"]}
+    def col(typecode: str, at) -> Column:
+        return Column.loaded(typecode, lambda a, b: blob.read(at[0] + a, at[0] + b), at[1] - at[0])
+
+    def keys(at) -> StoredKeys:
+        return StoredKeys(Names(data=col("B", at[0]), ends=col("q", at[1])))
+
+    out = {"keys": keys(idx["keys"]), "n": col("i", idx["n"]), "lens": [col("i", at) for at in idx["lens"]], "base": idx["base"]}
     if "recs" in idx:
-        out["recs"] = KeyList(blobs[idx["recs"][0]], arr(idx["recs"][1], "q"))
+        out["recs"] = keys(idx["recs"])
     return out
+
+
+class _Prefix:
+    """Sums of a column's first items, asked at growing positions (a walk in order):
+    where a run of an old report's units starts and ends in its file."""
+
+    def __init__(self, col: Column):
+        self.col, self.at, self.sum = col, 0, 0
+
+    def __call__(self, i: int) -> int:
+        if i < self.at:
+            raise ValueError("asked backwards")
+        for chunk in self.col.chunks(self.at, i):
+            self.sum += sum(chunk)
+        self.at = i
+        return self.sum
 
 
 def _flat(blob: bytes) -> array:
@@ -682,7 +736,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         "output": os.path.abspath(output),
     }
     state_path = os.path.join(cache_dir, STATE)
-    state, blobs = view_cache.load_parts_unless_forced(state_path, identity, force, stats)
+    state, blobs = view_cache.load_parts_unless_forced(state_path, identity, force, stats, lazy=True)
+    opened += [b for b in blobs if isinstance(b, view_cache.FileBlob)]  # the indexes' (read as they are written)
     old_file = None
     old_days = None
     if state is not None:
@@ -725,7 +780,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         dirty_days = None  # all
     else:
         index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
-        blobs = None  # the arrays are copies (the keys' buffers stay, in their KeyLists)
+        blobs = None
         blocks_state = {provider: _flat(b) for provider, b in state["blocks"].items()}
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
@@ -943,6 +998,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         return block_stale
 
     new_index: dict = {}
+    blocks = BlockFile(spill_dir)  # the new indexes' columns past a block
+    opened.append(blocks)
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
     with AtomicFile(output) as fh:  # written as it is assembled: never one more copy in memory
@@ -951,26 +1008,26 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         write(first)
         pos = len(first)
         for n, kind in enumerate(sorted(REPORT_KINDS)):
-            old = index.get(kind)
-            old_keys = old["keys"] if old is not None else KeyList()
+            old = index.pop(kind, None)
+            old_keys = old["keys"] if old is not None else StoredKeys()
             fresh = new_units[kind]
             if fresh.__class__ is UnitRuns:
                 pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
                 continue
             segments = _segments(old_keys, fresh, stale(kind))
             # the new keys (and records) wait in spills until the state is saved
-            idx = {"keys": KeysToSave(spill()), "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
+            idx = {"keys": KeysToSave(spill(), blocks), "n": Column("i", blocks), "lens": [None] * 3, "base": [0] * 3}
             recs = None
             if kind == "sessions":
-                recs = idx["recs"] = KeysToSave(spill())
+                recs = idx["recs"] = KeysToSave(spill(), blocks)
             for seg in segments:
                 if seg.__class__ is list:
                     idx["keys"].extend_from(old_keys, seg[1], seg[2] + 1)
                     if recs is not None:
                         recs.extend_from(old["recs"], seg[1], seg[2] + 1)
-                    ns = old["n"][seg[1]:seg[2] + 1]
-                    idx["n"] += ns
-                    stats.reused += sum(ns)
+                    for ns in old["n"].chunks(seg[1], seg[2] + 1):
+                        idx["n"].extend(ns)
+                        stats.reused += sum(ns)
                 else:
                     idx["keys"].append(seg)
                     if recs is not None:
@@ -982,17 +1039,18 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             pos += len(head)
             for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
                 idx["base"][slot] = pos
-                lens = array("i")
+                lens = Column("i", blocks)
                 wrote = False
                 if old is not None:
                     old_lens = old["lens"][slot]
                     obase = old["base"][slot]
-                    pre = array("q", accumulate(old_lens, initial=0))
+                    pre = _Prefix(old_lens)  # where a unit is in the old report
                 for seg in segments:
                     if seg.__class__ is list:
                         i, k = seg[1], seg[2] + 1
-                        lens += old_lens[i:k]
-                        if pre[k] == pre[i]:
+                        lens.extend_range(old_lens, i, k)
+                        at, end = pre(i), pre(k)
+                        if at == end:
                             continue
                         b = None  # a run of units kept from the last run: copied from its file
                     else:
@@ -1005,8 +1063,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                         write(b",")
                         pos += 1
                     if b is None:
-                        old_file.copy(fh, obase + pre[i], obase + pre[k] - 1)
-                        pos += pre[k] - 1 - pre[i]
+                        old_file.copy(fh, obase + at, obase + end - 1)
+                        pos += end - 1 - at
                     else:
                         write(b)
                         pos += len(b)
@@ -1028,7 +1086,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # forked copy) while this state for the next run is saved
         background.release()
         days_file, days, months = days_state.commit()
-        blobs = []
+        blobs, lazy_blobs = [], []
+        pack = spill()  # the new indexes' columns, written into the state from there
         view_cache.save_parts(state_path, identity, {
             "output": view_cache.file_identity(output),
             "days_file": days_file,
@@ -1037,11 +1096,11 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "days": days,
             "proj_months": months,
             "blocks": {provider: flat.tobytes() for provider, flat in blocks_state.items()},
-            "index": {kind: _packed(idx, blobs) for kind, idx in new_index.items()},
+            "index": {kind: _packed(idx, blobs, lazy_blobs, pack) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
             "session_counts": counts.as_state(),
             "projects": proj_counts.as_state(),
-        }, blobs)
+        }, blobs, lazy_blobs)
     return stats, sum(day_counts.values())
 
 

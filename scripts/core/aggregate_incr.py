@@ -607,33 +607,48 @@ class KeysToSave:
         return KeyList(self.spill.piece(self.start, self.spill.size), self.ends)
 
 
-def _packed(idx: dict, blobs: list, lazy: list, spill: "view_cache.Spill") -> dict:
-    """An index as the state keeps it: one blob after the state's body (numbered in
+class _Parts:
+    """Parts written one after another as one blob after the state's body (numbered in
     ``blobs``, and in ``lazy``: the next run leaves it in the file and reads it a block at
-    a time, ``_unpacked``), its parts one after another: the keys' and records' bytes
-    (pieces of their spills) and ends, the counts and the lengths (``Column``s written to
-    ``spill``, arrays as they are); each part's place ``(start, end)`` in the blob."""
-    parts: list = []
-    size = 0
+    a time, ``_col``): ``put`` gives a part's place ``(start, end)`` in the blob. A
+    ``Column`` is copied to ``spill`` (its blocks are in a temp file); buffers and
+    ``view_cache.Piece``s go as they are."""
 
-    def put(part) -> tuple:
-        nonlocal size
+    def __init__(self, blobs: list, lazy: list, spill: "view_cache.Spill"):
+        self.parts: list = []
+        self.size = 0
+        self.spill = spill
+        blobs.append(self.parts)
+        lazy.append(len(blobs) - 1)
+        self.blob = len(blobs) - 1
+
+    def put(self, part) -> tuple:
         if part.__class__ is Column:
+            spill = self.spill
             at = spill.size
             for piece in part.pieces():
                 spill.append(piece)
             part = spill.piece(at, spill.size)
-        parts.append(part)
-        start, size = size, size + view_cache._nbytes(part)
-        return start, size
+        self.parts.append(part)
+        start = self.size
+        self.size += view_cache._nbytes(part)
+        return start, self.size
 
+
+def _col(blob: "view_cache.FileBlob", typecode: str, at) -> Column:
+    """The column at ``at`` in a blob ``_Parts`` made, read from the state file."""
+    return Column.loaded(typecode, lambda a, b: blob.read(at[0] + a, at[0] + b), at[1] - at[0])
+
+
+def _packed(idx: dict, blobs: list, lazy: list, spill: "view_cache.Spill") -> dict:
+    """An index as the state keeps it: one blob (``_Parts``) of the keys' and records'
+    bytes (pieces of their spills) and ends, the counts and the lengths."""
+    parts = _Parts(blobs, lazy, spill)
+    put = parts.put
     out = {"keys": (put(idx["keys"].blob), put(idx["keys"].ends)), "n": put(idx["n"]), "lens": [put(lens) for lens in idx["lens"]],
-           "base": idx["base"]}
+           "base": idx["base"], "blob": parts.blob}
     if "recs" in idx:
         out["recs"] = (put(idx["recs"].blob), put(idx["recs"].ends))
-    blobs.append(parts)
-    lazy.append(len(blobs) - 1)
-    out["blob"] = len(blobs) - 1
     return out
 
 
@@ -642,7 +657,7 @@ def _unpacked(idx: dict, blobs: list) -> dict:
     blob = blobs[idx["blob"]]
 
     def col(typecode: str, at) -> Column:
-        return Column.loaded(typecode, lambda a, b: blob.read(at[0] + a, at[0] + b), at[1] - at[0])
+        return _col(blob, typecode, at)
 
     def keys(at) -> StoredKeys:
         return StoredKeys(Names(data=col("B", at[0]), ends=col("q", at[1])))
@@ -751,7 +766,9 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
 
     # the rollup rows per UTC day, and their digests (what tells a changed day); a first
     # run reads them lazily too (every day is then parsed, and checked, once per pass)
-    source = LazyRollups(paths) if lazy else EagerRollups(paths)
+    blocks = BlockFile(spill_dir)  # the run's columns past a block (per UTC day, per unit)
+    opened.append(blocks)
+    source = LazyRollups(paths, blocks) if lazy else EagerRollups(paths, blocks)
     opened.append(source)
     stats.source = "lazy" if source.__class__ is LazyRollups else "eager"
     digests = source.digests
@@ -759,16 +776,15 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     full = state is None
     changed: list = []
     if not full:
-        old_chunks = state["chunks"]
-        changed = {d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)}
+        old_utc, old_counts = _utc_days(state["chunks"], blobs)
+        changed = _changed(digests, old_utc)
         if len(changed) > max(4, FULL_SHARE * len(digests)):
             full, state, blobs, stats.state = True, None, [], "large"
-    # rows per UTC day (unchanged days: as recorded; on a full run, counted as they are read)
-    if full:
-        day_counts = {}
-    else:
-        old_counts = state["day_counts"]
-        day_counts = {d: old_counts[d] if d in old_counts and d not in changed else len(source.day(d)) for d in digests}
+    # rows per UTC day, as ``digests``' days (unchanged days: as recorded; on a full run,
+    # counted as they are read)
+    if not full:
+        day_counts = _day_counts(digests, old_utc, old_counts, changed, source, blocks)
+        del old_utc, old_counts
 
     # ------------------------------------------------------------ what is dirty
     projects = ProjectCounts(None if full else state["projects"])  # the sessions' records' ids (and counts)
@@ -878,9 +894,9 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # name the session. A UTC day overlaps at most three local days (each is 22 h or
         # more): those of its first, middle and last slot.
         sess_local = scan.sess_local
-        sess_days = {d for d in digests
-                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
-                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
+        sess_days = {d for d in _near_days(sess_local) if d in digests
+                     and (of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
+                          or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local)}
         sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
         sess_in_all = False
         sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True, projects=projects)
@@ -936,7 +952,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                 sub = [r for r in source.all() if r[1] == provider]
             else:
                 first_day = from_slot // DAY_MS
-                sub = [r for d in sorted(digests) if d >= first_day for r in source.day(d) if r[1] == provider and r[0] >= from_slot]
+                sub = [r for d in digests if d >= first_day for r in source.day(d) if r[1] == provider and r[0] >= from_slot]
             mine = fold_rows(sub, of_slot, filters, True)[1]
             spans = {}
             for (_p, slot), rs in mine.items():
@@ -998,8 +1014,6 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         return block_stale
 
     new_index: dict = {}
-    blocks = BlockFile(spill_dir)  # the new indexes' columns past a block
-    opened.append(blocks)
     shared_head = b'{"by_model":' + _dumps(shared["by_model"]) + b',"by_provider":' + _dumps(shared["by_provider"])
     shared_tail = b'],"totals":' + _dumps(shared["totals"]) + b"}"
     with AtomicFile(output) as fh:  # written as it is assembled: never one more copy in memory
@@ -1087,12 +1101,12 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         background.release()
         days_file, days, months = days_state.commit()
         blobs, lazy_blobs = [], []
-        pack = spill()  # the new indexes' columns, written into the state from there
+        pack = spill()  # the new columns, written into the state from there
+        chunks = _Parts(blobs, lazy_blobs, pack)
         view_cache.save_parts(state_path, identity, {
             "output": view_cache.file_identity(output),
             "days_file": days_file,
-            "chunks": digests,
-            "day_counts": day_counts,
+            "chunks": {"blob": chunks.blob, "days": chunks.put(digests.days), "sums": chunks.put(digests.sums), "counts": chunks.put(day_counts)},
             "days": days,
             "proj_months": months,
             "blocks": {provider: flat.tobytes() for provider, flat in blocks_state.items()},
@@ -1101,7 +1115,39 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "session_counts": counts.as_state(),
             "projects": proj_counts.as_state(),
         }, blobs, lazy_blobs)
-    return stats, sum(day_counts.values())
+    return stats, sum(sum(c) for c in day_counts.chunks())
+
+
+def _utc_days(saved: dict, blobs: list) -> tuple:
+    """The last run's ``(DayDigests, rows per day)``, read from the state file."""
+    blob = blobs[saved["blob"]]
+    return DayDigests(days=_col(blob, "q", saved["days"]), sums=_col(blob, "B", saved["sums"])), _col(blob, "i", saved["counts"])
+
+
+def _day_counts(digests: DayDigests, old: DayDigests, old_counts: Column, changed: set, source, blocks: BlockFile) -> Column:
+    """Rows per day of ``digests``: an unchanged day's as recorded (it is among the old
+    days, walked along), a changed one's counted."""
+    out = Column("i", blocks)
+    was = zip(old.days, old_counts)
+    prev = (None, 0)
+    for d in digests:
+        if d in changed:
+            out.append(len(source.day(d)))
+            continue
+        while prev[0] != d:
+            prev = next(was)
+        out.append(prev[1])
+    return out
+
+
+def _near_days(local_days) -> set:
+    """The UTC day numbers that can overlap these local days (the day before to the day
+    after: any zone's offset is less than a day)."""
+    out = set()
+    for day in local_days:
+        n = dt.date.fromisoformat(day).toordinal() - 719163
+        out.update((n - 1, n, n + 1))
+    return out
 
 
 def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None, projects: "ProjectCounts | None" = None):
@@ -1178,7 +1224,7 @@ class FullPass:
         self.last_seen: dict = {}  # session not made yet -> the last UTC day it has rows on
         self.first_seen: dict = {}  # and the first
         self.days_state = days  # with the blocks: where the days go
-        self.day_counts: dict = {}
+        self.day_counts = Column("i", source.blocks)  # rows per UTC day, in order
         self.basis_by_day = {} if filters.active and with_days else None  # every call, filtered out or not
         self.blocks = OnlineBlocks(of_slot, filters, blocks) if with_days else None
         self.with_days = with_days
@@ -1193,7 +1239,7 @@ class FullPass:
             self._redo_again(source, again)
 
     def _add_day(self, d: int, rows: list) -> None:
-        self.day_counts[d] = len(rows)
+        self.day_counts.append(len(rows))
         if self.basis_by_day is not None:
             _add_basis(self.basis_by_day, rows, self.of_slot)
         fold_rows(rows, self.of_slot, self.filters, False, names=self.names, into=self.fine)
@@ -1504,8 +1550,9 @@ class UnitRuns:
 
 # ------------------------------------------------------------------ rollup sources
 # What build reads the rollup rows through. A day's *digest* is the SHA-1 of, per rollup
-# file holding rows of that UTC day (in path order), its name and the exact bytes of
-# those rows (as orjson writes them: ``row],[row``): equal digests mean equal rows.
+# file holding rows of that UTC day (in path order), its name, the length and the SHA-1 of
+# the exact bytes of those rows (as orjson writes them: ``row],[row``): equal digests mean
+# equal rows. Per day they are ``Column``s (``DayDigests``), not dicts.
 # ``LazyRollups`` finds the days' byte ranges in the files without parsing them and parses
 # only the days asked for; ``EagerRollups`` parses everything (the first run, or whenever
 # the lazy reading meets anything unexpected).
@@ -1515,17 +1562,87 @@ class Fallback(Exception):
     """The lazy reading met something it cannot vouch for: read everything instead."""
 
 
+DIGEST = 20  # bytes of a SHA-1
+
+
 def _digest(parts) -> bytes:
-    """``parts``: ``(file name, row bytes)`` of one day, in path order."""
+    """``parts``: ``(file name, row bytes' length, their SHA-1)`` of one day, in path order."""
     h = hashlib.sha1()
-    for name, piece in parts:
-        h.update(b"%d:%s%d:" % (len(name), name, len(piece)))
-        h.update(piece)
+    for name, n, sha in parts:
+        h.update(b"%d:%s%d:" % (len(name), name, n))
+        h.update(sha)
     return h.digest()
 
 
+def _records(col: Column, width: int):
+    """A "B" column's bytes as records of ``width`` bytes, in order."""
+    buf = b""
+    for chunk in col.chunks():
+        buf += chunk.tobytes()
+        n = len(buf) - len(buf) % width
+        for k in range(0, n, width):
+            yield buf[k:k + width]
+        buf = buf[n:]
+
+
+def _find(days: Column, d: int) -> int:
+    """Where day ``d`` is in the sorted column ``days`` (-1: not there)."""
+    i = bisect.bisect_left(days, d)
+    return i if i < len(days) and days[i] == d else -1
+
+
+class DayDigests:
+    """Per UTC day with rows, in order: its number and digest (``_digest``), ``Column``s
+    (28 bytes a day, not a dict's ~150): iterated (the days), asked by day (a binary
+    search), walked as ``items``."""
+
+    def __init__(self, blocks: BlockFile | None = None, days: Column | None = None, sums: Column | None = None):
+        self.days = days if days is not None else Column("q", blocks)
+        self.sums = sums if sums is not None else Column("B", blocks)
+
+    def append(self, d: int, digest: bytes) -> None:
+        self.days.append(d)
+        self.sums.extend(digest)
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+    def __iter__(self):
+        return iter(self.days)
+
+    def __contains__(self, d) -> bool:
+        return _find(self.days, d) >= 0
+
+    def items(self):
+        return zip(self.days, _records(self.sums, DIGEST))
+
+    def __eq__(self, other) -> bool:
+        return self.days == other.days and self.sums == other.sums
+
+    __hash__ = None
+
+
+def _changed(new: DayDigests, old: DayDigests) -> set:
+    """The days whose digest differs (or that are in one only): both walked in order."""
+    out = set()
+    a, b = new.items(), old.items()
+    x, y = next(a, None), next(b, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x[0] < y[0]):
+            out.add(x[0])
+            x = next(a, None)
+        elif x is None or y[0] < x[0]:
+            out.add(y[0])
+            y = next(b, None)
+        else:
+            if x[1] != y[1]:
+                out.add(x[0])
+            x, y = next(a, None), next(b, None)
+    return out
+
+
 class EagerRollups:
-    def __init__(self, paths):
+    def __init__(self, paths, blocks: BlockFile | None = None):
         from scripts.core.report_query import read_rollup_rows
 
         self.files = []  # per file: {utc day: rows}
@@ -1542,9 +1659,13 @@ class EagerRollups:
                     lst.append(r)
             name = os.path.basename(path).encode()
             for d, lst in per.items():
-                days.setdefault(d, []).append((name, _dumps(lst)[2:-2]))
+                piece = _dumps(lst)[2:-2]
+                days.setdefault(d, []).append((name, len(piece), hashlib.sha1(piece).digest()))
             self.files.append(per)
-        self.digests = {d: _digest(parts) for d, parts in days.items()}
+        self.blocks = blocks
+        self.digests = DayDigests(blocks)
+        for d in sorted(days):
+            self.digests.append(d, _digest(days[d]))
         self.n_rows = sum(len(lst) for per in self.files for lst in per.values())
 
     def close(self) -> None:
@@ -1640,11 +1761,11 @@ def _day_ranges(inner: bytes, start: int = 0, end: int | None = None) -> list:
 READ_BYTES = 1 << 16  # a rollup file is scanned this much at a time (its peak: a few times this)
 
 
-def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
-    """``{utc day: (start, end)}`` of a rollup file's rows (absolute offsets), each day's
-    bytes fed to its digest in ``hashers`` (see ``_digest``). Read READ_BYTES at a time:
-    a day is complete once a later day's row starts after it; the bytes from the last
-    day's start on are carried to the next read."""
+def _scan_rollup(fd: int, blocks: BlockFile | None) -> tuple:
+    """``((days, starts, ends), sums)``: each UTC day of a rollup file's rows, in order,
+    their absolute offsets and their bytes' SHA-1 (``Column``s). Read READ_BYTES at a
+    time: a day is complete once a later day's row starts after it; the bytes from the
+    last day's start on are carried to the next read."""
     size = os.fstat(fd).st_size
     head = os.pread(fd, len(_HEAD) + 1, 0)
     if head[:len(_HEAD)] != _HEAD:
@@ -1661,9 +1782,10 @@ def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
     if not isinstance(tail, dict) or tail.get("schema_version") != 1 or set(tail) != {"schema_version", "slot_ms", "source"}:
         raise Fallback("tail")
     k += size - back  # the rows array is bytes len(_HEAD) - 1 .. k: ``[]`` or ``[[...],...,[...]]``
-    rng: dict = {}
+    days, starts, ends, sums = Column("q", blocks), Column("q", blocks), Column("q", blocks), Column("B", blocks)
+    out = ((days, starts, ends), sums)
     if k == len(_HEAD):
-        return rng
+        return out
     start, end = len(_HEAD) + 1, k - 1
     if head[len(_HEAD):] != b"[" or end_piece[k - 1 - (size - back):k + 1 - (size - back)] != b"]]" or start >= end:
         raise Fallback("rows")
@@ -1685,15 +1807,13 @@ def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
             if last is not None and d <= last:
                 raise Fallback("rows not sorted")
             last = d
-            rng[d] = (base + a, base + b)
-            h = hashers.get(d)
-            if h is None:
-                h = hashers[d] = hashlib.sha1()
-            h.update(b"%d:%s%d:" % (len(name), name, b - a))
-            h.update(mv[a:b])
+            days.append(d)
+            starts.append(base + a)
+            ends.append(base + b)
+            sums.extend(hashlib.sha1(mv[a:b]).digest())
         mv.release()
         if final:
-            return rng
+            return out
         cut = ranges[-1][1]  # the last day may go on in the next read
         buf = buf[cut:]
         base += cut
@@ -1706,20 +1826,46 @@ class LazyRollups:
     day's bytes are checked to be whole rows, the day boundaries found are row
     boundaries. Anything else raises ``Fallback``."""
 
-    def __init__(self, paths):
+    def __init__(self, paths, blocks: BlockFile | None = None):
         self.files = []  # per file: an open descriptor (what was read, even if replaced since)
-        self.ranges = []  # per file: {day: (start, end)}, absolute offsets
-        hashers: dict = {}
+        self.ranges = []  # per file: its days, their starts and ends (absolute offsets), Columns
+        self.blocks = blocks
+        names, sums = [], []
         try:
             for path in sorted(paths):
                 fh = open(path, "rb")
                 self.files.append(fh)
-                self.ranges.append(_scan_rollup(fh.fileno(), os.path.basename(path).encode(), hashers))
+                rng, file_sums = _scan_rollup(fh.fileno(), blocks)
+                self.ranges.append(rng)
+                names.append(os.path.basename(path).encode())
+                sums.append(file_sums)
         except BaseException:
             self.close()
             raise
-        self.digests = {d: h.digest() for d, h in hashers.items()}
+        self.digests = self._digests(names, sums)
         self._parsed: dict = {}  # (file index, day) -> rows
+
+    def _digests(self, names: list, sums: list) -> DayDigests:
+        """Every day's digest from the files' (walked together, day by day)."""
+        out = DayDigests(self.blocks)
+        walks = [zip(days, starts, ends, _records(s, DIGEST)) for (days, starts, ends), s in zip(self.ranges, sums)]
+        heads = [next(w, None) for w in walks]
+        while True:
+            d = min((h[0] for h in heads if h is not None), default=None)
+            if d is None:
+                return out
+            parts = []
+            for i, h in enumerate(heads):
+                if h is not None and h[0] == d:
+                    parts.append((names[i], h[2] - h[1], h[3]))
+                    heads[i] = next(walks[i], None)
+            out.append(d, _digest(parts))
+
+    def _range(self, i: int, d: int) -> tuple | None:
+        """``(start, end)`` of day ``d`` in file ``i`` (None: it has no row there)."""
+        days, starts, ends = self.ranges[i]
+        j = _find(days, d)
+        return None if j < 0 else (starts[j], ends[j])
 
     def close(self) -> None:
         for fh in self.files:
@@ -1733,7 +1879,7 @@ class LazyRollups:
         return rows
 
     def _parse(self, i: int, d: int) -> list:
-        ab = self.ranges[i].get(d)
+        ab = self._range(i, d)
         if ab is None:
             return []
         piece = os.pread(self.files[i].fileno(), ab[1] - ab[0], ab[0])
@@ -1756,14 +1902,13 @@ class LazyRollups:
     def iter_utc_days(self, first: int | None = None):
         """``(utc day, its rows in every file, file by file)``, days in order (from
         ``first``): parsed on the way and not kept (what a full run reads)."""
-        for d in sorted(set().union(*self.ranges)):
+        for d in self.digests:  # every day of every file
             if first is not None and d < first:
                 continue
             out: list = []
-            for i, rng in enumerate(self.ranges):
-                if d in rng:
-                    rows = self._parsed.get((i, d))
-                    out += rows if rows is not None else self._parse(i, d)
+            for i in range(len(self.files)):
+                rows = self._parsed.get((i, d))
+                out += rows if rows is not None else self._parse(i, d)
             yield d, out
 
     def day(self, d) -> list:
@@ -1777,7 +1922,7 @@ class LazyRollups:
         return [r for i in range(len(self.files)) for d in days for r in self._file_day(i, d)]
 
     def all(self) -> list:
-        return [r for i, rng in enumerate(self.ranges) for d in sorted(rng) for r in self._file_day(i, d)]
+        return [r for i, rng in enumerate(self.ranges) for d in rng[0] for r in self._file_day(i, d)]
 
     def count(self, d) -> int:
         return len(self.day(d))

@@ -249,15 +249,31 @@ class DayStore:
     output, before the state), new pieces as they are made. So neither the previous
     pieces nor a first run's are all in memory. The file has a state's head (its SHA-1
     checked by ``view_cache.verify``, as tests/faults does for every file here); a run
-    trusts it by its identity, as it does the output."""
+    trusts it by its identity, as it does the output.
 
-    def __init__(self, path: str, old: "view_cache.PreviousOutput | None", days: dict, months: dict):
-        self.path, self.old = path, old
-        # day (month) -> (False, offset, length) in the previous file or (True, ...) in the new one
-        self.days = {d: (False, o, n) for d, (o, n) in days.items()}
+    The days' places are ``Column``s (a day's number, offset, length; sorted), not dicts:
+    the last run's (``old``, in the state file), those put in this run in day order
+    (``put``: a first run's all, a later run's dirty days, sorted), and the new file's
+    every day, appended as ``DayScan`` reads them in order (``day``). Only days put out of
+    order (a first run's days whose calls were all filtered out) and the days dropped
+    are in a dict or set."""
+
+    def __init__(self, path: str, old_file: "view_cache.PreviousOutput | None", old: tuple | None, months: dict,
+                 blocks: BlockFile):
+        self.path, self.old_file = path, old_file
+        self.old = old if old is not None else self._places(blocks)  # the previous file's
+        self.put_in_order = self._places(blocks)  # days put in day order (in the new file)
+        self.put_else: dict = {}  # day number -> (offset, length) of the others put
+        self.dropped: set = set()  # day numbers of the previous file's days gone
+        self.final = self._places(blocks)  # every day, in the new file, in order
+        # month -> (False, offset, length) in the previous file or (True, ...) in the new one
         self.months = {m: (False, o, n) for m, (o, n) in months.items()}
         self.out = self.fh = None
         self.size = 0
+
+    @staticmethod
+    def _places(blocks) -> tuple:
+        return Column("i", blocks), Column("q", blocks), Column("q", blocks)
 
     def _write(self, blob: bytes) -> tuple:
         if self.fh is None:
@@ -278,69 +294,122 @@ class DayStore:
             self.fh.flush()
             data = os.pread(self.fh.fileno(), n, off)
         else:
-            data = self.old.read(off, off + n)
+            data = self.old_file.read(off, off + n)
         if data is None or len(data) != n:
             raise OSError(f"{self.path}: a piece is cut short")
         return data
 
-    def _moved(self, refs: dict, key) -> bytes:
-        """The piece of ``key``, copied into the new file if it is not there yet."""
-        ref = refs[key]
-        blob = self._read(ref)
-        if not ref[0]:
-            refs[key] = self._write(blob)
-        return blob
+    @staticmethod
+    def _at(places: tuple, n: int) -> tuple | None:
+        i = _find(places[0], n)
+        return None if i < 0 else (places[1][i], places[2][i])
+
+    def _ref(self, n: int) -> tuple | None:
+        """Where day number ``n``'s piece is now (None: no such day)."""
+        at = self._at(self.put_in_order, n) or self.put_else.get(n)
+        if at is not None:
+            return (True, *at)
+        if n in self.dropped:
+            return None
+        at = self._at(self.old, n)
+        return None if at is None else (False, *at)
 
     def put(self, day: str, blob: bytes) -> None:
-        self.days[day] = self._write(blob)
+        n = _day_number(day)
+        _new, off, size = self._write(blob)
+        days = self.put_in_order[0]
+        if (not len(days) or n > days[-1]) and n not in self.put_else:
+            for col, x in zip(self.put_in_order, (n, off, size)):
+                col.append(x)
+        else:
+            if self._at(self.put_in_order, n) is not None:
+                raise RuntimeError(f"{day} put twice")
+            self.put_else[n] = (off, size)
 
     def put_month(self, month: str, blob: bytes) -> None:
         self.months[month] = self._write(blob)
 
     def get(self, day: str) -> bytes | None:
         """A day's piece as it was or is now (None: no such day)."""
-        ref = self.days.get(day)
+        ref = self._ref(_day_number(day))
         return None if ref is None else self._read(ref)
 
     def day(self, day: str) -> bytes:
-        return self._moved(self.days, day)
+        """A day's piece, the days asked in order (``sorted_days``): each one's place in
+        the new file is recorded (the piece copied there if it is not yet)."""
+        n = _day_number(day)
+        ref = self._ref(n)
+        blob = self._read(ref)
+        if not ref[0]:
+            ref = self._write(blob)
+        for col, x in zip(self.final, (n, ref[1], ref[2])):
+            col.append(x)
+        return blob
 
     def month(self, month: str) -> bytes:
-        return self._moved(self.months, month)
+        ref = self.months[month]
+        blob = self._read(ref)
+        if not ref[0]:
+            self.months[month] = self._write(blob)
+        return blob
 
     def drop(self, day: str) -> None:
-        self.days.pop(day, None)
+        n = _day_number(day)
+        if self._at(self.put_in_order, n) is not None or n in self.put_else:
+            raise RuntimeError(f"{day} dropped once put")
+        self.dropped.add(n)
 
     def drop_month(self, month: str) -> None:
         self.months.pop(month, None)
 
     def __contains__(self, day) -> bool:
-        return day in self.days
+        return self._ref(_day_number(day)) is not None
 
-    def sorted_days(self) -> list:
-        return sorted(self.days)
+    def sorted_days(self):
+        """Every day (as ``YYYY-MM-DD``), in order."""
+        return map(_day_name, self._numbers())
 
     def commit(self) -> tuple:
         """Rename the new file into place; return ``(identity, days, months)`` for the state
-        (every piece must be in the new file by now)."""
+        (every day must have been read in order by now, ``day``; ``days`` its places)."""
+        if len(self.final[0]) != sum(1 for _ in self._numbers()):
+            raise RuntimeError(f"a day is not in the new {DAYS}")
         if self.fh is None:
             self._write(b"")
         self.fh.flush()
         os.pwrite(self.fh.fileno(), _days_head(self.hash), 0)
         self.fh = None
         self.out.__exit__(None, None, None)
-        for refs in (self.days, self.months):
-            for k, (new, off, n) in refs.items():
-                if not new:
-                    raise RuntimeError(f"{k} is not in the new {DAYS}")
-                refs[k] = (off, n)
-        return view_cache.file_identity(self.path), self.days, self.months
+        for k, (new, off, n) in self.months.items():
+            if not new:
+                raise RuntimeError(f"{k} is not in the new {DAYS}")
+            self.months[k] = (off, n)
+        return view_cache.file_identity(self.path), self.final, self.months
+
+    def _numbers(self):
+        """Every day's number, in order: the three kinds of places merged (a day put again
+        is in the previous file's too)."""
+        old = (n for n in self.old[0] if n not in self.dropped)
+        last = None
+        for n in heapq.merge(old, self.put_in_order[0], sorted(self.put_else)):
+            if n != last:
+                yield n
+            last = n
 
     def close(self) -> None:
         """Drop the new file unless it was committed."""
         if self.fh is not None:
             self.fh = None
             self.out.__exit__(RuntimeError, None, None)
+
+
+def _day_number(day: str) -> int:
+    """A local day's number (days since 1970-01-01)."""
+    return dt.date.fromisoformat(day).toordinal() - 719163
+
+
+def _day_name(n: int) -> str:
+    return dt.date.fromordinal(n + 719163).isoformat()
 
 
 class WholeRange:
@@ -428,7 +497,7 @@ class DayScan:
     one ``UnitRuns`` per kind, made by ``batch(kind)``: their bytes wait in temp files
     rather than in memory (every day's; they come in key order, one run)."""
 
-    def __init__(self, store: "DayStore", week_of: dict, dirty_days, dirty_weeks, dirty_months, redo_months,
+    def __init__(self, store: "DayStore", week_of, dirty_days, dirty_weeks, dirty_months, redo_months,
                  dirty_sessions: set | None, batch=None):
         self.daily = self.weekly = self.monthly = None
         for kind in ("daily", "weekly", "monthly"):
@@ -446,9 +515,9 @@ class DayScan:
         for day in store.sorted_days():
             day_rows, day_proj, basis = marshal.loads(store.day(day))
             whole.add(day_rows)
-            if week_of[day] != week:
+            if week_of(day) != week:
                 self._add(self.weekly, week_rows)
-                week, week_rows = week_of[day], {}
+                week, week_rows = week_of(day), {}
             if week in dirty_weeks:
                 _group((((week, k[1], k[2]), a) for k, a in day_rows.items()), True, into=week_rows)
             if day[:7] != month:
@@ -788,7 +857,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
 
     # ------------------------------------------------------------ what is dirty
     projects = ProjectCounts(None if full else state["projects"])  # the sessions' records' ids (and counts)
-    days_state = DayStore(os.path.join(cache_dir, DAYS), old_days, {} if full else state["days"], {} if full else state["proj_months"])
+    days_state = DayStore(os.path.join(cache_dir, DAYS), old_days, None if full else _places(state["days"], blobs),
+                          {} if full else state["proj_months"], blocks)
     opened.append(days_state)
     if full:
         index: dict = {}
@@ -852,22 +922,27 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # the subscription basis counts every call, filtered out or not
         basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
         new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
-        for day in dirty_days | new_days:
+        for day in sorted(dirty_days | new_days):  # in order: their places are columns
             entry = _day_entry(fine_by_day.get(day), basis_by_day, day)
             if entry is None:
                 days_state.drop(day)
             else:
                 days_state.put(day, marshal.dumps(entry))
         del fine_by_day
+    def week_of(day: str) -> str:
+        return cal._of_day(_day_number(day))[1]
+
     if dirty_days is None:
-        dirty_days = set(days_state.days)
-    week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state.days}
-    dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
-    dirty_months = {d[:7] for d in dirty_days}
+        dirty_days = dirty_weeks = dirty_months = _ALL
+    else:
+        dirty_weeks = {week_of(d) for d in dirty_days if d in days_state}
+        dirty_months = {d[:7] for d in dirty_days}
 
     # the days in order: weeks, months, the whole range; the project rows of the months
     # that changed remade from their days (the other months' kept)
-    months_now = {d[:7] for d in days_state.days}
+    months_now = set()
+    for day in days_state.sorted_days():
+        months_now.add(day[:7])
     for month in list(days_state.months):
         if month not in months_now:
             days_state.drop_month(month)
@@ -1107,7 +1182,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "output": view_cache.file_identity(output),
             "days_file": days_file,
             "chunks": {"blob": chunks.blob, "days": chunks.put(digests.days), "sums": chunks.put(digests.sums), "counts": chunks.put(day_counts)},
-            "days": days,
+            "days": {"blob": chunks.blob, "days": chunks.put(days[0]), "offsets": chunks.put(days[1]), "lengths": chunks.put(days[2])},
             "proj_months": months,
             "blocks": {provider: flat.tobytes() for provider, flat in blocks_state.items()},
             "index": {kind: _packed(idx, blobs, lazy_blobs, pack) for kind, idx in new_index.items()},
@@ -1116,6 +1191,22 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "projects": proj_counts.as_state(),
         }, blobs, lazy_blobs)
     return stats, sum(sum(c) for c in day_counts.chunks())
+
+
+class _Everything:
+    """Stands for the set of every day (week, month): a full run's dirty ones."""
+
+    def __contains__(self, _item) -> bool:
+        return True
+
+
+_ALL = _Everything()
+
+
+def _places(saved: dict, blobs: list) -> tuple:
+    """The last run's days' places in ``days.bin`` (``DayStore``), read from the state file."""
+    blob = blobs[saved["blob"]]
+    return _col(blob, "i", saved["days"]), _col(blob, "q", saved["offsets"]), _col(blob, "q", saved["lengths"])
 
 
 def _utc_days(saved: dict, blobs: list) -> tuple:
@@ -1265,11 +1356,18 @@ class FullPass:
         """The local days before ``complete`` (None: all) not made yet."""
         subs: dict = {}
         days_state = self.days_state
+        made: dict = {}  # day -> made already? (asked once a day: the store's places are columns)
         for k, a in self.fine.items():
-            if k[0] not in days_state and (complete is None or k[0] < complete):
-                sub = subs.get(k[0])
+            day = k[0]
+            if complete is not None and day >= complete:
+                continue
+            done = made.get(day)
+            if done is None:
+                done = made[day] = day in days_state
+            if not done:
+                sub = subs.get(day)
                 if sub is None:
-                    sub = subs[k[0]] = {}
+                    sub = subs[day] = {}
                 sub[k] = a
         for day in sorted(subs):
             days_state.put(day, marshal.dumps(_day_entry(subs[day], self.basis_by_day, day)))

@@ -753,17 +753,12 @@ class _Prefix:
         return self.sum
 
 
-def _flat(blob: bytes) -> array:
-    """A provider's blocks as the state keeps them: ``[first slot, start, ...]`` in
-    order, packed (16 bytes a block; a list of tuples was ~120)."""
-    out = array("q")
-    out.frombytes(blob)
-    return out
-
-
-def _pairs(flat: array):
-    """``(first slot, start)`` of each block in ``flat`` (see ``_flat``)."""
-    return zip(flat[0::2], flat[1::2])
+def _pairs(flat):
+    """``(first slot, start)`` of each block in ``flat``: a provider's blocks as the state
+    keeps them, ``[first slot, start, ...]`` in order (a ``Column`` of "q", 16 bytes a
+    block, in the state file or a temp file)."""
+    it = iter(flat)
+    return zip(it, it)
 
 
 def _basis_of(rows, of_slot) -> dict:
@@ -866,8 +861,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         dirty_days = None  # all
     else:
         index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
+        blocks_state = {provider: _col(blobs[state["chunks"]["blob"]], "q", at) for provider, at in state["blocks"].items()}
         blobs = None
-        blocks_state = {provider: _flat(b) for provider, b in state["blocks"].items()}
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
         # or holds now, and per provider the blocks from its start to its end.
@@ -1051,7 +1046,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         new_block_units = _units(_block_table(block_slots, of_slot, {}, None, firsts), by_provider=True)
     for provider, (cut, until) in redo_ms.items():
         old = blocks_state.get(provider, array("q"))
-        now = array("q")
+        now = Column("q", blocks)
         if cut is not None:
             for f, s in _pairs(old):
                 if s < cut:
@@ -1184,7 +1179,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             "chunks": {"blob": chunks.blob, "days": chunks.put(digests.days), "sums": chunks.put(digests.sums), "counts": chunks.put(day_counts)},
             "days": {"blob": chunks.blob, "days": chunks.put(days[0]), "offsets": chunks.put(days[1]), "lengths": chunks.put(days[2])},
             "proj_months": months,
-            "blocks": {provider: flat.tobytes() for provider, flat in blocks_state.items()},
+            "blocks": {provider: chunks.put(flat) for provider, flat in blocks_state.items()},
             "index": {kind: _packed(idx, blobs, lazy_blobs, pack) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
             "session_counts": counts.as_state(),
@@ -1317,7 +1312,7 @@ class FullPass:
         self.days_state = days  # with the blocks: where the days go
         self.day_counts = Column("i", source.blocks)  # rows per UTC day, in order
         self.basis_by_day = {} if filters.active and with_days else None  # every call, filtered out or not
-        self.blocks = OnlineBlocks(of_slot, filters, blocks) if with_days else None
+        self.blocks = OnlineBlocks(of_slot, filters, blocks, source.blocks) if with_days else None
         self.with_days = with_days
         for d, rows in source.iter_utc_days():
             self._add_day(d, rows)
@@ -1419,8 +1414,9 @@ class OnlineBlocks:
     blocks that ended turned into units (``units``, a ``UnitRuns``), BLOCK_CHUNK or more
     at a time."""
 
-    def __init__(self, of_slot, filters, units: "UnitRuns"):
+    def __init__(self, of_slot, filters, units: "UnitRuns", columns: BlockFile | None = None):
         self.of_slot, self.filters = of_slot, filters
+        self.columns = columns
         self.names: dict = {}  # one string per session id in the blocks not made yet
         self.current: dict = {}  # provider -> [its current block's start, its last call]
         self.firsts: dict = {}  # provider -> its blocks' [first slot, start, ...] (as the state keeps them)
@@ -1453,7 +1449,10 @@ class OnlineBlocks:
                 if cur is not None:
                     self.ended.add((cur[0], provider))
                 cur = self.current[provider] = [first - first % HOUR_MS, slot_last]
-                self.firsts.setdefault(provider, array("q")).extend((slot, cur[0]))
+                firsts = self.firsts.get(provider)
+                if firsts is None:
+                    firsts = self.firsts[provider] = Column("q", self.columns)
+                firsts.extend((slot, cur[0]))
             elif slot_last > cur[1]:
                 cur[1] = slot_last
             mine = assigned.get(provider)

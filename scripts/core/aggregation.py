@@ -149,6 +149,8 @@ def iso_ms(ms: int) -> str:
     d, r = divmod(ms, DAY_MS)
     day = _DAY_TEXT.get(d)
     if day is None:
+        if len(_DAY_TEXT) >= DAY_ENTRIES:
+            _DAY_TEXT.clear()
         day = _DAY_TEXT[d] = (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat()
     h, r = divmod(r, HOUR_MS)
     m, r = divmod(r, 60_000)

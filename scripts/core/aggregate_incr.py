@@ -66,7 +66,6 @@ import heapq
 import marshal
 import os
 from array import array
-from itertools import accumulate
 from operator import itemgetter
 
 import orjson
@@ -579,7 +578,7 @@ def _segments(old_keys: "KeyList", fresh: dict, is_stale) -> list:
     return segments
 
 
-SPILL_BLOCK = 1 << 14  # bytes appended to a spill at a time (permuted_into)
+SPILL_BLOCK = 1 << 14  # bytes appended to a spill at a time (KeysToSave)
 
 
 class KeyList(view_cache.PackedBytes):
@@ -597,24 +596,6 @@ class KeyList(view_cache.PackedBytes):
 
     def append(self, key) -> None:
         self.append_raw(marshal.dumps(key))
-
-    def permuted_into(self, spill: "view_cache.Spill", order) -> "KeyList":
-        """The keys in ``order`` (indices), their bytes appended to ``spill`` a block at a
-        time: a list only to be saved (its ``blob`` a ``view_cache.Piece``)."""
-        ends = array("q", bytes(8 * len(order)))
-        start = spill.size
-        block = bytearray()
-        at = 0
-        for j, i in enumerate(order):
-            raw = self.raw(i)
-            block += raw
-            at += len(raw)
-            ends[j] = at
-            if len(block) >= SPILL_BLOCK:
-                spill.append(block)
-                block = bytearray()
-        spill.append(block)
-        return KeyList(spill.piece(start, spill.size), ends)
 
 
 class StoredKeys:
@@ -646,7 +627,9 @@ class KeysToSave:
         self.size = 0
 
     def append(self, key) -> None:
-        raw = marshal.dumps(key)
+        self.append_raw(marshal.dumps(key))
+
+    def append_raw(self, raw: bytes) -> None:
         self.block += raw
         self.size += len(raw)
         self.ends.append(self.size)
@@ -1485,51 +1468,111 @@ class OnlineBlocks:
             self.units.add(_units(_blocks_as_table(sub, {}, None), by_provider=True))
 
 
+class SpilledBytes:
+    """Byte strings (marshalled keys, records) appended to a spill, where each ends in a
+    ``Column``: read back in order a few at a time (``raws``), or one (``raw``)."""
+
+    def __init__(self, spill: "view_cache.Spill", blocks: BlockFile):
+        self.spill, self.ends = spill, Column("q", blocks)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def append(self, raw: bytes) -> None:
+        self.spill.append(raw)
+        self.ends.append(self.spill.size)
+
+    def raw(self, i: int) -> bytes:
+        return self.spill.read(self.ends[i - 1] if i else 0, self.ends[i])
+
+    def raws(self, a: int, b: int, step: int):
+        """Items ``a:b``, ``step`` of them read at a time."""
+        start = self.ends[a - 1] if a else 0
+        for i in range(a, b, step):
+            ends = self.ends[i:min(b, i + step)]
+            data = self.spill.read(start, ends[-1])
+            at = start
+            for e in ends:
+                yield data[at - start:e - start]
+                at = e
+            start = at
+
+
+def _ahead(col: Column, a: int, b: int, step: int):
+    """Items ``a:b`` of ``col``, ``step`` of them read at a time."""
+    for i in range(a, b, step):
+        yield from col[i:min(b, i + step)]
+
+
 class UnitRuns:
     """Every unit of a report kind (a run that redoes every session, or every block),
     made in *runs* as sessions (blocks) end, each run in key order: their bytes are in
     three ``view_cache.Spill`` (rows, period-providers, periods in the multi-tool form),
-    each piece followed by a comma; kept here are each unit's key, row count and lengths
-    (what the index needs). The report is written merging the runs by key, each run's
-    bytes read in order through a small buffer."""
+    each piece followed by a comma; each unit's key and record (spilled too), row count
+    and lengths (what the index needs) are ``Column``s, in a temp file past a block. The
+    report is written merging the runs by key, each run's units read in order a few at a
+    time and its bytes through a small buffer."""
 
     READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run), at most
     READ_ALL = 1 << 17  # the buffers of all the runs being read together, at most (1 KB each at least)
     SPILL_LIMIT = 1 << 14  # bytes kept in memory per spill (three a kind)
+    AHEAD = 1 << 10  # units (keys, counts, lengths) read ahead for all the runs merged
 
     def __init__(self, directory: str, kind: str = "sessions"):
         self.kind = kind
-        self.keys = KeyList()
-        self.n = array("i")
-        self.several: list = []  # indices of the units whose session is in several tools
-        self.lens = (array("i"), array("i"), array("i"))  # rows, pps, periods
         self.dir = directory
+        self.blocks = BlockFile(directory)
+        self.keys = SpilledBytes(view_cache.Spill(directory, self.SPILL_LIMIT), self.blocks)  # marshalled
+        self.recs = SpilledBytes(view_cache.Spill(directory, self.SPILL_LIMIT), self.blocks)  # the sessions' records (ProjectCounts)
+        self.n = Column("i", self.blocks)
+        self.several: list = []  # indices of the units whose session is in several tools
+        self.lens = tuple(Column("i", self.blocks) for _ in range(3))  # rows, pps, periods
         self.spills = tuple(view_cache.Spill(directory, self.SPILL_LIMIT) for _ in range(3))
-        self.index_spill = None  # the index's keys once written (write)
+        self.index_spills = ()  # the index's keys and records once written (write)
         self.runs = [0]  # each run's first index
+        self.run_at: list = [(0, 0, 0)]  # and where its pieces start in the three spills
         self.run_tags: list = [None]  # and what its maker said of it (new_run)
         self.dropped: set = set()  # indices of units made again later
-        self.recs = KeyList()  # the sessions' records (ProjectCounts)
         self.multi = False
 
     def new_run(self, tag=None) -> None:
-        if len(self.keys) != self.runs[-1]:
-            self.runs.append(len(self.keys))
+        if len(self.n) != self.runs[-1]:
+            self.runs.append(len(self.n))
+            self.run_at.append(tuple(spill.size for spill in self.spills))
             self.run_tags.append(tag)
         else:
             self.run_tags[-1] = tag
 
-    def _merged(self, dropped=()):
-        """``(key, index)`` of every unit (but ``dropped``), in key order (the runs merged)."""
-        keys, bounds = self.keys, self.runs + [len(self.keys)]
-        runs = [((keys[i], i) for i in range(a, b) if i not in dropped) for a, b in zip(bounds, bounds[1:])]
-        return heapq.merge(*runs)
+    def _run(self, a: int, b: int, at: tuple, dropped, step: int, with_rest: bool):
+        """Run ``a:b``'s units in order (but ``dropped``): ``(key, index, key's bytes)``,
+        and ``with_rest`` its record's bytes, row count, lengths and where its pieces are
+        in the spills (``at``: the run's first unit's)."""
+        keys = self.keys.raws(a, b, step)
+        if not with_rest:
+            for i, raw in zip(range(a, b), keys):
+                if i not in dropped:
+                    yield marshal.loads(raw), i, raw
+            return
+        recs = self.recs.raws(a, b, step) if len(self.recs) else iter(lambda: None, 0)
+        at = list(at)
+        for i, raw, rec, n, *lens in zip(range(a, b), keys, recs, _ahead(self.n, a, b, step), *(_ahead(col, a, b, step) for col in self.lens)):
+            if i not in dropped:
+                yield marshal.loads(raw), i, raw, rec, n, lens, tuple(at)
+            for w in range(3):
+                at[w] += lens[w]
+
+    def _merged(self, dropped=(), with_rest: bool = False):
+        """What ``_run`` gives of every unit (but ``dropped``), in key order (the runs merged)."""
+        bounds = self.runs + [len(self.n)]
+        step = max(16, self.AHEAD // len(self.runs))
+        runs = [self._run(a, b, at, dropped, step, with_rest) for a, b, at in zip(bounds, bounds[1:], self.run_at)]
+        return heapq.merge(*runs, key=itemgetter(0, 1))
 
     def duplicates(self) -> dict:
         """Keys with units in several runs -> the first of those runs."""
         out: dict = {}
         prev = first = None
-        for k, i in self._merged():  # a key's units in index order: its first run first
+        for k, i, _raw in self._merged():  # a key's units in index order: its first run first
             if k != prev:
                 prev, first = k, i
             elif k not in out:
@@ -1538,60 +1581,63 @@ class UnitRuns:
 
     def drop(self, sessions: set) -> None:
         """Drop the units made so far of these sessions (made again in a later run)."""
-        self.dropped.update(i for i, k in enumerate(self.keys) if k in sessions)
+        n = len(self.keys)
+        self.dropped.update(i for i, raw in zip(range(n), self.keys.raws(0, n, 256)) if marshal.loads(raw) in sessions)
 
     def add(self, units: dict) -> None:
         """Units in key order, after those of this run so far."""
-        keys, n, several = self.keys, self.n, self.several
+        n, several = self.n, self.several
         lens_rows, lens_pps, lens_periods = self.lens
         put_rows, put_pps, put_periods = (spill.put for spill in self.spills)
         for k, u in units.items():
             if u[2].count(b'"provider":') > 1:
-                several.append(len(keys))
-            keys.append(k)
+                several.append(len(n))
+            self.keys.append(marshal.dumps(k))
             n.append(u[3])
             lens_rows.append(put_rows(u[0]))
             lens_pps.append(put_pps(u[2]))
             lens_periods.append(put_periods(u[1]))
             if len(u) > 4:
-                self.recs.append(u[4])
+                self.recs.append(marshal.dumps(u[4]))
 
     def records(self):
         """The sessions' records (not dropped)."""
-        return (rec for i, rec in enumerate(self.recs) if i not in self.dropped)
+        n = len(self.recs)
+        return (marshal.loads(raw) for i, raw in zip(range(n), self.recs.raws(0, n, 256)) if i not in self.dropped)
 
     def several_keys(self) -> list:
-        return [self.keys[i] for i in self.several if i not in self.dropped]
-
-    def _order(self) -> array:
-        """The units' indices in key order (the runs merged), dropped ones left out."""
-        if len(self.runs) == 1:
-            return array("i", (i for i in range(len(self.keys)) if i not in self.dropped))
-        return array("i", (i for _k, i in self._merged(self.dropped)))
+        return [marshal.loads(self.keys.raw(i)) for i in self.several if i not in self.dropped]
 
     def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
         """Write the report (the ``n``-th) at ``pos`` of ``fh``; record its index
         in ``new_index``; return the position after it."""
-        order = self._order()
-        keys, ns = self.keys, self.n
-        # the index's keys and records wait in a spill until the state is saved; the
-        # units' own go (not needed any more): never two copies of them in memory
-        self.index_spill = view_cache.Spill(self.dir, self.SPILL_LIMIT)
-        idx = {"keys": keys.permuted_into(self.index_spill, order), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3,
-               "base": [0] * 3}
+        # the index in key order (its keys and records in spills until the state is
+        # saved), with where each unit's pieces are: the runs merged once
+        self.index_spills = tuple(view_cache.Spill(self.dir, self.SPILL_LIMIT) for _ in range(2))
+        keys, recs = (KeysToSave(spill, self.blocks) for spill in self.index_spills)
+        counts = Column("i", self.blocks)
+        lens = tuple(Column("i", self.blocks) for _ in range(3))
+        at = tuple(Column("q", self.blocks) for _ in range(3))
+        for _k, _i, raw, rec, count, unit_lens, unit_at in self._merged(self.dropped, True):
+            keys.append_raw(raw)
+            if rec is not None:
+                recs.append_raw(rec)
+            counts.append(count)
+            for w in range(3):
+                lens[w].append(unit_lens[w])
+                at[w].append(unit_at[w])
+        idx = {"keys": keys.saved(), "n": counts, "lens": [None] * 3, "base": [0] * 3}
         if len(self.recs):
-            idx["recs"] = self.recs.permuted_into(self.index_spill, order)
-        self.keys = self.recs = self.n = keys = ns = None
-        stats.recomputed += sum(idx["n"])
+            idx["recs"] = recs.saved()
+        stats.recomputed += sum(sum(c) for c in counts.chunks())
         head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)
         pos += len(head)
         periods = 2 if self.multi else 1
         for slot, which, tail in ((2, 1, b'],"periods":['), (1, periods, b'],"rows":['), (0, 0, None)):
             idx["base"][slot] = pos
-            lens = self.lens[which]
-            idx["lens"][slot] = array("i", (lens[i] for i in order))
-            pos += self._write_merged(fh, which, order)
+            idx["lens"][slot] = lens[which]
+            pos += self._write_merged(fh, which, at[which], lens[which])
             if tail:
                 fh.write(tail)
                 pos += len(tail)
@@ -1599,15 +1645,13 @@ class UnitRuns:
         new_index[self.kind] = idx
         return pos + len(shared_tail)
 
-    def _write_merged(self, fh, which: int, order: array) -> int:
-        """Write spill ``which``'s pieces in ``order`` (but the last comma); return how many
-        bytes. Pieces next to each other in the spill are one read."""
-        lens, spill = self.lens[which], self.spills[which]
-        starts = array("q", accumulate(lens, initial=0))
-        run_ends = [starts[b] for b in self.runs[1:]] + [spill.size]
-        run_of = array("l", [0]) * len(lens)
-        for r, (a, b) in enumerate(zip(self.runs, self.runs[1:] + [len(lens)])):
-            run_of[a:b] = array("l", [r]) * (b - a)
+    def _write_merged(self, fh, which: int, at: Column, lens: Column) -> int:
+        """Write spill ``which``'s pieces at ``at`` of ``lens`` bytes each, in order (but the
+        last comma); return how many bytes. Pieces next to each other in the spill are one
+        read."""
+        spill = self.spills[which]
+        starts = [run_at[which] for run_at in self.run_at]  # each run's first piece
+        run_ends = starts[1:] + [spill.size]
         bufs: dict = {}  # run -> (offset, bytes read there); a run's goes once it is read to its end
         # the runs of sessions interleave (their keys are ids), those of blocks follow each other
         step = max(1 << 10, min(self.READ, self.READ_ALL // len(self.runs)))
@@ -1622,27 +1666,25 @@ class UnitRuns:
 
         held = None  # [a, b, run]: the range to write next (the last one loses its comma)
         total = 0
-        for i in order:
-            ln = lens[i]
+        for a, ln in zip(at, lens):
             if not ln:
                 continue
-            a = starts[i]
             if held is not None:
                 if a == held[1] and a - held[0] < step:
                     held[1] = a + ln  # one read for pieces next to each other (up to a buffer)
                     continue
                 fh.write(take(held[2], held[0], held[1]))
                 total += held[1] - held[0]
-            held = [a, a + ln, run_of[i]]
+            held = [a, a + ln, bisect.bisect_right(starts, a) - 1]
         if held is not None:
             fh.write(take(held[2], held[0], held[1] - 1))
             total += held[1] - 1 - held[0]
         return total
 
     def close(self) -> None:
-        for spill in (*self.spills, self.index_spill):
-            if spill is not None:
-                spill.close()
+        for spill in (*self.spills, *self.index_spills, self.keys.spill, self.recs.spill):
+            spill.close()
+        self.blocks.close()
 
 
 # ------------------------------------------------------------------ rollup sources

@@ -66,6 +66,7 @@ import heapq
 import marshal
 import os
 from array import array
+from itertools import accumulate
 from operator import itemgetter
 
 import orjson
@@ -1478,9 +1479,11 @@ class SpilledBytes:
     def __len__(self) -> int:
         return len(self.ends)
 
-    def append(self, raw: bytes) -> None:
-        self.spill.append(raw)
-        self.ends.append(self.spill.size)
+    def extend(self, raws: list) -> None:
+        """Append these (one write to the spill)."""
+        ends = list(accumulate(map(len, raws), initial=self.spill.size))
+        self.spill.append(b"".join(raws))
+        self.ends.extend(ends[1:])
 
     def raw(self, i: int) -> bytes:
         return self.spill.read(self.ends[i - 1] if i else 0, self.ends[i])
@@ -1498,10 +1501,11 @@ class SpilledBytes:
             start = at
 
 
-def _ahead(col: Column, a: int, b: int, step: int):
-    """Items ``a:b`` of ``col``, ``step`` of them read at a time."""
-    for i in range(a, b, step):
-        yield from col[i:min(b, i + step)]
+def _extend_rows(cols: tuple, rows: list) -> None:
+    """Append ``rows`` (tuples of one item per column) to ``cols``, a column at a time; empty ``rows``."""
+    for col, items in zip(cols, zip(*rows)):
+        col.extend(items)
+    rows.clear()
 
 
 class UnitRuns:
@@ -1547,19 +1551,24 @@ class UnitRuns:
         """Run ``a:b``'s units in order (but ``dropped``): ``(key, index, key's bytes)``,
         and ``with_rest`` its record's bytes, row count, lengths and where its pieces are
         in the spills (``at``: the run's first unit's)."""
-        keys = self.keys.raws(a, b, step)
         if not with_rest:
-            for i, raw in zip(range(a, b), keys):
+            for i, raw in zip(range(a, b), self.keys.raws(a, b, step)):
                 if i not in dropped:
                     yield marshal.loads(raw), i, raw
             return
-        recs = self.recs.raws(a, b, step) if len(self.recs) else iter(lambda: None, 0)
-        at = list(at)
-        for i, raw, rec, n, *lens in zip(range(a, b), keys, recs, _ahead(self.n, a, b, step), *(_ahead(col, a, b, step) for col in self.lens)):
-            if i not in dropped:
-                yield marshal.loads(raw), i, raw, rec, n, lens, tuple(at)
-            for w in range(3):
-                at[w] += lens[w]
+        at0, at1, at2 = at
+        for j in range(a, b, step):  # ``step`` units read at a time
+            k = min(b, j + step)
+            keys = list(self.keys.raws(j, k, step))
+            recs = list(self.recs.raws(j, k, step)) if len(self.recs) else [None] * (k - j)
+            ns, lens0, lens1, lens2 = self.n[j:k], self.lens[0][j:k], self.lens[1][j:k], self.lens[2][j:k]
+            for x in range(k - j):
+                l0, l1, l2 = lens0[x], lens1[x], lens2[x]
+                if j + x not in dropped:
+                    yield marshal.loads(keys[x]), j + x, keys[x], recs[x], ns[x], (l0, l1, l2), (at0, at1, at2)
+                at0 += l0
+                at1 += l1
+                at2 += l2
 
     def _merged(self, dropped=(), with_rest: bool = False):
         """What ``_run`` gives of every unit (but ``dropped``), in key order (the runs merged)."""
@@ -1586,19 +1595,25 @@ class UnitRuns:
 
     def add(self, units: dict) -> None:
         """Units in key order, after those of this run so far."""
-        n, several = self.n, self.several
-        lens_rows, lens_pps, lens_periods = self.lens
+        several, first = self.several, len(self.n)
+        keys, recs, counts, lens_rows, lens_pps, lens_periods = [], [], [], [], [], []  # the columns' appends, in one call each
         put_rows, put_pps, put_periods = (spill.put for spill in self.spills)
         for k, u in units.items():
             if u[2].count(b'"provider":') > 1:
-                several.append(len(n))
-            self.keys.append(marshal.dumps(k))
-            n.append(u[3])
+                several.append(first + len(counts))
+            keys.append(marshal.dumps(k))
+            counts.append(u[3])
             lens_rows.append(put_rows(u[0]))
             lens_pps.append(put_pps(u[2]))
             lens_periods.append(put_periods(u[1]))
             if len(u) > 4:
-                self.recs.append(marshal.dumps(u[4]))
+                recs.append(marshal.dumps(u[4]))
+        self.keys.extend(keys)
+        if recs:
+            self.recs.extend(recs)
+        self.n.extend(counts)
+        for col, lens in zip(self.lens, (lens_rows, lens_pps, lens_periods)):
+            col.extend(lens)
 
     def records(self):
         """The sessions' records (not dropped)."""
@@ -1618,14 +1633,16 @@ class UnitRuns:
         counts = Column("i", self.blocks)
         lens = tuple(Column("i", self.blocks) for _ in range(3))
         at = tuple(Column("q", self.blocks) for _ in range(3))
+        cols = (counts, *lens, *at)
+        pending: list = []  # (count, lengths, places) of units not in the columns yet
         for _k, _i, raw, rec, count, unit_lens, unit_at in self._merged(self.dropped, True):
             keys.append_raw(raw)
             if rec is not None:
                 recs.append_raw(rec)
-            counts.append(count)
-            for w in range(3):
-                lens[w].append(unit_lens[w])
-                at[w].append(unit_at[w])
+            pending.append((count, *unit_lens, *unit_at))
+            if len(pending) >= self.AHEAD:
+                _extend_rows(cols, pending)
+        _extend_rows(cols, pending)
         idx = {"keys": keys.saved(), "n": counts, "lens": [None] * 3, "base": [0] * 3}
         if len(self.recs):
             idx["recs"] = recs.saved()

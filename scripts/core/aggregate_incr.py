@@ -613,7 +613,16 @@ class StoredKeys:
         return len(self.names)
 
     def __iter__(self):
-        return map(marshal.loads, self.names)
+        """The keys in order, a block of ends (and their bytes) read at a time."""
+        data, loads = self.names.data, marshal.loads
+        start = 0
+        for ends in self.names.ends.chunks():
+            buf = data[start:ends[-1]].tobytes()
+            at = 0
+            for e in ends:
+                yield loads(buf[at:e - start])
+                at = e - start
+            start = ends[-1]
 
 
 class KeysToSave:
@@ -625,6 +634,7 @@ class KeysToSave:
         self.spill, self.start = spill, spill.size
         self.ends = Column("q", blocks)
         self.block = bytearray()
+        self.block_ends: list = []  # the block's keys' ends (into ``ends`` with the block)
         self.size = 0
 
     def append(self, key) -> None:
@@ -633,10 +643,15 @@ class KeysToSave:
     def append_raw(self, raw: bytes) -> None:
         self.block += raw
         self.size += len(raw)
-        self.ends.append(self.size)
+        self.block_ends.append(self.size)
         if len(self.block) >= SPILL_BLOCK:
-            self.spill.append(self.block)
-            self.block = bytearray()
+            self._flush()
+
+    def _flush(self) -> None:
+        self.spill.append(self.block)
+        self.block = bytearray()
+        self.ends.extend(self.block_ends)
+        self.block_ends = []
 
     def extend_from(self, other: StoredKeys, i: int, j: int) -> None:
         """Append ``other``'s keys ``i:j`` (a block at a time)."""
@@ -644,8 +659,7 @@ class KeysToSave:
             return
         names = other.names
         a, b = names.ends[i - 1] if i else 0, names.ends[j - 1]
-        self.spill.append(self.block)
-        self.block = bytearray()
+        self._flush()
         for chunk in names.data.chunks(a, b):
             self.spill.append(chunk)
         shift = self.size - a
@@ -655,8 +669,7 @@ class KeysToSave:
 
     def saved(self) -> KeyList:
         """The keys as a ``KeyList`` whose buffer is a ``view_cache.Piece`` of the spill."""
-        self.spill.append(self.block)
-        self.block = bytearray()
+        self._flush()
         return KeyList(self.spill.piece(self.start, self.spill.size), self.ends)
 
 
@@ -877,7 +890,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         day_rows_in = [r for d in sorted(near) for r in source.day(d) if of_slot(r[0])[0] in dirty_days]
 
     def batch(kind="sessions"):
-        out = UnitRuns(spill_dir, kind)
+        out = UnitRuns(spill_dir, kind, blocks)
         opened.append(out)
         return out
 
@@ -1522,10 +1535,11 @@ class UnitRuns:
     SPILL_LIMIT = 1 << 14  # bytes kept in memory per spill (three a kind)
     AHEAD = 1 << 10  # units (keys, counts, lengths) read ahead for all the runs merged
 
-    def __init__(self, directory: str, kind: str = "sessions"):
+    def __init__(self, directory: str, kind: str = "sessions", blocks: BlockFile | None = None):
         self.kind = kind
         self.dir = directory
-        self.blocks = BlockFile(directory)
+        self.own_blocks = blocks is None  # else the run's, closed by its owner
+        self.blocks = BlockFile(directory) if blocks is None else blocks
         self.keys = SpilledBytes(view_cache.Spill(directory, self.SPILL_LIMIT), self.blocks)  # marshalled
         self.recs = SpilledBytes(view_cache.Spill(directory, self.SPILL_LIMIT), self.blocks)  # the sessions' records (ProjectCounts)
         self.n = Column("i", self.blocks)
@@ -1575,7 +1589,7 @@ class UnitRuns:
         bounds = self.runs + [len(self.n)]
         step = max(16, self.AHEAD // len(self.runs))
         runs = [self._run(a, b, at, dropped, step, with_rest) for a, b, at in zip(bounds, bounds[1:], self.run_at)]
-        return heapq.merge(*runs, key=itemgetter(0, 1))
+        return heapq.merge(*runs)  # by (key, index): no two alike
 
     def duplicates(self) -> dict:
         """Keys with units in several runs -> the first of those runs."""
@@ -1701,7 +1715,8 @@ class UnitRuns:
     def close(self) -> None:
         for spill in (*self.spills, *self.index_spills, self.keys.spill, self.recs.spill):
             spill.close()
-        self.blocks.close()
+        if self.own_blocks:
+            self.blocks.close()
 
 
 # ------------------------------------------------------------------ rollup sources

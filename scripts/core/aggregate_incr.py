@@ -618,10 +618,8 @@ class StoredKeys:
         start = 0
         for ends in self.names.ends.chunks():
             buf = data[start:ends[-1]].tobytes()
-            at = 0
-            for e in ends:
-                yield loads(buf[at:e - start])
-                at = e - start
+            offs = [e - start for e in ends]
+            yield from map(loads, map(buf.__getitem__, map(slice, [0, *offs[:-1]], offs)))
             start = ends[-1]
 
 

@@ -5,8 +5,8 @@ tests compare the two), assembled from *units*: a day, ISO week, month, session 
 project (with its rows, period and period-provider entries) or a 5-hour block (start,
 provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
-- ``chunks``: per UTC day, a SHA-1 of its rollup rows' bytes per file (see ``_digest``),
-  and ``day_counts`` its number of rows. A day whose rows differ from the last run's
+- ``chunks``: per UTC day, a digest of its rollup rows' bytes in each file (see
+  ``_digest``) and its number of rows. A day whose rows differ from the last run's
   dirties the local days it overlaps, the sessions it held before (from the day
   accumulators below) or holds now, and per provider the blocks from its start to its
   end. With a state, the rollup files are not parsed whole (``LazyRollups``): each
@@ -18,10 +18,11 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   basis: weeks, months, projects, the whole-range tables and the allocation basis are
   regrouped from these (hundreds of entries, not thousands of rollup rows). Each day's
   are marshalled into ``days.bin`` beside the state (``DayStore``), which the state
-  records like the output, and are loaded one day at a time (``DayScan``).
+  records like the output (and each day's offset and length), and are loaded one day
+  at a time (``DayScan``).
 - ``proj_months``: per local month, its project row accumulators (from its days), in
   ``days.bin`` too.
-- ``blocks``: per provider, each block's first slot and start (packed). Block assignment is
+- ``blocks``: per provider, each block's first slot and start. Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
   before the earliest change, until a block after the last change starts where it
   started before; the others keep their rows.
@@ -32,7 +33,13 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   model) it has calls of), from which the distinct sessions of the projects report and
   of the whole-range entries are counted (``ProjectCounts``, ``SessionCounts``, kept up
   to date in ``projects`` and ``session_counts``): no pass holds every session's id in
-  a set. The index's buffers are blobs after the state's body (``view_cache.save_parts``).
+  a set.
+
+Whatever is per UTC day, local day, block or unit is kept in ``columns.Column``s (a
+block of each in memory, the rest in a temp file): the state's are blobs after its body
+(``view_cache.save_parts``: ``_Parts``, an index's ``_packed``), which the next run
+leaves in the file and reads a block at a time (``_col``, ``_unpacked``); the body holds
+only their places and what is per month or per provider.
 
 Anything unexpected (no state, another version, other parameters, an output or a
 ``days.bin`` that is not the recorded one, more than a quarter of the days changed)
@@ -45,17 +52,17 @@ the document, written as it is assembled, reaches them and merges the runs; a se
 that resumes later is made again at the end), the blocks as their slots come (units
 made ``BLOCK_CHUNK`` ended blocks at a time, runs too); the days, weeks and months as
 the day accumulators are scanned (one run each). The rollup files are never held
-whole (scanned ``READ_BYTES`` at a time, a day read back when parsed). The index a run
-saves has its keys and records in spills (``KeysToSave``, ``KeyList.permuted_into``),
-not in memory.
+whole (scanned ``READ_BYTES`` at a time, a day read back when parsed). A ``UnitRuns``
+keeps its units' keys and records in spills and their counts and lengths in columns;
+the runs are merged once, a few units of each at a time, into the index to save (its
+keys and records in spills, ``KeysToSave``) and the places of the units' bytes.
 
-What still grows with the history, in memory: per unit its key and record until the
-report is written (a full run; a later run holds the last run's, loaded), and its row
-count, lengths and where its key ends (~30 bytes, packed arrays; ~0.3 MB at 400k
-calls); per local day, week, month and block a few entries (the state's refs and
-digests, the blocks' starts, 16 bytes a block). What grows with the calls per day
-rather than with the history: a day's rows and accumulators, the sessions and blocks
-not made yet, a chunk's entries.
+What still grows with the history, in memory: per month, the project rows' tokens per
+month and the allocation basis (tens of bytes a month a row); per dirty day, week or
+session its units until written. What grows with the calls per day rather than with
+the history: a day's rows and accumulators (the days parsed in a later run: changed
+days, their neighbours, the days of the dirty sessions), the sessions and blocks not
+made yet, a chunk's entries. The memos (slots, timestamps) fill up to their bound.
 """
 from __future__ import annotations
 

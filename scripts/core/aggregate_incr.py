@@ -5,8 +5,8 @@ tests compare the two), assembled from *units*: a day, ISO week, month, session 
 project (with its rows, period and period-provider entries) or a 5-hour block (start,
 provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
-- ``chunks``: per UTC day, a SHA-1 of its rollup rows' bytes per file (see ``_digest``),
-  and ``day_counts`` its number of rows. A day whose rows differ from the last run's
+- ``chunks``: per UTC day, a digest of its rollup rows' bytes in each file (see
+  ``_digest``) and its number of rows. A day whose rows differ from the last run's
   dirties the local days it overlaps, the sessions it held before (from the day
   accumulators below) or holds now, and per provider the blocks from its start to its
   end. With a state, the rollup files are not parsed whole (``LazyRollups``): each
@@ -18,10 +18,11 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   basis: weeks, months, projects, the whole-range tables and the allocation basis are
   regrouped from these (hundreds of entries, not thousands of rollup rows). Each day's
   are marshalled into ``days.bin`` beside the state (``DayStore``), which the state
-  records like the output, and are loaded one day at a time (``DayScan``).
+  records like the output (and each day's offset and length), and are loaded one day
+  at a time (``DayScan``).
 - ``proj_months``: per local month, its project row accumulators (from its days), in
   ``days.bin`` too.
-- ``blocks``: per provider, each block's first slot and start (packed). Block assignment is
+- ``blocks``: per provider, each block's first slot and start. Block assignment is
   sequential, so blocks are recomputed from the block holding the last unchanged slot
   before the earliest change, until a block after the last change starts where it
   started before; the others keep their rows.
@@ -32,7 +33,13 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
   model) it has calls of), from which the distinct sessions of the projects report and
   of the whole-range entries are counted (``ProjectCounts``, ``SessionCounts``, kept up
   to date in ``projects`` and ``session_counts``): no pass holds every session's id in
-  a set. The index's buffers are blobs after the state's body (``view_cache.save_parts``).
+  a set.
+
+Whatever is per UTC day, local day, block or unit is kept in ``columns.Column``s (a
+block of each in memory, the rest in a temp file): the state's are blobs after its body
+(``view_cache.save_parts``: ``_Parts``, an index's ``_packed``), which the next run
+leaves in the file and reads a block at a time (``_col``, ``_unpacked``); the body holds
+only their places and what is per month or per provider.
 
 Anything unexpected (no state, another version, other parameters, an output or a
 ``days.bin`` that is not the recorded one, more than a quarter of the days changed)
@@ -45,17 +52,17 @@ the document, written as it is assembled, reaches them and merges the runs; a se
 that resumes later is made again at the end), the blocks as their slots come (units
 made ``BLOCK_CHUNK`` ended blocks at a time, runs too); the days, weeks and months as
 the day accumulators are scanned (one run each). The rollup files are never held
-whole (scanned ``READ_BYTES`` at a time, a day read back when parsed). The index a run
-saves has its keys and records in spills (``KeysToSave``, ``KeyList.permuted_into``),
-not in memory.
+whole (scanned ``READ_BYTES`` at a time, a day read back when parsed). A ``UnitRuns``
+keeps its units' keys and records in spills and their counts and lengths in columns;
+the runs are merged once, a few units of each at a time, into the index to save (its
+keys and records in spills, ``KeysToSave``) and the places of the units' bytes.
 
-What still grows with the history, in memory: per unit its key and record until the
-report is written (a full run; a later run holds the last run's, loaded), and its row
-count, lengths and where its key ends (~30 bytes, packed arrays; ~0.3 MB at 400k
-calls); per local day, week, month and block a few entries (the state's refs and
-digests, the blocks' starts, 16 bytes a block). What grows with the calls per day
-rather than with the history: a day's rows and accumulators, the sessions and blocks
-not made yet, a chunk's entries.
+What still grows with the history, in memory: per month, the project rows' tokens per
+month and the allocation basis (tens of bytes a month a row); per dirty day, week or
+session its units until written. What grows with the calls per day rather than with
+the history: a day's rows and accumulators (the days parsed in a later run: changed
+days, their neighbours, the days of the dirty sessions), the sessions and blocks not
+made yet, a chunk's entries. The memos (slots, timestamps) fill up to their bound.
 """
 from __future__ import annotations
 
@@ -72,6 +79,7 @@ from operator import itemgetter
 import orjson
 
 from scripts.core import background, view_cache
+from scripts.core.columns import BlockFile, Column, Names
 from scripts.core.aggregation import (
     AGGREGATES_SCHEMA_VERSION,
     BLOCK_MS,
@@ -248,15 +256,31 @@ class DayStore:
     output, before the state), new pieces as they are made. So neither the previous
     pieces nor a first run's are all in memory. The file has a state's head (its SHA-1
     checked by ``view_cache.verify``, as tests/faults does for every file here); a run
-    trusts it by its identity, as it does the output."""
+    trusts it by its identity, as it does the output.
 
-    def __init__(self, path: str, old: "view_cache.PreviousOutput | None", days: dict, months: dict):
-        self.path, self.old = path, old
-        # day (month) -> (False, offset, length) in the previous file or (True, ...) in the new one
-        self.days = {d: (False, o, n) for d, (o, n) in days.items()}
+    The days' places are ``Column``s (a day's number, offset, length; sorted), not dicts:
+    the last run's (``old``, in the state file), those put in this run in day order
+    (``put``: a first run's all, a later run's dirty days, sorted), and the new file's
+    every day, appended as ``DayScan`` reads them in order (``day``). Only days put out of
+    order (a first run's days whose calls were all filtered out) and the days dropped
+    are in a dict or set."""
+
+    def __init__(self, path: str, old_file: "view_cache.PreviousOutput | None", old: tuple | None, months: dict,
+                 blocks: BlockFile):
+        self.path, self.old_file = path, old_file
+        self.old = old if old is not None else self._places(blocks)  # the previous file's
+        self.put_in_order = self._places(blocks)  # days put in day order (in the new file)
+        self.put_else: dict = {}  # day number -> (offset, length) of the others put
+        self.dropped: set = set()  # day numbers of the previous file's days gone
+        self.final = self._places(blocks)  # every day, in the new file, in order
+        # month -> (False, offset, length) in the previous file or (True, ...) in the new one
         self.months = {m: (False, o, n) for m, (o, n) in months.items()}
         self.out = self.fh = None
         self.size = 0
+
+    @staticmethod
+    def _places(blocks) -> tuple:
+        return Column("i", blocks), Column("q", blocks), Column("q", blocks)
 
     def _write(self, blob: bytes) -> tuple:
         if self.fh is None:
@@ -277,69 +301,122 @@ class DayStore:
             self.fh.flush()
             data = os.pread(self.fh.fileno(), n, off)
         else:
-            data = self.old.read(off, off + n)
+            data = self.old_file.read(off, off + n)
         if data is None or len(data) != n:
             raise OSError(f"{self.path}: a piece is cut short")
         return data
 
-    def _moved(self, refs: dict, key) -> bytes:
-        """The piece of ``key``, copied into the new file if it is not there yet."""
-        ref = refs[key]
-        blob = self._read(ref)
-        if not ref[0]:
-            refs[key] = self._write(blob)
-        return blob
+    @staticmethod
+    def _at(places: tuple, n: int) -> tuple | None:
+        i = _find(places[0], n)
+        return None if i < 0 else (places[1][i], places[2][i])
+
+    def _ref(self, n: int) -> tuple | None:
+        """Where day number ``n``'s piece is now (None: no such day)."""
+        at = self._at(self.put_in_order, n) or self.put_else.get(n)
+        if at is not None:
+            return (True, *at)
+        if n in self.dropped:
+            return None
+        at = self._at(self.old, n)
+        return None if at is None else (False, *at)
 
     def put(self, day: str, blob: bytes) -> None:
-        self.days[day] = self._write(blob)
+        n = _day_number(day)
+        _new, off, size = self._write(blob)
+        days = self.put_in_order[0]
+        if (not len(days) or n > days[-1]) and n not in self.put_else:
+            for col, x in zip(self.put_in_order, (n, off, size)):
+                col.append(x)
+        else:
+            if self._at(self.put_in_order, n) is not None:
+                raise RuntimeError(f"{day} put twice")
+            self.put_else[n] = (off, size)
 
     def put_month(self, month: str, blob: bytes) -> None:
         self.months[month] = self._write(blob)
 
     def get(self, day: str) -> bytes | None:
         """A day's piece as it was or is now (None: no such day)."""
-        ref = self.days.get(day)
+        ref = self._ref(_day_number(day))
         return None if ref is None else self._read(ref)
 
     def day(self, day: str) -> bytes:
-        return self._moved(self.days, day)
+        """A day's piece, the days asked in order (``sorted_days``): each one's place in
+        the new file is recorded (the piece copied there if it is not yet)."""
+        n = _day_number(day)
+        ref = self._ref(n)
+        blob = self._read(ref)
+        if not ref[0]:
+            ref = self._write(blob)
+        for col, x in zip(self.final, (n, ref[1], ref[2])):
+            col.append(x)
+        return blob
 
     def month(self, month: str) -> bytes:
-        return self._moved(self.months, month)
+        ref = self.months[month]
+        blob = self._read(ref)
+        if not ref[0]:
+            self.months[month] = self._write(blob)
+        return blob
 
     def drop(self, day: str) -> None:
-        self.days.pop(day, None)
+        n = _day_number(day)
+        if self._at(self.put_in_order, n) is not None or n in self.put_else:
+            raise RuntimeError(f"{day} dropped once put")
+        self.dropped.add(n)
 
     def drop_month(self, month: str) -> None:
         self.months.pop(month, None)
 
     def __contains__(self, day) -> bool:
-        return day in self.days
+        return self._ref(_day_number(day)) is not None
 
-    def sorted_days(self) -> list:
-        return sorted(self.days)
+    def sorted_days(self):
+        """Every day (as ``YYYY-MM-DD``), in order."""
+        return map(_day_name, self._numbers())
 
     def commit(self) -> tuple:
         """Rename the new file into place; return ``(identity, days, months)`` for the state
-        (every piece must be in the new file by now)."""
+        (every day must have been read in order by now, ``day``; ``days`` its places)."""
+        if len(self.final[0]) != sum(1 for _ in self._numbers()):
+            raise RuntimeError(f"a day is not in the new {DAYS}")
         if self.fh is None:
             self._write(b"")
         self.fh.flush()
         os.pwrite(self.fh.fileno(), _days_head(self.hash), 0)
         self.fh = None
         self.out.__exit__(None, None, None)
-        for refs in (self.days, self.months):
-            for k, (new, off, n) in refs.items():
-                if not new:
-                    raise RuntimeError(f"{k} is not in the new {DAYS}")
-                refs[k] = (off, n)
-        return view_cache.file_identity(self.path), self.days, self.months
+        for k, (new, off, n) in self.months.items():
+            if not new:
+                raise RuntimeError(f"{k} is not in the new {DAYS}")
+            self.months[k] = (off, n)
+        return view_cache.file_identity(self.path), self.final, self.months
+
+    def _numbers(self):
+        """Every day's number, in order: the three kinds of places merged (a day put again
+        is in the previous file's too)."""
+        old = (n for n in self.old[0] if n not in self.dropped)
+        last = None
+        for n in heapq.merge(old, self.put_in_order[0], sorted(self.put_else)):
+            if n != last:
+                yield n
+            last = n
 
     def close(self) -> None:
         """Drop the new file unless it was committed."""
         if self.fh is not None:
             self.fh = None
             self.out.__exit__(RuntimeError, None, None)
+
+
+def _day_number(day: str) -> int:
+    """A local day's number (days since 1970-01-01)."""
+    return dt.date.fromisoformat(day).toordinal() - 719163
+
+
+def _day_name(n: int) -> str:
+    return dt.date.fromordinal(n + 719163).isoformat()
 
 
 class WholeRange:
@@ -427,7 +504,7 @@ class DayScan:
     one ``UnitRuns`` per kind, made by ``batch(kind)``: their bytes wait in temp files
     rather than in memory (every day's; they come in key order, one run)."""
 
-    def __init__(self, store: "DayStore", week_of: dict, dirty_days, dirty_weeks, dirty_months, redo_months,
+    def __init__(self, store: "DayStore", week_of, dirty_days, dirty_weeks, dirty_months, redo_months,
                  dirty_sessions: set | None, batch=None):
         self.daily = self.weekly = self.monthly = None
         for kind in ("daily", "weekly", "monthly"):
@@ -445,9 +522,9 @@ class DayScan:
         for day in store.sorted_days():
             day_rows, day_proj, basis = marshal.loads(store.day(day))
             whole.add(day_rows)
-            if week_of[day] != week:
+            if week_of(day) != week:
                 self._add(self.weekly, week_rows)
-                week, week_rows = week_of[day], {}
+                week, week_rows = week_of(day), {}
             if week in dirty_weeks:
                 _group((((week, k[1], k[2]), a) for k, a in day_rows.items()), True, into=week_rows)
             if day[:7] != month:
@@ -509,7 +586,7 @@ def _segments(old_keys: "KeyList", fresh: dict, is_stale) -> list:
     return segments
 
 
-SPILL_BLOCK = 1 << 14  # bytes appended to a spill at a time (permuted_into)
+SPILL_BLOCK = 1 << 14  # bytes appended to a spill at a time (KeysToSave)
 
 
 class KeyList(view_cache.PackedBytes):
@@ -528,104 +605,162 @@ class KeyList(view_cache.PackedBytes):
     def append(self, key) -> None:
         self.append_raw(marshal.dumps(key))
 
-    def permuted_into(self, spill: "view_cache.Spill", order) -> "KeyList":
-        """The keys in ``order`` (indices), their bytes appended to ``spill`` a block at a
-        time: a list only to be saved (its ``blob`` a ``view_cache.Piece``)."""
-        ends = array("q", bytes(8 * len(order)))
-        start = spill.size
-        block = bytearray()
-        at = 0
-        for j, i in enumerate(order):
-            raw = self.raw(i)
-            block += raw
-            at += len(raw)
-            ends[j] = at
-            if len(block) >= SPILL_BLOCK:
-                spill.append(block)
-                block = bytearray()
-        spill.append(block)
-        return KeyList(spill.piece(start, spill.size), ends)
+
+class StoredKeys:
+    """A saved index's keys (a ``KeyList``'s buffer and ends) left in the state file, a
+    ``Names`` read a block at a time: iterated in order, or copied a run at a time
+    (``KeysToSave.extend_from``)."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: Names | None = None):
+        self.names = names if names is not None else Names()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self):
+        """The keys in order, a block of ends (and their bytes) read at a time."""
+        data, loads = self.names.data, marshal.loads
+        start = 0
+        for ends in self.names.ends.chunks():
+            buf = data[start:ends[-1]].tobytes()
+            offs = [e - start for e in ends]
+            yield from map(loads, map(buf.__getitem__, map(slice, [0, *offs[:-1]], offs)))
+            start = ends[-1]
 
 
 class KeysToSave:
     """Keys (marshalled, as in a ``KeyList``'s buffer) appended to a spill of their own a
-    block at a time, and where each ends: an index's keys that are only to be saved
-    (``saved``), never all in memory."""
+    block at a time, and where each ends (a ``Column`` in ``blocks``): an index's keys
+    that are only to be saved (``saved``), never all in memory."""
 
-    def __init__(self, spill: "view_cache.Spill"):
+    def __init__(self, spill: "view_cache.Spill", blocks: BlockFile):
         self.spill, self.start = spill, spill.size
-        self.ends = array("q")
+        self.ends = Column("q", blocks)
         self.block = bytearray()
+        self.block_ends: list = []  # the block's keys' ends (into ``ends`` with the block)
         self.size = 0
 
     def append(self, key) -> None:
-        raw = marshal.dumps(key)
+        self.append_raw(marshal.dumps(key))
+
+    def append_raw(self, raw: bytes) -> None:
         self.block += raw
         self.size += len(raw)
-        self.ends.append(self.size)
+        self.block_ends.append(self.size)
         if len(self.block) >= SPILL_BLOCK:
-            self.spill.append(self.block)
-            self.block = bytearray()
+            self._flush()
 
-    def extend_from(self, other: KeyList, i: int, j: int) -> None:
-        """Append ``other``'s keys ``i:j``."""
+    def _flush(self) -> None:
+        self.spill.append(self.block)
+        self.block = bytearray()
+        self.ends.extend(self.block_ends)
+        self.block_ends = []
+
+    def extend_from(self, other: StoredKeys, i: int, j: int) -> None:
+        """Append ``other``'s keys ``i:j`` (a block at a time)."""
         if j <= i:
             return
-        a = other.ends[i - 1] if i else 0
+        names = other.names
+        a, b = names.ends[i - 1] if i else 0, names.ends[j - 1]
+        self._flush()
+        for chunk in names.data.chunks(a, b):
+            self.spill.append(chunk)
         shift = self.size - a
-        piece = memoryview(other.blob)[a:other.ends[j - 1]]
-        self.spill.append(self.block, piece)  # a large piece goes straight to the file
-        self.block = bytearray()
-        self.size += len(piece)
-        self.ends.extend(e + shift for e in other.ends[i:j])
+        for chunk in names.ends.chunks(i, j):
+            self.ends.extend([e + shift for e in chunk])
+        self.size += b - a
 
     def saved(self) -> KeyList:
         """The keys as a ``KeyList`` whose buffer is a ``view_cache.Piece`` of the spill."""
-        self.spill.append(self.block)
-        self.block = bytearray()
+        self._flush()
         return KeyList(self.spill.piece(self.start, self.spill.size), self.ends)
 
 
-def _packed(idx: dict, blobs: list) -> dict:
-    """An index as the state keeps it: its keys' buffer, and the counts and lengths as
-    packed 32-bit ints (7,666 sessions' were ~1 MB of int objects at 400k calls), are
-    blobs after the state's body (numbered in ``blobs``): written, read back, never
-    marshalled."""
-    def blob(b) -> int:
-        blobs.append(b)
-        return len(blobs) - 1
+class _Parts:
+    """Parts written one after another as one blob after the state's body (numbered in
+    ``blobs``, and in ``lazy``: the next run leaves it in the file and reads it a block at
+    a time, ``_col``): ``put`` gives a part's place ``(start, end)`` in the blob. A
+    ``Column`` is copied to ``spill`` (its blocks are in a temp file); buffers and
+    ``view_cache.Piece``s go as they are."""
 
-    out = {"keys": [blob(idx["keys"].blob), blob(idx["keys"].ends)], "n": blob(idx["n"]), "lens": [blob(lens) for lens in idx["lens"]],
-           "base": idx["base"]}
+    def __init__(self, blobs: list, lazy: list, spill: "view_cache.Spill"):
+        self.parts: list = []
+        self.size = 0
+        self.spill = spill
+        blobs.append(self.parts)
+        lazy.append(len(blobs) - 1)
+        self.blob = len(blobs) - 1
+
+    def put(self, part) -> tuple:
+        if part.__class__ is Column:
+            spill = self.spill
+            at = spill.size
+            for piece in part.pieces():
+                spill.append(piece)
+            part = spill.piece(at, spill.size)
+        self.parts.append(part)
+        start = self.size
+        self.size += view_cache._nbytes(part)
+        return start, self.size
+
+
+def _col(blob: "view_cache.FileBlob", typecode: str, at) -> Column:
+    """The column at ``at`` in a blob ``_Parts`` made, read from the state file."""
+    return Column.loaded(typecode, lambda a, b: blob.read(at[0] + a, at[0] + b), at[1] - at[0])
+
+
+def _packed(idx: dict, blobs: list, lazy: list, spill: "view_cache.Spill") -> dict:
+    """An index as the state keeps it: one blob (``_Parts``) of the keys' and records'
+    bytes (pieces of their spills) and ends, the counts and the lengths."""
+    parts = _Parts(blobs, lazy, spill)
+    put = parts.put
+    out = {"keys": (put(idx["keys"].blob), put(idx["keys"].ends)), "n": put(idx["n"]), "lens": [put(lens) for lens in idx["lens"]],
+           "base": idx["base"], "blob": parts.blob}
     if "recs" in idx:
-        out["recs"] = [blob(idx["recs"].blob), blob(idx["recs"].ends)]
+        out["recs"] = (put(idx["recs"].blob), put(idx["recs"].ends))
     return out
 
 
 def _unpacked(idx: dict, blobs: list) -> dict:
-    def arr(i: int, typecode: str = "i") -> array:
-        out = array(typecode)
-        out.frombytes(blobs[i])
-        return out
+    """``_packed``'s inverse: ``Column``s over the index's blob left in the state file."""
+    blob = blobs[idx["blob"]]
 
-    out = {"keys": KeyList(blobs[idx["keys"][0]], arr(idx["keys"][1], "q")), "n": arr(idx["n"]), "lens": [arr(i) for i in idx["lens"]],
-           "base": idx["base"]}
+    def col(typecode: str, at) -> Column:
+        return _col(blob, typecode, at)
+
+    def keys(at) -> StoredKeys:
+        return StoredKeys(Names(data=col("B", at[0]), ends=col("q", at[1])))
+
+    out = {"keys": keys(idx["keys"]), "n": col("i", idx["n"]), "lens": [col("i", at) for at in idx["lens"]], "base": idx["base"]}
     if "recs" in idx:
-        out["recs"] = KeyList(blobs[idx["recs"][0]], arr(idx["recs"][1], "q"))
+        out["recs"] = keys(idx["recs"])
     return out
 
 
-def _flat(blob: bytes) -> array:
-    """A provider's blocks as the state keeps them: ``[first slot, start, ...]`` in
-    order, packed (16 bytes a block; a list of tuples was ~120)."""
-    out = array("q")
-    out.frombytes(blob)
-    return out
+class _Prefix:
+    """Sums of a column's first items, asked at growing positions (a walk in order):
+    where a run of an old report's units starts and ends in its file."""
+
+    def __init__(self, col: Column):
+        self.col, self.at, self.sum = col, 0, 0
+
+    def __call__(self, i: int) -> int:
+        if i < self.at:
+            raise ValueError("asked backwards")
+        for chunk in self.col.chunks(self.at, i):
+            self.sum += sum(chunk)
+        self.at = i
+        return self.sum
 
 
-def _pairs(flat: array):
-    """``(first slot, start)`` of each block in ``flat`` (see ``_flat``)."""
-    return zip(flat[0::2], flat[1::2])
+def _pairs(flat):
+    """``(first slot, start)`` of each block in ``flat``: a provider's blocks as the state
+    keeps them, ``[first slot, start, ...]`` in order (a ``Column`` of "q", 16 bytes a
+    block, in the state file or a temp file)."""
+    it = iter(flat)
+    return zip(it, it)
 
 
 def _basis_of(rows, of_slot) -> dict:
@@ -682,7 +817,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         "output": os.path.abspath(output),
     }
     state_path = os.path.join(cache_dir, STATE)
-    state, blobs = view_cache.load_parts_unless_forced(state_path, identity, force, stats)
+    state, blobs = view_cache.load_parts_unless_forced(state_path, identity, force, stats, lazy=True)
+    opened += [b for b in blobs if isinstance(b, view_cache.FileBlob)]  # the indexes' (read as they are written)
     old_file = None
     old_days = None
     if state is not None:
@@ -696,7 +832,9 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
 
     # the rollup rows per UTC day, and their digests (what tells a changed day); a first
     # run reads them lazily too (every day is then parsed, and checked, once per pass)
-    source = LazyRollups(paths) if lazy else EagerRollups(paths)
+    blocks = BlockFile(spill_dir)  # the run's columns past a block (per UTC day, per unit)
+    opened.append(blocks)
+    source = LazyRollups(paths, blocks) if lazy else EagerRollups(paths, blocks)
     opened.append(source)
     stats.source = "lazy" if source.__class__ is LazyRollups else "eager"
     digests = source.digests
@@ -704,20 +842,20 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
     full = state is None
     changed: list = []
     if not full:
-        old_chunks = state["chunks"]
-        changed = {d for d in digests.keys() | old_chunks.keys() if digests.get(d) != old_chunks.get(d)}
+        old_utc, old_counts = _utc_days(state["chunks"], blobs)
+        changed = _changed(digests, old_utc)
         if len(changed) > max(4, FULL_SHARE * len(digests)):
             full, state, blobs, stats.state = True, None, [], "large"
-    # rows per UTC day (unchanged days: as recorded; on a full run, counted as they are read)
-    if full:
-        day_counts = {}
-    else:
-        old_counts = state["day_counts"]
-        day_counts = {d: old_counts[d] if d in old_counts and d not in changed else len(source.day(d)) for d in digests}
+    # rows per UTC day, as ``digests``' days (unchanged days: as recorded; on a full run,
+    # counted as they are read)
+    if not full:
+        day_counts = _day_counts(digests, old_utc, old_counts, changed, source, blocks)
+        del old_utc, old_counts
 
     # ------------------------------------------------------------ what is dirty
     projects = ProjectCounts(None if full else state["projects"])  # the sessions' records' ids (and counts)
-    days_state = DayStore(os.path.join(cache_dir, DAYS), old_days, {} if full else state["days"], {} if full else state["proj_months"])
+    days_state = DayStore(os.path.join(cache_dir, DAYS), old_days, None if full else _places(state["days"], blobs),
+                          {} if full else state["proj_months"], blocks)
     opened.append(days_state)
     if full:
         index: dict = {}
@@ -725,8 +863,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         dirty_days = None  # all
     else:
         index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
-        blobs = None  # the arrays are copies (the keys' buffers stay, in their KeyLists)
-        blocks_state = {provider: _flat(b) for provider, b in state["blocks"].items()}
+        blocks_state = {provider: _col(blobs[state["chunks"]["blob"]], "q", at) for provider, at in state["blocks"].items()}
+        blobs = None
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
         # or holds now, and per provider the blocks from its start to its end.
@@ -757,7 +895,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         day_rows_in = [r for d in sorted(near) for r in source.day(d) if of_slot(r[0])[0] in dirty_days]
 
     def batch(kind="sessions"):
-        out = UnitRuns(spill_dir, kind)
+        out = UnitRuns(spill_dir, kind, blocks)
         opened.append(out)
         return out
 
@@ -781,22 +919,27 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # the subscription basis counts every call, filtered out or not
         basis_by_day = _basis_of(day_rows_in, of_slot) if filters.active else None
         new_days = set(fine_by_day) if basis_by_day is None else set(fine_by_day) | set(basis_by_day)
-        for day in dirty_days | new_days:
+        for day in sorted(dirty_days | new_days):  # in order: their places are columns
             entry = _day_entry(fine_by_day.get(day), basis_by_day, day)
             if entry is None:
                 days_state.drop(day)
             else:
                 days_state.put(day, marshal.dumps(entry))
         del fine_by_day
+    def week_of(day: str) -> str:
+        return cal._of_day(_day_number(day))[1]
+
     if dirty_days is None:
-        dirty_days = set(days_state.days)
-    week_of = {day: cal._of_day(dt.date.fromisoformat(day).toordinal() - 719163)[1] for day in days_state.days}
-    dirty_weeks = {week_of[d] for d in dirty_days if d in week_of}
-    dirty_months = {d[:7] for d in dirty_days}
+        dirty_days = dirty_weeks = dirty_months = _ALL
+    else:
+        dirty_weeks = {week_of(d) for d in dirty_days if d in days_state}
+        dirty_months = {d[:7] for d in dirty_days}
 
     # the days in order: weeks, months, the whole range; the project rows of the months
     # that changed remade from their days (the other months' kept)
-    months_now = {d[:7] for d in days_state.days}
+    months_now = set()
+    for day in days_state.sorted_days():
+        months_now.add(day[:7])
     for month in list(days_state.months):
         if month not in months_now:
             days_state.drop_month(month)
@@ -823,9 +966,9 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # name the session. A UTC day overlaps at most three local days (each is 22 h or
         # more): those of its first, middle and last slot.
         sess_local = scan.sess_local
-        sess_days = {d for d in digests
-                     if of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
-                     or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local}
+        sess_days = {d for d in _near_days(sess_local) if d in digests
+                     and (of_slot(d * DAY_MS)[0] in sess_local or of_slot(d * DAY_MS + DAY_MS // 2)[0] in sess_local
+                          or of_slot(d * DAY_MS + DAY_MS - SLOT_MS)[0] in sess_local)}
         sess_rows_in = [r for r in source.rows_of_days(sess_days) if r[4] in dirty_sessions]
         sess_in_all = False
         sess_units = _session_units(fold_rows(sess_rows_in, of_slot, filters, False)[0], True, projects=projects)
@@ -881,7 +1024,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                 sub = [r for r in source.all() if r[1] == provider]
             else:
                 first_day = from_slot // DAY_MS
-                sub = [r for d in sorted(digests) if d >= first_day for r in source.day(d) if r[1] == provider and r[0] >= from_slot]
+                sub = [r for d in digests if d >= first_day for r in source.day(d) if r[1] == provider and r[0] >= from_slot]
             mine = fold_rows(sub, of_slot, filters, True)[1]
             spans = {}
             for (_p, slot), rs in mine.items():
@@ -905,7 +1048,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         new_block_units = _units(_block_table(block_slots, of_slot, {}, None, firsts), by_provider=True)
     for provider, (cut, until) in redo_ms.items():
         old = blocks_state.get(provider, array("q"))
-        now = array("q")
+        now = Column("q", blocks)
         if cut is not None:
             for f, s in _pairs(old):
                 if s < cut:
@@ -951,26 +1094,26 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         write(first)
         pos = len(first)
         for n, kind in enumerate(sorted(REPORT_KINDS)):
-            old = index.get(kind)
-            old_keys = old["keys"] if old is not None else KeyList()
+            old = index.pop(kind, None)
+            old_keys = old["keys"] if old is not None else StoredKeys()
             fresh = new_units[kind]
             if fresh.__class__ is UnitRuns:
                 pos = fresh.write(fh, n, shared_head, shared_tail, pos, new_index, stats)
                 continue
             segments = _segments(old_keys, fresh, stale(kind))
             # the new keys (and records) wait in spills until the state is saved
-            idx = {"keys": KeysToSave(spill()), "n": array("i"), "lens": [None] * 3, "base": [0] * 3}
+            idx = {"keys": KeysToSave(spill(), blocks), "n": Column("i", blocks), "lens": [None] * 3, "base": [0] * 3}
             recs = None
             if kind == "sessions":
-                recs = idx["recs"] = KeysToSave(spill())
+                recs = idx["recs"] = KeysToSave(spill(), blocks)
             for seg in segments:
                 if seg.__class__ is list:
                     idx["keys"].extend_from(old_keys, seg[1], seg[2] + 1)
                     if recs is not None:
                         recs.extend_from(old["recs"], seg[1], seg[2] + 1)
-                    ns = old["n"][seg[1]:seg[2] + 1]
-                    idx["n"] += ns
-                    stats.reused += sum(ns)
+                    for ns in old["n"].chunks(seg[1], seg[2] + 1):
+                        idx["n"].extend(ns)
+                        stats.reused += sum(ns)
                 else:
                     idx["keys"].append(seg)
                     if recs is not None:
@@ -982,17 +1125,18 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
             pos += len(head)
             for slot, tail in ((2, b'],"periods":['), (1, b'],"rows":['), (0, None)):
                 idx["base"][slot] = pos
-                lens = array("i")
+                lens = Column("i", blocks)
                 wrote = False
                 if old is not None:
                     old_lens = old["lens"][slot]
                     obase = old["base"][slot]
-                    pre = array("q", accumulate(old_lens, initial=0))
+                    pre = _Prefix(old_lens)  # where a unit is in the old report
                 for seg in segments:
                     if seg.__class__ is list:
                         i, k = seg[1], seg[2] + 1
-                        lens += old_lens[i:k]
-                        if pre[k] == pre[i]:
+                        lens.extend_range(old_lens, i, k)
+                        at, end = pre(i), pre(k)
+                        if at == end:
                             continue
                         b = None  # a run of units kept from the last run: copied from its file
                     else:
@@ -1005,8 +1149,8 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                         write(b",")
                         pos += 1
                     if b is None:
-                        old_file.copy(fh, obase + pre[i], obase + pre[k] - 1)
-                        pos += pre[k] - 1 - pre[i]
+                        old_file.copy(fh, obase + at, obase + end - 1)
+                        pos += end - 1 - at
                     else:
                         write(b)
                         pos += len(b)
@@ -1028,21 +1172,70 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         # forked copy) while this state for the next run is saved
         background.release()
         days_file, days, months = days_state.commit()
-        blobs = []
+        blobs, lazy_blobs = [], []
+        pack = spill()  # the new columns, written into the state from there
+        chunks = _Parts(blobs, lazy_blobs, pack)
         view_cache.save_parts(state_path, identity, {
             "output": view_cache.file_identity(output),
             "days_file": days_file,
-            "chunks": digests,
-            "day_counts": day_counts,
-            "days": days,
+            "chunks": {"blob": chunks.blob, "days": chunks.put(digests.days), "sums": chunks.put(digests.sums), "counts": chunks.put(day_counts)},
+            "days": {"blob": chunks.blob, "days": chunks.put(days[0]), "offsets": chunks.put(days[1]), "lengths": chunks.put(days[2])},
             "proj_months": months,
-            "blocks": {provider: flat.tobytes() for provider, flat in blocks_state.items()},
-            "index": {kind: _packed(idx, blobs) for kind, idx in new_index.items()},
+            "blocks": {provider: chunks.put(flat) for provider, flat in blocks_state.items()},
+            "index": {kind: _packed(idx, blobs, lazy_blobs, pack) for kind, idx in new_index.items()},
             "multi_sessions": multi_sessions,
             "session_counts": counts.as_state(),
             "projects": proj_counts.as_state(),
-        }, blobs)
-    return stats, sum(day_counts.values())
+        }, blobs, lazy_blobs)
+    return stats, sum(sum(c) for c in day_counts.chunks())
+
+
+class _Everything:
+    """Stands for the set of every day (week, month): a full run's dirty ones."""
+
+    def __contains__(self, _item) -> bool:
+        return True
+
+
+_ALL = _Everything()
+
+
+def _places(saved: dict, blobs: list) -> tuple:
+    """The last run's days' places in ``days.bin`` (``DayStore``), read from the state file."""
+    blob = blobs[saved["blob"]]
+    return _col(blob, "i", saved["days"]), _col(blob, "q", saved["offsets"]), _col(blob, "q", saved["lengths"])
+
+
+def _utc_days(saved: dict, blobs: list) -> tuple:
+    """The last run's ``(DayDigests, rows per day)``, read from the state file."""
+    blob = blobs[saved["blob"]]
+    return DayDigests(days=_col(blob, "q", saved["days"]), sums=_col(blob, "B", saved["sums"])), _col(blob, "i", saved["counts"])
+
+
+def _day_counts(digests: DayDigests, old: DayDigests, old_counts: Column, changed: set, source, blocks: BlockFile) -> Column:
+    """Rows per day of ``digests``: an unchanged day's as recorded (it is among the old
+    days, walked along), a changed one's counted."""
+    out = Column("i", blocks)
+    was = zip(old.days, old_counts)
+    prev = (None, 0)
+    for d in digests:
+        if d in changed:
+            out.append(len(source.day(d)))
+            continue
+        while prev[0] != d:
+            prev = next(was)
+        out.append(prev[1])
+    return out
+
+
+def _near_days(local_days) -> set:
+    """The UTC day numbers that can overlap these local days (the day before to the day
+    after: any zone's offset is less than a day)."""
+    out = set()
+    for day in local_days:
+        n = dt.date.fromisoformat(day).toordinal() - 719163
+        out.update((n - 1, n, n + 1))
+    return out
 
 
 def _session_units(fine: dict, multi_form: bool, batch: "UnitRuns | None" = None, projects: "ProjectCounts | None" = None):
@@ -1119,9 +1312,9 @@ class FullPass:
         self.last_seen: dict = {}  # session not made yet -> the last UTC day it has rows on
         self.first_seen: dict = {}  # and the first
         self.days_state = days  # with the blocks: where the days go
-        self.day_counts: dict = {}
+        self.day_counts = Column("i", source.blocks)  # rows per UTC day, in order
         self.basis_by_day = {} if filters.active and with_days else None  # every call, filtered out or not
-        self.blocks = OnlineBlocks(of_slot, filters, blocks) if with_days else None
+        self.blocks = OnlineBlocks(of_slot, filters, blocks, source.blocks) if with_days else None
         self.with_days = with_days
         for d, rows in source.iter_utc_days():
             self._add_day(d, rows)
@@ -1134,7 +1327,7 @@ class FullPass:
             self._redo_again(source, again)
 
     def _add_day(self, d: int, rows: list) -> None:
-        self.day_counts[d] = len(rows)
+        self.day_counts.append(len(rows))
         if self.basis_by_day is not None:
             _add_basis(self.basis_by_day, rows, self.of_slot)
         fold_rows(rows, self.of_slot, self.filters, False, names=self.names, into=self.fine)
@@ -1160,11 +1353,18 @@ class FullPass:
         """The local days before ``complete`` (None: all) not made yet."""
         subs: dict = {}
         days_state = self.days_state
+        made: dict = {}  # day -> made already? (asked once a day: the store's places are columns)
         for k, a in self.fine.items():
-            if k[0] not in days_state and (complete is None or k[0] < complete):
-                sub = subs.get(k[0])
+            day = k[0]
+            if complete is not None and day >= complete:
+                continue
+            done = made.get(day)
+            if done is None:
+                done = made[day] = day in days_state
+            if not done:
+                sub = subs.get(day)
                 if sub is None:
-                    sub = subs[k[0]] = {}
+                    sub = subs[day] = {}
                 sub[k] = a
         for day in sorted(subs):
             days_state.put(day, marshal.dumps(_day_entry(subs[day], self.basis_by_day, day)))
@@ -1216,8 +1416,9 @@ class OnlineBlocks:
     blocks that ended turned into units (``units``, a ``UnitRuns``), BLOCK_CHUNK or more
     at a time."""
 
-    def __init__(self, of_slot, filters, units: "UnitRuns"):
+    def __init__(self, of_slot, filters, units: "UnitRuns", columns: BlockFile | None = None):
         self.of_slot, self.filters = of_slot, filters
+        self.columns = columns
         self.names: dict = {}  # one string per session id in the blocks not made yet
         self.current: dict = {}  # provider -> [its current block's start, its last call]
         self.firsts: dict = {}  # provider -> its blocks' [first slot, start, ...] (as the state keeps them)
@@ -1250,7 +1451,10 @@ class OnlineBlocks:
                 if cur is not None:
                     self.ended.add((cur[0], provider))
                 cur = self.current[provider] = [first - first % HOUR_MS, slot_last]
-                self.firsts.setdefault(provider, array("q")).extend((slot, cur[0]))
+                firsts = self.firsts.get(provider)
+                if firsts is None:
+                    firsts = self.firsts[provider] = Column("q", self.columns)
+                firsts.extend((slot, cur[0]))
             elif slot_last > cur[1]:
                 cur[1] = slot_last
             mine = assigned.get(provider)
@@ -1283,51 +1487,120 @@ class OnlineBlocks:
             self.units.add(_units(_blocks_as_table(sub, {}, None), by_provider=True))
 
 
+class SpilledBytes:
+    """Byte strings (marshalled keys, records) appended to a spill, where each ends in a
+    ``Column``: read back in order a few at a time (``raws``), or one (``raw``)."""
+
+    def __init__(self, spill: "view_cache.Spill", blocks: BlockFile):
+        self.spill, self.ends = spill, Column("q", blocks)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def extend(self, raws: list) -> None:
+        """Append these (one write to the spill)."""
+        ends = list(accumulate(map(len, raws), initial=self.spill.size))
+        self.spill.append(b"".join(raws))
+        self.ends.extend(ends[1:])
+
+    def raw(self, i: int) -> bytes:
+        return self.spill.read(self.ends[i - 1] if i else 0, self.ends[i])
+
+    def raws(self, a: int, b: int, step: int):
+        """Items ``a:b``, ``step`` of them read at a time."""
+        start = self.ends[a - 1] if a else 0
+        for i in range(a, b, step):
+            ends = self.ends[i:min(b, i + step)]
+            data = self.spill.read(start, ends[-1])
+            at = start
+            for e in ends:
+                yield data[at - start:e - start]
+                at = e
+            start = at
+
+
+def _extend_rows(cols: tuple, rows: list) -> None:
+    """Append ``rows`` (tuples of one item per column) to ``cols``, a column at a time; empty ``rows``."""
+    for col, items in zip(cols, zip(*rows)):
+        col.extend(items)
+    rows.clear()
+
+
 class UnitRuns:
     """Every unit of a report kind (a run that redoes every session, or every block),
     made in *runs* as sessions (blocks) end, each run in key order: their bytes are in
     three ``view_cache.Spill`` (rows, period-providers, periods in the multi-tool form),
-    each piece followed by a comma; kept here are each unit's key, row count and lengths
-    (what the index needs). The report is written merging the runs by key, each run's
-    bytes read in order through a small buffer."""
+    each piece followed by a comma; each unit's key and record (spilled too), row count
+    and lengths (what the index needs) are ``Column``s, in a temp file past a block. The
+    report is written merging the runs by key, each run's units read in order a few at a
+    time and its bytes through a small buffer."""
 
     READ = 1 << 13  # bytes read from a run's spill at a time (a buffer per run), at most
     READ_ALL = 1 << 17  # the buffers of all the runs being read together, at most (1 KB each at least)
     SPILL_LIMIT = 1 << 14  # bytes kept in memory per spill (three a kind)
+    AHEAD = 1 << 10  # units (keys, counts, lengths) read ahead for all the runs merged
 
-    def __init__(self, directory: str, kind: str = "sessions"):
+    def __init__(self, directory: str, kind: str = "sessions", blocks: BlockFile | None = None):
         self.kind = kind
-        self.keys = KeyList()
-        self.n = array("i")
-        self.several: list = []  # indices of the units whose session is in several tools
-        self.lens = (array("i"), array("i"), array("i"))  # rows, pps, periods
         self.dir = directory
+        self.own_blocks = blocks is None  # else the run's, closed by its owner
+        self.blocks = BlockFile(directory) if blocks is None else blocks
+        self.keys = SpilledBytes(view_cache.Spill(directory, self.SPILL_LIMIT), self.blocks)  # marshalled
+        self.recs = SpilledBytes(view_cache.Spill(directory, self.SPILL_LIMIT), self.blocks)  # the sessions' records (ProjectCounts)
+        self.n = Column("i", self.blocks)
+        self.several: list = []  # indices of the units whose session is in several tools
+        self.lens = tuple(Column("i", self.blocks) for _ in range(3))  # rows, pps, periods
         self.spills = tuple(view_cache.Spill(directory, self.SPILL_LIMIT) for _ in range(3))
-        self.index_spill = None  # the index's keys once written (write)
+        self.index_spills = ()  # the index's keys and records once written (write)
         self.runs = [0]  # each run's first index
+        self.run_at: list = [(0, 0, 0)]  # and where its pieces start in the three spills
         self.run_tags: list = [None]  # and what its maker said of it (new_run)
         self.dropped: set = set()  # indices of units made again later
-        self.recs = KeyList()  # the sessions' records (ProjectCounts)
         self.multi = False
 
     def new_run(self, tag=None) -> None:
-        if len(self.keys) != self.runs[-1]:
-            self.runs.append(len(self.keys))
+        if len(self.n) != self.runs[-1]:
+            self.runs.append(len(self.n))
+            self.run_at.append(tuple(spill.size for spill in self.spills))
             self.run_tags.append(tag)
         else:
             self.run_tags[-1] = tag
 
-    def _merged(self, dropped=()):
-        """``(key, index)`` of every unit (but ``dropped``), in key order (the runs merged)."""
-        keys, bounds = self.keys, self.runs + [len(self.keys)]
-        runs = [((keys[i], i) for i in range(a, b) if i not in dropped) for a, b in zip(bounds, bounds[1:])]
-        return heapq.merge(*runs)
+    def _run(self, a: int, b: int, at: tuple, dropped, step: int, with_rest: bool):
+        """Run ``a:b``'s units in order (but ``dropped``): ``(key, index, key's bytes)``,
+        and ``with_rest`` its record's bytes, row count, lengths and where its pieces are
+        in the spills (``at``: the run's first unit's)."""
+        if not with_rest:
+            for i, raw in zip(range(a, b), self.keys.raws(a, b, step)):
+                if i not in dropped:
+                    yield marshal.loads(raw), i, raw
+            return
+        at0, at1, at2 = at
+        for j in range(a, b, step):  # ``step`` units read at a time
+            k = min(b, j + step)
+            keys = list(self.keys.raws(j, k, step))
+            recs = list(self.recs.raws(j, k, step)) if len(self.recs) else [None] * (k - j)
+            ns, lens0, lens1, lens2 = self.n[j:k], self.lens[0][j:k], self.lens[1][j:k], self.lens[2][j:k]
+            for x in range(k - j):
+                l0, l1, l2 = lens0[x], lens1[x], lens2[x]
+                if j + x not in dropped:
+                    yield marshal.loads(keys[x]), j + x, keys[x], recs[x], ns[x], (l0, l1, l2), (at0, at1, at2)
+                at0 += l0
+                at1 += l1
+                at2 += l2
+
+    def _merged(self, dropped=(), with_rest: bool = False):
+        """What ``_run`` gives of every unit (but ``dropped``), in key order (the runs merged)."""
+        bounds = self.runs + [len(self.n)]
+        step = max(16, self.AHEAD // len(self.runs))
+        runs = [self._run(a, b, at, dropped, step, with_rest) for a, b, at in zip(bounds, bounds[1:], self.run_at)]
+        return heapq.merge(*runs)  # by (key, index): no two alike
 
     def duplicates(self) -> dict:
         """Keys with units in several runs -> the first of those runs."""
         out: dict = {}
         prev = first = None
-        for k, i in self._merged():  # a key's units in index order: its first run first
+        for k, i, _raw in self._merged():  # a key's units in index order: its first run first
             if k != prev:
                 prev, first = k, i
             elif k not in out:
@@ -1336,60 +1609,71 @@ class UnitRuns:
 
     def drop(self, sessions: set) -> None:
         """Drop the units made so far of these sessions (made again in a later run)."""
-        self.dropped.update(i for i, k in enumerate(self.keys) if k in sessions)
+        n = len(self.keys)
+        self.dropped.update(i for i, raw in zip(range(n), self.keys.raws(0, n, 256)) if marshal.loads(raw) in sessions)
 
     def add(self, units: dict) -> None:
         """Units in key order, after those of this run so far."""
-        keys, n, several = self.keys, self.n, self.several
-        lens_rows, lens_pps, lens_periods = self.lens
+        several, first = self.several, len(self.n)
+        keys, recs, counts, lens_rows, lens_pps, lens_periods = [], [], [], [], [], []  # the columns' appends, in one call each
         put_rows, put_pps, put_periods = (spill.put for spill in self.spills)
         for k, u in units.items():
             if u[2].count(b'"provider":') > 1:
-                several.append(len(keys))
-            keys.append(k)
-            n.append(u[3])
+                several.append(first + len(counts))
+            keys.append(marshal.dumps(k))
+            counts.append(u[3])
             lens_rows.append(put_rows(u[0]))
             lens_pps.append(put_pps(u[2]))
             lens_periods.append(put_periods(u[1]))
             if len(u) > 4:
-                self.recs.append(u[4])
+                recs.append(marshal.dumps(u[4]))
+        self.keys.extend(keys)
+        if recs:
+            self.recs.extend(recs)
+        self.n.extend(counts)
+        for col, lens in zip(self.lens, (lens_rows, lens_pps, lens_periods)):
+            col.extend(lens)
 
     def records(self):
         """The sessions' records (not dropped)."""
-        return (rec for i, rec in enumerate(self.recs) if i not in self.dropped)
+        n = len(self.recs)
+        return (marshal.loads(raw) for i, raw in zip(range(n), self.recs.raws(0, n, 256)) if i not in self.dropped)
 
     def several_keys(self) -> list:
-        return [self.keys[i] for i in self.several if i not in self.dropped]
-
-    def _order(self) -> array:
-        """The units' indices in key order (the runs merged), dropped ones left out."""
-        if len(self.runs) == 1:
-            return array("i", (i for i in range(len(self.keys)) if i not in self.dropped))
-        return array("i", (i for _k, i in self._merged(self.dropped)))
+        return [marshal.loads(self.keys.raw(i)) for i in self.several if i not in self.dropped]
 
     def write(self, fh, n: int, shared_head: bytes, shared_tail: bytes, pos: int, new_index: dict, stats) -> int:
         """Write the report (the ``n``-th) at ``pos`` of ``fh``; record its index
         in ``new_index``; return the position after it."""
-        order = self._order()
-        keys, ns = self.keys, self.n
-        # the index's keys and records wait in a spill until the state is saved; the
-        # units' own go (not needed any more): never two copies of them in memory
-        self.index_spill = view_cache.Spill(self.dir, self.SPILL_LIMIT)
-        idx = {"keys": keys.permuted_into(self.index_spill, order), "n": array("i", (ns[i] for i in order)), "lens": [None] * 3,
-               "base": [0] * 3}
+        # the index in key order (its keys and records in spills until the state is
+        # saved), with where each unit's pieces are: the runs merged once
+        self.index_spills = tuple(view_cache.Spill(self.dir, self.SPILL_LIMIT) for _ in range(2))
+        keys, recs = (KeysToSave(spill, self.blocks) for spill in self.index_spills)
+        counts = Column("i", self.blocks)
+        lens = tuple(Column("i", self.blocks) for _ in range(3))
+        at = tuple(Column("q", self.blocks) for _ in range(3))
+        cols = (counts, *lens, *at)
+        pending: list = []  # (count, lengths, places) of units not in the columns yet
+        for _k, _i, raw, rec, count, unit_lens, unit_at in self._merged(self.dropped, True):
+            keys.append_raw(raw)
+            if rec is not None:
+                recs.append_raw(rec)
+            pending.append((count, *unit_lens, *unit_at))
+            if len(pending) >= self.AHEAD:
+                _extend_rows(cols, pending)
+        _extend_rows(cols, pending)
+        idx = {"keys": keys.saved(), "n": counts, "lens": [None] * 3, "base": [0] * 3}
         if len(self.recs):
-            idx["recs"] = self.recs.permuted_into(self.index_spill, order)
-        self.keys = self.recs = self.n = keys = ns = None
-        stats.recomputed += sum(idx["n"])
+            idx["recs"] = recs.saved()
+        stats.recomputed += sum(sum(c) for c in counts.chunks())
         head = (b"," if n else b"") + b'"' + self.kind.encode() + b'":' + shared_head + b',"period_providers":['
         fh.write(head)
         pos += len(head)
         periods = 2 if self.multi else 1
         for slot, which, tail in ((2, 1, b'],"periods":['), (1, periods, b'],"rows":['), (0, 0, None)):
             idx["base"][slot] = pos
-            lens = self.lens[which]
-            idx["lens"][slot] = array("i", (lens[i] for i in order))
-            pos += self._write_merged(fh, which, order)
+            idx["lens"][slot] = lens[which]
+            pos += self._write_merged(fh, which, at[which], lens[which])
             if tail:
                 fh.write(tail)
                 pos += len(tail)
@@ -1397,15 +1681,13 @@ class UnitRuns:
         new_index[self.kind] = idx
         return pos + len(shared_tail)
 
-    def _write_merged(self, fh, which: int, order: array) -> int:
-        """Write spill ``which``'s pieces in ``order`` (but the last comma); return how many
-        bytes. Pieces next to each other in the spill are one read."""
-        lens, spill = self.lens[which], self.spills[which]
-        starts = array("q", accumulate(lens, initial=0))
-        run_ends = [starts[b] for b in self.runs[1:]] + [spill.size]
-        run_of = array("l", [0]) * len(lens)
-        for r, (a, b) in enumerate(zip(self.runs, self.runs[1:] + [len(lens)])):
-            run_of[a:b] = array("l", [r]) * (b - a)
+    def _write_merged(self, fh, which: int, at: Column, lens: Column) -> int:
+        """Write spill ``which``'s pieces at ``at`` of ``lens`` bytes each, in order (but the
+        last comma); return how many bytes. Pieces next to each other in the spill are one
+        read."""
+        spill = self.spills[which]
+        starts = [run_at[which] for run_at in self.run_at]  # each run's first piece
+        run_ends = starts[1:] + [spill.size]
         bufs: dict = {}  # run -> (offset, bytes read there); a run's goes once it is read to its end
         # the runs of sessions interleave (their keys are ids), those of blocks follow each other
         step = max(1 << 10, min(self.READ, self.READ_ALL // len(self.runs)))
@@ -1420,33 +1702,33 @@ class UnitRuns:
 
         held = None  # [a, b, run]: the range to write next (the last one loses its comma)
         total = 0
-        for i in order:
-            ln = lens[i]
+        for a, ln in zip(at, lens):
             if not ln:
                 continue
-            a = starts[i]
             if held is not None:
                 if a == held[1] and a - held[0] < step:
                     held[1] = a + ln  # one read for pieces next to each other (up to a buffer)
                     continue
                 fh.write(take(held[2], held[0], held[1]))
                 total += held[1] - held[0]
-            held = [a, a + ln, run_of[i]]
+            held = [a, a + ln, bisect.bisect_right(starts, a) - 1]
         if held is not None:
             fh.write(take(held[2], held[0], held[1] - 1))
             total += held[1] - 1 - held[0]
         return total
 
     def close(self) -> None:
-        for spill in (*self.spills, self.index_spill):
-            if spill is not None:
-                spill.close()
+        for spill in (*self.spills, *self.index_spills, self.keys.spill, self.recs.spill):
+            spill.close()
+        if self.own_blocks:
+            self.blocks.close()
 
 
 # ------------------------------------------------------------------ rollup sources
 # What build reads the rollup rows through. A day's *digest* is the SHA-1 of, per rollup
-# file holding rows of that UTC day (in path order), its name and the exact bytes of
-# those rows (as orjson writes them: ``row],[row``): equal digests mean equal rows.
+# file holding rows of that UTC day (in path order), its name, the length and the SHA-1 of
+# the exact bytes of those rows (as orjson writes them: ``row],[row``): equal digests mean
+# equal rows. Per day they are ``Column``s (``DayDigests``), not dicts.
 # ``LazyRollups`` finds the days' byte ranges in the files without parsing them and parses
 # only the days asked for; ``EagerRollups`` parses everything (the first run, or whenever
 # the lazy reading meets anything unexpected).
@@ -1456,17 +1738,87 @@ class Fallback(Exception):
     """The lazy reading met something it cannot vouch for: read everything instead."""
 
 
+DIGEST = 20  # bytes of a SHA-1
+
+
 def _digest(parts) -> bytes:
-    """``parts``: ``(file name, row bytes)`` of one day, in path order."""
+    """``parts``: ``(file name, row bytes' length, their SHA-1)`` of one day, in path order."""
     h = hashlib.sha1()
-    for name, piece in parts:
-        h.update(b"%d:%s%d:" % (len(name), name, len(piece)))
-        h.update(piece)
+    for name, n, sha in parts:
+        h.update(b"%d:%s%d:" % (len(name), name, n))
+        h.update(sha)
     return h.digest()
 
 
+def _records(col: Column, width: int):
+    """A "B" column's bytes as records of ``width`` bytes, in order."""
+    buf = b""
+    for chunk in col.chunks():
+        buf += chunk.tobytes()
+        n = len(buf) - len(buf) % width
+        for k in range(0, n, width):
+            yield buf[k:k + width]
+        buf = buf[n:]
+
+
+def _find(days: Column, d: int) -> int:
+    """Where day ``d`` is in the sorted column ``days`` (-1: not there)."""
+    i = bisect.bisect_left(days, d)
+    return i if i < len(days) and days[i] == d else -1
+
+
+class DayDigests:
+    """Per UTC day with rows, in order: its number and digest (``_digest``), ``Column``s
+    (28 bytes a day, not a dict's ~150): iterated (the days), asked by day (a binary
+    search), walked as ``items``."""
+
+    def __init__(self, blocks: BlockFile | None = None, days: Column | None = None, sums: Column | None = None):
+        self.days = days if days is not None else Column("q", blocks)
+        self.sums = sums if sums is not None else Column("B", blocks)
+
+    def append(self, d: int, digest: bytes) -> None:
+        self.days.append(d)
+        self.sums.extend(digest)
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+    def __iter__(self):
+        return iter(self.days)
+
+    def __contains__(self, d) -> bool:
+        return _find(self.days, d) >= 0
+
+    def items(self):
+        return zip(self.days, _records(self.sums, DIGEST))
+
+    def __eq__(self, other) -> bool:
+        return self.days == other.days and self.sums == other.sums
+
+    __hash__ = None
+
+
+def _changed(new: DayDigests, old: DayDigests) -> set:
+    """The days whose digest differs (or that are in one only): both walked in order."""
+    out = set()
+    a, b = new.items(), old.items()
+    x, y = next(a, None), next(b, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x[0] < y[0]):
+            out.add(x[0])
+            x = next(a, None)
+        elif x is None or y[0] < x[0]:
+            out.add(y[0])
+            y = next(b, None)
+        else:
+            if x[1] != y[1]:
+                out.add(x[0])
+            x, y = next(a, None), next(b, None)
+    return out
+
+
 class EagerRollups:
-    def __init__(self, paths):
+    def __init__(self, paths, blocks: BlockFile | None = None):
         from scripts.core.report_query import read_rollup_rows
 
         self.files = []  # per file: {utc day: rows}
@@ -1483,9 +1835,13 @@ class EagerRollups:
                     lst.append(r)
             name = os.path.basename(path).encode()
             for d, lst in per.items():
-                days.setdefault(d, []).append((name, _dumps(lst)[2:-2]))
+                piece = _dumps(lst)[2:-2]
+                days.setdefault(d, []).append((name, len(piece), hashlib.sha1(piece).digest()))
             self.files.append(per)
-        self.digests = {d: _digest(parts) for d, parts in days.items()}
+        self.blocks = blocks
+        self.digests = DayDigests(blocks)
+        for d in sorted(days):
+            self.digests.append(d, _digest(days[d]))
         self.n_rows = sum(len(lst) for per in self.files for lst in per.values())
 
     def close(self) -> None:
@@ -1581,11 +1937,11 @@ def _day_ranges(inner: bytes, start: int = 0, end: int | None = None) -> list:
 READ_BYTES = 1 << 16  # a rollup file is scanned this much at a time (its peak: a few times this)
 
 
-def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
-    """``{utc day: (start, end)}`` of a rollup file's rows (absolute offsets), each day's
-    bytes fed to its digest in ``hashers`` (see ``_digest``). Read READ_BYTES at a time:
-    a day is complete once a later day's row starts after it; the bytes from the last
-    day's start on are carried to the next read."""
+def _scan_rollup(fd: int, blocks: BlockFile | None) -> tuple:
+    """``((days, starts, ends), sums)``: each UTC day of a rollup file's rows, in order,
+    their absolute offsets and their bytes' SHA-1 (``Column``s). Read READ_BYTES at a
+    time: a day is complete once a later day's row starts after it; the bytes from the
+    last day's start on are carried to the next read."""
     size = os.fstat(fd).st_size
     head = os.pread(fd, len(_HEAD) + 1, 0)
     if head[:len(_HEAD)] != _HEAD:
@@ -1602,9 +1958,10 @@ def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
     if not isinstance(tail, dict) or tail.get("schema_version") != 1 or set(tail) != {"schema_version", "slot_ms", "source"}:
         raise Fallback("tail")
     k += size - back  # the rows array is bytes len(_HEAD) - 1 .. k: ``[]`` or ``[[...],...,[...]]``
-    rng: dict = {}
+    days, starts, ends, sums = Column("q", blocks), Column("q", blocks), Column("q", blocks), Column("B", blocks)
+    out = ((days, starts, ends), sums)
     if k == len(_HEAD):
-        return rng
+        return out
     start, end = len(_HEAD) + 1, k - 1
     if head[len(_HEAD):] != b"[" or end_piece[k - 1 - (size - back):k + 1 - (size - back)] != b"]]" or start >= end:
         raise Fallback("rows")
@@ -1626,15 +1983,13 @@ def _scan_rollup(fd: int, name: bytes, hashers: dict) -> dict:
             if last is not None and d <= last:
                 raise Fallback("rows not sorted")
             last = d
-            rng[d] = (base + a, base + b)
-            h = hashers.get(d)
-            if h is None:
-                h = hashers[d] = hashlib.sha1()
-            h.update(b"%d:%s%d:" % (len(name), name, b - a))
-            h.update(mv[a:b])
+            days.append(d)
+            starts.append(base + a)
+            ends.append(base + b)
+            sums.extend(hashlib.sha1(mv[a:b]).digest())
         mv.release()
         if final:
-            return rng
+            return out
         cut = ranges[-1][1]  # the last day may go on in the next read
         buf = buf[cut:]
         base += cut
@@ -1647,20 +2002,46 @@ class LazyRollups:
     day's bytes are checked to be whole rows, the day boundaries found are row
     boundaries. Anything else raises ``Fallback``."""
 
-    def __init__(self, paths):
+    def __init__(self, paths, blocks: BlockFile | None = None):
         self.files = []  # per file: an open descriptor (what was read, even if replaced since)
-        self.ranges = []  # per file: {day: (start, end)}, absolute offsets
-        hashers: dict = {}
+        self.ranges = []  # per file: its days, their starts and ends (absolute offsets), Columns
+        self.blocks = blocks
+        names, sums = [], []
         try:
             for path in sorted(paths):
                 fh = open(path, "rb")
                 self.files.append(fh)
-                self.ranges.append(_scan_rollup(fh.fileno(), os.path.basename(path).encode(), hashers))
+                rng, file_sums = _scan_rollup(fh.fileno(), blocks)
+                self.ranges.append(rng)
+                names.append(os.path.basename(path).encode())
+                sums.append(file_sums)
         except BaseException:
             self.close()
             raise
-        self.digests = {d: h.digest() for d, h in hashers.items()}
+        self.digests = self._digests(names, sums)
         self._parsed: dict = {}  # (file index, day) -> rows
+
+    def _digests(self, names: list, sums: list) -> DayDigests:
+        """Every day's digest from the files' (walked together, day by day)."""
+        out = DayDigests(self.blocks)
+        walks = [zip(days, starts, ends, _records(s, DIGEST)) for (days, starts, ends), s in zip(self.ranges, sums)]
+        heads = [next(w, None) for w in walks]
+        while True:
+            d = min((h[0] for h in heads if h is not None), default=None)
+            if d is None:
+                return out
+            parts = []
+            for i, h in enumerate(heads):
+                if h is not None and h[0] == d:
+                    parts.append((names[i], h[2] - h[1], h[3]))
+                    heads[i] = next(walks[i], None)
+            out.append(d, _digest(parts))
+
+    def _range(self, i: int, d: int) -> tuple | None:
+        """``(start, end)`` of day ``d`` in file ``i`` (None: it has no row there)."""
+        days, starts, ends = self.ranges[i]
+        j = _find(days, d)
+        return None if j < 0 else (starts[j], ends[j])
 
     def close(self) -> None:
         for fh in self.files:
@@ -1674,7 +2055,7 @@ class LazyRollups:
         return rows
 
     def _parse(self, i: int, d: int) -> list:
-        ab = self.ranges[i].get(d)
+        ab = self._range(i, d)
         if ab is None:
             return []
         piece = os.pread(self.files[i].fileno(), ab[1] - ab[0], ab[0])
@@ -1697,14 +2078,13 @@ class LazyRollups:
     def iter_utc_days(self, first: int | None = None):
         """``(utc day, its rows in every file, file by file)``, days in order (from
         ``first``): parsed on the way and not kept (what a full run reads)."""
-        for d in sorted(set().union(*self.ranges)):
+        for d in self.digests:  # every day of every file
             if first is not None and d < first:
                 continue
             out: list = []
-            for i, rng in enumerate(self.ranges):
-                if d in rng:
-                    rows = self._parsed.get((i, d))
-                    out += rows if rows is not None else self._parse(i, d)
+            for i in range(len(self.files)):
+                rows = self._parsed.get((i, d))
+                out += rows if rows is not None else self._parse(i, d)
             yield d, out
 
     def day(self, d) -> list:
@@ -1718,7 +2098,7 @@ class LazyRollups:
         return [r for i in range(len(self.files)) for d in days for r in self._file_day(i, d)]
 
     def all(self) -> list:
-        return [r for i, rng in enumerate(self.ranges) for d in sorted(rng) for r in self._file_day(i, d)]
+        return [r for i, rng in enumerate(self.ranges) for d in rng[0] for r in self._file_day(i, d)]
 
     def count(self, d) -> int:
         return len(self.day(d))

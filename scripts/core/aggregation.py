@@ -48,6 +48,7 @@ _LC, _SESS, _MONTH = 11, 12, 13
 # a memo's entries at most (slots: ~3 weeks' worth; a pass asks for a few days' at a time);
 # cleared when full, so it weighs the same (~0.2 MB with the timestamps') whatever the history
 CACHE_ENTRIES = 1 << 11
+DAY_ENTRIES = 1 << 6  # days remembered by a SlotCalendar (their names, week, month)
 
 
 class Filters:
@@ -108,6 +109,8 @@ class SlotCalendar:
     def _of_day(self, day_num: int) -> tuple[str, str, str]:
         hit = self._day.get(day_num)
         if hit is None:
+            if len(self._day) >= DAY_ENTRIES:
+                self._day.clear()  # days are asked in time order: a history's every day is not needed
             d = dt.date(1970, 1, 1) + dt.timedelta(days=day_num)
             y, w, _ = d.isocalendar()
             iso = d.isoformat()
@@ -146,6 +149,8 @@ def iso_ms(ms: int) -> str:
     d, r = divmod(ms, DAY_MS)
     day = _DAY_TEXT.get(d)
     if day is None:
+        if len(_DAY_TEXT) >= DAY_ENTRIES:
+            _DAY_TEXT.clear()
         day = _DAY_TEXT[d] = (dt.date(1970, 1, 1) + dt.timedelta(days=d)).isoformat()
     h, r = divmod(r, HOUR_MS)
     m, r = divmod(r, 60_000)

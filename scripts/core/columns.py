@@ -7,7 +7,8 @@ as arrays these grew with it (~250 bytes a period, a dozen arrays at once). A ``
 holds at most one block being filled and one block last read; its full blocks go to a
 ``BlockFile`` (one unnamed temp file shared by a run's columns), or, for a column loaded
 from a state, stay in the state file. Every use is in period order (appends, walks, a
-cursor), so a block read serves the next few hundred asks.
+cursor), so a block read serves the next few hundred asks. The incremental aggregate keeps
+what it has per day, block and unit in them too (a day is also found by binary search).
 """
 from __future__ import annotations
 

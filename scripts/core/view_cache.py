@@ -434,13 +434,13 @@ def load_parts(path: str, identity: dict, lazy: bool = False):
         return _none(blobs, "corrupt")
 
 
-def load_parts_unless_forced(path: str, identity: dict, force: bool, stats: "Stats"):
+def load_parts_unless_forced(path: str, identity: dict, force: bool, stats: "Stats", lazy: bool = False):
     """``load_parts`` as ``load_unless_forced`` is ``load``: ``(body, blobs)`` to build on,
     or ``(None, [])``; ``stats.state`` says which and why."""
     if force:
         stats.state = "bypassed"
         return None, []
-    got, why = load_parts(path, identity)
+    got, why = load_parts(path, identity, lazy)
     stats.state = why or "used"
     return got if got is not None else (None, [])
 

@@ -165,7 +165,10 @@ class Column:
 
     def extend(self, items) -> None:
         before = len(self.tail)
-        self.tail.extend(items)
+        if self.typecode == "B" and isinstance(items, (bytes, bytearray)):
+            self.tail.frombytes(items)  # bytes into a column of "B": one copy, not an int a byte
+        else:
+            self.tail.extend(items)
         self.n += len(self.tail) - before
         if len(self.tail) >= self.per:
             self._flush()

@@ -77,7 +77,7 @@ _SEP = b'},{"'
 _ARRAYS = (b'"period_providers":[', b'],"periods":[', b'],"rows":[', b'],"totals":{')
 _PERIOD_RE = re.compile(rb'"period":"([^"]*)"')
 CHUNK_ENTRIES = 250  # entries parsed and priced at a time (what a batch holds as objects)
-CHUNK_BYTES = 1 << 14  # and their bytes at most: objects ~8x the JSON, and a day's rows are larger than a session's
+CHUNK_BYTES = 1 << 15  # and their bytes at most: parsed, ~8x the JSON (a long history's days filled 250 entries with 64 KB)
 LEN = "i"  # the typecode of per-period lengths and counts (4 bytes; offsets are "q")
 SPILL_BYTES = 1 << 14  # a batch's bytes past this go to a temp file instead of memory
 

@@ -18,7 +18,7 @@ import orjson
 
 from scripts.shared_io import DataError
 
-WINDOW = 1 << 16  # bytes read at a time
+WINDOW = 1 << 14  # bytes read at a time (parsed, a window of entries is ~8x its JSON)
 
 
 def array_entries(path: str, name: str, window: int = WINDOW) -> Iterator[dict]:

@@ -37,7 +37,7 @@ provider). The state (``cache/aggregate/state.bin``, see view_cache.py) keeps:
 
 Whatever is per UTC day, local day, block or unit is kept in ``columns.Column``s (a
 block of each in memory, the rest in a temp file): the state's are blobs after its body
-(``view_cache.save_parts``: ``_Parts``, an index's ``_packed``), which the next run
+(``view_cache.save_parts``: ``columns.BlobParts``, an index's ``_packed``), which the next run
 leaves in the file and reads a block at a time (``_col``, ``_unpacked``); the body holds
 only their places and what is per month or per provider.
 
@@ -79,7 +79,7 @@ from operator import itemgetter
 import orjson
 
 from scripts.core import background, view_cache
-from scripts.core.columns import BlockFile, Column, Names
+from scripts.core.columns import BlobParts, BlockFile, Column, Names, Prefix
 from scripts.core.aggregation import (
     AGGREGATES_SCHEMA_VERSION,
     BLOCK_MS,
@@ -678,43 +678,10 @@ class KeysToSave:
         return KeyList(self.spill.piece(self.start, self.spill.size), self.ends)
 
 
-class _Parts:
-    """Parts written one after another as one blob after the state's body (numbered in
-    ``blobs``, and in ``lazy``: the next run leaves it in the file and reads it a block at
-    a time, ``_col``): ``put`` gives a part's place ``(start, end)`` in the blob. A
-    ``Column`` is copied to ``spill`` (its blocks are in a temp file); buffers and
-    ``view_cache.Piece``s go as they are."""
-
-    def __init__(self, blobs: list, lazy: list, spill: "view_cache.Spill"):
-        self.parts: list = []
-        self.size = 0
-        self.spill = spill
-        blobs.append(self.parts)
-        lazy.append(len(blobs) - 1)
-        self.blob = len(blobs) - 1
-
-    def put(self, part) -> tuple:
-        if part.__class__ is Column:
-            spill = self.spill
-            at = spill.size
-            for piece in part.pieces():
-                spill.append(piece)
-            part = spill.piece(at, spill.size)
-        self.parts.append(part)
-        start = self.size
-        self.size += view_cache._nbytes(part)
-        return start, self.size
-
-
-def _col(blob: "view_cache.FileBlob", typecode: str, at) -> Column:
-    """The column at ``at`` in a blob ``_Parts`` made, read from the state file."""
-    return Column.loaded(typecode, lambda a, b: blob.read(at[0] + a, at[0] + b), at[1] - at[0])
-
-
 def _packed(idx: dict, blobs: list, lazy: list, spill: "view_cache.Spill") -> dict:
-    """An index as the state keeps it: one blob (``_Parts``) of the keys' and records'
+    """An index as the state keeps it: one blob (``BlobParts``) of the keys' and records'
     bytes (pieces of their spills) and ends, the counts and the lengths."""
-    parts = _Parts(blobs, lazy, spill)
+    parts = BlobParts(blobs, lazy, spill)
     put = parts.put
     out = {"keys": (put(idx["keys"].blob), put(idx["keys"].ends)), "n": put(idx["n"]), "lens": [put(lens) for lens in idx["lens"]],
            "base": idx["base"], "blob": parts.blob}
@@ -728,7 +695,7 @@ def _unpacked(idx: dict, blobs: list) -> dict:
     blob = blobs[idx["blob"]]
 
     def col(typecode: str, at) -> Column:
-        return _col(blob, typecode, at)
+        return Column.in_blob(typecode, blob, at)
 
     def keys(at) -> StoredKeys:
         return StoredKeys(Names(data=col("B", at[0]), ends=col("q", at[1])))
@@ -737,22 +704,6 @@ def _unpacked(idx: dict, blobs: list) -> dict:
     if "recs" in idx:
         out["recs"] = keys(idx["recs"])
     return out
-
-
-class _Prefix:
-    """Sums of a column's first items, asked at growing positions (a walk in order):
-    where a run of an old report's units starts and ends in its file."""
-
-    def __init__(self, col: Column):
-        self.col, self.at, self.sum = col, 0, 0
-
-    def __call__(self, i: int) -> int:
-        if i < self.at:
-            raise ValueError("asked backwards")
-        for chunk in self.col.chunks(self.at, i):
-            self.sum += sum(chunk)
-        self.at = i
-        return self.sum
 
 
 def _pairs(flat):
@@ -863,7 +814,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         dirty_days = None  # all
     else:
         index = {kind: _unpacked(idx, blobs) for kind, idx in state["index"].items()}
-        blocks_state = {provider: _col(blobs[state["chunks"]["blob"]], "q", at) for provider, at in state["blocks"].items()}
+        blocks_state = {provider: Column.in_blob("q", blobs[state["chunks"]["blob"]], at) for provider, at in state["blocks"].items()}
         blobs = None
         # A changed UTC day dirties the local days it overlaps, the sessions it held
         # before (the old day rows' sessions: a row the filters drop changes no session)
@@ -1130,12 +1081,12 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
                 if old is not None:
                     old_lens = old["lens"][slot]
                     obase = old["base"][slot]
-                    pre = _Prefix(old_lens)  # where a unit is in the old report
+                    pre = Prefix(old_lens)  # where a unit is in the old report
                 for seg in segments:
                     if seg.__class__ is list:
                         i, k = seg[1], seg[2] + 1
                         lens.extend_range(old_lens, i, k)
-                        at, end = pre(i), pre(k)
+                        at, end = pre.at(i), pre.at(k)
                         if at == end:
                             continue
                         b = None  # a run of units kept from the last run: copied from its file
@@ -1174,7 +1125,7 @@ def _build(paths, zone_name: str, filters, output: str, cache_dir: str, force: b
         days_file, days, months = days_state.commit()
         blobs, lazy_blobs = [], []
         pack = spill()  # the new columns, written into the state from there
-        chunks = _Parts(blobs, lazy_blobs, pack)
+        chunks = BlobParts(blobs, lazy_blobs, pack)
         view_cache.save_parts(state_path, identity, {
             "output": view_cache.file_identity(output),
             "days_file": days_file,
@@ -1203,13 +1154,13 @@ _ALL = _Everything()
 def _places(saved: dict, blobs: list) -> tuple:
     """The last run's days' places in ``days.bin`` (``DayStore``), read from the state file."""
     blob = blobs[saved["blob"]]
-    return _col(blob, "i", saved["days"]), _col(blob, "q", saved["offsets"]), _col(blob, "q", saved["lengths"])
+    return Column.in_blob("i", blob, saved["days"]), Column.in_blob("q", blob, saved["offsets"]), Column.in_blob("q", blob, saved["lengths"])
 
 
 def _utc_days(saved: dict, blobs: list) -> tuple:
     """The last run's ``(DayDigests, rows per day)``, read from the state file."""
     blob = blobs[saved["blob"]]
-    return DayDigests(days=_col(blob, "q", saved["days"]), sums=_col(blob, "B", saved["sums"])), _col(blob, "i", saved["counts"])
+    return DayDigests(days=Column.in_blob("q", blob, saved["days"]), sums=Column.in_blob("B", blob, saved["sums"])), Column.in_blob("i", blob, saved["counts"])
 
 
 def _day_counts(digests: DayDigests, old: DayDigests, old_counts: Column, changed: set, source, blocks: BlockFile) -> Column:

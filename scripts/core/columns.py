@@ -12,51 +12,21 @@ what it has per day, block and unit in them too (a day is also found by binary s
 """
 from __future__ import annotations
 
-import os
 from array import array
 from itertools import accumulate
 
-from scripts.fd_io import unnamed_temp, write_all
+from scripts.core.view_cache import Spill, nbytes
 
 BLOCK = 1 << 12  # bytes of a column held in memory for appending, and for reading
 
 
-class BlockFile:
+class BlockFile(Spill):
     """Blocks appended to one unnamed temp file in ``directory`` (made on first use; None:
-    kept in memory, for tests and small uses), read back by offset."""
+    kept in memory, for tests and small uses), read back by range: a ``Spill`` that holds
+    nothing back in memory (a column already holds its block being filled)."""
 
     def __init__(self, directory: str | None):
-        self.dir = directory
-        self.fd: int | None = None
-        self.mem = bytearray()
-        self.size = 0
-
-    def put(self, data) -> int:
-        """Append ``data``; where it starts."""
-        at = self.size
-        if self.dir is None:
-            self.mem += data
-        else:
-            if self.fd is None:
-                os.makedirs(self.dir, exist_ok=True)
-                self.fd = unnamed_temp(self.dir)
-            write_all(self.fd, data)
-        self.size += len(data)
-        return at
-
-    def get(self, at: int, n: int) -> bytes:
-        if self.dir is None:
-            return bytes(self.mem[at:at + n])
-        data = os.pread(self.fd, n, at)
-        if len(data) != n:
-            raise OSError("a column's temp file ended early")
-        return data
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        self.mem = bytearray()
+        super().__init__(directory, limit=0)
 
 
 class Column:
@@ -86,6 +56,12 @@ class Column:
         return col
 
     @classmethod
+    def in_blob(cls, typecode: str, blob, at) -> "Column":
+        """The column ``BlobParts.put`` gave the place ``at`` = ``(start, end)`` in a blob
+        read by ``blob.read(start, end)`` (a state's ``view_cache.FileBlob``)."""
+        return cls.loaded(typecode, lambda a, b: blob.read(at[0] + a, at[0] + b), at[1] - at[0])
+
+    @classmethod
     def of(cls, typecode: str, items, blocks: BlockFile | None = None) -> "Column":
         col = cls(typecode, blocks)
         col.extend(items)
@@ -104,7 +80,7 @@ class Column:
                 size = array(self.typecode).itemsize
                 data = self.read(k * BLOCK, min(self.n * size, (k + 1) * BLOCK))
             else:
-                data = self.blocks.get(self.offsets[k], BLOCK)
+                data = self.blocks.read(self.offsets[k], self.offsets[k] + BLOCK)
             self.cache = array(self.typecode)
             self.cache.frombytes(data)
             self.cached = k
@@ -182,7 +158,7 @@ class Column:
         per, tail = self.per, self.tail
         done = 0
         while len(tail) - done >= per:
-            self.offsets.append(self.blocks.put(tail[done:done + per].tobytes()))
+            self.offsets.append(self.blocks.append(tail[done:done + per].tobytes()))
             done += per
         del tail[:done]
 
@@ -194,6 +170,50 @@ class Column:
     @property
     def nbytes(self) -> int:
         return self.n * array(self.typecode).itemsize
+
+
+class Prefix:
+    """Sums of a column's first items (``at(x)``: of items ``0:x``), asked mostly at
+    growing ``x`` (a walk in order): each sum goes on from the last one. Where a run of
+    the last report's units starts and ends in its file, from their lengths."""
+
+    def __init__(self, col: Column):
+        self.col, self.x, self.sum = col, 0, 0
+
+    def at(self, x: int) -> int:
+        if x < self.x:
+            self.x, self.sum = 0, 0
+        self.sum += sum(map(sum, self.col.chunks(self.x, x)))
+        self.x = x
+        return self.sum
+
+
+class BlobParts:
+    """Parts written one after another as one blob after a state's body (its place in
+    ``blobs``, and in ``lazy``: the next run leaves it in the file and reads it a block at
+    a time, ``Column.in_blob``): ``put`` gives a part's place ``(start, end)`` in the
+    blob. A ``Column`` is copied to ``spill`` (its blocks are in a temp file, among other
+    columns'); buffers and ``view_cache.Piece``s go as they are."""
+
+    def __init__(self, blobs: list, lazy: list, spill: Spill):
+        self.parts: list = []
+        self.size = 0
+        self.spill = spill
+        blobs.append(self.parts)
+        lazy.append(len(blobs) - 1)
+        self.blob = len(blobs) - 1
+
+    def put(self, part) -> tuple:
+        if isinstance(part, Column):
+            spill = self.spill
+            at = spill.size
+            for piece in part.pieces():
+                spill.append(piece)
+            part = spill.piece(at, spill.size)
+        self.parts.append(part)
+        start = self.size
+        self.size += nbytes(part)
+        return start, self.size
 
 
 class Names:

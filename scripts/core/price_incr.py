@@ -65,7 +65,7 @@ from itertools import accumulate, chain
 import orjson
 
 from scripts.core import view_cache
-from scripts.core.columns import BlockFile, Column, Names
+from scripts.core.columns import BlobParts, BlockFile, Column, Names, Prefix
 from scripts.core.costing import REPORT_SCHEMA_VERSION, Pricer, price_entries, whole_range
 from scripts.core.render import markdown_foot, markdown_head, markdown_rows
 from scripts.shared_io import AtomicFile
@@ -1020,19 +1020,17 @@ class _BlobRuns:
 
 
 def _pack(idx: dict, blobs: list, lazy: list, spill: view_cache.Spill) -> dict:
-    """A table's index as the state keeps it: its columns written to ``spill`` one after
-    another, as one blob of the state (``view_cache.save_parts``), by their ``(start,
+    """A table's index as the state keeps it: its columns one blob of the state
+    (``columns.BlobParts``: copied to ``spill`` as the table is done), by their ``(start,
     end)`` in it; that blob and the sums' (read only for the periods that change) are
-    appended to ``blobs`` and their places to ``lazy``: the next run leaves both in the
-    file and reads a table's columns from it only as it prices that table."""
-    base = spill.size
-
-    def put(col: Column) -> tuple:
-        at = spill.size
-        for piece in col.pieces():
-            spill.append(piece)
-        return at - base, spill.size - base
-
+    left in the file by the next run, which reads a table's columns from it only as it
+    prices that table."""
+    data, ends = idx["contrib"].state()
+    blobs.append(data)
+    lazy.append(len(blobs) - 1)
+    contrib = len(blobs) - 1
+    parts = BlobParts(blobs, lazy, spill)
+    put = parts.put
     put_names = {}  # id of a Names -> its places (the index's and the layouts' are one)
 
     def names(lst: Names):
@@ -1042,15 +1040,10 @@ def _pack(idx: dict, blobs: list, lazy: list, spill: view_cache.Spill) -> dict:
         return at
 
     prefix, layouts, spans = idx["walk"]
-    data, ends = idx["contrib"].state()
-    saved = {**idx, "keys": put(idx["keys"]), "periods": names(idx["periods"]), "contrib": (len(blobs), put(ends)), "n": put(idx["n"]),
-             "lens": [put(a) for a in idx["lens"]],
-             "walk": (prefix, [None if lay is None else (names(lay[0]), put(lay[1]), put(lay[2])) for lay in layouts], spans)}
-    blobs.append(data)
-    blobs.append(spill.piece(base, spill.size))
-    saved["blob"] = len(blobs) - 1
-    lazy += (len(blobs) - 2, len(blobs) - 1)
-    return saved
+    return {**idx, "keys": put(idx["keys"]), "periods": names(idx["periods"]), "contrib": (contrib, put(ends)), "n": put(idx["n"]),
+            "lens": [put(a) for a in idx["lens"]],
+            "walk": (prefix, [None if lay is None else (names(lay[0]), put(lay[1]), put(lay[2])) for lay in layouts], spans),
+            "blob": parts.blob}
 
 
 def _unpack(saved: dict, blobs: list) -> dict:
@@ -1060,7 +1053,7 @@ def _unpack(saved: dict, blobs: list) -> dict:
     blobs[saved["blob"]] = None
 
     def col(typecode: str, at) -> Column:
-        return Column.loaded(typecode, lambda a, b: table.read(at[0] + a, at[0] + b), at[1] - at[0])
+        return Column.in_blob(typecode, table, at)
 
     got_names: dict = {}
 
@@ -1329,7 +1322,7 @@ class _Assembly:
         if self.old is not None:
             old_lens = self.old["lens"][slot]
             base = self.old["base"][slot]
-            pre = _Prefix(old_lens)
+            pre = Prefix(old_lens)
         batch = self.batch
         for kind, i, k in self.segments:
             if kind == "old":
@@ -1358,18 +1351,3 @@ class _Assembly:
                 self.pos += st[k] - cut - st[i]
             wrote = True
         self.idx["lens"][slot] = lens
-
-
-class _Prefix:
-    """Sums of a column's first items (``at(x)``: of items ``0:x``), asked mostly with
-    growing ``x``: each sum goes on from the last one."""
-
-    def __init__(self, col: Column):
-        self.col, self.x, self.sum = col, 0, 0
-
-    def at(self, x: int) -> int:
-        if x < self.x:
-            self.x, self.sum = 0, 0
-        self.sum += sum(map(sum, self.col.chunks(self.x, x)))
-        self.x = x
-        return self.sum

@@ -348,7 +348,8 @@ def save(path: str, identity: dict, body) -> None:
         fh.write(payload)
 
 
-def _nbytes(piece) -> int:
+def nbytes(piece) -> int:
+    """A blob piece's size in bytes (a buffer's, a ``Piece``'s)."""
     return piece.size if isinstance(piece, Piece) else memoryview(piece).nbytes
 
 
@@ -368,7 +369,7 @@ def save_parts(path: str, identity: dict, body, blobs: list, lazy=()) -> None:
 
     def header(digest: str) -> bytes:
         return orjson.dumps({"version": CACHE_VERSION, "identity": identity, "digest": digest, "body": len(skeleton),
-                             "blobs": [sum(map(_nbytes, part)) for part in parts], "lazy": sorted(lazy)}, option=orjson.OPT_SORT_KEYS)
+                             "blobs": [sum(map(nbytes, part)) for part in parts], "lazy": sorted(lazy)}, option=orjson.OPT_SORT_KEYS)
 
     digest = hashlib.sha1(skeleton)
     with AtomicFile(path) as fh:

@@ -339,21 +339,11 @@ def cli(events, runs, seed, workdir, artifacts, ccusage, do_gate, baseline, stri
     if show_trend:
         click.echo(json.dumps(trend(past), indent=2))
         return
-    workdir = workdir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "tokentally-bench")
-    os.makedirs(workdir, exist_ok=True)
-    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    log(f"bench: {events:,} calls, {runs} runs per scenario, work in {workdir}")
-    result = measure(events, runs, seed, workdir, artifacts, ccusage, log)
-    now = dt.datetime.now(dt.timezone.utc)
-    run_id = now.strftime("%Y%m%dT%H%M%SZ") + f"-{events}"
-    doc = {
-        "schema_version": BENCH_SCHEMA_VERSION,
-        "run_id": run_id,
-        "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform},
-        "targets": TARGETS,
-        **result,
-    }
+    workdir = _workdir(workdir)
+    _log(f"bench: {events:,} calls, {runs} runs per scenario, work in {workdir}")
+    result = measure(events, runs, seed, workdir, artifacts, ccusage, _log)
+    doc = {**_head(f"-{events}"), "targets": TARGETS, **result}
+    run_id = doc["run_id"]
     base_doc = None
     if os.path.exists(baseline):
         with open(baseline) as fh:
@@ -364,12 +354,12 @@ def cli(events, runs, seed, workdir, artifacts, ccusage, do_gate, baseline, stri
     with AtomicFile(os.path.join(bench_dir, "latest.json")) as fh:
         fh.write(dumps_doc(doc))
     sc, r = doc["scenarios"], doc["ratios"]
-    log(
+    _log(
         f"cold {sc['cold']['median_s']:.3f} s, warm {sc['warm']['median_s']:.3f} s, incremental {sc['incremental']['median_s']:.3f} s, "
         f"{doc['reference']} {sc['reference']['median_s']:.3f} s; peak RSS {max(s['peak_rss_mb'] for k, s in sc.items() if k != 'reference'):.0f} MB"
     )
-    log("ratios vs reference: " + ", ".join(f"{k.split('_vs')[0]} {v:.3f} (target {TARGETS[k]})" for k, v in r.items() if k in TARGETS))
-    log(f"tokens after incremental rounds: {'exact' if doc['correct'] else 'MISMATCH'} ({doc['tokens']['got']:,})")
+    _log("ratios vs reference: " + ", ".join(f"{k.split('_vs')[0]} {v:.3f} (target {TARGETS[k]})" for k, v in r.items() if k in TARGETS))
+    _log(f"tokens after incremental rounds: {'exact' if doc['correct'] else 'MISMATCH'} ({doc['tokens']['got']:,})")
     if not doc["correct"]:
         raise DataError("incremental bundle does not equal the generator's totals")
     if record_baseline:
@@ -379,17 +369,37 @@ def cli(events, runs, seed, workdir, artifacts, ccusage, do_gate, baseline, stri
         entries.sort(key=lambda e: (e["events"], e["reference"]))
         with AtomicFile(baseline) as fh:
             fh.write(dumps_doc({"schema_version": 1, "tolerance": TOLERANCE, "entries": entries}))
-        log(f"baseline: recorded {events} calls vs {kind} in {baseline}")
+        _log(f"baseline: recorded {events} calls vs {kind} in {baseline}")
     if do_gate:
         g = doc["gate"]
         if g["missing_baseline"]:
-            log(f"perf gate: no baseline for {events} calls with this reference ({baseline}); nothing to compare")
+            _log(f"perf gate: no baseline for {events} calls with this reference ({baseline}); nothing to compare")
             if strict_baseline:
                 raise SystemExit(1)
         for c in g["checks"]:
-            log(f"perf gate: {c['ratio']} {c['value']:.3f} vs median {c['baseline_median']:.3f} (limit {c['limit']:.3f}): {'ok' if c['ok'] else 'REGRESSION'}")
+            _log(f"perf gate: {c['ratio']} {c['value']:.3f} vs median {c['baseline_median']:.3f} (limit {c['limit']:.3f}): {'ok' if c['ok'] else 'REGRESSION'}")
         if not g["ok"]:
             raise SystemExit(1)
+
+
+def _workdir(workdir: str | None) -> str:
+    """Where logs and bundles go (default: a temp dir, the generated logs reused)."""
+    workdir = workdir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "tokentally-bench")
+    os.makedirs(workdir, exist_ok=True)
+    return workdir
+
+
+def _log(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _head(suffix: str) -> dict:
+    """A result document's first keys: its version, run id (the time and ``suffix``),
+    when and where it ran."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return {"schema_version": BENCH_SCHEMA_VERSION, "run_id": now.strftime("%Y%m%dT%H%M%SZ") + suffix,
+            "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform}}
 
 
 def _growth_command(days_arg: str, per_day: int, seed: int, workdir: str | None, bench_dir: str) -> None:
@@ -399,15 +409,11 @@ def _growth_command(days_arg: str, per_day: int, seed: int, workdir: str | None,
         raise click.BadParameter(f"{days_arg!r} is not a comma-separated list of days", param_hint="--growth") from None
     if not days_list or min(days_list) < 1 or per_day < 1:
         raise click.BadParameter("days and calls a day must be at least 1", param_hint="--growth")
-    workdir = workdir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "tokentally-bench")
-    os.makedirs(workdir, exist_ok=True)
-    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
-    log(f"bench --growth: {per_day:,} calls a day over {', '.join(map(str, days_list))} days, work in {workdir}")
-    result = growth(days_list, per_day, 2, seed, workdir, log)
-    now = dt.datetime.now(dt.timezone.utc)
-    run_id = now.strftime("%Y%m%dT%H%M%SZ") + f"-growth-{per_day}"
-    doc = {"schema_version": BENCH_SCHEMA_VERSION, "run_id": run_id, "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-           "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform}, **result}
+    workdir = _workdir(workdir)
+    _log(f"bench --growth: {per_day:,} calls a day over {', '.join(map(str, days_list))} days, work in {workdir}")
+    result = growth(days_list, per_day, 2, seed, workdir, _log)
+    doc = {**_head(f"-growth-{per_day}"), **result}
+    run_id = doc["run_id"]
     out_dir = os.path.join(bench_dir, "growth")
     for name in (f"{run_id}.json", "latest.json"):
         with AtomicFile(os.path.join(out_dir, name)) as fh:
@@ -415,7 +421,7 @@ def _growth_command(days_arg: str, per_day: int, seed: int, workdir: str | None,
     def peaks(kind: str) -> str:
         return ", ".join("%.1f" % p[kind]["peak_rss_mb"] for p in result["series"])
 
-    log(f"largest process, cold: {peaks('cold')} MB (spread {result['spread_mb']['cold']:.1f}); "
+    _log(f"largest process, cold: {peaks('cold')} MB (spread {result['spread_mb']['cold']:.1f}); "
         f"later runs: {peaks('later')} MB (spread {result['spread_mb']['later']:.1f}) -> {os.path.join(out_dir, run_id + '.json')}")
     if not result["correct"]:
         raise DataError("a growth series' bundle does not equal the generator's totals")

@@ -349,6 +349,13 @@ class ManifestListing:
         self._files_at = at + len(b',"files":{')
         self.locations: list[str] = []
 
+    @staticmethod
+    def _files_in(piece: bytes, loads):
+        """``(path, (size, mtime_ns, inode, side))`` of the manifest's files in ``piece``
+        (whole ``"path":[...]`` members, comma-separated)."""
+        for path, v in loads(b"{" + piece + b"}").items():
+            yield path, tuple(v)
+
     def entries(self):
         """(path, (size, mtime_ns, inode, side files)) of every file, in path order."""
         loads = self._loads
@@ -363,14 +370,12 @@ class ManifestListing:
                     rest = buf[1:]
                     break
                 if end >= 0:
-                    for path, v in loads(b"{" + buf[:end + 1] + b"}").items():
-                        yield path, tuple(v)
+                    yield from self._files_in(buf[:end + 1], loads)
                     rest = buf[end + 2:]
                     break
                 cut = buf.rfind(b'],"')
                 if cut >= 0:
-                    for path, v in loads(b"{" + buf[:cut + 1] + b"}").items():
-                        yield path, tuple(v)
+                    yield from self._files_in(buf[:cut + 1], loads)
                     buf = buf[cut + 2:]
                 if not more:
                     raise ValueError(f"{self.path}: cut short")
